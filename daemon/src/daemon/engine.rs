@@ -1,0 +1,525 @@
+//! The VRRP engine: one task that owns every instance, their timers and sockets,
+//! feeds them inputs and carries out their outputs. Packets arrive from one reader
+//! task per socket; VIP changes and announcements go to the VIP executor.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, error, info, warn};
+
+use crate::net::{Iface, Links, VipCommand};
+use crate::vrrp::instance::{Counters, Reason};
+use crate::vrrp::io::{Received, VrrpSocket};
+use crate::vrrp::packet::{ChecksumMode, PacketAddrs, MCAST_V4, MCAST_V6};
+use crate::vrrp::{Input, Instance, Output, Params, State, Timer};
+
+use super::DaemonError;
+
+/// An instance as the engine needs it: protocol parameters plus where it lives.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InstanceSpec {
+    pub interface: String,
+    pub label: Option<String>,
+    pub unicast_source: Option<IpAddr>,
+    /// `params.primary` is filled in from the interface when the instance starts.
+    pub params: Params,
+}
+
+impl InstanceSpec {
+    fn ipv6(&self) -> bool {
+        self.params.vips.first().is_some_and(|v| v.addr().is_ipv6())
+    }
+    /// What cannot change under a running instance (RFC 5798: a virtual router is
+    /// identified by interface, VRID and family).
+    fn identity(&self) -> (&str, u8, u8, bool) {
+        (
+            &self.interface,
+            self.params.vrid,
+            u8::from(self.params.version),
+            self.ipv6(),
+        )
+    }
+}
+
+type SockKey = (u32, bool);
+
+pub enum Control {
+    Reload(Vec<(String, InstanceSpec)>, oneshot::Sender<()>),
+    Shutdown,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Transition {
+    pub unix_ms: u128,
+    pub from: State,
+    pub to: State,
+    pub reason: &'static str,
+}
+
+struct Slot {
+    name: String,
+    spec: InstanceSpec,
+    inst: Instance,
+    iface: Iface,
+    key: SockKey,
+    deadlines: HashMap<Timer, Instant>,
+    last_transition: Option<Transition>,
+    last_warn: HashMap<String, Instant>,
+}
+
+pub struct Engine {
+    links: Links,
+    vips: mpsc::UnboundedSender<VipCommand>,
+    sockets: HashMap<SockKey, Arc<VrrpSocket>>,
+    packets_tx: mpsc::Sender<(SockKey, Received)>,
+    packets_rx: mpsc::Receiver<(SockKey, Received)>,
+    slots: HashMap<u64, Slot>,
+    next_id: u64,
+    by_vrid: HashMap<(SockKey, u8), u64>,
+    timers: BTreeSet<(Instant, u64, Timer)>,
+    unknown_vrid: u64,
+    dirty: bool,
+}
+
+/// A snapshot of one instance for status.json and systemd's STATUS=.
+#[derive(Debug, Serialize)]
+pub struct InstanceStatus {
+    pub state: State,
+    pub interface: String,
+    pub vrid: u8,
+    pub version: u8,
+    pub priority: u8,
+    pub master: Option<IpAddr>,
+    pub vips: Vec<String>,
+    pub advert_interval_ms: u32,
+    pub counters: Counters,
+    pub last_transition: Option<Transition>,
+}
+
+impl Engine {
+    pub fn new(links: Links, vips: mpsc::UnboundedSender<VipCommand>) -> Engine {
+        let (packets_tx, packets_rx) = mpsc::channel(4096);
+        Engine {
+            links,
+            vips,
+            sockets: HashMap::new(),
+            packets_tx,
+            packets_rx,
+            slots: HashMap::new(),
+            next_id: 1,
+            by_vrid: HashMap::new(),
+            timers: BTreeSet::new(),
+            unknown_vrid: 0,
+            dirty: true,
+        }
+    }
+
+    /// Creates and starts an instance: resolves its interface and primary address,
+    /// opens (or shares) its socket, and feeds it the Startup event.
+    pub async fn add_instance(&mut self, name: &str, mut spec: InstanceSpec) -> Result<(), DaemonError> {
+        let iface = self.links.iface(&spec.interface).await?;
+        let ipv6 = spec.ipv6();
+        spec.params.primary = match spec.unicast_source {
+            Some(src) => src,
+            None => {
+                let vips: Vec<IpAddr> = spec.params.vips.iter().map(|v| v.addr()).collect();
+                self.links.primary_address(&iface, ipv6, &vips).await?
+            }
+        };
+        let key = (iface.index, ipv6);
+        if !self.sockets.contains_key(&key) {
+            let sock = Arc::new(VrrpSocket::open(&iface.name, iface.index, ipv6)?);
+            self.spawn_reader(key, sock.clone());
+            self.sockets.insert(key, sock);
+        }
+        if let Some(other) = self.by_vrid.get(&(key, spec.params.vrid)) {
+            let other = &self.slots[other].name;
+            return Err(DaemonError::Conflict(format!(
+                "instances {other} and {name} both use VRID {} on {}",
+                spec.params.vrid, iface.name
+            )));
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let up = iface.up;
+        info!(instance = name, vrid = spec.params.vrid, iface = iface.name, primary = %spec.params.primary,
+              priority = spec.params.priority, version = u8::from(spec.params.version), "instance starting");
+        let inst = Instance::new(spec.params.clone());
+        self.by_vrid.insert((key, spec.params.vrid), id);
+        self.slots.insert(
+            id,
+            Slot {
+                name: name.to_string(),
+                spec,
+                inst,
+                iface,
+                key,
+                deadlines: HashMap::new(),
+                last_transition: None,
+                last_warn: HashMap::new(),
+            },
+        );
+        if !up {
+            self.feed(id, Input::LinkDown);
+        }
+        self.feed(id, Input::Startup);
+        Ok(())
+    }
+
+    fn spawn_reader(&self, key: SockKey, sock: Arc<VrrpSocket>) {
+        let tx = self.packets_tx.clone();
+        tokio::spawn(async move {
+            loop {
+                match sock.recv().await {
+                    Ok(p) => {
+                        if tx.send((key, p)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(error) => {
+                        warn!(%error, "VRRP receive failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+    }
+
+    fn feed(&mut self, id: u64, input: Input) {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
+        let outputs = slot.inst.handle(input);
+        self.execute(id, outputs);
+    }
+
+    fn execute(&mut self, id: u64, outputs: Vec<Output>) {
+        for output in outputs {
+            let Some(slot) = self.slots.get_mut(&id) else {
+                return;
+            };
+            match output {
+                Output::SendAdvert { advert } => {
+                    let src = slot.spec.params.primary;
+                    let dsts: Vec<IpAddr> = if slot.spec.params.unicast_peers.is_empty() {
+                        vec![if src.is_ipv6() {
+                            IpAddr::V6(MCAST_V6)
+                        } else {
+                            IpAddr::V4(MCAST_V4)
+                        }]
+                    } else {
+                        slot.spec.params.unicast_peers.clone()
+                    };
+                    let mode = if slot.spec.params.checksum_compat {
+                        ChecksumMode::V2Compatible
+                    } else {
+                        ChecksumMode::Rfc
+                    };
+                    let Some(sock) = self.sockets.get(&slot.key) else {
+                        continue;
+                    };
+                    for dst in dsts {
+                        match advert.encode(PacketAddrs { src, dst }, mode) {
+                            Ok(bytes) => {
+                                if let Err(error) = sock.send(&bytes, src, dst) {
+                                    warn!(instance = slot.name, %dst, %error, "advert not sent");
+                                }
+                            }
+                            Err(error) => error!(instance = slot.name, %error, "advert not encodable"),
+                        }
+                    }
+                }
+                Output::AddVips { vips } => {
+                    let _ = self.vips.send(VipCommand::Add {
+                        instance: slot.name.clone(),
+                        iface: slot.iface.clone(),
+                        vips,
+                        label: slot.spec.label.clone(),
+                    });
+                }
+                Output::RemoveVips { vips } => {
+                    let _ = self.vips.send(VipCommand::Remove {
+                        instance: slot.name.clone(),
+                        iface: slot.iface.clone(),
+                        vips,
+                    });
+                }
+                Output::Announce { count } => {
+                    let _ = self.vips.send(VipCommand::Announce {
+                        instance: slot.name.clone(),
+                        iface: slot.iface.clone(),
+                        vips: slot.spec.params.vips.iter().map(|v| v.addr()).collect(),
+                        count,
+                    });
+                }
+                Output::TimerStart { timer, after_us } => {
+                    let at = Instant::now() + Duration::from_micros(after_us);
+                    if let Some(old) = slot.deadlines.insert(timer, at) {
+                        self.timers.remove(&(old, id, timer));
+                    }
+                    self.timers.insert((at, id, timer));
+                }
+                Output::TimerStop { timer } => {
+                    if let Some(old) = slot.deadlines.remove(&timer) {
+                        self.timers.remove(&(old, id, timer));
+                    }
+                }
+                Output::StateChange { from, to, reason } => {
+                    info!(
+                        instance = slot.name,
+                        vrid = slot.spec.params.vrid,
+                        from = from.as_str(),
+                        state = to.as_str(),
+                        reason = reason.as_str(),
+                        priority = slot.inst.priority(),
+                        "state changed"
+                    );
+                    slot.last_transition = Some(Transition {
+                        unix_ms: unix_ms(),
+                        from,
+                        to,
+                        reason: reason_str(reason),
+                    });
+                    self.dirty = true;
+                }
+                Output::Rejected { src, counter, reason } => {
+                    // One line per instance and reason per second: a flood must not flood the log.
+                    let now = Instant::now();
+                    let last = slot.last_warn.get(&counter).copied();
+                    if last.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+                        slot.last_warn.insert(counter.clone(), now);
+                        warn!(instance = slot.name, vrid = slot.spec.params.vrid, %src, counter, reason, "advert rejected");
+                    } else {
+                        debug!(instance = slot.name, %src, counter, reason, "advert rejected");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Feeds link changes to the instances on that interface (only real changes:
+    /// the kernel repeats NEWLINK for unrelated attribute updates).
+    fn link_changed(&mut self, index: u32, up: bool) {
+        let ids: Vec<u64> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| s.iface.index == index && s.iface.up != up)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if let Some(slot) = self.slots.get_mut(&id) {
+                slot.iface.up = up;
+                info!(
+                    instance = slot.name,
+                    iface = slot.iface.name,
+                    up,
+                    "interface state changed"
+                );
+            }
+            self.feed(id, if up { Input::LinkUp } else { Input::LinkDown });
+        }
+    }
+
+    fn fire_due_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(&(at, id, timer)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            if let Some(slot) = self.slots.get_mut(&id) {
+                slot.deadlines.remove(&timer);
+            }
+            self.feed(id, Input::Timer { timer });
+        }
+    }
+
+    fn dispatch(&mut self, key: SockKey, p: Received) {
+        let Some(&vrid) = p.payload.get(1) else {
+            self.unknown_vrid += 1;
+            return;
+        };
+        let Some(&id) = self.by_vrid.get(&(key, vrid)) else {
+            self.unknown_vrid += 1;
+            debug!(src = %p.src, vrid, "advert for a VRID not configured here");
+            return;
+        };
+        if self
+            .slots
+            .get(&id)
+            .is_some_and(|s| s.spec.params.primary == p.src)
+        {
+            return; // our own packet
+        }
+        self.feed(
+            id,
+            Input::Packet {
+                src: p.src,
+                dst: p.dst,
+                ttl: p.ttl,
+                payload: p.payload,
+            },
+        );
+    }
+
+    /// Waits until the VIP executor has carried out everything asked so far.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.vips.send(VipCommand::Flush(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Applies a new set of instances: unchanged ones are left alone, changed ones
+    /// are reconfigured in place, ones whose identity changed are restarted.
+    pub async fn reload(&mut self, new: Vec<(String, InstanceSpec)>) {
+        let mut keep = BTreeSet::new();
+        for (name, spec) in new {
+            keep.insert(name.clone());
+            let existing = self.slots.iter().find(|(_, s)| s.name == name).map(|(id, _)| *id);
+            if let Some(id) = existing {
+                let slot = &self.slots[&id];
+                let mut cmp = spec.clone();
+                cmp.params.primary = slot.spec.params.primary;
+                if cmp == slot.spec {
+                    continue;
+                }
+                let same_source = spec.unicast_source == slot.spec.unicast_source;
+                if slot.spec.identity() == spec.identity() && same_source {
+                    info!(instance = name, "instance reconfigured in place");
+                    let slot = self.slots.get_mut(&id).expect("present");
+                    slot.spec = cmp.clone();
+                    self.dirty = true;
+                    self.feed(
+                        id,
+                        Input::Reconfigure {
+                            params: Box::new(cmp.params),
+                        },
+                    );
+                    continue;
+                }
+                info!(instance = name, "instance identity changed: restarting it");
+                self.remove_instance(id);
+            }
+            if let Err(error) = self.add_instance(&name, spec).await {
+                error!(instance = name, %error, "instance not started");
+            }
+        }
+        let gone: Vec<u64> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| !keep.contains(&s.name))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            info!(instance = self.slots[&id].name, "instance removed by reload");
+            self.remove_instance(id);
+        }
+        self.dirty = true;
+    }
+
+    fn remove_instance(&mut self, id: u64) {
+        self.feed(id, Input::Shutdown);
+        if let Some(slot) = self.slots.remove(&id) {
+            for (timer, at) in slot.deadlines {
+                self.timers.remove(&(at, id, timer));
+            }
+            self.by_vrid.remove(&(slot.key, slot.spec.params.vrid));
+        }
+    }
+
+    /// RFC 5798 Shutdown for every instance: masters send priority 0 and drop VIPs.
+    pub async fn shutdown(&mut self) {
+        let ids: Vec<u64> = self.slots.keys().copied().collect();
+        for id in ids {
+            self.feed(id, Input::Shutdown);
+        }
+        self.flush().await;
+    }
+
+    pub fn status(&self) -> Vec<(String, InstanceStatus)> {
+        let mut v: Vec<(String, InstanceStatus)> = self
+            .slots
+            .values()
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    InstanceStatus {
+                        state: s.inst.state(),
+                        interface: s.iface.name.clone(),
+                        vrid: s.spec.params.vrid,
+                        version: u8::from(s.spec.params.version),
+                        priority: s.inst.priority(),
+                        master: s.inst.master(),
+                        vips: s.spec.params.vips.iter().map(|v| v.to_string()).collect(),
+                        advert_interval_ms: u32::from(s.spec.params.interval_cs) * 10,
+                        counters: s.inst.counters().clone(),
+                        last_transition: s.last_transition.clone(),
+                    },
+                )
+            })
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    pub fn unknown_vrid(&self) -> u64 {
+        self.unknown_vrid
+    }
+
+    /// Runs until a Shutdown control message; `on_change` is called after any state
+    /// change (status file, systemd STATUS=), `tick` every `tick_every`.
+    pub async fn run(
+        &mut self,
+        mut control: mpsc::Receiver<Control>,
+        mut links: mpsc::UnboundedReceiver<(u32, bool)>,
+        tick_every: Duration,
+        mut on_change: impl FnMut(&Engine),
+        mut tick: impl FnMut(&Engine),
+    ) {
+        let mut second = tokio::time::interval(tick_every);
+        second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if self.dirty {
+                self.dirty = false;
+                on_change(self);
+            }
+            let next = self.timers.first().map(|(at, _, _)| *at);
+            let sleep = async {
+                match next {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                ctl = control.recv() => match ctl {
+                    Some(Control::Reload(specs, done)) => {
+                        self.reload(specs).await;
+                        let _ = done.send(());
+                    }
+                    Some(Control::Shutdown) | None => return,
+                },
+                _ = sleep => self.fire_due_timers(),
+                Some((key, p)) = self.packets_rx.recv() => self.dispatch(key, p),
+                Some((index, up)) = links.recv() => self.link_changed(index, up),
+                _ = second.tick() => tick(self),
+            }
+        }
+    }
+}
+
+fn unix_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
+fn reason_str(r: Reason) -> &'static str {
+    r.as_str()
+}

@@ -1,0 +1,174 @@
+//! The `hafront run` daemon: configuration to running instances, signals, systemd
+//! notification and the status file.
+
+pub mod engine;
+pub mod status;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tracing::{error, info, warn};
+
+use crate::config::{self, Config, LoadOptions};
+use crate::net::{Links, NetError, VipExecutor};
+use crate::vrrp::error::IoError;
+use crate::vrrp::instance::{GarpParams, Params};
+use engine::{Control, Engine, InstanceSpec};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Net(#[from] NetError),
+    #[error(transparent)]
+    Io(#[from] IoError),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Protocol parameters from the configuration (the primary address is filled in
+/// from the interface at start).
+pub fn specs_from_config(cfg: &Config) -> Vec<(String, InstanceSpec)> {
+    cfg.vrrp
+        .instances
+        .iter()
+        .map(|(name, i)| {
+            let unspecified: std::net::IpAddr = if i.virtual_ips.first().is_some_and(|v| v.addr().is_ipv6()) {
+                std::net::Ipv6Addr::UNSPECIFIED.into()
+            } else {
+                std::net::Ipv4Addr::UNSPECIFIED.into()
+            };
+            let params = Params {
+                name: name.clone(),
+                version: i.version,
+                vrid: i.vrid,
+                priority: i.priority,
+                interval_cs: (i.advert_interval.as_millis() / 10) as u16,
+                vips: i.virtual_ips.clone(),
+                preempt: i.preempt,
+                preempt_delay_ms: i.preempt_delay.as_millis() as u64,
+                primary: unspecified,
+                unicast_peers: i.unicast_peers.clone(),
+                auth_pass: i.auth_pass.as_ref().map(|s| s.expose().to_string()),
+                checksum_compat: i.checksum_compat,
+                garp: GarpParams {
+                    master_burst: i.garp.master_burst,
+                    master_delay_ms: i.garp.master_delay.as_millis() as u64,
+                    master_repeat: i.garp.master_repeat,
+                    refresh_ms: i.garp.refresh.map(|d| d.as_millis() as u64),
+                    lower_prio_burst: i.garp.lower_prio_burst,
+                },
+            };
+            let spec = InstanceSpec {
+                interface: i.interface.clone(),
+                label: i.vip_label.clone(),
+                unicast_source: i.unicast_source,
+                params,
+            };
+            (name.clone(), spec)
+        })
+        .collect()
+}
+
+/// Runs the daemon until SIGTERM/SIGINT. Returns after VIPs were released.
+pub fn run(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(DaemonError::Runtime)?;
+    rt.block_on(run_async(opts, cfg))
+}
+
+async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
+    let links = Links::connect()?;
+    // Subscribe before looking interfaces up, so no change falls in between.
+    let link_events = crate::net::link::watch_links()?;
+    let vips = VipExecutor::spawn(links.clone());
+    let mut engine = Engine::new(links, vips);
+    let status = status::StatusWriter::new(cfg.runtime_dir.clone(), cfg.node.name.clone());
+    for (name, spec) in specs_from_config(&cfg) {
+        engine.add_instance(&name, spec).await?;
+    }
+    // READY=1 only once sockets are open and the startup state (stale VIPs removed)
+    // is applied.
+    engine.flush().await;
+    status.write(&engine);
+    status.notify_ready(&engine);
+    info!(
+        node = cfg.node.name,
+        instances = cfg.vrrp.instances.len(),
+        "hafront running"
+    );
+
+    let (ctl_tx, ctl_rx) = mpsc::channel(8);
+    tokio::spawn(signals(opts, ctl_tx));
+    let watchdog = sd_notify::watchdog_enabled();
+    engine
+        .run(
+            ctl_rx,
+            link_events,
+            // Half the watchdog period (systemd's advice), at most a second.
+            watchdog.map_or(Duration::from_secs(1), |wd| (wd / 2).min(Duration::from_secs(1))),
+            |e| {
+                status.write(e);
+                status.notify_status(e);
+            },
+            |e| {
+                status.write(e);
+                // Pinged from the engine loop: a stuck loop stops the pings.
+                if watchdog.is_some() {
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                }
+            },
+        )
+        .await;
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    info!("stopping: releasing virtual addresses");
+    engine.shutdown().await;
+    status.remove();
+    info!("stopped");
+    Ok(())
+}
+
+async fn signals(opts: LoadOptions, ctl: mpsc::Sender<Control>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        error!("cannot install signal handlers");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading, sd_notify::NotifyState::monotonic_usec_now().unwrap_or(sd_notify::NotifyState::Ready)]);
+                match config::load(&opts) {
+                    Ok(cfg) => {
+                        info!("SIGHUP: configuration reloaded");
+                        let (done_tx, done_rx) = oneshot::channel();
+                        if ctl.send(Control::Reload(specs_from_config(&cfg), done_tx)).await.is_err() {
+                            return;
+                        }
+                        let _ = tokio::time::timeout(Duration::from_secs(30), done_rx).await;
+                    }
+                    Err(error) => warn!(%error, "SIGHUP: new configuration rejected, keeping the running one"),
+                }
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+            }
+        }
+    }
+    let _ = ctl.send(Control::Shutdown).await;
+}
+
+/// Where `hafront status` finds the daemon's state.
+pub fn status_path(runtime_dir: &std::path::Path) -> PathBuf {
+    runtime_dir.join("status.json")
+}

@@ -1,0 +1,73 @@
+//! The status file (`<runtime_dir>/status.json`, rewritten atomically on every state
+//! change and once a second) and systemd's READY=/STATUS=.
+
+use std::path::PathBuf;
+
+use serde_json::json;
+use tracing::warn;
+
+use super::engine::Engine;
+
+pub struct StatusWriter {
+    dir: PathBuf,
+    node: String,
+}
+
+impl StatusWriter {
+    pub fn new(dir: PathBuf, node: String) -> StatusWriter {
+        if let Err(error) = std::fs::create_dir_all(&dir) {
+            warn!(dir = %dir.display(), %error, "runtime directory not created; no status file");
+        }
+        StatusWriter { dir, node }
+    }
+
+    pub fn write(&self, engine: &Engine) {
+        let instances: serde_json::Map<String, serde_json::Value> = engine
+            .status()
+            .into_iter()
+            .map(|(n, s)| (n, serde_json::to_value(s).unwrap_or_default()))
+            .collect();
+        let doc = json!({
+            "node": self.node,
+            "pid": std::process::id(),
+            "instances": instances,
+            "unknown_vrid_packets": engine.unknown_vrid(),
+        });
+        let path = super::status_path(&self.dir);
+        let tmp = self.dir.join(".status.json.tmp");
+        let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+        if let Err(error) = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, &path)) {
+            warn!(path = %path.display(), %error, "status file not written");
+        }
+    }
+
+    pub fn remove(&self) {
+        let _ = std::fs::remove_file(super::status_path(&self.dir));
+    }
+
+    fn summary(engine: &Engine) -> String {
+        let parts: Vec<String> = engine
+            .status()
+            .into_iter()
+            .map(|(n, s)| format!("{n}:{}", s.state.as_str()))
+            .collect();
+        if parts.is_empty() {
+            "no instances".into()
+        } else {
+            parts.join(" ")
+        }
+    }
+
+    pub fn notify_ready(&self, engine: &Engine) {
+        let status = Self::summary(engine);
+        let _ = sd_notify::notify(&[
+            sd_notify::NotifyState::Ready,
+            sd_notify::NotifyState::Status(&status),
+        ]);
+    }
+
+    pub fn notify_status(&self, engine: &Engine) {
+        let status = Self::summary(engine);
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&status)]);
+    }
+}

@@ -1,0 +1,4 @@
+pub mod config;
+pub mod daemon;
+pub mod net;
+pub mod vrrp;

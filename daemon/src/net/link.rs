@@ -1,0 +1,157 @@
+//! Interface facts through rtnetlink: index, MAC, and the primary address that
+//! advertisements are sent from.
+
+use std::net::IpAddr;
+
+use futures::TryStreamExt;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage};
+use rtnetlink::packet_route::link::LinkAttribute;
+use rtnetlink::packet_route::AddressFamily;
+
+use super::error::NetError;
+
+/// What the daemon needs to know of one interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Iface {
+    pub name: String,
+    pub index: u32,
+    pub mac: [u8; 6],
+    /// Up with a carrier when looked up.
+    pub up: bool,
+}
+
+/// A cheap clonable handle on the rtnetlink connection.
+#[derive(Clone)]
+pub struct Links {
+    handle: rtnetlink::Handle,
+}
+
+impl Links {
+    /// Opens the rtnetlink connection; the connection task runs on the current runtime.
+    pub fn connect() -> Result<Links, NetError> {
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(NetError::Connect)?;
+        tokio::spawn(conn);
+        Ok(Links { handle })
+    }
+
+    pub fn handle(&self) -> &rtnetlink::Handle {
+        &self.handle
+    }
+
+    pub async fn iface(&self, name: &str) -> Result<Iface, NetError> {
+        let mut links = self.handle.link().get().match_name(name.to_string()).execute();
+        let msg = match links.try_next().await {
+            Ok(Some(m)) => m,
+            Ok(None) => return Err(NetError::NoInterface(name.into())),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code().abs() == libc::ENODEV => {
+                return Err(NetError::NoInterface(name.into()))
+            }
+            Err(source) => {
+                return Err(NetError::Netlink {
+                    what: "get link",
+                    source: Box::new(source),
+                })
+            }
+        };
+        let mut mac = [0u8; 6];
+        for attr in &msg.attributes {
+            if let LinkAttribute::Address(bytes) = attr {
+                if bytes.len() == 6 {
+                    mac.copy_from_slice(bytes);
+                }
+            }
+        }
+        Ok(Iface {
+            name: name.into(),
+            index: msg.header.index,
+            mac,
+            up: link_is_up(&msg),
+        })
+    }
+
+    /// All addresses of an interface, with their flags.
+    pub async fn addresses(&self, index: u32) -> Result<Vec<AddressMessage>, NetError> {
+        self.handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|source| NetError::Netlink {
+                what: "dump addresses",
+                source: Box::new(source),
+            })
+    }
+
+    /// The address advertisements go out from: the first primary (non-secondary)
+    /// IPv4 address, or the link-local IPv6 address (RFC 5798 §5.1.2.1), skipping
+    /// any address in `exclude` (our VIPs).
+    pub async fn primary_address(
+        &self,
+        iface: &Iface,
+        ipv6: bool,
+        exclude: &[IpAddr],
+    ) -> Result<IpAddr, NetError> {
+        for msg in self.addresses(iface.index).await? {
+            let family_ok = match msg.header.family {
+                AddressFamily::Inet => !ipv6,
+                AddressFamily::Inet6 => ipv6,
+                _ => false,
+            };
+            if !family_ok || msg.header.flags.contains(AddressHeaderFlags::Secondary) {
+                continue;
+            }
+            let addr = msg.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Local(ip) if !ipv6 => Some(*ip),
+                AddressAttribute::Address(ip) => Some(*ip),
+                _ => None,
+            });
+            if let Some(ip) = addr {
+                if exclude.contains(&ip) {
+                    continue;
+                }
+                match ip {
+                    IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 != 0xfe80 => continue,
+                    _ => return Ok(ip),
+                }
+            }
+        }
+        Err(NetError::NoAddress {
+            iface: iface.name.clone(),
+            family: if ipv6 { "IPv6 link-local" } else { "IPv4" },
+        })
+    }
+}
+
+/// Carrier state of interfaces as the kernel announces it: `(ifindex, up)`, where up
+/// means administratively up with a carrier (IFF_UP and IFF_RUNNING).
+pub fn watch_links() -> Result<tokio::sync::mpsc::UnboundedReceiver<(u32, bool)>, NetError> {
+    use futures::StreamExt;
+    use rtnetlink::packet_core::NetlinkPayload;
+    use rtnetlink::packet_route::RouteNetlinkMessage;
+    use rtnetlink::sys::{AsyncSocket, SocketAddr};
+
+    let (mut conn, _handle, mut messages) = rtnetlink::new_connection().map_err(NetError::Connect)?;
+    conn.socket_mut()
+        .socket_mut()
+        .bind(&SocketAddr::new(0, rtnetlink::constants::RTMGRP_LINK))
+        .map_err(NetError::Connect)?;
+    tokio::spawn(conn);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some((msg, _)) = messages.next().await {
+            if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) = msg.payload {
+                if tx.send((link.header.index, link_is_up(&link))).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    Ok(rx)
+}
+
+pub fn link_is_up(link: &rtnetlink::packet_route::link::LinkMessage) -> bool {
+    use rtnetlink::packet_route::link::LinkFlags;
+    link.header.flags.contains(LinkFlags::Up) && link.header.flags.contains(LinkFlags::Running)
+}

@@ -1,0 +1,14 @@
+//! Addresses and links through rtnetlink, and address announcements (gratuitous
+//! ARP, unsolicited neighbour advertisements).
+//!
+//! The VIP executor is an actor: VRRP instances send it commands over a channel and
+//! never wait on netlink, so a slow kernel call cannot delay an advertisement.
+
+pub mod announce;
+pub mod error;
+pub mod link;
+pub mod vip;
+
+pub use error::NetError;
+pub use link::{Iface, Links};
+pub use vip::{VipCommand, VipExecutor};

@@ -1,0 +1,730 @@
+//! One VRRP virtual router, sans-IO: `Instance::handle(input) -> Vec<Output>`.
+//!
+//! No sockets, no clocks. Timers are requested with `Output::TimerStart` and come
+//! back as `Input::Timer`; packets come in as bytes with their IP source,
+//! destination and TTL. State changes happen in one place, [`Instance::change_state`].
+//! RFC 5798 (v3) and RFC 3768 (v2) sections are cited where each rule lives.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use super::error::DecodeError;
+use super::packet::{Advert, Auth, ChecksumMode, PacketAddrs, Version};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Initialize,
+    Backup,
+    Master,
+    /// The interface is down: no adverts, no VIPs (keepalived's FAULT; not in the RFCs,
+    /// which assume a working link).
+    Fault,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Initialize => "initialize",
+            State::Backup => "backup",
+            State::Master => "master",
+            State::Fault => "fault",
+        }
+    }
+}
+
+/// The timers an instance uses. At most one of each is armed at a time; starting
+/// an armed timer re-arms it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Timer {
+    /// Master_Down_Timer (Backup).
+    MasterDown,
+    /// Adver_Timer (Master).
+    Advert,
+    /// Second gratuitous ARP / NA burst, then periodic refresh (Master).
+    Garp,
+    /// End of the preempt delay after startup.
+    PreemptDelay,
+}
+
+/// Gratuitous ARP / unsolicited NA policy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GarpParams {
+    pub master_burst: u32,
+    pub master_delay_ms: u64,
+    pub master_repeat: u32,
+    pub refresh_ms: Option<u64>,
+    pub lower_prio_burst: bool,
+}
+
+impl Default for GarpParams {
+    fn default() -> Self {
+        GarpParams {
+            master_burst: 5,
+            master_delay_ms: 5000,
+            master_repeat: 5,
+            refresh_ms: None,
+            lower_prio_burst: true,
+        }
+    }
+}
+
+/// Everything the protocol needs to know about its configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Params {
+    pub name: String,
+    pub version: Version,
+    pub vrid: u8,
+    pub priority: u8,
+    /// Advertisement_Interval in centiseconds.
+    pub interval_cs: u16,
+    pub vips: Vec<IpNet>,
+    pub preempt: bool,
+    #[serde(default)]
+    pub preempt_delay_ms: u64,
+    /// Our primary address on the interface (RFC 5798 §6.4.3 tie-break; sender of adverts).
+    pub primary: IpAddr,
+    #[serde(default)]
+    pub unicast_peers: Vec<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_pass: Option<String>,
+    #[serde(default)]
+    pub checksum_compat: bool,
+    #[serde(default)]
+    pub garp: GarpParams,
+}
+
+impl Params {
+    pub fn is_owner(&self) -> bool {
+        self.priority == 255
+    }
+    fn checksum_mode(&self) -> ChecksumMode {
+        if self.checksum_compat {
+            ChecksumMode::V2Compatible
+        } else {
+            ChecksumMode::Rfc
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Input {
+    /// RFC 5798 §6.4.1: the Startup event.
+    Startup,
+    /// RFC 5798 §6.4.2/§6.4.3: the Shutdown event.
+    Shutdown,
+    Timer {
+        timer: Timer,
+    },
+    /// A VRRP packet (IP payload) with the fields of its IP header that matter.
+    Packet {
+        src: IpAddr,
+        dst: IpAddr,
+        ttl: u8,
+        #[serde(with = "hex_bytes")]
+        payload: Vec<u8>,
+    },
+    /// New parameters after a reload; applied in place (see [`Instance::reconfigure`]).
+    Reconfigure {
+        params: Box<Params>,
+    },
+    /// The interface lost its carrier or was set down.
+    LinkDown,
+    /// The interface is up with a carrier again.
+    LinkUp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Output {
+    SendAdvert {
+        advert: Advert,
+    },
+    AddVips {
+        vips: Vec<IpNet>,
+    },
+    RemoveVips {
+        vips: Vec<IpNet>,
+    },
+    /// Send `count` gratuitous ARPs / unsolicited NAs for every VIP.
+    Announce {
+        count: u32,
+    },
+    TimerStart {
+        timer: Timer,
+        after_us: u64,
+    },
+    TimerStop {
+        timer: Timer,
+    },
+    StateChange {
+        from: State,
+        to: State,
+        reason: Reason,
+    },
+    /// A packet was dropped; `counter` is the stable counter name.
+    Rejected {
+        src: IpAddr,
+        counter: String,
+        reason: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    Startup,
+    AddressOwner,
+    MasterDown,
+    PriorityZero,
+    HigherPriority,
+    Shutdown,
+    LinkDown,
+    LinkUp,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Startup => "startup",
+            Reason::AddressOwner => "address owner",
+            Reason::MasterDown => "master down timer expired",
+            Reason::PriorityZero => "master released (priority 0)",
+            Reason::HigherPriority => "higher-priority master heard",
+            Reason::Shutdown => "shutdown",
+            Reason::LinkDown => "interface down",
+            Reason::LinkUp => "interface up",
+        }
+    }
+}
+
+/// Counters kept by the instance (the keepalived exporter's names where they exist).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    pub adverts_sent: u64,
+    pub adverts_received: u64,
+    pub priority_zero_sent: u64,
+    pub priority_zero_received: u64,
+    pub become_master: u64,
+    pub release_master: u64,
+    pub address_list_mismatch: u64,
+    /// Dropped packets by reason (ttl, checksum, version, vrid, auth, interval, ...).
+    pub rejected: BTreeMap<String, u64>,
+}
+
+pub struct Instance {
+    params: Params,
+    state: State,
+    /// Master_Adver_Interval, centiseconds (RFC 5798 §6.1).
+    master_adver_interval_cs: u16,
+    /// Preemption is held back until the startup preempt delay is over.
+    preempt_held: bool,
+    /// The second gARP burst is still to come (else the Garp timer means refresh).
+    second_burst_pending: bool,
+    master: Option<IpAddr>,
+    link_up: bool,
+    counters: Counters,
+}
+
+impl Instance {
+    pub fn new(params: Params) -> Self {
+        let interval = params.interval_cs;
+        Instance {
+            params,
+            state: State::Initialize,
+            master_adver_interval_cs: interval,
+            preempt_held: false,
+            second_burst_pending: false,
+            master: None,
+            link_up: true,
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+    pub fn state(&self) -> State {
+        self.state
+    }
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+    /// Address of the current master as last heard (ourselves when master).
+    pub fn master(&self) -> Option<IpAddr> {
+        self.master
+    }
+    /// Priority advertised now.
+    pub fn priority(&self) -> u8 {
+        self.params.priority
+    }
+
+    /// Skew_Time in microseconds: RFC 5798 §6.1 `((256 - Priority) * Master_Adver_Interval) / 256`;
+    /// RFC 3768 §6.1 `(256 - Priority) / 256` seconds for v2.
+    pub fn skew_us(&self) -> u64 {
+        let span = match self.params.version {
+            Version::V3 => u64::from(self.master_adver_interval_cs) * 10_000,
+            Version::V2 => 1_000_000,
+        };
+        (256 - u64::from(self.priority())) * span / 256
+    }
+
+    /// Master_Down_Interval in microseconds: `3 * Master_Adver_Interval + Skew_Time`.
+    pub fn master_down_us(&self) -> u64 {
+        3 * u64::from(self.master_adver_interval_cs) * 10_000 + self.skew_us()
+    }
+
+    fn advert_us(&self) -> u64 {
+        u64::from(self.params.interval_cs) * 10_000
+    }
+
+    pub fn handle(&mut self, input: Input) -> Vec<Output> {
+        let mut out = Vec::new();
+        match input {
+            Input::Startup => self.startup(&mut out),
+            Input::Shutdown => self.shutdown(&mut out),
+            Input::Timer { timer } => self.timer(timer, &mut out),
+            Input::Packet {
+                src,
+                dst,
+                ttl,
+                payload,
+            } => self.packet(src, dst, ttl, &payload, &mut out),
+            Input::Reconfigure { params } => self.reconfigure(*params, &mut out),
+            Input::LinkDown => self.link(false, &mut out),
+            Input::LinkUp => self.link(true, &mut out),
+        }
+        out
+    }
+
+    /// RFC 5798 §6.4.1.
+    fn startup(&mut self, out: &mut Vec<Output>) {
+        if self.state != State::Initialize {
+            return;
+        }
+        if self.params.preempt && self.params.preempt_delay_ms > 0 && !self.params.is_owner() {
+            self.preempt_held = true;
+            out.push(Output::TimerStart {
+                timer: Timer::PreemptDelay,
+                after_us: self.params.preempt_delay_ms * 1000,
+            });
+        }
+        if !self.params.is_owner() || !self.link_up {
+            // A VIP left behind by an earlier run (or by keepalived after a kill) must
+            // not stay on a node that is not master.
+            out.push(Output::RemoveVips {
+                vips: self.params.vips.clone(),
+            });
+        }
+        if !self.link_up {
+            self.change_state(State::Fault, Reason::LinkDown, out);
+        } else if self.params.is_owner() {
+            self.change_state(State::Master, Reason::AddressOwner, out);
+        } else {
+            self.change_state(State::Backup, Reason::Startup, out);
+        }
+    }
+
+    /// Interface state: down -> Fault from any running state; up -> Backup (or
+    /// Master for the address owner), as after startup, so `preempt = false` keeps
+    /// a returning node backup.
+    fn link(&mut self, up: bool, out: &mut Vec<Output>) {
+        self.link_up = up;
+        match (up, self.state) {
+            (false, State::Backup | State::Master) => self.change_state(State::Fault, Reason::LinkDown, out),
+            (true, State::Fault) if self.params.is_owner() => {
+                self.change_state(State::Master, Reason::LinkUp, out)
+            }
+            (true, State::Fault) => self.change_state(State::Backup, Reason::LinkUp, out),
+            _ => {}
+        }
+    }
+
+    /// RFC 5798 §6.4.2 / §6.4.3 Shutdown: the master sends priority 0 so a backup
+    /// takes over after Skew_Time instead of Master_Down_Interval.
+    fn shutdown(&mut self, out: &mut Vec<Output>) {
+        if self.state == State::Initialize {
+            return;
+        }
+        self.change_state(State::Initialize, Reason::Shutdown, out);
+    }
+
+    fn timer(&mut self, timer: Timer, out: &mut Vec<Output>) {
+        match (timer, self.state) {
+            // RFC 5798 §6.4.2: Master_Down_Timer fires -> Master.
+            (Timer::MasterDown, State::Backup) => self.change_state(State::Master, Reason::MasterDown, out),
+            // RFC 5798 §6.4.3: Adver_Timer fires -> send an advertisement, re-arm.
+            (Timer::Advert, State::Master) => {
+                self.send_advert(self.priority(), out);
+                out.push(Output::TimerStart {
+                    timer: Timer::Advert,
+                    after_us: self.advert_us(),
+                });
+            }
+            (Timer::Garp, State::Master) => {
+                let count = if self.second_burst_pending {
+                    self.second_burst_pending = false;
+                    self.params.garp.master_repeat
+                } else {
+                    1
+                };
+                out.push(Output::Announce { count });
+                if let Some(ms) = self.params.garp.refresh_ms {
+                    out.push(Output::TimerStart {
+                        timer: Timer::Garp,
+                        after_us: ms * 1000,
+                    });
+                }
+            }
+            (Timer::PreemptDelay, _) => self.preempt_held = false,
+            // A timer that raced with a state change is stale: ignore it.
+            _ => {}
+        }
+    }
+
+    fn reject(&mut self, src: IpAddr, counter: &str, reason: String, out: &mut Vec<Output>) {
+        *self.counters.rejected.entry(counter.to_string()).or_default() += 1;
+        out.push(Output::Rejected {
+            src,
+            counter: counter.to_string(),
+            reason,
+        });
+    }
+
+    /// RFC 5798 §7.1 (receiving), then §6.4.2 / §6.4.3 (what the state does with it).
+    fn packet(&mut self, src: IpAddr, dst: IpAddr, ttl: u8, payload: &[u8], out: &mut Vec<Output>) {
+        // §7.1: "MUST verify that the IPvX TTL/Hop Limit is 255".
+        if ttl != 255 {
+            return self.reject(src, "ttl", format!("TTL/hop limit {ttl}, must be 255"), out);
+        }
+        if src.is_ipv6() != self.params.primary.is_ipv6() {
+            return self.reject(
+                src,
+                "family",
+                "address family of the instance differs".into(),
+                out,
+            );
+        }
+        let advert = match Advert::decode(payload, PacketAddrs { src, dst }, self.params.checksum_mode()) {
+            Ok(a) => a,
+            Err(e) => return self.reject_decode(src, e, out),
+        };
+        if advert.version != self.params.version {
+            let v = u8::from(advert.version);
+            return self.reject(
+                src,
+                "version",
+                format!("version {v}, configured {}", u8::from(self.params.version)),
+                out,
+            );
+        }
+        if advert.vrid != self.params.vrid {
+            return self.reject(
+                src,
+                "vrid",
+                format!("VRID {}, configured {}", advert.vrid, self.params.vrid),
+                out,
+            );
+        }
+        if !self.params.unicast_peers.is_empty() && !self.params.unicast_peers.contains(&src) {
+            return self.reject(
+                src,
+                "unicast_peer",
+                "sender is not a configured unicast peer".into(),
+                out,
+            );
+        }
+        if self.params.version == Version::V2 {
+            // RFC 3768 §7.1: authentication type and data must match the configuration.
+            let ok = match (&advert.auth, &self.params.auth_pass) {
+                (Auth::None, None) => true,
+                (Auth::Pass(got), Some(want)) => got == want,
+                _ => false,
+            };
+            if !ok {
+                return self.reject(
+                    src,
+                    "auth",
+                    "authentication type or password mismatch".into(),
+                    out,
+                );
+            }
+            // RFC 3768 §7.1: the Adver Interval must match the locally configured one.
+            if advert.interval_cs != self.params.interval_cs {
+                return self.reject(
+                    src,
+                    "interval",
+                    format!(
+                        "advert interval {}s, configured {}s",
+                        advert.interval_cs / 100,
+                        self.params.interval_cs / 100
+                    ),
+                    out,
+                );
+            }
+        }
+        // §7.1: the address list MAY be checked; a mismatch is logged, not dropped.
+        if advert.priority != 255 && !self.address_list_matches(&advert) {
+            self.counters.address_list_mismatch += 1;
+        }
+        self.counters.adverts_received += 1;
+        if advert.priority == 0 {
+            self.counters.priority_zero_received += 1;
+        }
+        match self.state {
+            State::Backup => self.backup_advert(src, &advert, out),
+            State::Master => self.master_advert(src, &advert, out),
+            State::Initialize | State::Fault => {}
+        }
+    }
+
+    fn reject_decode(&mut self, src: IpAddr, e: DecodeError, out: &mut Vec<Output>) {
+        self.reject(src, e.counter(), e.to_string(), out)
+    }
+
+    fn address_list_matches(&self, advert: &Advert) -> bool {
+        let mut ours: Vec<IpAddr> = self.params.vips.iter().map(|n| n.addr()).collect();
+        let mut theirs = advert.addresses.clone();
+        ours.sort();
+        theirs.sort();
+        ours == theirs
+    }
+
+    /// RFC 5798 §6.4.2, Backup receives an ADVERTISEMENT.
+    fn backup_advert(&mut self, src: IpAddr, advert: &Advert, out: &mut Vec<Output>) {
+        if advert.priority == 0 {
+            // "Set the Master_Down_Timer to Skew_Time".
+            self.master = None;
+            out.push(Output::TimerStart {
+                timer: Timer::MasterDown,
+                after_us: self.skew_us(),
+            });
+            return;
+        }
+        let preempt = self.params.preempt && !self.preempt_held;
+        if !preempt || advert.priority >= self.priority() {
+            self.master = Some(src);
+            if self.params.version == Version::V3 {
+                // "Set Master_Adver_Interval to Adver Interval contained in the ADVERTISEMENT".
+                self.master_adver_interval_cs = advert.interval_cs;
+            }
+            out.push(Output::TimerStart {
+                timer: Timer::MasterDown,
+                after_us: self.master_down_us(),
+            });
+        }
+        // Else: "Discard the ADVERTISEMENT" and let the Master_Down_Timer preempt.
+    }
+
+    /// RFC 5798 §6.4.3, Master receives an ADVERTISEMENT.
+    fn master_advert(&mut self, src: IpAddr, advert: &Advert, out: &mut Vec<Output>) {
+        if advert.priority == 0 {
+            // "Send an ADVERTISEMENT; Reset the Adver_Timer to Advertisement_Interval".
+            self.send_advert(self.priority(), out);
+            out.push(Output::TimerStart {
+                timer: Timer::Advert,
+                after_us: self.advert_us(),
+            });
+            return;
+        }
+        let ours = self.priority();
+        if advert.priority > ours || (advert.priority == ours && src > self.params.primary) {
+            self.master = Some(src);
+            if self.params.version == Version::V3 {
+                self.master_adver_interval_cs = advert.interval_cs;
+            }
+            self.change_state(State::Backup, Reason::HigherPriority, out);
+            return;
+        }
+        // A lower-priority master exists (split brain healing, or a peer that just
+        // came up): assert ourselves at once instead of at the next tick, and refresh
+        // the neighbours' caches in case they followed the other master.
+        self.send_advert(ours, out);
+        out.push(Output::TimerStart {
+            timer: Timer::Advert,
+            after_us: self.advert_us(),
+        });
+        if self.params.garp.lower_prio_burst {
+            out.push(Output::Announce {
+                count: self.params.garp.master_burst,
+            });
+        }
+    }
+
+    fn send_advert(&mut self, priority: u8, out: &mut Vec<Output>) {
+        self.counters.adverts_sent += 1;
+        if priority == 0 {
+            self.counters.priority_zero_sent += 1;
+        }
+        out.push(Output::SendAdvert {
+            advert: Advert {
+                version: self.params.version,
+                vrid: self.params.vrid,
+                priority,
+                interval_cs: self.params.interval_cs,
+                addresses: self.params.vips.iter().map(|n| n.addr()).collect(),
+                auth: match &self.params.auth_pass {
+                    Some(p) => Auth::Pass(p.clone()),
+                    None => Auth::None,
+                },
+            },
+        });
+    }
+
+    /// The one place where the state changes, with the exit actions of the old state
+    /// and the entry actions of the new one.
+    fn change_state(&mut self, to: State, reason: Reason, out: &mut Vec<Output>) {
+        let from = self.state;
+        // Exit actions.
+        match from {
+            State::Master => {
+                out.push(Output::TimerStop { timer: Timer::Advert });
+                out.push(Output::TimerStop { timer: Timer::Garp });
+                if to == State::Initialize {
+                    // RFC 5798 §6.4.3 Shutdown: "Send an ADVERTISEMENT with Priority = 0".
+                    self.send_advert(0, out);
+                }
+                // (To Fault: the link is down, an advert could not leave anyway.)
+                out.push(Output::RemoveVips {
+                    vips: self.params.vips.clone(),
+                });
+                self.counters.release_master += 1;
+            }
+            State::Backup => out.push(Output::TimerStop {
+                timer: Timer::MasterDown,
+            }),
+            State::Initialize | State::Fault => {}
+        }
+        self.state = to;
+        out.push(Output::StateChange { from, to, reason });
+        // Entry actions.
+        match to {
+            State::Master => {
+                // RFC 5798 §6.4.1 / §6.4.2: send an ADVERTISEMENT, announce the
+                // addresses (gratuitous ARP, RFC 4861 §7.2.6 unsolicited NA), arm Adver_Timer.
+                self.master = Some(self.params.primary);
+                self.counters.become_master += 1;
+                self.send_advert(self.priority(), out);
+                out.push(Output::AddVips {
+                    vips: self.params.vips.clone(),
+                });
+                out.push(Output::Announce {
+                    count: self.params.garp.master_burst,
+                });
+                out.push(Output::TimerStart {
+                    timer: Timer::Advert,
+                    after_us: self.advert_us(),
+                });
+                self.arm_garp(out);
+            }
+            State::Fault => self.master = None,
+            State::Backup => {
+                if from != State::Master {
+                    // Startup: "Set Master_Adver_Interval to Advertisement_Interval".
+                    self.master_adver_interval_cs = self.params.interval_cs;
+                }
+                out.push(Output::TimerStart {
+                    timer: Timer::MasterDown,
+                    after_us: self.master_down_us(),
+                });
+            }
+            State::Initialize => {
+                self.master = None;
+                out.push(Output::TimerStop {
+                    timer: Timer::PreemptDelay,
+                });
+                self.preempt_held = false;
+            }
+        }
+    }
+
+    fn arm_garp(&mut self, out: &mut Vec<Output>) {
+        let g = &self.params.garp;
+        if g.master_delay_ms > 0 && g.master_repeat > 0 {
+            self.second_burst_pending = true;
+            out.push(Output::TimerStart {
+                timer: Timer::Garp,
+                after_us: g.master_delay_ms * 1000,
+            });
+        } else if let Some(ms) = g.refresh_ms {
+            self.second_burst_pending = false;
+            out.push(Output::TimerStart {
+                timer: Timer::Garp,
+                after_us: ms * 1000,
+            });
+        }
+    }
+
+    /// A reload changed parameters that can be applied without restarting the
+    /// protocol (priority, preemption, VIPs, announcements). The daemon restarts an
+    /// instance whose identity (interface, VRID, version, family) changed instead.
+    fn reconfigure(&mut self, params: Params, out: &mut Vec<Output>) {
+        let old = std::mem::replace(&mut self.params, params);
+        if self.state != State::Master {
+            if old.vips != self.params.vips {
+                let gone: Vec<IpNet> = old
+                    .vips
+                    .iter()
+                    .filter(|v| !self.params.vips.contains(v))
+                    .copied()
+                    .collect();
+                if !gone.is_empty() {
+                    out.push(Output::RemoveVips { vips: gone });
+                }
+            }
+            return;
+        }
+        let gone: Vec<IpNet> = old
+            .vips
+            .iter()
+            .filter(|v| !self.params.vips.contains(v))
+            .copied()
+            .collect();
+        let added: Vec<IpNet> = self
+            .params
+            .vips
+            .iter()
+            .filter(|v| !old.vips.contains(v))
+            .copied()
+            .collect();
+        if !gone.is_empty() {
+            out.push(Output::RemoveVips { vips: gone });
+        }
+        if !added.is_empty() {
+            out.push(Output::AddVips { vips: added });
+            out.push(Output::Announce {
+                count: self.params.garp.master_burst,
+            });
+        }
+        if old.priority != self.params.priority
+            || old.vips != self.params.vips
+            || old.interval_cs != self.params.interval_cs
+        {
+            // Tell the peers now rather than at the next tick.
+            self.send_advert(self.priority(), out);
+            out.push(Output::TimerStart {
+                timer: Timer::Advert,
+                after_us: self.advert_us(),
+            });
+        }
+    }
+}
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        s.serialize_str(&hex)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        crate::vrrp::hex::decode(&s).map_err(serde::de::Error::custom)
+    }
+}

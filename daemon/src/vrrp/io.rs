@@ -1,0 +1,196 @@
+//! VRRP sockets: one raw IPPROTO_VRRP socket per (interface, family), shared by the
+//! instances on it and demultiplexed by VRID. Thin: it moves bytes and the IP header
+//! fields the protocol checks (source, destination, TTL/hop limit); all judgement is
+//! in [`super::instance`].
+
+use std::io::{self, IoSlice, IoSliceMut};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::AsRawFd;
+
+use nix::sys::socket::{
+    recvmsg, sendmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned, MsgFlags, SockaddrStorage,
+};
+use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
+use tokio::io::unix::AsyncFd;
+
+use super::error::IoError;
+use super::packet::{IPPROTO_VRRP, MCAST_V4, MCAST_V6};
+
+/// A received VRRP packet.
+#[derive(Debug)]
+pub struct Received {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub ttl: u8,
+    pub payload: Vec<u8>,
+}
+
+pub struct VrrpSocket {
+    fd: AsyncFd<Socket>,
+    ipv6: bool,
+    ifindex: u32,
+}
+
+impl VrrpSocket {
+    /// Opens the socket on `iface` and joins the VRRP multicast group.
+    pub fn open(iface: &str, ifindex: u32, ipv6: bool) -> Result<VrrpSocket, IoError> {
+        let err = |what: &'static str| {
+            move |source: io::Error| IoError::Socket {
+                iface: iface.to_string(),
+                what,
+                source,
+            }
+        };
+        let domain = if ipv6 { Domain::IPV6 } else { Domain::IPV4 };
+        let s = Socket::new(domain, Type::RAW, Some(Protocol::from(i32::from(IPPROTO_VRRP))))
+            .map_err(err("socket"))?;
+        s.bind_device(Some(iface.as_bytes()))
+            .map_err(err("SO_BINDTODEVICE"))?;
+        // Bursts of adverts from many instances must not overflow the queue.
+        let _ = s.set_recv_buffer_size(4 << 20);
+        if ipv6 {
+            s.set_multicast_hops_v6(255).map_err(err("IPV6_MULTICAST_HOPS"))?;
+            s.set_unicast_hops_v6(255).map_err(err("IPV6_UNICAST_HOPS"))?;
+            s.set_multicast_loop_v6(false)
+                .map_err(err("IPV6_MULTICAST_LOOP"))?;
+            s.set_multicast_if_v6(ifindex).map_err(err("IPV6_MULTICAST_IF"))?;
+            s.join_multicast_v6(&MCAST_V6, ifindex)
+                .map_err(err("IPV6_ADD_MEMBERSHIP"))?;
+            setsockopt(&s, sockopt::Ipv6RecvHopLimit, &true)
+                .map_err(|e| err("IPV6_RECVHOPLIMIT")(e.into()))?;
+            setsockopt(&s, sockopt::Ipv6RecvPacketInfo, &true)
+                .map_err(|e| err("IPV6_RECVPKTINFO")(e.into()))?;
+        } else {
+            s.set_multicast_ttl_v4(255).map_err(err("IP_MULTICAST_TTL"))?;
+            s.set_ttl_v4(255).map_err(err("IP_TTL"))?;
+            s.set_multicast_loop_v4(false).map_err(err("IP_MULTICAST_LOOP"))?;
+            s.join_multicast_v4_n(&MCAST_V4, &InterfaceIndexOrAddress::Index(ifindex))
+                .map_err(err("IP_ADD_MEMBERSHIP"))?;
+        }
+        s.set_nonblocking(true).map_err(err("O_NONBLOCK"))?;
+        // SAFETY: the socket is owned by the AsyncFd and outlives its registration.
+        let fd = unsafe { AsyncFd::register(s) }.map_err(|e| err("register")(e.into()))?;
+        Ok(VrrpSocket { fd, ipv6, ifindex })
+    }
+
+    /// Waits for and returns the next packet.
+    pub async fn recv(&self) -> io::Result<Received> {
+        loop {
+            let mut guard = self.fd.readable().await?;
+            match guard.try_io(|fd| self.recv_now(fd.get_ref().as_raw_fd())) {
+                Ok(Ok(Some(p))) => return Ok(p),
+                Ok(Ok(None)) => continue,
+                Ok(Err(e)) => return Err(e),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    fn recv_now(&self, fd: i32) -> io::Result<Option<Received>> {
+        let mut buf = vec![0u8; 2048];
+        let mut cmsg = nix::cmsg_space!(libc::in6_pktinfo, libc::c_int);
+        let (len, from, ttl6, dst6) = {
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            let msg = recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut cmsg), MsgFlags::MSG_DONTWAIT)
+                .map_err(io::Error::from)?;
+            let mut ttl6 = None;
+            let mut dst6 = None;
+            for c in msg.cmsgs().map_err(io::Error::from)? {
+                match c {
+                    ControlMessageOwned::Ipv6HopLimit(h) => ttl6 = Some(h),
+                    ControlMessageOwned::Ipv6PacketInfo(info) => {
+                        dst6 = Some(Ipv6Addr::from(info.ipi6_addr.s6_addr))
+                    }
+                    _ => {}
+                }
+            }
+            (msg.bytes, msg.address, ttl6, dst6)
+        };
+        buf.truncate(len);
+        if self.ipv6 {
+            let src = match from.as_ref().and_then(|a| a.as_sockaddr_in6()) {
+                Some(a) => IpAddr::V6(a.ip()),
+                None => return Ok(None),
+            };
+            let (Some(ttl), Some(dst)) = (ttl6, dst6) else {
+                return Ok(None);
+            };
+            return Ok(Some(Received {
+                src,
+                dst: IpAddr::V6(dst),
+                ttl: ttl.clamp(0, 255) as u8,
+                payload: buf,
+            }));
+        }
+        // IPv4 raw sockets deliver the IP header: take TTL and addresses from it.
+        if buf.len() < 20 {
+            return Ok(None);
+        }
+        let ihl = usize::from(buf[0] & 0x0f) * 4;
+        if ihl < 20 || buf.len() < ihl {
+            return Ok(None);
+        }
+        let ttl = buf[8];
+        let src = IpAddr::V4(Ipv4Addr::new(buf[12], buf[13], buf[14], buf[15]));
+        let dst = IpAddr::V4(Ipv4Addr::new(buf[16], buf[17], buf[18], buf[19]));
+        let payload = buf[ihl..].to_vec();
+        Ok(Some(Received {
+            src,
+            dst,
+            ttl,
+            payload,
+        }))
+    }
+
+    /// Sends `payload` from `src` (which the checksum was computed for) to `dst`.
+    pub fn send(&self, payload: &[u8], src: IpAddr, dst: IpAddr) -> io::Result<()> {
+        let fd = self.fd.get_ref().as_raw_fd();
+        let iov = [IoSlice::new(payload)];
+        match (src, dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                let info = libc::in_pktinfo {
+                    ipi_ifindex: self.ifindex as i32,
+                    ipi_spec_dst: libc::in_addr {
+                        s_addr: u32::from(s).to_be(),
+                    },
+                    ipi_addr: libc::in_addr { s_addr: 0 },
+                };
+                let to = SockaddrStorage::from(SocketAddr::V4(SocketAddrV4::new(d, 0)));
+                sendmsg(
+                    fd,
+                    &iov,
+                    &[ControlMessage::Ipv4PacketInfo(&info)],
+                    MsgFlags::MSG_DONTWAIT,
+                    Some(&to),
+                )
+            }
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                let info = libc::in6_pktinfo {
+                    ipi6_addr: libc::in6_addr { s6_addr: s.octets() },
+                    ipi6_ifindex: self.ifindex,
+                };
+                let scope = if d.is_multicast() || d.segments()[0] & 0xffc0 == 0xfe80 {
+                    self.ifindex
+                } else {
+                    0
+                };
+                let to = SockaddrStorage::from(SocketAddr::V6(SocketAddrV6::new(d, 0, 0, scope)));
+                sendmsg(
+                    fd,
+                    &iov,
+                    &[ControlMessage::Ipv6PacketInfo(&info)],
+                    MsgFlags::MSG_DONTWAIT,
+                    Some(&to),
+                )
+            }
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "source and destination families differ",
+                ))
+            }
+        }
+        .map(|_| ())
+        .map_err(io::Error::from)
+    }
+}

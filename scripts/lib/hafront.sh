@@ -1,0 +1,92 @@
+# shellcheck shell=bash
+# Helpers to run hafront nodes inside the namespace lab (scripts/lib/lab.sh).
+# HAFRONT_BIN: the binary (default target/release/hafront, built if missing).
+
+HF_ROOT=${HF_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+HAFRONT_BIN=${HAFRONT_BIN:-$HF_ROOT/target/release/hafront}
+declare -A HF_PID=()
+
+hf_build() {
+    if [ ! -x "$HAFRONT_BIN" ]; then
+        (cd "$HF_ROOT" && cargo build --release --quiet)
+    fi
+}
+
+# hf_conf NODE INSTANCE VRID PRIORITY VERSION INTERVAL VIPS [extra TOML lines...]
+# Prints a node configuration with one instance on eth0.
+hf_conf() {
+    local node=$1 inst=$2 vrid=$3 prio=$4 ver=$5 int=$6 vips=$7
+    shift 7
+    local rundir
+    rundir="$(lab_logdir)/run-$node"
+    cat <<CONF
+runtime_dir = "$rundir"
+[node]
+name = "node-$node"
+[log]
+level = "${HF_LOG_LEVEL:-info}"
+[vrrp.instances.$inst]
+interface = "eth0"
+vrid = $vrid
+priority = $prio
+version = $ver
+advert_interval = "$int"
+virtual_ips = [$vips]
+CONF
+    local line
+    for line in "$@"; do printf '%s\n' "$line"; done
+}
+
+# hf_start NODE CONF_FILE [ENV=VALUE...] — starts hafront in the node's namespace.
+hf_start() {
+    local node=$1 conf=$2
+    shift 2
+    local log
+    log="$(lab_logdir)/hafront-$node.log"
+    env "$@" ip netns exec "$LAB-$node" "$HAFRONT_BIN" run -c "$conf" >>"$log" 2>&1 &
+    HF_PID[$node]=$!
+    lab_track_pid "${HF_PID[$node]}"
+}
+
+# hf_stop NODE — SIGTERM and wait for the process to exit.
+hf_stop() {
+    local pid=${HF_PID[$1]:-}
+    [ -n "$pid" ] || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    HF_PID[$1]=""
+}
+
+# hf_kill NODE — SIGKILL (no cleanup by hafront, like a crash).
+hf_kill() {
+    local pid=${HF_PID[$1]:-}
+    [ -n "$pid" ] || return 0
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    HF_PID[$1]=""
+}
+
+# hf_status NODE — the node's status.json.
+hf_status() {
+    cat "$(lab_logdir)/run-$1/status.json" 2>/dev/null
+}
+
+# hf_field NODE PYTHON_EXPR — evaluates an expression over status.json as `s`.
+hf_field() {
+    hf_status "$1" | python3 -c "import json,sys; s=json.load(sys.stdin); print($2)" 2>/dev/null
+}
+
+# hf_wait_state NODE INSTANCE STATE TIMEOUT_S
+hf_wait_state() {
+    local node=$1 inst=$2 want=$3 deadline=$(( $(date +%s%N) + ${4} * 1000000000 ))
+    while [ "$(date +%s%N)" -lt "$deadline" ]; do
+        [ "$(hf_field "$node" "s['instances']['$inst']['state']")" = "$want" ] && return 0
+        sleep 0.05
+    done
+    echo "timeout: node $node instance $inst not $want (is: $(hf_field "$node" "s['instances']['$inst']['state']"))" >&2
+    return 1
+}
+
+# Assertions that name what failed.
+fail() { echo "FAIL: $*" >&2; exit 1; }
+pass() { echo "ok: $*"; }

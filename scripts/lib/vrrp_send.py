@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""Send hand-made (and deliberately broken) VRRP packets, for lab tests.
+
+Run inside a namespace: ip netns exec NS python3 vrrp_send.py --src 192.0.2.10 CASE...
+Each CASE is one of: good, ttl, checksum, truncated, version, vrid, v2, auth, garbage.
+"good" is a valid v3 advert with priority 254 (a node that accepted the broken ones
+would react to it the same way).
+"""
+import argparse
+import os
+import socket
+import struct
+
+
+def csum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def advert(version, vrid, prio, src, dst, vips, interval_cs=10, auth=None):
+    addrs = b"".join(socket.inet_aton(v) for v in vips)
+    if version == 3:
+        hdr = struct.pack("!BBBBHH", 0x31, vrid, prio, len(vips), interval_cs, 0)
+        body = hdr + addrs
+        pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 112, len(body))
+        c = csum(pseudo + body)
+    else:
+        auth_type = 1 if auth is not None else 0
+        hdr = struct.pack("!BBBBBBH", 0x21, vrid, prio, len(vips), auth_type, max(1, interval_cs // 100), 0)
+        body = hdr + addrs + (auth or "").encode().ljust(8, b"\0")[:8]
+        c = csum(body)
+    return body[:6] + struct.pack("!H", c) + body[8:]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--src", required=True)
+    ap.add_argument("--dst", default="224.0.0.18")
+    ap.add_argument("--vrid", type=int, default=51)
+    ap.add_argument("--vip", default="192.0.2.100")
+    ap.add_argument("--count", type=int, default=1)
+    ap.add_argument("cases", nargs="+")
+    a = ap.parse_args()
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 112)
+    s.bind((a.src, 0))
+    good = advert(3, a.vrid, 254, a.src, a.dst, [a.vip])
+    for case in a.cases:
+        ttl = 255
+        if case == "good":
+            pkt = good
+        elif case == "ttl":
+            pkt, ttl = good, 64
+        elif case == "checksum":
+            pkt = good[:6] + bytes([good[6] ^ 0x5A, good[7]]) + good[8:]
+        elif case == "truncated":
+            pkt = good[:9]
+        elif case == "version":
+            pkt = bytes([0x51]) + good[1:]
+        elif case == "vrid":
+            pkt = advert(3, 199, 254, a.src, a.dst, [a.vip])
+        elif case == "v2":
+            pkt = advert(2, a.vrid, 254, a.src, a.dst, [a.vip], interval_cs=100)
+        elif case == "auth":
+            pkt = advert(2, a.vrid, 254, a.src, a.dst, [a.vip], interval_cs=100, auth="wrong")
+        elif case == "garbage":
+            pkt = os.urandom(37)
+        else:
+            raise SystemExit(f"unknown case {case}")
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
+        for _ in range(a.count):
+            s.sendto(pkt, (a.dst, 0))
+
+
+if __name__ == "__main__":
+    main()
