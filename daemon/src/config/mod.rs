@@ -1,161 +1,145 @@
-//! PLACEHOLDER by the lead so the daemon can run; helper-2 replaces this file with
-//! the full schema, validation and error reporting (same public API).
-use std::collections::BTreeMap;
-use std::net::IpAddr;
-use std::path::PathBuf;
-use std::time::Duration;
+//! Layered configuration (figment): built-in defaults < TOML files given with `-c`
+//! (in order, later wins) < `HAFRONT_*` environment variables split on `__`
+//! (`HAFRONT_VRRP__INSTANCES__WEB__PRIORITY=90`). Unknown keys are errors, and
+//! every error names the key and the source of its value. The key table is in
+//! docs/configuration.md.
+
+mod error;
+mod schema;
+mod validate;
+
+use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Serialized, Toml};
-use figment::Figment;
-use serde::{Deserialize, Serialize};
+use figment::{Figment, Metadata, Source};
 
+pub use error::{ConfigError, Issue};
+pub use schema::{
+    Config, GarpConfig, InstanceConfig, LogConfig, LogFormat, NodeConfig, Secret, VrrpConfig, REDACTED,
+};
+
+pub const ENV_PREFIX: &str = "HAFRONT_";
+pub const ENV_SPLIT: &str = "__";
+
+/// What to layer.
+#[derive(Clone, Debug, Default)]
 pub struct LoadOptions {
+    /// TOML files, lowest precedence first.
     pub files: Vec<PathBuf>,
+    /// Read `HAFRONT_*` environment variables.
     pub env: bool,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(String);
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Config {
-    pub node: NodeConfig,
-    pub log: LogConfig,
-    pub runtime_dir: PathBuf,
-    pub vrrp: VrrpConfig,
-}
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            node: NodeConfig {
-                name: "hafront".into(),
-            },
-            log: LogConfig {
-                level: "info".into(),
-                format: LogFormat::Text,
-            },
-            runtime_dir: "/run/hafront".into(),
-            vrrp: VrrpConfig::default(),
-        }
-    }
-}
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct NodeConfig {
-    pub name: String,
-}
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct LogConfig {
-    pub level: String,
-    pub format: LogFormat,
-}
-#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct VrrpConfig {
-    pub instances: BTreeMap<String, InstanceConfig>,
-}
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InstanceConfig {
-    pub interface: String,
-    pub vrid: u8,
-    #[serde(default = "p100")]
-    pub priority: u8,
-    #[serde(default = "v3")]
-    pub version: crate::vrrp::Version,
-    #[serde(with = "humantime_serde_local", default = "one_s")]
-    pub advert_interval: Duration,
-    pub virtual_ips: Vec<ipnet::IpNet>,
-    #[serde(default)]
-    pub vip_label: Option<String>,
-    #[serde(default = "yes")]
-    pub preempt: bool,
-    #[serde(with = "humantime_serde_local", default)]
-    pub preempt_delay: Duration,
-    #[serde(default)]
-    pub unicast_peers: Vec<IpAddr>,
-    #[serde(default)]
-    pub unicast_source: Option<IpAddr>,
-    #[serde(default)]
-    pub auth_pass: Option<Secret>,
-    #[serde(default = "yes")]
-    pub accept: bool,
-    #[serde(default)]
-    pub checksum_compat: bool,
-    #[serde(default)]
-    pub garp: GarpConfig,
-}
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct GarpConfig {
-    pub master_burst: u32,
-    #[serde(with = "humantime_serde_local")]
-    pub master_delay: Duration,
-    pub master_repeat: u32,
-    #[serde(skip)]
-    pub refresh: Option<Duration>,
-    pub lower_prio_burst: bool,
-}
-impl Default for GarpConfig {
-    fn default() -> Self {
-        GarpConfig {
-            master_burst: 5,
-            master_delay: Duration::from_secs(5),
-            master_repeat: 5,
-            refresh: None,
-            lower_prio_burst: true,
-        }
-    }
-}
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Secret(String);
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-fn p100() -> u8 {
-    100
-}
-fn v3() -> crate::vrrp::Version {
-    crate::vrrp::Version::V3
-}
-fn one_s() -> Duration {
-    Duration::from_secs(1)
-}
-fn yes() -> bool {
-    true
-}
-mod humantime_serde_local {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
-    }
-}
-
+/// Loads, layers and validates the configuration.
 pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
-    let mut f = Figment::from(Serialized::defaults(Config::default()));
-    for file in &opts.files {
-        f = f.merge(Toml::file(file));
+    let mut figment = Figment::from(Serialized::defaults(Config::default()));
+    for path in &opts.files {
+        // figment treats a missing file as empty: a typo in -c must not silently
+        // start a node without its instances.
+        if let Err(source) = std::fs::File::open(path) {
+            return Err(ConfigError::File {
+                path: path.clone(),
+                source,
+            });
+        }
+        figment = figment.merge(Toml::file_exact(path));
     }
     if opts.env {
-        f = f.merge(Env::prefixed("HAFRONT_").split("__"));
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).split(ENV_SPLIT));
     }
-    f.extract().map_err(|e| ConfigError(e.to_string()))
+    let cfg: Config = figment.extract().map_err(|e| from_figment(&figment, e))?;
+    let problems = validate::validate(&cfg);
+    if problems.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(ConfigError::Invalid(
+            problems
+                .into_iter()
+                .map(|p| Issue {
+                    source: source_of(&figment, &p.key),
+                    key: p.key.join("."),
+                    message: p.message,
+                })
+                .collect(),
+        ))
+    }
+}
+
+fn from_figment(figment: &Figment, err: figment::Error) -> ConfigError {
+    use figment::error::Kind;
+    let issues = err
+        .into_iter()
+        .map(|e| {
+            let mut key = e.path.clone();
+            let message = match &e.kind {
+                // figment's path already ends with the unknown key.
+                Kind::UnknownField(_, expected) => {
+                    if expected.is_empty() {
+                        "unknown key".to_string()
+                    } else {
+                        format!("unknown key; expected one of: {}", expected.join(", "))
+                    }
+                }
+                Kind::MissingField(field) => {
+                    key.push(field.to_string());
+                    "is required".to_string()
+                }
+                Kind::InvalidValue(actual, expected) if expected == "u8" => {
+                    format!("{actual} is out of range 1..255")
+                }
+                kind => kind.to_string(),
+            };
+            let source = match &e.metadata {
+                Some(md) => describe(md, &key),
+                None => source_of(figment, &key),
+            };
+            Issue {
+                key: key.join("."),
+                source,
+                message,
+            }
+        })
+        .collect();
+    ConfigError::Invalid(issues)
+}
+
+/// The source of the value at `key`, or of its closest parent that has one.
+fn source_of(figment: &Figment, key: &[String]) -> String {
+    (1..=key.len())
+        .rev()
+        .find_map(|n| {
+            figment
+                .find_metadata(&key[..n].join("."))
+                .map(|md| describe(md, key))
+        })
+        .unwrap_or_default()
+}
+
+fn describe(md: &Metadata, key: &[String]) -> String {
+    match &md.source {
+        Some(Source::File(path)) => path.display().to_string(),
+        Some(Source::Code(_)) => "built-in defaults".to_string(),
+        _ if md.name.contains("environment") => {
+            let upper: Vec<String> = key.iter().map(|k| k.to_ascii_uppercase()).collect();
+            format!("environment variable {ENV_PREFIX}{}", upper.join(ENV_SPLIT))
+        }
+        _ => md.name.to_string(),
+    }
 }
 
 impl Config {
+    /// The effective configuration as TOML, secrets replaced by `<redacted>`.
     pub fn to_redacted_toml(&self) -> String {
-        format!("{self:?}")
+        // Serialization of this schema cannot fail (string keys, no NaN): keep a
+        // message rather than a panic anyway.
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot print the configuration: {e}\n"))
+    }
+
+    /// Loads from explicit files only, ignoring the environment (tests, tools).
+    pub fn from_files(files: &[&Path]) -> Result<Config, ConfigError> {
+        load(&LoadOptions {
+            files: files.iter().map(|p| p.to_path_buf()).collect(),
+            env: false,
+        })
     }
 }

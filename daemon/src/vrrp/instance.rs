@@ -487,8 +487,17 @@ impl Instance {
         self.reject(src, e.counter(), e.to_string(), out)
     }
 
+    /// The addresses carried in adverts: the VIPs of the instance's family (that of
+    /// the first VIP). VIPs of the other family move with the state but are not
+    /// advertised, as keepalived does with a mixed list (an advert carries one family,
+    /// RFC 5798 §5.2.5).
+    fn advertised_addresses(&self) -> Vec<IpAddr> {
+        let v6 = self.params.vips.first().is_some_and(|n| n.addr().is_ipv6());
+        self.params.vips.iter().map(|n| n.addr()).filter(|a| a.is_ipv6() == v6).collect()
+    }
+
     fn address_list_matches(&self, advert: &Advert) -> bool {
-        let mut ours: Vec<IpAddr> = self.params.vips.iter().map(|n| n.addr()).collect();
+        let mut ours = self.advertised_addresses();
         let mut theirs = advert.addresses.clone();
         ours.sort();
         theirs.sort();
@@ -567,7 +576,7 @@ impl Instance {
                 vrid: self.params.vrid,
                 priority,
                 interval_cs: self.params.interval_cs,
-                addresses: self.params.vips.iter().map(|n| n.addr()).collect(),
+                addresses: self.advertised_addresses(),
                 auth: match &self.params.auth_pass {
                     Some(p) => Auth::Pass(p.clone()),
                     None => Auth::None,

@@ -1,0 +1,270 @@
+//! The configuration schema: one serde tree, unknown keys rejected at every level.
+//! Defaults live here (serde `default`s); range and cross-field rules live in
+//! `validate.rs` so that every problem can be reported with its key and source.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub use crate::vrrp::Version;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub node: NodeConfig,
+    pub log: LogConfig,
+    /// Where status.json lives (and, later, the API socket and state).
+    pub runtime_dir: PathBuf,
+    pub vrrp: VrrpConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            node: NodeConfig::default(),
+            log: LogConfig::default(),
+            runtime_dir: PathBuf::from("/run/hafront"),
+            vrrp: VrrpConfig::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Shown in logs, status and notifications; the host name by default.
+    #[serde(deserialize_with = "lenient_string")]
+    pub name: String,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig { name: hostname() }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "hafront".to_string())
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter: `info`, `debug`, `hafront=debug,warn`... RUST_LOG wins.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".to_string(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VrrpConfig {
+    pub instances: BTreeMap<String, InstanceConfig>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceConfig {
+    #[serde(deserialize_with = "lenient_string")]
+    pub interface: String,
+    pub vrid: u8,
+    #[serde(default = "default_priority")]
+    pub priority: u8,
+    #[serde(default = "default_version")]
+    pub version: Version,
+    #[serde(with = "duration", default = "default_advert_interval")]
+    pub advert_interval: Duration,
+    pub virtual_ips: Vec<IpNet>,
+    /// IPv4 address label (`eth0:vip`), as keepalived's `label`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vip_label: Option<String>,
+    #[serde(default = "yes")]
+    pub preempt: bool,
+    #[serde(with = "duration", default)]
+    pub preempt_delay: Duration,
+    #[serde(default)]
+    pub unicast_peers: Vec<IpAddr>,
+    /// Source of unicast adverts; the interface's primary address by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unicast_source: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_pass: Option<Secret>,
+    /// RFC 5798 Accept_Mode: when false, a master that is not the address owner
+    /// drops traffic addressed to the VIPs (nftables).
+    #[serde(default = "yes")]
+    pub accept: bool,
+    /// VRRPv3 over IPv4 without the pseudo-header in the checksum (old keepalived
+    /// `vrrp_checksum_compat`).
+    #[serde(default)]
+    pub checksum_compat: bool,
+    #[serde(default)]
+    pub garp: GarpConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GarpConfig {
+    /// Gratuitous ARP / unsolicited NA per VIP on becoming master.
+    pub master_burst: u32,
+    /// Delay before the second burst.
+    #[serde(with = "duration")]
+    pub master_delay: Duration,
+    /// Size of the second burst (0 = none).
+    pub master_repeat: u32,
+    /// Periodic re-announcement while master (none by default).
+    #[serde(with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<Duration>,
+    /// Re-announce when a lower-priority advert is heard while master.
+    pub lower_prio_burst: bool,
+}
+
+impl Default for GarpConfig {
+    fn default() -> Self {
+        GarpConfig {
+            master_burst: 5,
+            master_delay: Duration::from_secs(5),
+            master_repeat: 5,
+            refresh: None,
+            lower_prio_burst: true,
+        }
+    }
+}
+
+/// A secret: never printed (Debug and Serialize redact it).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+pub const REDACTED: &str = "<redacted>";
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(REDACTED)
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        lenient_string(d).map(Secret)
+    }
+}
+
+fn default_priority() -> u8 {
+    100
+}
+fn default_version() -> Version {
+    Version::V3
+}
+fn default_advert_interval() -> Duration {
+    Duration::from_secs(1)
+}
+fn yes() -> bool {
+    true
+}
+
+/// A string that may arrive as a number: environment values are typed by figment
+/// (`HAFRONT_..._AUTH_PASS=12345678` is an integer).
+fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Lenient {
+        S(String),
+        I(i64),
+        U(u64),
+        F(f64),
+        B(bool),
+    }
+    Ok(match Lenient::deserialize(d)? {
+        Lenient::S(s) => s,
+        Lenient::I(i) => i.to_string(),
+        Lenient::U(u) => u.to_string(),
+        Lenient::F(f) => f.to_string(),
+        Lenient::B(b) => b.to_string(),
+    })
+}
+
+/// Durations: a humantime string (`"100ms"`, `"1s"`, `"1m 30s"`) or a number of
+/// seconds (`1`, `0.1`, keepalived-style).
+pub mod duration {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            S(String),
+            U(u64),
+            F(f64),
+        }
+        match Raw::deserialize(d) {
+            Ok(Raw::S(s)) => humantime::parse_duration(s.trim()).map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "invalid duration {s:?}: {e} (write e.g. \"100ms\", \"1s\", \"2m\")"
+                ))
+            }),
+            Ok(Raw::U(u)) => Ok(Duration::from_secs(u)),
+            Ok(Raw::F(f)) if f.is_finite() && (0.0..=1e9).contains(&f) => Ok(Duration::from_secs_f64(f)),
+            Ok(Raw::F(f)) => Err(serde::de::Error::custom(format!("invalid duration {f}"))),
+            Err(_) => Err(serde::de::Error::custom(
+                "expected a duration: a string such as \"100ms\" or a number of seconds",
+            )),
+        }
+    }
+}
+
+mod opt_duration {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => duration::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        duration::deserialize(d).map(Some)
+    }
+}

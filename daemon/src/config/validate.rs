@@ -1,0 +1,275 @@
+//! Rules serde cannot express: ranges, protocol constraints (RFC 3768 / RFC 5798)
+//! and cross-field consistency. Every rule reports the key it is about; all
+//! problems are collected, not just the first.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::schema::{Config, InstanceConfig, Version};
+
+/// One problem: the dotted key path and what is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub key: Vec<String>,
+    pub message: String,
+}
+
+/// Linux IFNAMSIZ − 1: also the longest address label.
+const IFNAME_MAX: usize = 15;
+/// keepalived's upper bound for preempt_delay.
+const PREEMPT_DELAY_MAX: Duration = Duration::from_secs(1000);
+
+pub fn validate(cfg: &Config) -> Vec<Problem> {
+    let mut v = Validator::default();
+    if cfg.node.name.trim().is_empty() {
+        v.problem(&["node", "name"], "must not be empty");
+    }
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&cfg.log.level) {
+        v.problem(
+            &["log", "level"],
+            format!("not a log filter ({e}); use e.g. \"info\" or \"debug\""),
+        );
+    }
+    if cfg.runtime_dir.as_os_str().is_empty() || !cfg.runtime_dir.is_absolute() {
+        v.problem(&["runtime_dir"], "must be an absolute path");
+    }
+    // (interface, vrid, family) identifies a virtual router on the wire.
+    let mut seen: BTreeMap<(String, u8, bool), String> = BTreeMap::new();
+    for (name, inst) in &cfg.vrrp.instances {
+        v.instance(name, inst);
+        if let Some(first) = inst.virtual_ips.first() {
+            let id = (inst.interface.clone(), inst.vrid, first.addr().is_ipv6());
+            if let Some(other) = seen.insert(id, name.clone()) {
+                v.problem(
+                    &["vrrp", "instances", name, "vrid"],
+                    format!(
+                        "VRID {} on {} is already used by instance {other:?} for the same address family",
+                        inst.vrid, inst.interface
+                    ),
+                );
+            }
+        }
+    }
+    v.problems
+}
+
+#[derive(Default)]
+struct Validator {
+    problems: Vec<Problem>,
+}
+
+fn valid_instance_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 32
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
+}
+
+impl Validator {
+    fn problem(&mut self, key: &[&str], message: impl Into<String>) {
+        self.problems.push(Problem {
+            key: key.iter().map(|s| s.to_string()).collect(),
+            message: message.into(),
+        });
+    }
+
+    fn instance(&mut self, name: &str, i: &InstanceConfig) {
+        let key = |field: &'static str| -> Vec<&str> {
+            if field.is_empty() {
+                vec!["vrrp", "instances", name]
+            } else {
+                vec!["vrrp", "instances", name, field]
+            }
+        };
+        if !valid_instance_name(name) {
+            self.problem(
+                &key(""),
+                format!(
+                    "instance name {name:?} must be 1-32 characters of a-z, 0-9, '_' and '-', \
+                     starting with a letter or digit"
+                ),
+            );
+        }
+        if i.interface.is_empty() || i.interface.len() > IFNAME_MAX || i.interface.contains(['/', ' ']) {
+            self.problem(
+                &key("interface"),
+                format!("{:?} is not an interface name", i.interface),
+            );
+        }
+        if i.vrid == 0 {
+            self.problem(&key("vrid"), "must be 1..255");
+        }
+        if i.priority == 0 {
+            self.problem(
+                &key("priority"),
+                "must be 1..255 (0 is reserved for the master's resignation, 255 for the address owner)",
+            );
+        }
+        self.advert_interval(&key("advert_interval"), i);
+        self.virtual_ips(&key("virtual_ips"), i);
+        if let Some(label) = &i.vip_label {
+            if label.len() > IFNAME_MAX || !label.starts_with(&i.interface) {
+                self.problem(
+                    &key("vip_label"),
+                    format!(
+                        "{label:?} must start with the interface name {:?} and be at most {IFNAME_MAX} \
+                         characters (e.g. \"{}:vip\")",
+                        i.interface, i.interface
+                    ),
+                );
+            }
+        }
+        if i.preempt_delay > PREEMPT_DELAY_MAX {
+            self.problem(&key("preempt_delay"), "must be at most 1000s");
+        }
+        let v6 = i.virtual_ips.first().is_some_and(|n| n.addr().is_ipv6());
+        for (n, peer) in i.unicast_peers.iter().enumerate() {
+            if peer.is_ipv6() != v6 {
+                self.problem(
+                    &key("unicast_peers"),
+                    format!(
+                        "peer {n} ({peer}) is not of the instance's address family (that of the first VIP)"
+                    ),
+                );
+            } else if peer.is_multicast() || peer.is_unspecified() {
+                self.problem(
+                    &key("unicast_peers"),
+                    format!("peer {n} ({peer}) is not a unicast address"),
+                );
+            }
+        }
+        if let Some(src) = i.unicast_source {
+            if src.is_ipv6() != v6 {
+                self.problem(&key("unicast_source"), "is not of the instance's address family");
+            } else if i.unicast_peers.is_empty() {
+                self.problem(&key("unicast_source"), "is only used with unicast_peers");
+            }
+        }
+        if let Some(pass) = &i.auth_pass {
+            if i.version != Version::V2 {
+                self.problem(
+                    &key("auth_pass"),
+                    "authentication exists only in VRRPv2 (RFC 5798 removed it); set version = 2 or remove it",
+                );
+            }
+            let p = pass.expose();
+            if p.is_empty() || p.len() > 8 || !p.is_ascii() {
+                self.problem(
+                    &key("auth_pass"),
+                    "must be 1 to 8 ASCII characters (the PASS field is 8 bytes)",
+                );
+            }
+        }
+        if i.checksum_compat && (i.version != Version::V3 || v6) {
+            self.problem(&key("checksum_compat"), "only applies to VRRPv3 over IPv4");
+        }
+        if i.garp.master_burst == 0 || i.garp.master_burst > 100 {
+            self.problem(
+                &["vrrp", "instances", name, "garp", "master_burst"],
+                "must be 1..100",
+            );
+        }
+        if i.garp.master_repeat > 100 {
+            self.problem(
+                &["vrrp", "instances", name, "garp", "master_repeat"],
+                "must be 0..100",
+            );
+        }
+        if i.garp.master_delay > Duration::from_secs(3600) {
+            self.problem(
+                &["vrrp", "instances", name, "garp", "master_delay"],
+                "must be at most 1h",
+            );
+        }
+        if i.garp.refresh.is_some_and(|r| r < Duration::from_secs(1)) {
+            self.problem(
+                &["vrrp", "instances", name, "garp", "refresh"],
+                "must be at least 1s",
+            );
+        }
+    }
+
+    /// RFC 3768 §5.3.7 (v2: whole seconds in 8 bits) and RFC 5798 §5.2.7 (v3:
+    /// centiseconds in 12 bits).
+    fn advert_interval(&mut self, key: &[&str], i: &InstanceConfig) {
+        let d = i.advert_interval;
+        match i.version {
+            Version::V2 => {
+                if d.subsec_nanos() != 0 || d.as_secs() == 0 || d.as_secs() > 255 {
+                    self.problem(
+                        key,
+                        format!(
+                            "{} is not valid for VRRPv2: whole seconds 1s..255s",
+                            humantime::format_duration(d)
+                        ),
+                    );
+                }
+            }
+            Version::V3 => {
+                if d.as_nanos() % 10_000_000 != 0
+                    || d < Duration::from_millis(10)
+                    || d > Duration::from_millis(40_950)
+                {
+                    self.problem(
+                        key,
+                        format!(
+                            "{} is not valid for VRRPv3: steps of 10ms from 10ms to 40.95s",
+                            humantime::format_duration(d)
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    fn virtual_ips(&mut self, key: &[&str], i: &InstanceConfig) {
+        let vips = &i.virtual_ips;
+        if vips.is_empty() {
+            self.problem(key, "at least one virtual IP is needed");
+            return;
+        }
+        let mut seen: Vec<IpAddr> = Vec::new();
+        for (n, vip) in vips.iter().enumerate() {
+            let a = vip.addr();
+            if seen.contains(&a) {
+                self.problem(key, format!("{a} is listed twice"));
+            }
+            seen.push(a);
+            if a.is_unspecified() || a.is_multicast() || a.is_loopback() {
+                self.problem(key, format!("entry {n} ({vip}) is not a usable unicast address"));
+            }
+            if i.version == Version::V2 && a.is_ipv6() {
+                self.problem(
+                    key,
+                    format!("entry {n} ({vip}): VRRPv2 carries IPv4 only; use version = 3"),
+                );
+            }
+        }
+        // An advert carries at most 255 addresses of one family (8-bit count).
+        let v6 = vips[0].addr().is_ipv6();
+        if vips.iter().filter(|n| n.addr().is_ipv6() == v6).count() > 255 {
+            self.problem(
+                key,
+                "at most 255 addresses of the advertised family fit in an advert",
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_names() {
+        assert!(valid_instance_name("web"));
+        assert!(valid_instance_name("0-a_b"));
+        assert!(!valid_instance_name("Web"));
+        assert!(!valid_instance_name("-web"));
+        assert!(!valid_instance_name(""));
+        assert!(!valid_instance_name(&"a".repeat(33)));
+    }
+}

@@ -1,0 +1,442 @@
+//! Configuration: layering (defaults < files < env), validation with the key and
+//! source named, redaction, and the `check-config` command's exit codes.
+
+// figment::Jail closures return figment::Result, whose error is large by design.
+#![allow(clippy::result_large_err)]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use figment::Jail;
+use hafront::config::{load, Config, ConfigError, LoadOptions, REDACTED};
+
+const BASE: &str = r#"
+[node]
+name = "node-a"
+[vrrp.instances.web]
+interface = "eth0"
+vrid = 51
+virtual_ips = ["192.0.2.100/24"]
+"#;
+
+fn opts(files: &[&str], env: bool) -> LoadOptions {
+    LoadOptions {
+        files: files.iter().map(PathBuf::from).collect(),
+        env,
+    }
+}
+
+/// Loads `files` (written into a jail) expecting failure; returns "key|source|message" lines.
+fn errors(jail: &mut Jail, files: &[(&str, &str)], env: bool) -> Vec<(String, String, String)> {
+    for (name, text) in files {
+        jail.create_file(name, text).unwrap();
+    }
+    let names: Vec<&str> = files.iter().map(|(n, _)| *n).collect();
+    match load(&opts(&names, env)) {
+        Ok(cfg) => panic!("expected an error, got {cfg:#?}"),
+        Err(e) => e
+            .issues()
+            .into_iter()
+            .map(|i| (i.key, i.source, i.message))
+            .collect(),
+    }
+}
+
+fn one_error(base_extra: &str, key: &str, needle: &str) {
+    Jail::expect_with(|jail| {
+        let text = format!("{BASE}{base_extra}");
+        let errs = errors(jail, &[("a.toml", &text)], false);
+        assert!(
+            errs.iter()
+                .any(|(k, s, m)| k == key && s == "a.toml" && m.contains(needle)),
+            "want {key} ~ {needle:?}, got {errs:#?}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn defaults_fill_everything_but_the_instance_identity() {
+    Jail::expect_with(|jail| {
+        jail.create_file("a.toml", BASE)?;
+        let cfg = load(&opts(&["a.toml"], false)).unwrap();
+        assert_eq!(cfg.node.name, "node-a");
+        assert_eq!(cfg.runtime_dir, PathBuf::from("/run/hafront"));
+        assert_eq!(cfg.log.level, "info");
+        let web = &cfg.vrrp.instances["web"];
+        assert_eq!(web.priority, 100);
+        assert_eq!(u8::from(web.version), 3);
+        assert_eq!(web.advert_interval, Duration::from_secs(1));
+        assert!(web.preempt);
+        assert_eq!(web.preempt_delay, Duration::ZERO);
+        assert!(web.unicast_peers.is_empty());
+        assert!(web.accept);
+        assert_eq!(web.garp.master_burst, 5);
+        assert_eq!(web.garp.master_delay, Duration::from_secs(5));
+        assert_eq!(web.garp.master_repeat, 5);
+        assert_eq!(web.garp.refresh, None);
+        Ok(())
+    });
+}
+
+#[test]
+fn no_file_at_all_is_a_valid_empty_node() {
+    Jail::expect_with(|_| {
+        let cfg = load(&opts(&[], false)).unwrap();
+        assert!(cfg.vrrp.instances.is_empty());
+        assert!(!cfg.node.name.is_empty(), "node.name defaults to the host name");
+        Ok(())
+    });
+}
+
+#[test]
+fn later_files_win_and_env_wins_over_files() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "shared.toml",
+            &format!("{BASE}priority = 150\nadvert_interval = \"100ms\"\n"),
+        )?;
+        jail.create_file(
+            "node-b.toml",
+            "[node]\nname = \"node-b\"\n[vrrp.instances.web]\npriority = 100\n",
+        )?;
+        let cfg = load(&opts(&["shared.toml", "node-b.toml"], true)).unwrap();
+        assert_eq!(cfg.node.name, "node-b");
+        assert_eq!(cfg.vrrp.instances["web"].priority, 100);
+        assert_eq!(
+            cfg.vrrp.instances["web"].advert_interval,
+            Duration::from_millis(100)
+        );
+
+        jail.set_env("HAFRONT_VRRP__INSTANCES__WEB__PRIORITY", "90");
+        jail.set_env(
+            "HAFRONT_VRRP__INSTANCES__WEB__UNICAST_PEERS",
+            "[192.0.2.2, 192.0.2.3]",
+        );
+        jail.set_env("HAFRONT_NODE__NAME", "from-env");
+        let cfg = load(&opts(&["shared.toml", "node-b.toml"], true)).unwrap();
+        assert_eq!(cfg.node.name, "from-env");
+        assert_eq!(cfg.vrrp.instances["web"].priority, 90);
+        assert_eq!(cfg.vrrp.instances["web"].unicast_peers.len(), 2);
+
+        // --no-env ignores the environment.
+        let cfg = load(&opts(&["shared.toml", "node-b.toml"], false)).unwrap();
+        assert_eq!(cfg.vrrp.instances["web"].priority, 100);
+        Ok(())
+    });
+}
+
+#[test]
+fn durations_as_strings_or_seconds() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "a.toml",
+            &format!("{BASE}advert_interval = 0.1\npreempt_delay = \"1m 30s\"\n"),
+        )?;
+        let cfg = load(&opts(&["a.toml"], false)).unwrap();
+        assert_eq!(
+            cfg.vrrp.instances["web"].advert_interval,
+            Duration::from_millis(100)
+        );
+        assert_eq!(cfg.vrrp.instances["web"].preempt_delay, Duration::from_secs(90));
+        Ok(())
+    });
+    one_error(
+        "preempt_delay = \"soon\"\n",
+        "vrrp.instances.web.preempt_delay",
+        "invalid duration",
+    );
+}
+
+#[test]
+fn unknown_keys_are_errors_naming_key_and_source() {
+    one_error("prority = 150\n", "vrrp.instances.web.prority", "unknown key");
+    Jail::expect_with(|jail| {
+        let errs = errors(
+            jail,
+            &[("a.toml", &format!("{BASE}[vrrp.instances.web.garp]\nburst = 3\n"))],
+            false,
+        );
+        assert_eq!(errs[0].0, "vrrp.instances.web.garp.burst");
+        assert_eq!(errs[0].1, "a.toml");
+        jail.set_env("HAFRONT_VRRP__TYPO", "1");
+        let errs = errors(jail, &[("b.toml", BASE)], true);
+        assert_eq!(errs[0].0, "vrrp.typo");
+        assert_eq!(errs[0].1, "environment variable HAFRONT_VRRP__TYPO");
+        Ok(())
+    });
+}
+
+#[test]
+fn env_errors_name_the_variable() {
+    Jail::expect_with(|jail| {
+        jail.set_env("HAFRONT_VRRP__INSTANCES__WEB__PRIORITY", "300");
+        let errs = errors(jail, &[("a.toml", BASE)], true);
+        assert_eq!(errs[0].0, "vrrp.instances.web.priority");
+        assert_eq!(
+            errs[0].1,
+            "environment variable HAFRONT_VRRP__INSTANCES__WEB__PRIORITY"
+        );
+        assert!(errs[0].2.contains("1..255"), "{errs:?}");
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
+        jail.set_env("HAFRONT_VRRP__INSTANCES__WEB__ADVERT_INTERVAL", "15ms");
+        let errs = errors(jail, &[("a.toml", BASE)], true);
+        assert_eq!(errs[0].0, "vrrp.instances.web.advert_interval");
+        assert_eq!(
+            errs[0].1,
+            "environment variable HAFRONT_VRRP__INSTANCES__WEB__ADVERT_INTERVAL"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn protocol_rules() {
+    let k = |f: &str| format!("vrrp.instances.web.{f}");
+    // (extra TOML for [vrrp.instances.web] without vrid/virtual_ips, key, message part)
+    let cases: &[(&str, &str, &str)] = &[
+        ("vrid = 0\nvirtual_ips = [\"192.0.2.100/24\"]\n", "vrid", "1..255"),
+        (
+            "vrid = 256\nvirtual_ips = [\"192.0.2.100/24\"]\n",
+            "vrid",
+            "out of range",
+        ),
+        (
+            "vrid = 1\npriority = 0\nvirtual_ips = [\"192.0.2.100/24\"]\n",
+            "priority",
+            "1..255",
+        ),
+        ("vrid = 1\nvirtual_ips = []\n", "virtual_ips", "at least one"),
+        (
+            "vrid = 1\nvirtual_ips = [\"192.0.2.1/24\", \"192.0.2.1/24\"]\n",
+            "virtual_ips",
+            "twice",
+        ),
+        (
+            "vrid = 1\nvirtual_ips = [\"224.0.0.1/24\"]\n",
+            "virtual_ips",
+            "unicast",
+        ),
+        (
+            "vrid = 1\nvirtual_ips = [\"192.0.2.300/24\"]\n",
+            "virtual_ips.0",
+            "invalid",
+        ),
+        (
+            "vrid = 1\nversion = 4\nvirtual_ips = [\"192.0.2.1/24\"]\n",
+            "version",
+            "4",
+        ),
+        (
+            "vrid = 1\nversion = 2\nvirtual_ips = [\"2001:db8::1/64\"]\n",
+            "virtual_ips",
+            "IPv4 only",
+        ),
+        (
+            "vrid = 1\nversion = 2\nadvert_interval = \"1500ms\"\nvirtual_ips = [\"192.0.2.1/24\"]\n",
+            "advert_interval",
+            "whole seconds",
+        ),
+        (
+            "vrid = 1\nadvert_interval = \"15ms\"\nvirtual_ips = [\"192.0.2.1/24\"]\n",
+            "advert_interval",
+            "steps of 10ms",
+        ),
+        (
+            "vrid = 1\nadvert_interval = \"41s\"\nvirtual_ips = [\"192.0.2.1/24\"]\n",
+            "advert_interval",
+            "40.95s",
+        ),
+        (
+            "vrid = 1\nadvert_interval = \"0s\"\nvirtual_ips = [\"192.0.2.1/24\"]\n",
+            "advert_interval",
+            "10ms",
+        ),
+        (
+            "vrid = 1\nauth_pass = \"x\"\nvirtual_ips = [\"192.0.2.1/24\"]\n",
+            "auth_pass",
+            "only in VRRPv2",
+        ),
+        (
+            "vrid = 1\nversion = 2\nauth_pass = \"123456789\"\nvirtual_ips = [\"192.0.2.1/24\"]\n",
+            "auth_pass",
+            "1 to 8",
+        ),
+        (
+            "vrid = 1\nvip_label = \"eth1:web\"\nvirtual_ips = [\"192.0.2.1/24\"]\n",
+            "vip_label",
+            "interface name",
+        ),
+        (
+            "vrid = 1\nunicast_peers = [\"2001:db8::2\"]\nvirtual_ips = [\"192.0.2.1/24\"]\n",
+            "unicast_peers",
+            "family",
+        ),
+        (
+            "vrid = 1\nunicast_source = \"192.0.2.1\"\nvirtual_ips = [\"192.0.2.1/24\"]\n",
+            "unicast_source",
+            "unicast_peers",
+        ),
+        (
+            "vrid = 1\npreempt_delay = \"2000s\"\nvirtual_ips = [\"192.0.2.1/24\"]\n",
+            "preempt_delay",
+            "1000s",
+        ),
+        (
+            "vrid = 1\nchecksum_compat = true\nvirtual_ips = [\"2001:db8::1/64\"]\n",
+            "checksum_compat",
+            "IPv4",
+        ),
+        (
+            "vrid = 1\nvirtual_ips = [\"192.0.2.1/24\"]\n[vrrp.instances.web.garp]\nmaster_burst = 0\n",
+            "garp.master_burst",
+            "1..100",
+        ),
+        (
+            "vrid = 1\nvirtual_ips = [\"192.0.2.1/24\"]\n[vrrp.instances.web.garp]\nrefresh = \"10ms\"\n",
+            "garp.refresh",
+            "1s",
+        ),
+        ("virtual_ips = [\"192.0.2.1/24\"]\n", "vrid", "required"),
+    ];
+    for (extra, field, needle) in cases {
+        Jail::expect_with(|jail| {
+            let text = format!("[vrrp.instances.web]\ninterface = \"eth0\"\n{extra}");
+            let errs = errors(jail, &[("a.toml", &text)], false);
+            let key = k(field);
+            assert!(
+                errs.iter()
+                    .any(|(k, s, m)| *k == key && s == "a.toml" && m.contains(needle)),
+                "case {extra:?}: want {key} ~ {needle:?}, got {errs:#?}"
+            );
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn instance_level_rules() {
+    one_error(
+        "[vrrp.instances.Web]\ninterface = \"eth0\"\nvrid = 1\nvirtual_ips = [\"192.0.2.9/24\"]\n",
+        "vrrp.instances.Web",
+        "a-z",
+    );
+    one_error(
+        "[vrrp.instances.api]\ninterface = \"eth0\"\nvrid = 51\nvirtual_ips = [\"192.0.2.9/24\"]\n",
+        "vrrp.instances.web.vrid",
+        "already used by instance \"api\"",
+    );
+    // The same VRID on another family or interface is another virtual router.
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "a.toml",
+            &format!(
+                "{BASE}[vrrp.instances.web6]\ninterface = \"eth0\"\nvrid = 51\nvirtual_ips = [\"2001:db8::9/64\"]\n\
+                 [vrrp.instances.other]\ninterface = \"eth1\"\nvrid = 51\nvirtual_ips = [\"192.0.2.8/24\"]\n"
+            ),
+        )?;
+        assert_eq!(load(&opts(&["a.toml"], false)).unwrap().vrrp.instances.len(), 3);
+        Ok(())
+    });
+    one_error("[log]\nlevel = \"loud=[\"\n", "log.level", "log filter");
+}
+
+#[test]
+fn all_problems_are_reported_at_once() {
+    Jail::expect_with(|jail| {
+        let text = "[vrrp.instances.web]\ninterface = \"eth0\"\nvrid = 0\npriority = 0\nvirtual_ips = []\n";
+        let errs = errors(jail, &[("a.toml", text)], false);
+        let keys: Vec<&str> = errs.iter().map(|e| e.0.as_str()).collect();
+        for want in [
+            "vrrp.instances.web.vrid",
+            "vrrp.instances.web.priority",
+            "vrrp.instances.web.virtual_ips",
+        ] {
+            assert!(keys.contains(&want), "{keys:?}");
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn file_errors() {
+    Jail::expect_with(|jail| {
+        let errs = errors(jail, &[("a.toml", "[vrrp.instances.web\ninterface = 1\n")], false);
+        assert_eq!(errs[0].1, "a.toml");
+        assert!(errs[0].2.contains("line 1"), "{errs:?}");
+        match load(&opts(&["missing.toml"], false)) {
+            Err(ConfigError::File { path, .. }) => assert_eq!(path, PathBuf::from("missing.toml")),
+            other => panic!("{other:?}"),
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn secrets_are_redacted_and_env_numbers_are_strings() {
+    Jail::expect_with(|jail| {
+        jail.create_file("a.toml", &format!("{BASE}version = 2\n"))?;
+        jail.set_env("HAFRONT_VRRP__INSTANCES__WEB__AUTH_PASS", "12345678");
+        let cfg: Config = load(&opts(&["a.toml"], true)).unwrap();
+        let pass = cfg.vrrp.instances["web"].auth_pass.as_ref().unwrap();
+        assert_eq!(pass.expose(), "12345678");
+        let printed = cfg.to_redacted_toml();
+        assert!(
+            !printed.contains("12345678") && printed.contains(REDACTED),
+            "{printed}"
+        );
+        assert!(!format!("{cfg:?}").contains("12345678"));
+        // The printed configuration is itself a valid configuration (except the secret).
+        jail.create_file("printed.toml", &printed.replace(REDACTED, "abc"))?;
+        let again = load(&opts(&["printed.toml"], false)).unwrap();
+        assert_eq!(again.vrrp.instances["web"].vrid, 51);
+        Ok(())
+    });
+}
+
+#[test]
+fn check_config_exit_codes() {
+    let dir = std::env::temp_dir().join(format!("hafront-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.toml");
+    std::fs::write(&good, format!("{BASE}version = 2\nauth_pass = \"secret12\"\n")).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, format!("{BASE}priority = 0\n")).unwrap();
+    let run = |file: &PathBuf, env: &[(&str, &str)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hafront"));
+        cmd.arg("check-config").arg("-c").arg(file);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let out = run(&good, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("vrid = 51") && !stdout.contains("secret12"),
+        "{stdout}"
+    );
+
+    let out = run(&bad, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("vrrp.instances.web.priority") && stderr.contains("bad.toml"),
+        "{stderr}"
+    );
+
+    let out = run(&good, &[("HAFRONT_VRRP__INSTANCES__WEB__VRID", "0")]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("HAFRONT_VRRP__INSTANCES__WEB__VRID"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
