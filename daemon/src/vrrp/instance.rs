@@ -493,7 +493,12 @@ impl Instance {
     /// RFC 5798 §5.2.5).
     fn advertised_addresses(&self) -> Vec<IpAddr> {
         let v6 = self.params.vips.first().is_some_and(|n| n.addr().is_ipv6());
-        self.params.vips.iter().map(|n| n.addr()).filter(|a| a.is_ipv6() == v6).collect()
+        self.params
+            .vips
+            .iter()
+            .map(|n| n.addr())
+            .filter(|a| a.is_ipv6() == v6)
+            .collect()
     }
 
     fn address_list_matches(&self, advert: &Advert) -> bool {
