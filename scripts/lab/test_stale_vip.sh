@@ -20,7 +20,7 @@ lab_wait_vip b 192.0.2.100 3 || fail "b did not take the VIP after a was killed"
 pass "killed master left its VIP behind; b took over"
 hf_start a "$dir/a.toml"
 hf_wait_state a web backup 5 || fail "a did not come back as backup"
-lab_exec a ip -o addr show dev eth0 | grep -q '192.0.2.100/' && fail "stale VIP still on a after restart"
+lab_exec a ip -o addr show dev eth0 | grep '192.0.2.100/' >/dev/null && fail "stale VIP still on a after restart"
 sleep 1
 [ "$(lab_vip_holder 192.0.2.100)" = b ] || fail "VIP holder $(lab_vip_holder 192.0.2.100), want only b"
 lab_client_ping 192.0.2.100 || fail "client cannot reach VIP on b"

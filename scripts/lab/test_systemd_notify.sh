@@ -23,7 +23,7 @@ sleep 1.5
 cat "$dir/notify.log"
 grep -q '^READY=1|STATUS=web:backup' "$dir/notify.log" || fail "no READY=1 with STATUS=web:backup"
 ready_line=$(grep -n '^READY=1' "$dir/notify.log" | head -1 | cut -d: -f1)
-grep '^AT_READY' "$dir/notify.log" | grep -q '192.0.2.100/' && fail "READY=1 was sent while the stale VIP was still present"
+grep '^AT_READY' "$dir/notify.log" | grep '192.0.2.100/' >/dev/null && fail "READY=1 was sent while the stale VIP was still present"
 grep -q '^AT_READY' "$dir/notify.log" || fail "listener did not snapshot addresses at READY"
 grep -q 'STATUS=web:master' "$dir/notify.log" || fail "no STATUS= update after becoming master"
 [ "$(grep -c '^WATCHDOG=1' "$dir/notify.log")" -ge 2 ] || fail "fewer than 2 watchdog pings in 3 s with WatchdogSec=1s"

@@ -63,7 +63,7 @@ lab_up() {
     for n in a b c; do
         local i
         for i in $(seq 100); do
-            lab_exec "$n" ip -6 -o addr show dev eth0 scope link | grep -q fe80 && break
+            lab_exec "$n" ip -6 -o addr show dev eth0 scope link | grep fe80 >/dev/null && break
             sleep 0.02
         done
     done
@@ -114,7 +114,7 @@ NFT
 }
 lab_unblock_vrrp() { lab_exec "$1" nft delete table inet hafront_lab 2>/dev/null || true; }
 
-lab_has_vip() { lab_exec "$1" ip -o addr show dev eth0 | grep -q " ${2}/"; }
+lab_has_vip() { lab_exec "$1" ip -o addr show dev eth0 | grep " ${2}/" >/dev/null; }
 
 lab_vip_holder() {
     local n holders=()

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
 use crate::config::{self, Config, LoadOptions};
+use crate::net::accept::{self, AcceptPlan};
 use crate::net::{Links, NetError, VipExecutor};
 use crate::vrrp::error::IoError;
 use crate::vrrp::instance::{GarpParams, Params};
@@ -90,6 +91,8 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     let vips = VipExecutor::spawn(links.clone());
     let mut engine = Engine::new(links, vips);
     let status = status::StatusWriter::new(cfg.runtime_dir.clone(), cfg.node.name.clone());
+    // Before any VIP can be added: the accept-mode filter is static (net/accept.rs).
+    apply_accept_mode(&cfg).await;
     for (name, spec) in specs_from_config(&cfg) {
         engine.add_instance(&name, spec).await?;
     }
@@ -129,6 +132,9 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     info!("stopping: releasing virtual addresses");
     engine.shutdown().await;
+    if let Err(error) = accept::apply(&AcceptPlan::default()).await {
+        warn!(%error, "cannot remove the accept-mode table");
+    }
     status.remove();
     info!("stopped");
     Ok(())
@@ -153,6 +159,7 @@ async fn signals(opts: LoadOptions, ctl: mpsc::Sender<Control>) {
                 match config::load(&opts) {
                     Ok(cfg) => {
                         info!("SIGHUP: configuration reloaded");
+                        apply_accept_mode(&cfg).await;
                         let (done_tx, done_rx) = oneshot::channel();
                         if ctl.send(Control::Reload(specs_from_config(&cfg), done_tx)).await.is_err() {
                             return;
@@ -166,6 +173,23 @@ async fn signals(opts: LoadOptions, ctl: mpsc::Sender<Control>) {
         }
     }
     let _ = ctl.send(Control::Shutdown).await;
+}
+
+/// Installs the accept-mode filter for the configuration. A failure is logged and
+/// VRRP keeps running: availability first, and the error says what is missing.
+async fn apply_accept_mode(cfg: &Config) {
+    let plan = AcceptPlan::from_config(cfg);
+    match accept::apply(&plan).await {
+        Ok(()) if !plan.is_empty() => {
+            info!(
+                v4 = plan.v4.len(),
+                v6 = plan.v6.len(),
+                "accept = false: VIP traffic filter installed"
+            )
+        }
+        Ok(()) => {}
+        Err(error) => error!(%error, "accept = false is not enforced"),
+    }
 }
 
 /// Where `hafront status` finds the daemon's state.

@@ -4,6 +4,7 @@
 //! The VIP executor is an actor: VRRP instances send it commands over a channel and
 //! never wait on netlink, so a slow kernel call cannot delay an advertisement.
 
+pub mod accept;
 pub mod announce;
 pub mod error;
 pub mod link;
