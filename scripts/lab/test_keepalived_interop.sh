@@ -25,6 +25,7 @@ ka_stop() { # stops keepalived and its VRRP child: every keepalived process in b
     [ -n "$ka_pid" ] || return 0
     kill -TERM "$ka_pid" 2>/dev/null || true
     wait "$ka_pid" 2>/dev/null || true
+    lab_untrack_pid "$ka_pid"
     local p
     for _ in $(seq 50); do
         local left=""

@@ -54,6 +54,7 @@ hf_stop() {
     [ -n "$pid" ] || return 0
     kill -TERM "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
+    lab_untrack_pid "$pid"
     HF_PID[$1]=""
 }
 
@@ -63,6 +64,7 @@ hf_kill() {
     [ -n "$pid" ] || return 0
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
+    lab_untrack_pid "$pid"
     HF_PID[$1]=""
 }
 

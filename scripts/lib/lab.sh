@@ -26,6 +26,26 @@ lab_logdir() {
 }
 
 lab_track_pid() { LAB_PIDS+=("$1"); }
+lab_untrack_pid() { # after waiting for it: the PID may be reused from now on
+    local p keep=()
+    for p in "${LAB_PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+    LAB_PIDS=("${keep[@]}")
+}
+lab_is_child() { # pid: alive and a child of this shell
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }            # fields after "pid (comm) "
+    # shellcheck disable=SC2086
+    set -- $stat                 # $1 state, $2 ppid
+    [ "$2" = "$$" ]
+}
+lab_in_our_netns() { # pid: runs in one of this lab's namespaces
+    local n
+    for n in "${LAB_NODES[@]}"; do
+        ip netns pids "$LAB-$n" 2>/dev/null | grep -x "$1" >/dev/null && return 0
+    done
+    return 1
+}
 
 lab_host_id() {
     case $1 in a) echo 1 ;; b) echo 2 ;; d) echo 3 ;; e) echo 4 ;; c) echo 10 ;; *) echo "lab: unknown node $1" >&2; return 1 ;; esac
@@ -75,15 +95,26 @@ lab_up() {
 
 lab_down() {
     local rc=$?
-    local p
-    for p in "${LAB_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    local p pids=()
+    # Only processes that are still this shell's children: a tracked PID that has
+    # exited may have been reused by the system (the wait loops fork a lot).
+    for p in "${LAB_PIDS[@]}"; do lab_is_child "$p" && pids+=("$p"); done
+    # Whatever still runs inside our namespaces is ours too (keepalived's children).
+    local n
+    for n in "${LAB_NODES[@]}"; do
+        for p in $(ip netns pids "$LAB-$n" 2>/dev/null); do pids+=("$p"); done
+    done
+    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
     for _ in $(seq 20); do
         local alive=0
-        for p in "${LAB_PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        for p in "${pids[@]}"; do [ -e "/proc/$p" ] && alive=1; done
         [ $alive = 0 ] && break
         sleep 0.1
     done
-    for p in "${LAB_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do
+        # Re-check before SIGKILL: still our child, or still in one of our namespaces.
+        if lab_is_child "$p" || lab_in_our_netns "$p"; then kill -KILL "$p" 2>/dev/null || true; fi
+    done
     local n
     for n in "${LAB_NODES[@]}"; do ip netns del "$LAB-$n" 2>/dev/null || true; done
     if [ -n "$LAB_DIR" ] && [ -d "$LAB_DIR" ]; then
