@@ -1,4 +1,5 @@
 pub mod config;
 pub mod daemon;
+pub mod ipvs;
 pub mod net;
 pub mod vrrp;

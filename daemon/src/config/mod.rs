@@ -5,6 +5,7 @@
 //! docs/configuration.md.
 
 mod error;
+pub mod ipvs;
 mod schema;
 mod validate;
 

@@ -21,6 +21,7 @@ pub struct Config {
     /// Where status.json lives (and, later, the API socket and state).
     pub runtime_dir: PathBuf,
     pub vrrp: VrrpConfig,
+    pub ipvs: super::ipvs::IpvsConfig,
 }
 
 impl Default for Config {
@@ -30,6 +31,7 @@ impl Default for Config {
             log: LogConfig::default(),
             runtime_dir: PathBuf::from("/run/hafront"),
             vrrp: VrrpConfig::default(),
+            ipvs: Default::default(),
         }
     }
 }

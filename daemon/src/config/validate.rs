@@ -51,6 +51,7 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
             }
         }
     }
+    super::ipvs::validate(&cfg.ipvs, &cfg.vrrp.instances, &mut v.problems);
     v.problems
 }
 
@@ -59,7 +60,7 @@ struct Validator {
     problems: Vec<Problem>,
 }
 
-fn valid_instance_name(name: &str) -> bool {
+pub(super) fn valid_instance_name(name: &str) -> bool {
     let b = name.as_bytes();
     !b.is_empty()
         && b.len() <= 32

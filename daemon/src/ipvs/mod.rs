@@ -1,0 +1,23 @@
+//! IPVS (the kernel's layer-4 load balancer) over its generic netlink family
+//! "IPVS", with no ipvsadm in the loop.
+//!
+//! - `constants`, `nlas`, `message`: the family in the rust-netlink style
+//!   (constants from include/uapi/linux/ip_vs.h, attribute enums with an `Other`
+//!   catch-all, `GenlFamily` impl; the family id is resolved at runtime);
+//! - `model`: typed services/destinations and `Table`;
+//! - `plan`: the pure reconciler (desired vs actual -> ops);
+//! - `io`: the thin executor over a genetlink connection.
+
+pub mod constants;
+pub mod desired;
+pub mod error;
+pub mod io;
+pub mod message;
+pub mod model;
+pub mod nlas;
+pub mod plan;
+
+pub use error::IpvsError;
+pub use message::{IpvsCmd, IpvsMessage};
+pub use model::{DestSpec, Forward, Protocol, ServiceKey, ServiceSpec, Table};
+pub use plan::{plan, Op};
