@@ -7,13 +7,18 @@ pub mod status;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
+use crate::config::ipvs::IpvsConfig;
 use crate::config::{self, Config, LoadOptions};
 use crate::net::accept::{self, AcceptPlan};
 use crate::net::{Links, NetError, VipExecutor};
 use crate::vrrp::error::IoError;
+use crate::vrrp::instance::State;
 use crate::vrrp::instance::{GarpParams, Params};
 use engine::{Control, Engine, InstanceSpec};
 
@@ -107,8 +112,22 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         "hafront running"
     );
 
+    // IPVS runs beside VRRP: it follows the configuration and the instances this
+    // node is master of, and its failures never reach the VRRP engine.
+    let (ipvs_cfg_tx, ipvs_cfg_rx) = watch::channel(Arc::new(cfg.ipvs.clone()));
+    let (masters_tx, masters_rx) = watch::channel(masters_of(&engine));
+    let (ipvs_stop_tx, ipvs_stop_rx) = oneshot::channel();
+    let ipvs_task = tokio::spawn(crate::ipvs::reconcile::run(
+        crate::ipvs::reconcile::ReconcilerInputs {
+            config: ipvs_cfg_rx,
+            masters: masters_rx,
+            runtime_dir: cfg.runtime_dir.clone(),
+            stop: ipvs_stop_rx,
+        },
+    ));
+
     let (ctl_tx, ctl_rx) = mpsc::channel(8);
-    tokio::spawn(signals(opts, ctl_tx));
+    tokio::spawn(signals(opts, ctl_tx, ipvs_cfg_tx));
     let watchdog = sd_notify::watchdog_enabled();
     engine
         .run(
@@ -119,6 +138,12 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
             |e| {
                 status.write(e);
                 status.notify_status(e);
+                let masters = masters_of(e);
+                masters_tx.send_if_modified(|m| {
+                    let changed = *m != masters;
+                    *m = masters;
+                    changed
+                });
             },
             |e| {
                 status.write(e);
@@ -132,6 +157,12 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     info!("stopping: releasing virtual addresses");
     engine.shutdown().await;
+    // VIPs first (above), then the IPVS services we own.
+    let (done_tx, done_rx) = oneshot::channel();
+    if ipvs_stop_tx.send(done_tx).is_ok() {
+        let _ = tokio::time::timeout(Duration::from_secs(10), done_rx).await;
+    }
+    ipvs_task.abort();
     if let Err(error) = accept::apply(&AcceptPlan::default()).await {
         warn!(%error, "cannot remove the accept-mode table");
     }
@@ -140,7 +171,16 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     Ok(())
 }
 
-async fn signals(opts: LoadOptions, ctl: mpsc::Sender<Control>) {
+fn masters_of(engine: &Engine) -> BTreeSet<String> {
+    engine
+        .status()
+        .into_iter()
+        .filter(|(_, s)| s.state == State::Master)
+        .map(|(n, _)| n)
+        .collect()
+}
+
+async fn signals(opts: LoadOptions, ctl: mpsc::Sender<Control>, ipvs_cfg: watch::Sender<Arc<IpvsConfig>>) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
@@ -160,6 +200,13 @@ async fn signals(opts: LoadOptions, ctl: mpsc::Sender<Control>) {
                     Ok(cfg) => {
                         info!("SIGHUP: configuration reloaded");
                         apply_accept_mode(&cfg).await;
+                        ipvs_cfg.send_if_modified(|c| {
+                            let changed = **c != cfg.ipvs;
+                            if changed {
+                                *c = Arc::new(cfg.ipvs.clone());
+                            }
+                            changed
+                        });
                         let (done_tx, done_rx) = oneshot::channel();
                         if ctl.send(Control::Reload(specs_from_config(&cfg), done_tx)).await.is_err() {
                             return;

@@ -16,6 +16,7 @@ pub mod message;
 pub mod model;
 pub mod nlas;
 pub mod plan;
+pub mod reconcile;
 
 pub use error::IpvsError;
 pub use message::{IpvsCmd, IpvsMessage};
