@@ -7,7 +7,7 @@ use hafront::ipvs::constants::*;
 use hafront::ipvs::message::{IpvsCmd, IpvsMessage};
 use hafront::ipvs::nlas::{DestAttr, IpvsAttr, ServiceAttr, StatsAttr};
 use netlink_packet_core::{
-    DefaultNla, Emitable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST,
+    DefaultNla, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST,
 };
 use netlink_packet_generic::GenlMessage;
 
