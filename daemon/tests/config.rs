@@ -407,6 +407,8 @@ fn check_config_exit_codes() {
     std::fs::write(&bad, format!("{BASE}priority = 0\n")).unwrap();
     let run = |file: &PathBuf, env: &[(&str, &str)]| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hafront"));
+        // Not the test process environment: Jail tests set HAFRONT_* in it concurrently.
+        cmd.env_clear();
         cmd.arg("check-config").arg("-c").arg(file);
         for (k, v) in env {
             cmd.env(k, v);
@@ -439,4 +441,57 @@ fn check_config_exit_codes() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("HAFRONT_VRRP__INSTANCES__WEB__VRID"), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn ipvs_services() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "a.toml",
+            &format!(
+                "{BASE}[ipvs.services.web]\naddress = \"192.0.2.100:80\"\nscheduler = \"wrr\"\nforwarding = \"dr\"\n\
+                 persistence = \"50s\"\nmaster_of = \"web\"\n\
+                 real_servers = [ {{ address = \"192.0.2.11:80\", weight = 1 }}, {{ address = \"192.0.2.12:80\", weight = 2 }} ]\n"
+            ),
+        )?;
+        let cfg = load(&opts(&["a.toml"], false)).unwrap();
+        let web = &cfg.ipvs.services["web"];
+        assert_eq!(web.real_servers.len(), 2);
+        assert_eq!(web.quorum, 1);
+        assert_eq!(web.persistence, Some(Duration::from_secs(50)));
+        Ok(())
+    });
+    let svc = |extra: &str| format!("[ipvs.services.web]\n{extra}\n");
+    let cases: &[(&str, &str, &str)] = &[
+        ("address = \"192.0.2.100:80\"\nscheduler = \"fastest\"", "scheduler", "not an IPVS scheduler"),
+        ("address = \"192.0.2.100:80\"\nfwmark = 3", "fwmark", "either address or fwmark"),
+        ("scheduler = \"rr\"", "address", "required"),
+        ("address = \"192.0.2.100:80\"\nmaster_of = \"db\"", "master_of", "no VRRP instance named \"db\""),
+        ("address = \"192.0.2.100:0\"", "address", "port 0"),
+        ("address = \"192.0.2.100:80\"\nscheduler_flags = [\"sh-port\"]", "scheduler_flags", "does not apply"),
+        (
+            "address = \"192.0.2.100:80\"\nreal_servers = [ { address = \"[2001:db8::1]:80\" } ]",
+            "real_servers.0",
+            "family",
+        ),
+        (
+            "address = \"192.0.2.100:80\"\nreal_servers = [ { address = \"192.0.2.1:80\" }, { address = \"192.0.2.1:80\" } ]",
+            "real_servers.1",
+            "twice",
+        ),
+        ("address = \"192.0.2.100:80\"\npersistence_prefix = 24", "persistence_prefix", "only applies"),
+        ("address = \"192.0.2.100:80\"\nforwarding = \"magic\"", "forwarding", "unknown variant"),
+    ];
+    for (extra, field, needle) in cases {
+        Jail::expect_with(|jail| {
+            let errs = errors(jail, &[("a.toml", &format!("{BASE}{}", svc(extra)))], false);
+            let key = format!("ipvs.services.web.{field}");
+            assert!(
+                errs.iter()
+                    .any(|(k, s, m)| *k == key && s == "a.toml" && m.contains(needle)),
+                "case {extra:?}: want {key} ~ {needle:?}, got {errs:#?}"
+            );
+            Ok(())
+        });
+    }
 }
