@@ -7,7 +7,6 @@ pub mod status;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, watch};
@@ -15,6 +14,7 @@ use tracing::{error, info, warn};
 
 use crate::config::ipvs::IpvsConfig;
 use crate::config::{self, Config, LoadOptions};
+use crate::ipvs::desired::Roles;
 use crate::net::accept::{self, AcceptPlan};
 use crate::net::{Links, NetError, VipExecutor};
 use crate::vrrp::error::IoError;
@@ -115,12 +115,12 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     // IPVS runs beside VRRP: it follows the configuration and the instances this
     // node is master of, and its failures never reach the VRRP engine.
     let (ipvs_cfg_tx, ipvs_cfg_rx) = watch::channel(Arc::new(cfg.ipvs.clone()));
-    let (masters_tx, masters_rx) = watch::channel(masters_of(&engine));
+    let (roles_tx, roles_rx) = watch::channel(roles_of(&engine));
     let (ipvs_stop_tx, ipvs_stop_rx) = oneshot::channel();
     let ipvs_task = tokio::spawn(crate::ipvs::reconcile::run(
         crate::ipvs::reconcile::ReconcilerInputs {
             config: ipvs_cfg_rx,
-            masters: masters_rx,
+            roles: roles_rx,
             runtime_dir: cfg.runtime_dir.clone(),
             stop: ipvs_stop_rx,
         },
@@ -138,15 +138,12 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
             |e| {
                 status.write(e);
                 status.notify_status(e);
-                let masters = masters_of(e);
-                masters_tx.send_if_modified(|m| {
-                    let changed = *m != masters;
-                    *m = masters;
-                    changed
-                });
+                publish_roles(&roles_tx, e);
             },
             |e| {
                 status.write(e);
+                // A backup learning its master's address is not a state change.
+                publish_roles(&roles_tx, e);
                 // Pinged from the engine loop: a stuck loop stops the pings.
                 if watchdog.is_some() {
                     let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
@@ -171,13 +168,34 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     Ok(())
 }
 
-fn masters_of(engine: &Engine) -> BTreeSet<String> {
-    engine
-        .status()
-        .into_iter()
-        .filter(|(_, s)| s.state == State::Master)
-        .map(|(n, _)| n)
-        .collect()
+/// Which instances are master, and which have not settled yet (just started and no
+/// master heard): what the IPVS reconciler follows.
+fn roles_of(engine: &Engine) -> Roles {
+    let mut roles = Roles::default();
+    for (name, s) in engine.status() {
+        match s.state {
+            State::Master => {
+                roles.masters.insert(name);
+            }
+            State::Initialize => {
+                roles.unsettled.insert(name);
+            }
+            State::Backup if s.master.is_none() => {
+                roles.unsettled.insert(name);
+            }
+            _ => {}
+        }
+    }
+    roles
+}
+
+fn publish_roles(tx: &watch::Sender<Roles>, engine: &Engine) {
+    let roles = roles_of(engine);
+    tx.send_if_modified(|r| {
+        let changed = *r != roles;
+        *r = roles;
+        changed
+    });
 }
 
 async fn signals(opts: LoadOptions, ctl: mpsc::Sender<Control>, ipvs_cfg: watch::Sender<Arc<IpvsConfig>>) {

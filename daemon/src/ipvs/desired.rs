@@ -8,20 +8,40 @@ use super::constants::*;
 use super::model::{DestSpec, Forward, ServiceKey, ServiceSpec, Table};
 use crate::config::ipvs::{IpvsConfig, IpvsServiceConfig, SchedulerFlag, TunnelChecksum};
 
-/// The desired table. `masters`: VRRP instances this node is master of;
-/// `healthy(service, real_server)`: the health-check verdict (all true until checks
-/// exist for a server).
+/// What the VRRP side tells IPVS.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Roles {
+    /// Instances this node is master of.
+    pub masters: BTreeSet<String>,
+    /// Instances that do not know yet whether they will be master (just started,
+    /// no advert heard): services that follow them are left as they are, so a
+    /// restart does not delete and re-create a live service.
+    pub unsettled: BTreeSet<String>,
+}
+
+/// The desired table. `actual` is the kernel's table (for services whose instance
+/// is unsettled); `healthy(service, real_server)` is the health-check verdict (all
+/// true until checks exist for a server).
 pub fn desired_table(
     cfg: &IpvsConfig,
-    masters: &BTreeSet<String>,
+    roles: &Roles,
+    actual: &Table,
     healthy: impl Fn(&str, SocketAddr) -> bool,
 ) -> Table {
     let mut table = Table::default();
     for (name, s) in &cfg.services {
-        if s.master_of.as_ref().is_some_and(|i| !masters.contains(i)) {
-            continue;
-        }
         let Some(spec) = service_spec(s) else { continue };
+        if let Some(inst) = &s.master_of {
+            if roles.unsettled.contains(inst) {
+                if let Some(entry) = actual.services.get(&spec.key) {
+                    table.services.insert(spec.key, entry.clone());
+                }
+                continue;
+            }
+            if !roles.masters.contains(inst) {
+                continue;
+            }
+        }
         let mut dests = Vec::new();
         let mut live_weight: u64 = 0;
         let mut failed = Vec::new();
@@ -144,15 +164,20 @@ master_of = "web"
 real_servers = [ { address = "192.0.2.11:80", weight = 1 }, { address = "192.0.2.12:80", weight = 2 } ]
 "#;
 
-    fn masters(names: &[&str]) -> BTreeSet<String> {
-        names.iter().map(|s| s.to_string()).collect()
+    fn masters(names: &[&str]) -> Roles {
+        Roles {
+            masters: names.iter().map(|s| s.to_string()).collect(),
+            unsettled: BTreeSet::new(),
+        }
     }
 
     #[test]
     fn installed_only_while_master() {
         let c = cfg(WEB);
-        assert!(desired_table(&c, &masters(&[]), |_, _| true).services.is_empty());
-        let t = desired_table(&c, &masters(&["web"]), |_, _| true);
+        assert!(desired_table(&c, &masters(&[]), &Table::default(), |_, _| true)
+            .services
+            .is_empty());
+        let t = desired_table(&c, &masters(&["web"]), &Table::default(), |_, _| true);
         let e = t.services.values().next().unwrap();
         assert_eq!(e.spec.scheduler, "wrr");
         assert_eq!(e.spec.flags, IP_VS_SVC_F_PERSISTENT);
@@ -163,10 +188,22 @@ real_servers = [ { address = "192.0.2.11:80", weight = 1 }, { address = "192.0.2
     }
 
     #[test]
+    fn unsettled_instance_keeps_what_the_kernel_has() {
+        let c = cfg(WEB);
+        let mut roles = masters(&[]);
+        roles.unsettled.insert("web".into());
+        assert!(desired_table(&c, &roles, &Table::default(), |_, _| true)
+            .services
+            .is_empty());
+        let installed = desired_table(&c, &masters(&["web"]), &Table::default(), |_, _| true);
+        assert_eq!(desired_table(&c, &roles, &installed, |_, _| true), installed);
+    }
+
+    #[test]
     fn quorum_lost_uses_the_sorry_server() {
         let c = cfg(WEB);
         let down: SocketAddr = "192.0.2.12:80".parse().unwrap();
-        let t = desired_table(&c, &masters(&["web"]), |_, a| a != down);
+        let t = desired_table(&c, &masters(&["web"]), &Table::default(), |_, a| a != down);
         let e = t.services.values().next().unwrap();
         // live weight 1 < quorum 2
         assert_eq!(
@@ -184,7 +221,7 @@ inhibit_on_failure = true
 real_servers = [ { address = "192.0.2.11:80", weight = 3 }, { address = "192.0.2.12:80", weight = 2 } ]
 "#);
         let down: SocketAddr = "192.0.2.12:80".parse().unwrap();
-        let t = desired_table(&c, &masters(&[]), |_, a| a != down);
+        let t = desired_table(&c, &masters(&[]), &Table::default(), |_, a| a != down);
         let e = t.services.values().next().unwrap();
         assert_eq!(e.dests[&down].weight, 0);
         assert_eq!(e.dests[&"192.0.2.11:80".parse().unwrap()].weight, 3);
@@ -201,7 +238,7 @@ scheduler_flags = ["sh-fallback", "sh-port"]
 forwarding = "tun"
 real_servers = [ { address = "[2001:db8::11]:0", tunnel_type = "gue", tunnel_port = 6080, tunnel_checksum = "csum" } ]
 "#);
-        let t = desired_table(&c, &masters(&[]), |_, _| true);
+        let t = desired_table(&c, &masters(&[]), &Table::default(), |_, _| true);
         let e = t.services.values().next().unwrap();
         assert_eq!(e.spec.key, ServiceKey::Fwmark { ipv6: true, mark: 7 });
         assert_eq!(

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tracing::{debug, error, info, warn};
 
-use super::desired::desired_table;
+use super::desired::{desired_table, Roles};
 use super::error::IpvsError;
 use super::io::Ipvs;
 use super::model::{ServiceKey, Table};
@@ -29,8 +29,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 pub struct ReconcilerInputs {
     pub config: watch::Receiver<Arc<IpvsConfig>>,
-    /// VRRP instances this node is master of.
-    pub masters: watch::Receiver<BTreeSet<String>>,
+    /// The node's VRRP roles.
+    pub roles: watch::Receiver<Roles>,
     pub runtime_dir: PathBuf,
     /// Asked at shutdown: remove what we own, then answer.
     pub stop: oneshot::Receiver<oneshot::Sender<()>>,
@@ -54,13 +54,13 @@ pub async fn run(mut inp: ReconcilerInputs) {
     let mut unavailable_logged = false;
     loop {
         let cfg = inp.config.borrow_and_update().clone();
-        let masters = inp.masters.borrow_and_update().clone();
-        let desired = desired_table(&cfg, &masters, |_, _| true);
-        let wait = if desired.services.is_empty() && owned.is_empty() {
+        let roles = inp.roles.borrow_and_update().clone();
+        let desired = |actual: &Table| desired_table(&cfg, &roles, actual, |_, _| true);
+        let wait = if cfg.services.is_empty() && owned.is_empty() {
             // Nothing to manage: do not even require IPVS.
             None
         } else {
-            match sync(&mut ipvs, &desired, &mut owned).await {
+            match sync(&mut ipvs, desired, &mut owned).await {
                 Ok(pass) => {
                     unavailable_logged = false;
                     save_owned(&owned_path, &owned);
@@ -96,12 +96,12 @@ pub async fn run(mut inp: ReconcilerInputs) {
         };
         tokio::select! {
             r = inp.config.changed() => if r.is_err() { return },
-            r = inp.masters.changed() => if r.is_err() { return },
+            r = inp.roles.changed() => if r.is_err() { return },
             _ = sleep => {}
             reply = &mut inp.stop => {
                 if !owned.is_empty() {
                     info!(services = owned.len(), "removing IPVS services");
-                    let _ = sync(&mut ipvs, &Table::default(), &mut owned).await;
+                    let _ = sync(&mut ipvs, |_| Table::default(), &mut owned).await;
                     save_owned(&owned_path, &owned);
                 }
                 if let Ok(done) = reply {
@@ -117,7 +117,7 @@ pub async fn run(mut inp: ReconcilerInputs) {
 /// counted (the next pass retries them); connection-level failures are returned.
 async fn sync(
     ipvs: &mut Option<Ipvs>,
-    desired: &Table,
+    desired: impl Fn(&Table) -> Table,
     owned: &mut BTreeSet<ServiceKey>,
 ) -> Result<Pass, IpvsError> {
     if ipvs.is_none() {
@@ -138,7 +138,8 @@ async fn sync(
     }
     let conn = ipvs.as_mut().expect("connected above");
     let actual = conn.dump().await?.table;
-    let ops = plan(desired, &actual, owned);
+    let desired = desired(&actual);
+    let ops = plan(&desired, &actual, owned);
     let mut pass = Pass::default();
     for op in &ops {
         match conn.execute(op).await {
