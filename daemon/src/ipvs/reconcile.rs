@@ -52,6 +52,7 @@ pub async fn run(mut inp: ReconcilerInputs) {
     let mut ipvs: Option<Ipvs> = None;
     let mut backoff = BACKOFF_MIN;
     let mut unavailable_logged = false;
+    let (mut config_open, mut roles_open) = (true, true);
     loop {
         let cfg = inp.config.borrow_and_update().clone();
         let roles = inp.roles.borrow_and_update().clone();
@@ -95,18 +96,21 @@ pub async fn run(mut inp: ReconcilerInputs) {
             }
         };
         tokio::select! {
-            r = inp.config.changed() => if r.is_err() { return },
-            r = inp.roles.changed() => if r.is_err() { return },
+            // A closed channel (the signal task ends at SIGTERM) is no reason to stop:
+            // the stop request that removes our services is still to come.
+            r = inp.config.changed(), if config_open => config_open = r.is_ok(),
+            r = inp.roles.changed(), if roles_open => roles_open = r.is_ok(),
             _ = sleep => {}
             reply = &mut inp.stop => {
+                // Only on request: a dropped sender means the daemon failed, and
+                // its services are better left serving than torn down.
+                let Ok(done) = reply else { return };
                 if !owned.is_empty() {
                     info!(services = owned.len(), "removing IPVS services");
                     let _ = sync(&mut ipvs, |_| Table::default(), &mut owned).await;
                     save_owned(&owned_path, &owned);
                 }
-                if let Ok(done) = reply {
-                    let _ = done.send(());
-                }
+                let _ = done.send(());
                 return;
             }
         }

@@ -1,0 +1,193 @@
+#!/bin/sh
+# Guest script: hafront programs IPVS in a real kernel (Debian's, in qemu).
+#   vm-tests/run --file target/release/hafront:/usr/local/bin/hafront vm-tests/ipvs.sh
+# The guest is the director; a client and two real servers (busybox httpd) live in
+# network namespaces behind veths: client 198.51.100.10 -> VIP 203.0.113.100 (NAT)
+# -> 192.0.2.11 / 192.0.2.12. Checks, with ipvsadm as the referee:
+#  1. the table is exactly the configured one (ipvsadm -Sn), a foreign service stays;
+#  2. traffic flows through the VIP to both real servers;
+#  3. a weight change + SIGHUP is one SET_DEST, nothing re-created;
+#  4. a restart with the same configuration writes nothing;
+#  5. a kernel refusal is logged with the service named and retried;
+#  6. SIGTERM removes hafront's services, and only those.
+set -eu
+PATH=/usr/local/bin:$PATH
+log=/tmp/hafront.log
+fail() {
+    echo "FAIL: $*"
+    echo "---- ipvsadm -Ln"; ipvsadm -Ln || true
+    echo "---- hafront log"; tail -n 40 "$log" 2>/dev/null || true
+    exit 1
+}
+pass() { echo "ok: $*"; }
+
+sysctl -qw net.ipv4.ip_forward=1
+ip link add dir0 type dummy
+ip link set dir0 up
+ip addr add 203.0.113.1/24 dev dir0
+ip link add br0 type bridge
+ip link set br0 up
+ip addr add 192.0.2.1/24 dev br0
+for n in 1 2; do
+    ip netns add rs$n
+    ip link add rs$n-d type veth peer name eth0 netns rs$n
+    ip link set rs$n-d master br0 up
+    ip -n rs$n link set lo up
+    ip -n rs$n link set eth0 up
+    ip -n rs$n addr add 192.0.2.1$n/24 dev eth0
+    # Replies go back through the director (NAT); no default route.
+    ip -n rs$n route add 198.51.100.0/24 via 192.0.2.1
+    mkdir -p /www$n
+    echo "real server $n" >/www$n/index.html
+    ip netns exec rs$n busybox httpd -p 80 -h /www$n
+done
+ip netns add client
+ip link add cl-d type veth peer name eth0 netns client
+ip link set cl-d up
+ip addr add 198.51.100.1/24 dev cl-d
+ip -n client link set lo up
+ip -n client link set eth0 up
+ip -n client addr add 198.51.100.10/24 dev eth0
+ip -n client route add 203.0.113.0/24 via 198.51.100.1
+
+# A service hafront does not own: it must never be touched.
+ipvsadm -A -t 203.0.113.200:443 -s rr
+ipvsadm -a -t 203.0.113.200:443 -r 192.0.2.13:443 -m -w 1
+
+write_config() { # weight of the second real server
+    cat >/etc/hafront.toml <<CONF
+runtime_dir = "/run/hafront"
+[log]
+level = "info,hafront::ipvs=debug"
+[vrrp.instances.web]
+interface = "dir0"
+vrid = 51
+priority = 150
+advert_interval = "100ms"
+virtual_ips = ["203.0.113.100/24"]
+[ipvs.services.web]
+address = "203.0.113.100:80"
+scheduler = "wrr"
+forwarding = "nat"
+master_of = "web"
+real_servers = [ { address = "192.0.2.11:80", weight = 1 }, { address = "192.0.2.12:80", weight = $1 } ]
+[ipvs.services.dns]
+address = "203.0.113.100:53"
+protocol = "udp"
+scheduler = "rr"
+forwarding = "nat"
+real_servers = [ { address = "192.0.2.11:53" } ]
+[ipvs.services.mark]
+fwmark = 5
+scheduler = "sh"
+scheduler_flags = ["sh-port"]
+forwarding = "dr"
+persistence = "60s"
+persistence_prefix = 24
+real_servers = [ { address = "192.0.2.11:0", weight = 3, upper_threshold = 100, lower_threshold = 10 } ]
+CONF
+}
+expected() { # weight of the second real server; sorted ipvsadm -Sn
+    sort <<EOF
+-A -t 203.0.113.100:80 -s wrr
+-a -t 203.0.113.100:80 -r 192.0.2.11:80 -m -w 1
+-a -t 203.0.113.100:80 -r 192.0.2.12:80 -m -w $1
+-A -u 203.0.113.100:53 -s rr
+-a -u 203.0.113.100:53 -r 192.0.2.11:53 -m -w 1
+-A -f 5 -s sh -p 60 -M 255.255.255.0 -b sh-port
+-a -f 5 -r 192.0.2.11:0 -g -w 3
+-A -t 203.0.113.200:443 -s rr
+-a -t 203.0.113.200:443 -r 192.0.2.13:443 -m -w 1
+EOF
+}
+table() { ipvsadm -Sn | sort; }
+wait_table() { # weight: up to 10 s
+    i=0
+    while [ $i -lt 100 ]; do
+        [ "$(table)" = "$(expected "$1")" ] && return 0
+        sleep 0.1
+        i=$((i + 1))
+    done
+    echo "---- want"; expected "$1"; echo "---- have"; table
+    return 1
+}
+start() {
+    hafront run -c /etc/hafront.toml --no-env >>"$log" 2>&1 &
+    pid=$!
+}
+count() { grep -c "$1" "$log" || true; }
+
+write_config 2
+start
+wait_table 2 || fail "table differs from the configuration"
+ipvsadm -Ln | grep -q 'FWM  5 sh (sh-port) persistent 60 mask 255.255.255.0' || fail "fwmark service flags"
+pass "table is exactly the configured one; the foreign service is untouched"
+
+# Thresholds are not in ipvsadm -S; read them from the kernel's listing.
+ipvsadm -Ln --thresholds | grep -E '192.0.2.11:0 +100 +10' >/dev/null || fail "thresholds not set"
+
+seen1=0 seen2=0
+for _ in 1 2 3 4 5 6 7 8 9; do
+    # (busybox wget crashes in this static build; a raw HTTP/1.0 request will do)
+    body=$(printf 'GET / HTTP/1.0\r\n\r\n' | ip netns exec client nc -w 2 203.0.113.100 80 2>/dev/null || true)
+    case $body in
+    *"real server 1"*) seen1=$((seen1 + 1)) ;;
+    *"real server 2"*) seen2=$((seen2 + 1)) ;;
+    esac
+done
+[ $seen1 -gt 0 ] && [ $seen2 -gt 0 ] || fail "traffic through the VIP: rs1=$seen1 rs2=$seen2 of 9"
+[ $seen2 -gt $seen1 ] || fail "wrr 1:2 not honoured: rs1=$seen1 rs2=$seen2"
+pass "client reaches both real servers through the VIP (rs1=$seen1 rs2=$seen2, wrr 1:2)"
+
+# 3. Weight change: exactly one edit, no add/delete.
+before_new=$(count 'op=add service')
+before_del=$(count 'op=delete')
+before_edit=$(count 'op=edit')
+write_config 5
+kill -HUP "$pid"
+wait_table 5 || fail "weight change not applied"
+sleep 0.5
+[ "$(count 'op=edit real server 192.0.2.12:80')" = 1 ] || fail "weight change was not one SET_DEST"
+[ "$(count 'op=edit')" = $((before_edit + 1)) ] || fail "more than one edit"
+[ "$(count 'op=add service')" = "$before_new" ] || fail "a service was re-created on reload"
+[ "$(count 'op=delete')" = "$before_del" ] || fail "something was deleted on reload"
+pass "weight change: one SET_DEST, nothing re-created"
+
+# 4. Restart (SIGKILL, as a crash) with the same configuration: zero writes.
+kill -KILL "$pid"
+wait "$pid" 2>/dev/null || true
+ops_before=$(count 'op=')
+echo "---- restart" >>"$log"
+start
+i=0
+until grep -q 'state changed.*state="master"' "$log" 2>/dev/null && [ "$(grep -c 'state="master"' "$log")" -ge 2 ]; do
+    i=$((i + 1)); [ $i -lt 100 ] || fail "no master after restart"; sleep 0.1
+done
+sleep 2   # a few reconcile passes
+[ "$(count 'op=')" = "$ops_before" ] || fail "restart with an unchanged configuration wrote to IPVS: $(sed -n '/---- restart/,$p' "$log" | grep 'op=')"
+wait_table 5 || fail "table changed across a restart"
+pass "restart with the same configuration: zero IPVS writes"
+
+# 5. A kernel refusal (scheduler "twos" is not in this kernel): logged with the
+# service named, retried with backoff, the daemon and the other services unharmed.
+cat >>/etc/hafront.toml <<'CONF'
+[ipvs.services.odd]
+address = "203.0.113.100:8080"
+scheduler = "twos"
+real_servers = [ { address = "192.0.2.11:8080" } ]
+CONF
+kill -HUP "$pid"
+sleep 3
+fails=$(grep -c 'IPVS operation failed.*service=tcp 203.0.113.100:8080' "$log" || true)
+[ "$fails" -ge 2 ] || fail "kernel refusal not logged with the service and retried (seen $fails)"
+kill -0 "$pid" || fail "hafront died on a kernel refusal"
+wait_table 5 || fail "a failing service disturbed the others"
+pass "kernel refusal: logged with the service named, retried ($fails attempts in 3 s), others intact"
+
+# 6. SIGTERM: hafront's services go, the foreign one stays.
+kill -TERM "$pid"
+wait "$pid" 2>/dev/null || true
+[ "$(ipvsadm -Sn | sort)" = "$(printf '%s\n' '-A -t 203.0.113.200:443 -s rr' '-a -t 203.0.113.200:443 -r 192.0.2.13:443 -m -w 1' | sort)" ] ||
+    fail "after stop, want only the foreign service"
+pass "stop removed hafront's services only"
+echo "ipvs: all passed"
