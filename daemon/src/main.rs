@@ -52,6 +52,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// One IPVS reconcile pass from the configuration, then exit: services that
+    /// follow a VRRP instance are installed as if this node were its master. Adds
+    /// and edits only (never deletes). Prints the operations and timings.
+    IpvsSync {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Plan only: print what would be written.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -87,6 +97,50 @@ fn main() -> ExitCode {
             }
         }
         Command::Status { runtime_dir, json } => status(&runtime_dir, json),
+        Command::IpvsSync {
+            config: args,
+            dry_run,
+        } => {
+            let cfg = match config::load(&args.options()) {
+                Ok(cfg) => cfg,
+                Err(e) => {
+                    eprintln!("hafront: invalid configuration:\n{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("hafront: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(hafront::ipvs::reconcile::sync_once(&cfg, dry_run)) {
+                Ok(report) => {
+                    for op in &report.ops {
+                        println!("{op}");
+                    }
+                    println!(
+                        "{} operations ({} failed); dump {:.1} ms, plan {:.1} ms, apply {:.1} ms, total {:.1} ms",
+                        report.ops.len(),
+                        report.failed,
+                        report.dump.as_secs_f64() * 1e3,
+                        report.plan.as_secs_f64() * 1e3,
+                        report.apply.as_secs_f64() * 1e3,
+                        report.total.as_secs_f64() * 1e3
+                    );
+                    if report.failed == 0 {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => {
+                    eprintln!("hafront: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }
 

@@ -181,3 +181,50 @@ fn save_owned(path: &std::path::Path, owned: &BTreeSet<ServiceKey>) {
         warn!(path = %path.display(), %error, "cannot record the IPVS services hafront owns");
     }
 }
+
+/// What `hafront ipvs-sync` did.
+#[derive(Debug)]
+pub struct SyncReport {
+    pub ops: Vec<Op>,
+    pub failed: usize,
+    pub dump: Duration,
+    pub plan: Duration,
+    pub apply: Duration,
+    pub total: Duration,
+}
+
+/// One pass for the command line: every service as if this node were master of
+/// every instance; nothing is owned, so nothing is deleted.
+pub async fn sync_once(cfg: &crate::config::Config, dry_run: bool) -> Result<SyncReport, IpvsError> {
+    let start = std::time::Instant::now();
+    let mut conn = Ipvs::connect().await?;
+    let roles = Roles {
+        masters: cfg.vrrp.instances.keys().cloned().collect(),
+        unsettled: BTreeSet::new(),
+    };
+    let t = std::time::Instant::now();
+    let actual = conn.dump().await?.table;
+    let dump = t.elapsed();
+    let t = std::time::Instant::now();
+    let desired = desired_table(&cfg.ipvs, &roles, &actual, |_, _| true);
+    let ops = plan(&desired, &actual, &BTreeSet::new());
+    let plan_time = t.elapsed();
+    let t = std::time::Instant::now();
+    let mut failed = 0;
+    if !dry_run {
+        for op in &ops {
+            if let Err(error) = conn.execute(op).await {
+                warn!(service = %op.service(), %error, "IPVS operation failed");
+                failed += 1;
+            }
+        }
+    }
+    Ok(SyncReport {
+        ops,
+        failed,
+        dump,
+        plan: plan_time,
+        apply: t.elapsed(),
+        total: start.elapsed(),
+    })
+}
