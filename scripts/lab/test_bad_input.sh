@@ -43,12 +43,12 @@ pass "a valid advert is acted on"
 # Invalid configuration: exit 2 and the key named.
 printf '[vrrp.instances.web]\ninterface = "eth0"\nvrid = 300\nvirtual_ips = ["192.0.2.100/24"]\n' >"$dir/bad.toml"
 set +e
-out=$("$HAFRONT_BIN" check-config -c "$dir/bad.toml" 2>&1); rc=$?
+out=$("$HF_BIN" check-config -c "$dir/bad.toml" 2>&1); rc=$?
 set -e
 [ "$rc" = 2 ] || fail "check-config exit $rc on vrid = 300, want 2"
 echo "$out" | grep -q 'vrid' || fail "error does not name the key: $out"
 set +e
-out=$(lab_exec a "$HAFRONT_BIN" run -c "$dir/bad.toml" 2>&1); rc=$?
+out=$(lab_exec a "$HF_BIN" run -c "$dir/bad.toml" 2>&1); rc=$?
 set -e
 [ "$rc" = 2 ] || fail "run exit $rc on an invalid config, want 2"
 pass "invalid configuration: exit 2, key named ($out)"

@@ -1,13 +1,14 @@
 # shellcheck shell=bash
 # Helpers to run hafront nodes inside the namespace lab (scripts/lib/lab.sh).
-# HAFRONT_BIN: the binary (default target/release/hafront, built if missing).
+# HF_BIN: the binary (default target/release/hafront, built if missing). Not a
+# HAFRONT_* name: those are hafront's own configuration variables.
 
 HF_ROOT=${HF_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
-HAFRONT_BIN=${HAFRONT_BIN:-$HF_ROOT/target/release/hafront}
+HF_BIN=${HF_BIN:-$HF_ROOT/target/release/hafront}
 declare -A HF_PID=()
 
 hf_build() {
-    if [ ! -x "$HAFRONT_BIN" ]; then
+    if [ ! -x "$HF_BIN" ]; then
         (cd "$HF_ROOT" && cargo build --release --quiet)
     fi
 }
@@ -43,7 +44,11 @@ hf_start() {
     shift 2
     local log
     log="$(lab_logdir)/hafront-$node.log"
-    env "$@" ip netns exec "$LAB-$node" "$HAFRONT_BIN" run -c "$conf" >>"$log" 2>&1 &
+    # hafront reads HAFRONT_* as configuration: only the ones given here, none
+    # inherited from the caller's environment.
+    local scrub=() v
+    for v in $(compgen -e); do [[ $v == HAFRONT_* ]] && scrub+=(-u "$v"); done
+    env "${scrub[@]}" "$@" ip netns exec "$LAB-$node" "$HF_BIN" run -c "$conf" >>"$log" 2>&1 &
     HF_PID[$node]=$!
     lab_track_pid "${HF_PID[$node]}"
 }
