@@ -137,6 +137,13 @@ pub enum Input {
     LinkDown,
     /// The interface is up with a carrier again.
     LinkUp,
+    /// Tracking (interfaces, scripts, checks, files, sync group) as computed by the
+    /// engine: the effective priority (configured + weights, clamped 1..254; an
+    /// owner stays 255) and whether a weight-0 tracker failed.
+    Track {
+        priority: u8,
+        fault: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,6 +193,8 @@ pub enum Reason {
     Shutdown,
     LinkDown,
     LinkUp,
+    TrackFault,
+    TrackRecovered,
 }
 
 impl Reason {
@@ -199,6 +208,8 @@ impl Reason {
             Reason::Shutdown => "shutdown",
             Reason::LinkDown => "interface down",
             Reason::LinkUp => "interface up",
+            Reason::TrackFault => "tracked item failed",
+            Reason::TrackRecovered => "tracked items recovered",
         }
     }
 }
@@ -228,6 +239,10 @@ pub struct Instance {
     second_burst_pending: bool,
     master: Option<IpAddr>,
     link_up: bool,
+    /// A weight-0 tracker failed (keepalived: FAULT by tracking).
+    track_fault: bool,
+    /// Priority after tracking weights; `None` = the configured one.
+    effective_priority: Option<u8>,
     counters: Counters,
 }
 
@@ -242,6 +257,8 @@ impl Instance {
             second_burst_pending: false,
             master: None,
             link_up: true,
+            track_fault: false,
+            effective_priority: None,
             counters: Counters::default(),
         }
     }
@@ -260,8 +277,13 @@ impl Instance {
         self.master
     }
     /// Priority advertised now.
+    /// The priority in use: configured, or as changed by tracking. The address
+    /// owner's is always 255 (RFC 5798 §5.2.4: the owner's priority is 255).
     pub fn priority(&self) -> u8 {
-        self.params.priority
+        if self.params.is_owner() {
+            return 255;
+        }
+        self.effective_priority.unwrap_or(self.params.priority)
     }
 
     /// Skew_Time in microseconds: RFC 5798 §6.1 `((256 - Priority) * Master_Adver_Interval) / 256`;
@@ -298,6 +320,7 @@ impl Instance {
             Input::Reconfigure { params } => self.reconfigure(*params, &mut out),
             Input::LinkDown => self.link(false, &mut out),
             Input::LinkUp => self.link(true, &mut out),
+            Input::Track { priority, fault } => self.track(priority, fault, &mut out),
         }
         out
     }
@@ -337,10 +360,32 @@ impl Instance {
         self.link_up = up;
         match (up, self.state) {
             (false, State::Backup | State::Master) => self.change_state(State::Fault, Reason::LinkDown, out),
-            (true, State::Fault) if self.params.is_owner() => {
-                self.change_state(State::Master, Reason::LinkUp, out)
-            }
-            (true, State::Fault) => self.change_state(State::Backup, Reason::LinkUp, out),
+            (true, State::Fault) if !self.track_fault => self.leave_fault(Reason::LinkUp, out),
+            _ => {}
+        }
+    }
+
+    fn leave_fault(&mut self, reason: Reason, out: &mut Vec<Output>) {
+        if self.params.is_owner() {
+            self.change_state(State::Master, reason, out)
+        } else {
+            self.change_state(State::Backup, reason, out)
+        }
+    }
+
+    /// Tracking changed the priority or the fault condition. Not in the RFCs (which
+    /// have a fixed priority); this is keepalived's behaviour, which operators
+    /// expect: a lowered master advertises its new priority at once so a
+    /// preempting backup takes over without waiting for the next interval, and a
+    /// tracking fault makes a master resign with priority 0.
+    fn track(&mut self, priority: u8, fault: bool, out: &mut Vec<Output>) {
+        let before = self.priority();
+        self.effective_priority = (priority != self.params.priority).then_some(priority.max(1));
+        self.track_fault = fault;
+        match (fault, self.state) {
+            (true, State::Backup | State::Master) => self.change_state(State::Fault, Reason::TrackFault, out),
+            (false, State::Fault) if self.link_up => self.leave_fault(Reason::TrackRecovered, out),
+            (false, State::Master) if self.priority() != before => self.send_advert(self.priority(), out),
             _ => {}
         }
     }
@@ -599,11 +644,12 @@ impl Instance {
             State::Master => {
                 out.push(Output::TimerStop { timer: Timer::Advert });
                 out.push(Output::TimerStop { timer: Timer::Garp });
-                if to == State::Initialize {
-                    // RFC 5798 §6.4.3 Shutdown: "Send an ADVERTISEMENT with Priority = 0".
+                if to == State::Initialize || (to == State::Fault && self.link_up) {
+                    // RFC 5798 §6.4.3 Shutdown: "Send an ADVERTISEMENT with Priority = 0";
+                    // also when tracking faults a master whose link still works.
                     self.send_advert(0, out);
                 }
-                // (To Fault: the link is down, an advert could not leave anyway.)
+                // (To Fault by link: the link is down, an advert could not leave anyway.)
                 out.push(Output::RemoveVips {
                     vips: self.params.vips.clone(),
                 });
