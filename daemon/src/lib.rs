@@ -3,3 +3,4 @@ pub mod daemon;
 pub mod ipvs;
 pub mod net;
 pub mod vrrp;
+pub mod track;

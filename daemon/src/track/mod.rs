@@ -1,0 +1,221 @@
+//! VRRP tracking (keepalived's track_interface / track_script / track_file and
+//! checks): from the state of tracked items to an instance's effective priority
+//! and fault condition. Pure: the engine feeds item states in and gives the result
+//! to the instance as `Input::Track`.
+//!
+//! Weights follow keepalived: a weight of 0 means "fault when the item fails"; a
+//! negative weight is added while the item fails; a positive weight is added while
+//! it is healthy. A tracked file contributes `value × weight` (with weight 0, a
+//! non-zero value means fault). The result is clamped to 1..254; the address owner
+//! (255) is never lowered, only faulted.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+/// `{ name, weight }` in `track_*` lists.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackItem {
+    pub name: String,
+    #[serde(default)]
+    pub weight: i32,
+}
+
+/// Where a tracked item's state comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Interface,
+    Script,
+    Check,
+    File,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Interface => "interface",
+            Kind::Script => "script",
+            Kind::Check => "check",
+            Kind::File => "file",
+        }
+    }
+}
+
+/// What one instance tracks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tracked {
+    pub priority: u8,
+    pub items: Vec<(Kind, TrackItem)>,
+}
+
+/// Item states. Items with no state yet count as healthy (a script that has not
+/// run yet must not fault a node that just started), except interfaces, whose
+/// state is known from the start.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct States {
+    pub up: BTreeMap<(Kind, String), bool>,
+    pub file_values: BTreeMap<String, i64>,
+}
+
+impl States {
+    pub fn set(&mut self, kind: Kind, name: &str, up: bool) -> bool {
+        self.up.insert((kind, name.to_string()), up) != Some(up)
+    }
+    pub fn set_file(&mut self, name: &str, value: i64) -> bool {
+        self.file_values.insert(name.to_string(), value) != Some(value)
+    }
+}
+
+/// The outcome for one instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Effective {
+    pub priority: u8,
+    /// The items that fault the instance (empty: no fault).
+    pub faults: Vec<String>,
+}
+
+pub fn effective(t: &Tracked, states: &States) -> Effective {
+    let mut delta: i64 = 0;
+    let mut faults = Vec::new();
+    for (kind, item) in &t.items {
+        if *kind == Kind::File {
+            let value = states.file_values.get(&item.name).copied().unwrap_or(0);
+            if item.weight == 0 {
+                if value != 0 {
+                    faults.push(format!("file {} = {value}", item.name));
+                }
+            } else {
+                delta += value.saturating_mul(i64::from(item.weight));
+            }
+            continue;
+        }
+        let up = states
+            .up
+            .get(&(*kind, item.name.clone()))
+            .copied()
+            .unwrap_or(true);
+        match (item.weight, up) {
+            (0, false) => faults.push(format!("{} {} down", kind.as_str(), item.name)),
+            (w, false) if w < 0 => delta += i64::from(w),
+            (w, true) if w > 0 => delta += i64::from(w),
+            _ => {}
+        }
+    }
+    let priority = if t.priority == 255 {
+        255
+    } else {
+        (i64::from(t.priority) + delta).clamp(1, 254) as u8
+    };
+    Effective { priority, faults }
+}
+
+/// Sync groups: a fault in one member faults every member (keepalived's
+/// vrrp_sync_group). Returns, per instance, the members of its groups that fault it.
+pub fn sync_group_faults(
+    groups: &BTreeMap<String, Vec<String>>,
+    faulted: &BTreeSet<String>,
+) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (group, members) in groups {
+        let bad: Vec<&String> = members.iter().filter(|m| faulted.contains(*m)).collect();
+        if bad.is_empty() {
+            continue;
+        }
+        for m in members {
+            for b in &bad {
+                if *b != m {
+                    out.entry(m.clone())
+                        .or_default()
+                        .push(format!("sync group {group}: {b} in fault"));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(kind: Kind, name: &str, weight: i32) -> (Kind, TrackItem) {
+        (
+            kind,
+            TrackItem {
+                name: name.into(),
+                weight,
+            },
+        )
+    }
+
+    #[test]
+    fn weights_and_clamping() {
+        let t = Tracked {
+            priority: 100,
+            items: vec![
+                item(Kind::Check, "web", -60),
+                item(Kind::Script, "bonus", 20),
+                item(Kind::Interface, "eth1", -50),
+            ],
+        };
+        let mut s = States::default();
+        // Unknown = healthy: +20 from the positive script.
+        assert_eq!(effective(&t, &s).priority, 120);
+        s.set(Kind::Check, "web", false);
+        assert_eq!(effective(&t, &s).priority, 60);
+        s.set(Kind::Interface, "eth1", false);
+        // 100 - 60 + 20 - 50 = 10
+        assert_eq!(effective(&t, &s).priority, 10);
+        s.set(Kind::Script, "bonus", false);
+        // 100 - 60 - 50 = -10 -> clamped to 1
+        assert_eq!(effective(&t, &s).priority, 1);
+        let high = Tracked {
+            priority: 250,
+            items: vec![item(Kind::Script, "bonus", 20)],
+        };
+        assert_eq!(effective(&high, &States::default()).priority, 254);
+    }
+
+    #[test]
+    fn weight_zero_faults_and_owner_is_never_lowered() {
+        let t = Tracked {
+            priority: 255,
+            items: vec![item(Kind::Check, "web", -60), item(Kind::Interface, "eth1", 0)],
+        };
+        let mut s = States::default();
+        s.set(Kind::Check, "web", false);
+        assert_eq!(
+            effective(&t, &s),
+            Effective {
+                priority: 255,
+                faults: vec![]
+            }
+        );
+        s.set(Kind::Interface, "eth1", false);
+        assert_eq!(effective(&t, &s).faults, vec!["interface eth1 down".to_string()]);
+    }
+
+    #[test]
+    fn files_multiply_or_fault() {
+        let t = Tracked {
+            priority: 100,
+            items: vec![item(Kind::File, "load", -2), item(Kind::File, "maint", 0)],
+        };
+        let mut s = States::default();
+        s.set_file("load", 10);
+        assert_eq!(effective(&t, &s).priority, 80);
+        s.set_file("maint", 1);
+        assert_eq!(effective(&t, &s).faults, vec!["file maint = 1".to_string()]);
+    }
+
+    #[test]
+    fn sync_group_fault_propagates() {
+        let groups = BTreeMap::from([("edge".to_string(), vec!["web".to_string(), "db".to_string()])]);
+        let faulted = BTreeSet::from(["db".to_string()]);
+        let f = sync_group_faults(&groups, &faulted);
+        assert_eq!(f["web"], vec!["sync group edge: db in fault".to_string()]);
+        assert!(!f.contains_key("db"));
+        assert!(sync_group_faults(&groups, &BTreeSet::new()).is_empty());
+    }
+}
