@@ -1,6 +1,7 @@
+pub mod checks;
 pub mod config;
 pub mod daemon;
 pub mod ipvs;
 pub mod net;
-pub mod vrrp;
 pub mod track;
+pub mod vrrp;

@@ -495,3 +495,59 @@ fn ipvs_services() {
         });
     }
 }
+
+#[test]
+fn tracking_and_sync_groups() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "a.toml",
+            &format!(
+                "{BASE}track_interfaces = [ {{ name = \"eth1\" }} ]\n\
+                 track_scripts = [ {{ name = \"chk\", weight = -20 }} ]\n\
+                 track_files = [ {{ name = \"maint\" }} ]\n\
+                 [vrrp.instances.db]\ninterface = \"eth0\"\nvrid = 52\nvirtual_ips = [\"192.0.2.101/24\"]\n\
+                 [vrrp.sync_groups.edge]\ninstances = [\"web\", \"db\"]\n\
+                 [scripts.chk]\ncommand = [\"/bin/true\"]\ninterval = \"2s\"\nfall = 2\n\
+                 [files.maint]\npath = \"/run/hafront/maint\"\n"
+            ),
+        )?;
+        let cfg = load(&opts(&["a.toml"], false)).unwrap();
+        let web = &cfg.vrrp.instances["web"];
+        assert_eq!(web.track_interfaces[0].weight, 0, "weight 0 (fault) by default");
+        assert_eq!(web.track_scripts[0].weight, -20);
+        assert_eq!(cfg.scripts["chk"].rise, 1);
+        assert_eq!(cfg.vrrp.sync_groups["edge"].instances.len(), 2);
+        Ok(())
+    });
+    let k = "vrrp.instances.web";
+    one_error(
+        "track_scripts = [ { name = \"nope\" } ]\n",
+        &format!("{k}.track_scripts.0"),
+        "no script named",
+    );
+    one_error(
+        "track_checks = [ { name = \"web\" } ]\n",
+        &format!("{k}.track_checks.0"),
+        "no check named",
+    );
+    one_error(
+        "track_files = [ { name = \"x\" } ]\n",
+        &format!("{k}.track_files.0"),
+        "no tracked file",
+    );
+    one_error(
+        "track_interfaces = [ { name = \"eth1\", weight = 300 } ]\n",
+        &format!("{k}.track_interfaces.0"),
+        "-253..253",
+    );
+    one_error(
+        "[scripts.chk]\ncommand = [\"true\"]\n",
+        "scripts.chk.command",
+        "absolute path",
+    );
+    one_error(
+        "[vrrp.sync_groups.g]\ninstances = [\"web\", \"ghost\"]\n",
+        "vrrp.sync_groups.g.instances",
+        "ghost",
+    );
+}

@@ -83,6 +83,10 @@ pub struct RealServerConfig {
     pub tunnel_port: u16,
     #[serde(default)]
     pub tunnel_checksum: TunnelChecksum,
+    /// Health check (`[checks.<name>]`) that makes this server live or failed;
+    /// none: always live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,6 +168,7 @@ impl IpvsServiceConfig {
 pub(super) fn validate(
     cfg: &IpvsConfig,
     instances: &BTreeMap<String, super::InstanceConfig>,
+    checks: &BTreeMap<String, super::checks::CheckConfig>,
     problems: &mut Vec<Problem>,
 ) {
     let mut seen: BTreeMap<String, &str> = BTreeMap::new();
@@ -278,6 +283,14 @@ pub(super) fn validate(
                     &field,
                     format!("{} is not of the service's address family", rs.address),
                 );
+            }
+            if let Some(c) = &rs.check {
+                if !checks.contains_key(c) {
+                    p(
+                        &format!("{field}.check"),
+                        format!("no check named {c:?} ([checks.{c}])"),
+                    );
+                }
             }
             if rs.weight > i32::MAX as u32 {
                 p(&format!("{field}.weight"), "is too large".into());

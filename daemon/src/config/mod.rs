@@ -4,9 +4,11 @@
 //! every error names the key and the source of its value. The key table is in
 //! docs/configuration.md.
 
+pub mod checks;
 mod error;
 pub mod ipvs;
 mod schema;
+pub mod track;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -14,6 +16,7 @@ use std::path::{Path, PathBuf};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::{Figment, Metadata, Source};
 
+pub use checks::{CheckConfig, CheckKind, StatusRange};
 pub use error::{ConfigError, Issue};
 pub use schema::{
     Config, GarpConfig, InstanceConfig, LogConfig, LogFormat, NodeConfig, Secret, VrrpConfig, REDACTED,

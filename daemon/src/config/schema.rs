@@ -11,6 +11,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use crate::track::TrackItem;
 pub use crate::vrrp::Version;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -22,6 +23,15 @@ pub struct Config {
     pub runtime_dir: PathBuf,
     pub vrrp: VrrpConfig,
     pub ipvs: super::ipvs::IpvsConfig,
+    /// Health checks by name (`[checks.<name>]`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: BTreeMap<String, super::checks::CheckConfig>,
+    /// Tracking scripts by name (`[scripts.<name>]`, keepalived's vrrp_script).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub scripts: BTreeMap<String, super::track::ScriptConfig>,
+    /// Tracked files by name (`[files.<name>]`, keepalived's vrrp_track_file).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, super::track::TrackFileConfig>,
 }
 
 impl Default for Config {
@@ -32,6 +42,9 @@ impl Default for Config {
             runtime_dir: PathBuf::from("/run/hafront"),
             vrrp: VrrpConfig::default(),
             ipvs: Default::default(),
+            checks: BTreeMap::new(),
+            scripts: BTreeMap::new(),
+            files: BTreeMap::new(),
         }
     }
 }
@@ -86,6 +99,9 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields, default)]
 pub struct VrrpConfig {
     pub instances: BTreeMap<String, InstanceConfig>,
+    /// Instances that move together; a fault in one faults all.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sync_groups: BTreeMap<String, super::track::SyncGroupConfig>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -125,6 +141,15 @@ pub struct InstanceConfig {
     pub checksum_compat: bool,
     #[serde(default)]
     pub garp: GarpConfig,
+    /// Every tracked item is `{ name, weight }`; weight 0 (default) means fault.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub track_interfaces: Vec<TrackItem>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub track_scripts: Vec<TrackItem>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub track_checks: Vec<TrackItem>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub track_files: Vec<TrackItem>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -51,7 +51,9 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
             }
         }
     }
-    super::ipvs::validate(&cfg.ipvs, &cfg.vrrp.instances, &mut v.problems);
+    super::ipvs::validate(&cfg.ipvs, &cfg.vrrp.instances, &cfg.checks, &mut v.problems);
+    super::checks::validate(&cfg.checks, &mut v.problems);
+    super::track::validate(cfg, &mut v.problems);
     v.problems
 }
 

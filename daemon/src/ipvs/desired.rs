@@ -2,11 +2,10 @@
 //! desired IPVS table. Pure, so every rule is a unit test.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 
 use super::constants::*;
 use super::model::{DestSpec, Forward, ServiceKey, ServiceSpec, Table};
-use crate::config::ipvs::{IpvsConfig, IpvsServiceConfig, SchedulerFlag, TunnelChecksum};
+use crate::config::ipvs::{IpvsConfig, IpvsServiceConfig, RealServerConfig, SchedulerFlag, TunnelChecksum};
 
 /// What the VRRP side tells IPVS.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -20,13 +19,12 @@ pub struct Roles {
 }
 
 /// The desired table. `actual` is the kernel's table (for services whose instance
-/// is unsettled); `healthy(service, real_server)` is the health-check verdict (all
-/// true until checks exist for a server).
+/// is unsettled); `healthy(service, real_server)` is the health-check verdict.
 pub fn desired_table(
     cfg: &IpvsConfig,
     roles: &Roles,
     actual: &Table,
-    healthy: impl Fn(&str, SocketAddr) -> bool,
+    healthy: impl Fn(&str, &RealServerConfig) -> bool,
 ) -> Table {
     let mut table = Table::default();
     for (name, s) in &cfg.services {
@@ -47,7 +45,7 @@ pub fn desired_table(
         let mut failed = Vec::new();
         for rs in &s.real_servers {
             let d = dest_spec(s, rs);
-            if healthy(name, rs.address) {
+            if healthy(name, rs) {
                 live_weight += u64::from(rs.weight);
                 dests.push(d);
             } else {
@@ -121,7 +119,7 @@ pub fn service_spec(s: &IpvsServiceConfig) -> Option<ServiceSpec> {
     })
 }
 
-fn dest_spec(s: &IpvsServiceConfig, rs: &crate::config::ipvs::RealServerConfig) -> DestSpec {
+fn dest_spec(s: &IpvsServiceConfig, rs: &RealServerConfig) -> DestSpec {
     let forward = rs.forwarding.unwrap_or(s.forwarding);
     let mut d = DestSpec::new(rs.address, forward, rs.weight);
     d.upper_threshold = rs.upper_threshold;
@@ -142,6 +140,7 @@ fn dest_spec(s: &IpvsServiceConfig, rs: &crate::config::ipvs::RealServerConfig) 
 mod tests {
     use super::*;
     use crate::config::ipvs::IpvsConfig;
+    use std::net::SocketAddr;
 
     fn cfg(toml_text: &str) -> IpvsConfig {
         #[derive(serde::Deserialize)]
@@ -203,7 +202,9 @@ real_servers = [ { address = "192.0.2.11:80", weight = 1 }, { address = "192.0.2
     fn quorum_lost_uses_the_sorry_server() {
         let c = cfg(WEB);
         let down: SocketAddr = "192.0.2.12:80".parse().unwrap();
-        let t = desired_table(&c, &masters(&["web"]), &Table::default(), |_, a| a != down);
+        let t = desired_table(&c, &masters(&["web"]), &Table::default(), |_, rs| {
+            rs.address != down
+        });
         let e = t.services.values().next().unwrap();
         // live weight 1 < quorum 2
         assert_eq!(
@@ -221,7 +222,7 @@ inhibit_on_failure = true
 real_servers = [ { address = "192.0.2.11:80", weight = 3 }, { address = "192.0.2.12:80", weight = 2 } ]
 "#);
         let down: SocketAddr = "192.0.2.12:80".parse().unwrap();
-        let t = desired_table(&c, &masters(&[]), &Table::default(), |_, a| a != down);
+        let t = desired_table(&c, &masters(&[]), &Table::default(), |_, rs| rs.address != down);
         let e = t.services.values().next().unwrap();
         assert_eq!(e.dests[&down].weight, 0);
         assert_eq!(e.dests[&"192.0.2.11:80".parse().unwrap()].weight, 3);

@@ -48,7 +48,11 @@ impl VrrpSocket {
             .map_err(err("SO_BINDTODEVICE"))?;
         // Bursts of adverts from many instances must not overflow the queue.
         let _ = s.set_recv_buffer_size(4 << 20);
+        // Network control precedence (0xc0), as keepalived marks its adverts: queues
+        // that prioritise by DSCP/precedence must not drop VRRP under load.
+        const TOS_NETWORK_CONTROL: u32 = 0xc0;
         if ipv6 {
+            s.set_tclass_v6(TOS_NETWORK_CONTROL).map_err(err("IPV6_TCLASS"))?;
             s.set_multicast_hops_v6(255).map_err(err("IPV6_MULTICAST_HOPS"))?;
             s.set_unicast_hops_v6(255).map_err(err("IPV6_UNICAST_HOPS"))?;
             s.set_multicast_loop_v6(false)
@@ -61,6 +65,7 @@ impl VrrpSocket {
             setsockopt(&s, sockopt::Ipv6RecvPacketInfo, &true)
                 .map_err(|e| err("IPV6_RECVPKTINFO")(e.into()))?;
         } else {
+            s.set_tos_v4(TOS_NETWORK_CONTROL).map_err(err("IP_TOS"))?;
             s.set_multicast_ttl_v4(255).map_err(err("IP_MULTICAST_TTL"))?;
             s.set_ttl_v4(255).map_err(err("IP_TTL"))?;
             s.set_multicast_loop_v4(false).map_err(err("IP_MULTICAST_LOOP"))?;

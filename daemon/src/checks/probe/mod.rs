@@ -1,0 +1,339 @@
+//! One probe of each kind: an async function returning how long it took, or a typed
+//! error saying what failed. Every attempt runs under the check's timeout; retries
+//! and the pause between them are applied by [`run`].
+
+mod exec;
+mod http;
+mod ping;
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpSocket, TcpStream, UdpSocket};
+use tokio::time::{timeout_at, Instant};
+
+use super::dns;
+use super::spec::{Bind, CheckSpec, Digest, ProbeSpec};
+
+pub use exec::exit_verdict;
+pub use ping::{echo_request, parse_echo_reply, EchoReply};
+
+/// A successful probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeOk {
+    /// From the start of the successful attempt to its verdict.
+    pub latency: Duration,
+    /// exec with `dynamic_weight`: exit code − 2 for codes 2..255.
+    pub dynamic_weight: Option<i32>,
+}
+
+/// What failed, in words that name it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProbeError {
+    #[error("timeout after {}", humantime::format_duration(*.0))]
+    Timeout(Duration),
+    #[error("connection refused")]
+    Refused,
+    #[error("port unreachable (ICMP)")]
+    PortUnreachable,
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    #[error("{stage}: {message}")]
+    Io { stage: &'static str, message: String },
+    #[error("cannot resolve {0}")]
+    Resolve(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("HTTP: {0}")]
+    Http(String),
+    #[error("status {got} not in {expected}")]
+    Status { got: u16, expected: String },
+    #[error("body does not contain {0:?}")]
+    BodyMissing(String),
+    #[error("body does not match /{0}/")]
+    BodyRegex(String),
+    #[error("body digest mismatch: got {got}, expected {expected}")]
+    Digest { expected: Digest, got: Digest },
+    #[error("body larger than {0} bytes")]
+    BodyTooLarge(usize),
+    #[error("exit status {0}")]
+    ExitCode(i32),
+    #[error("killed by signal {0}")]
+    Signal(i32),
+    #[error("cannot run {program}: {message}")]
+    Spawn { program: String, message: String },
+    #[error("ICMP: {0}")]
+    Icmp(String),
+    #[error("DNS: {0}")]
+    Dns(String),
+    #[error("SMTP: {0}")]
+    Smtp(String),
+    #[error("reply {got} does not contain the expected bytes")]
+    Reply { got: String },
+}
+
+impl ProbeError {
+    /// An I/O error of `stage`, classified.
+    pub fn io(stage: &'static str, e: io::Error) -> ProbeError {
+        match e.kind() {
+            io::ErrorKind::ConnectionRefused => ProbeError::Refused,
+            io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => {
+                ProbeError::Unreachable(e.to_string())
+            }
+            _ => match e.raw_os_error() {
+                Some(libc::EHOSTUNREACH) | Some(libc::ENETUNREACH) => ProbeError::Unreachable(e.to_string()),
+                _ => ProbeError::Io {
+                    stage,
+                    message: e.to_string(),
+                },
+            },
+        }
+    }
+}
+
+/// One check: up to `1 + retries` attempts, `retry_delay` apart.
+pub async fn run(spec: &CheckSpec) -> Result<ProbeOk, ProbeError> {
+    let mut attempt = 0;
+    loop {
+        let result = run_once(spec).await;
+        if result.is_ok() || attempt >= spec.retries {
+            return result;
+        }
+        attempt += 1;
+        tokio::time::sleep(spec.retry_delay).await;
+    }
+}
+
+/// One attempt under the check's timeout.
+pub async fn run_once(spec: &CheckSpec) -> Result<ProbeOk, ProbeError> {
+    let start = Instant::now();
+    let deadline = start + spec.timeout;
+    let inner = async {
+        match &spec.probe {
+            ProbeSpec::Tcp { target } => tcp_connect(*target, &spec.bind).await.map(|_| None),
+            ProbeSpec::Http(h) => http::probe(h, &spec.bind).await.map(|_| None),
+            ProbeSpec::Exec { argv, dynamic_weight } => {
+                exec::probe(argv, *dynamic_weight, deadline, spec.timeout).await
+            }
+            ProbeSpec::Ping { target } => ping::probe(*target, &spec.bind).await.map(|_| None),
+            ProbeSpec::Dns {
+                server,
+                name,
+                qtype,
+                expect,
+            } => dns_probe(*server, name, *qtype, expect, &spec.bind)
+                .await
+                .map(|_| None),
+            ProbeSpec::Smtp { target, helo } => smtp_probe(*target, helo, &spec.bind, deadline)
+                .await
+                .map(|_| None),
+            ProbeSpec::Udp {
+                target,
+                payload,
+                expect,
+            } => udp_probe(*target, payload, expect.as_deref(), &spec.bind, deadline)
+                .await
+                .map(|_| None),
+        }
+    };
+    match timeout_at(deadline, inner).await {
+        Ok(Ok(dynamic_weight)) => Ok(ProbeOk {
+            latency: start.elapsed(),
+            dynamic_weight,
+        }),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(ProbeError::Timeout(spec.timeout)),
+    }
+}
+
+fn bind_error(e: io::Error) -> ProbeError {
+    ProbeError::Io {
+        stage: "bind",
+        message: e.to_string(),
+    }
+}
+
+/// A TCP connection from the check's source, closed with a reset when dropped (no
+/// TIME_WAIT left on either side, as haproxy does for its checks).
+pub(crate) async fn tcp_connect(target: SocketAddr, bind: &Bind) -> Result<TcpStream, ProbeError> {
+    let sock = if target.is_ipv6() {
+        TcpSocket::new_v6()
+    } else {
+        TcpSocket::new_v4()
+    }
+    .map_err(|e| ProbeError::io("socket", e))?;
+    if let Some(a) = bind.address {
+        sock.bind(SocketAddr::new(a, 0)).map_err(bind_error)?;
+    }
+    if let Some(i) = &bind.interface {
+        sock.bind_device(Some(i.as_bytes())).map_err(bind_error)?;
+    }
+    let stream = sock
+        .connect(target)
+        .await
+        .map_err(|e| ProbeError::io("connect", e))?;
+    let _ = SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// A UDP socket connected to `target` (ICMP errors then show as ECONNREFUSED).
+fn udp_connect(target: SocketAddr, bind: &Bind) -> Result<UdpSocket, ProbeError> {
+    let sock = Socket::new(Domain::for_address(target), Type::DGRAM, Some(Protocol::UDP))
+        .map_err(|e| ProbeError::io("socket", e))?;
+    sock.set_nonblocking(true)
+        .map_err(|e| ProbeError::io("socket", e))?;
+    if let Some(i) = &bind.interface {
+        sock.bind_device(Some(i.as_bytes())).map_err(bind_error)?;
+    }
+    if let Some(a) = bind.address {
+        sock.bind(&SocketAddr::new(a, 0).into()).map_err(bind_error)?;
+    }
+    sock.connect(&target.into())
+        .map_err(|e| ProbeError::io("connect", e))?;
+    UdpSocket::from_std(sock.into()).map_err(|e| ProbeError::io("socket", e))
+}
+
+fn udp_error(stage: &'static str, e: io::Error) -> ProbeError {
+    if e.kind() == io::ErrorKind::ConnectionRefused {
+        ProbeError::PortUnreachable
+    } else {
+        ProbeError::io(stage, e)
+    }
+}
+
+async fn dns_probe(
+    server: SocketAddr,
+    name: &str,
+    qtype: u16,
+    expect: &[std::net::IpAddr],
+    bind: &Bind,
+) -> Result<(), ProbeError> {
+    let sock = udp_connect(server, bind)?;
+    let id = fastrand::u16(..);
+    let query = dns::encode_query(id, name, qtype);
+    sock.send(&query).await.map_err(|e| udp_error("send", e))?;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n = sock.recv(&mut buf).await.map_err(|e| udp_error("receive", e))?;
+        let resp = match dns::decode_response(&buf[..n]) {
+            Ok(r) => r,
+            Err(e) => return Err(ProbeError::Dns(format!("malformed response: {e}"))),
+        };
+        if resp.id != id {
+            continue; // a late answer to an earlier query
+        }
+        return dns::check_response(&resp, qtype, expect).map_err(ProbeError::Dns);
+    }
+}
+
+/// Reads one SMTP reply (RFC 5321 §4.2: `ddd-` continuation lines, then `ddd `).
+async fn smtp_reply<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> Result<(u16, String), ProbeError> {
+    let mut text = String::new();
+    for _ in 0..100 {
+        let mut line = String::new();
+        let n = (&mut *r)
+            .take(2048)
+            .read_line(&mut line)
+            .await
+            .map_err(|e| ProbeError::io("read", e))?;
+        if n == 0 {
+            return Err(ProbeError::Smtp(if text.is_empty() {
+                "connection closed without a reply".into()
+            } else {
+                format!("connection closed in the reply {:?}", text.trim_end())
+            }));
+        }
+        let line = line.trim_end_matches(['\r', '\n']);
+        let code = line
+            .get(..3)
+            .and_then(|c| c.parse::<u16>().ok())
+            .ok_or_else(|| ProbeError::Smtp(format!("not an SMTP reply: {line:?}")))?;
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(line);
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return Ok((code, text));
+        }
+    }
+    Err(ProbeError::Smtp("reply longer than 100 lines".into()))
+}
+
+async fn smtp_probe(
+    target: SocketAddr,
+    helo: &str,
+    bind: &Bind,
+    deadline: Instant,
+) -> Result<(), ProbeError> {
+    let stream = tcp_connect(target, bind).await?;
+    let (r, mut w) = stream.into_split();
+    let mut r = BufReader::new(r);
+    let (code, text) = smtp_reply(&mut r).await?;
+    if !(200..300).contains(&code) {
+        return Err(ProbeError::Smtp(format!("banner {text:?}")));
+    }
+    w.write_all(format!("HELO {helo}\r\n").as_bytes())
+        .await
+        .map_err(|e| ProbeError::io("write", e))?;
+    let (code, text) = smtp_reply(&mut r).await?;
+    if code != 250 {
+        return Err(ProbeError::Smtp(format!("HELO answered {text:?}")));
+    }
+    // Say goodbye, but do not fail a healthy server on a slow 221.
+    if w.write_all(b"QUIT\r\n").await.is_ok() {
+        let wait = (Instant::now() + Duration::from_millis(200)).min(deadline - Duration::from_millis(1));
+        let _ = timeout_at(wait, smtp_reply(&mut r)).await;
+    }
+    Ok(())
+}
+
+/// Printable form of a reply for error messages (first 64 bytes).
+fn show_bytes(b: &[u8]) -> String {
+    let head = &b[..b.len().min(64)];
+    let more = if b.len() > 64 { "..." } else { "" };
+    match std::str::from_utf8(head) {
+        Ok(s) if s.chars().all(|c| !c.is_control() || c == '\n' || c == '\r') => format!("{s:?}{more}"),
+        _ => {
+            let hex: String = head.iter().map(|b| format!("{b:02x}")).collect();
+            format!("hex:{hex}{more}")
+        }
+    }
+}
+
+/// Without `expect`, silence until just before the deadline is success: only an
+/// ICMP port unreachable (or another error) fails.
+async fn udp_probe(
+    target: SocketAddr,
+    payload: &[u8],
+    expect: Option<&[u8]>,
+    bind: &Bind,
+    deadline: Instant,
+) -> Result<(), ProbeError> {
+    let sock = udp_connect(target, bind)?;
+    sock.send(payload).await.map_err(|e| udp_error("send", e))?;
+    let mut buf = vec![0u8; 65536];
+    match expect {
+        Some(want) => {
+            let n = sock.recv(&mut buf).await.map_err(|e| udp_error("receive", e))?;
+            let got = &buf[..n];
+            if got.windows(want.len()).any(|w| w == want) {
+                Ok(())
+            } else {
+                Err(ProbeError::Reply { got: show_bytes(got) })
+            }
+        }
+        None => {
+            let now = Instant::now();
+            let margin = (deadline.saturating_duration_since(now) / 10).min(Duration::from_millis(10));
+            match timeout_at(deadline - margin, sock.recv(&mut buf)).await {
+                Err(_) => Ok(()),
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(udp_error("receive", e)),
+            }
+        }
+    }
+}
