@@ -54,7 +54,9 @@ ip -n client route add 203.0.113.0/24 via 198.51.100.1
 ipvsadm -A -t 203.0.113.200:443 -s rr
 ipvsadm -a -t 203.0.113.200:443 -r 192.0.2.13:443 -m -w 1
 
-write_config() { # weight of the second real server
+write_config() { # weight of the second real server [check it: yes]
+    rs2_check=""
+    [ "${2:-}" = yes ] && rs2_check=', check = "rs2"'
     cat >/etc/hafront.toml <<CONF
 runtime_dir = "/run/hafront"
 [log]
@@ -70,7 +72,15 @@ address = "203.0.113.100:80"
 scheduler = "wrr"
 forwarding = "nat"
 master_of = "web"
-real_servers = [ { address = "192.0.2.11:80", weight = 1 }, { address = "192.0.2.12:80", weight = $1 } ]
+real_servers = [ { address = "192.0.2.11:80", weight = 1 }, { address = "192.0.2.12:80", weight = $1$rs2_check } ]
+[checks.rs2]
+kind = "http"
+url = "http://192.0.2.12/"
+interval = "200ms"
+timeout = "300ms"
+rise = 1
+fall = 1
+warmup = "10ms"
 [ipvs.services.dns]
 address = "203.0.113.100:53"
 protocol = "udp"
@@ -152,6 +162,25 @@ sleep 0.5
 [ "$(count 'op=add service')" = "$before_new" ] || fail "a service was re-created on reload"
 [ "$(count 'op=delete')" = "$before_del" ] || fail "something was deleted on reload"
 pass "weight change: one SET_DEST, nothing re-created"
+
+# 3b. A real server with a health check: its web server stops -> removed; it
+# comes back -> added again.
+write_config 5 yes
+kill -HUP "$pid"
+sleep 1
+wait_table 5 || fail "adding a check changed the table"
+rs2_httpd=$(ip netns pids rs2 | head -n 1)
+kill "$rs2_httpd"
+i=0
+until ! ipvsadm -Sn | grep -q '192.0.2.12:80'; do
+    i=$((i + 1)); [ $i -lt 50 ] || fail "real server 192.0.2.12 not removed when its check failed"; sleep 0.1
+done
+ip netns exec rs2 busybox httpd -p 80 -h /www2
+wait_table 5 || fail "real server 192.0.2.12 not restored when its check recovered"
+pass "health check: failed real server removed, restored when it recovers"
+write_config 5
+kill -HUP "$pid"
+sleep 0.5
 
 # 4. Restart (SIGKILL, as a crash) with the same configuration: zero writes.
 kill -KILL "$pid"

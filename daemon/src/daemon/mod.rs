@@ -3,6 +3,7 @@
 
 pub mod engine;
 pub mod status;
+pub mod tracker;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -91,6 +92,7 @@ pub fn run(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
 
 async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     let links = Links::connect()?;
+    let links_for_tracker = links.clone();
     // Subscribe before looking interfaces up, so no change falls in between.
     let link_events = crate::net::link::watch_links()?;
     let vips = VipExecutor::spawn(links.clone());
@@ -115,11 +117,13 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     // IPVS runs beside VRRP: it follows the configuration and the instances this
     // node is master of, and its failures never reach the VRRP engine.
     let (ipvs_cfg_tx, ipvs_cfg_rx) = watch::channel(Arc::new(cfg.ipvs.clone()));
+    let (check_states_tx, check_states_rx) = watch::channel(std::collections::BTreeMap::new());
     let (roles_tx, roles_rx) = watch::channel(roles_of(&engine));
     let (ipvs_stop_tx, ipvs_stop_rx) = oneshot::channel();
     let ipvs_task = tokio::spawn(crate::ipvs::reconcile::run(
         crate::ipvs::reconcile::ReconcilerInputs {
             config: ipvs_cfg_rx,
+            checks: check_states_rx,
             roles: roles_rx,
             runtime_dir: cfg.runtime_dir.clone(),
             stop: ipvs_stop_rx,
@@ -127,7 +131,16 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     ));
 
     let (ctl_tx, ctl_rx) = mpsc::channel(8);
-    tokio::spawn(signals(opts, ctl_tx, ipvs_cfg_tx));
+    // Tracking (interfaces, checks, scripts, files, sync groups) feeds the engine
+    // through the same control channel as reloads.
+    let (full_cfg_tx, full_cfg_rx) = watch::channel(Arc::new(cfg.clone()));
+    tokio::spawn(tracker::run(tracker::TrackerInputs {
+        config: full_cfg_rx,
+        engine: ctl_tx.clone(),
+        check_states: check_states_tx,
+        links: links_for_tracker,
+    }));
+    tokio::spawn(signals(opts, ctl_tx, ipvs_cfg_tx, full_cfg_tx));
     let watchdog = sd_notify::watchdog_enabled();
     engine
         .run(
@@ -198,7 +211,12 @@ fn publish_roles(tx: &watch::Sender<Roles>, engine: &Engine) {
     });
 }
 
-async fn signals(opts: LoadOptions, ctl: mpsc::Sender<Control>, ipvs_cfg: watch::Sender<Arc<IpvsConfig>>) {
+async fn signals(
+    opts: LoadOptions,
+    ctl: mpsc::Sender<Control>,
+    ipvs_cfg: watch::Sender<Arc<IpvsConfig>>,
+    full_cfg: watch::Sender<Arc<Config>>,
+) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
@@ -218,6 +236,7 @@ async fn signals(opts: LoadOptions, ctl: mpsc::Sender<Control>, ipvs_cfg: watch:
                     Ok(cfg) => {
                         info!("SIGHUP: configuration reloaded");
                         apply_accept_mode(&cfg).await;
+                        full_cfg.send_replace(Arc::new(cfg.clone()));
                         ipvs_cfg.send_if_modified(|c| {
                             let changed = **c != cfg.ipvs;
                             if changed {

@@ -6,7 +6,8 @@
 //!   catch-all, `GenlFamily` impl; the family id is resolved at runtime);
 //! - `model`: typed services/destinations and `Table`;
 //! - `plan`: the pure reconciler (desired vs actual -> ops);
-//! - `io`: the thin executor over a genetlink connection.
+//! - `io`: the thin executor over its own generic netlink socket (requests batched
+//!   per datagram, one ACK and one result per op).
 
 pub mod constants;
 pub mod desired;

@@ -4,8 +4,10 @@
 //! Wire shapes follow net/netfilter/ipvs/ip_vs_ctl.c: addresses are 16 bytes
 //! (`union nf_inet_addr`, IPv4 in the first 4), ports are big-endian, the netmask is
 //! kept raw (IPv4: mask bytes in network order; IPv6: prefix length), flags are
-//! `struct ip_vs_flags { flags, mask }`. Nested attributes are sent without
-//! NLA_F_NESTED, as ipvsadm (libnl) and the kernel's own dumps do.
+//! `struct ip_vs_flags { flags, mask }`. Nested attributes are emitted without
+//! NLA_F_NESTED, as the kernel's own dumps are, unless the message asks for it
+//! (`IpvsMessage::nested_flag`: ipvsadm on libnl 3.7 sets it; the kernel accepts
+//! both).
 
 use netlink_packet_core::{
     emit_u16, emit_u16_be, emit_u32, emit_u64, parse_string, parse_u16, parse_u16_be, parse_u32, parse_u64,
@@ -35,10 +37,12 @@ fn parse_nested<T, F>(payload: &[u8], what: &'static str, f: F) -> Result<Vec<T>
 where
     F: Fn(&NlaBuffer<&[u8]>) -> Result<T, DecodeError>,
 {
-    NlasIterator::new(payload)
-        .map(|nla| nla.and_then(|nla| f(&nla)))
-        .collect::<Result<Vec<_>, _>>()
-        .context(what)
+    // Sized up front: a dump holds ~10,000 of these (one allocation each, not four).
+    let mut out = Vec::with_capacity(NlasIterator::new(payload).count());
+    for nla in NlasIterator::new(payload) {
+        out.push(nla.and_then(|nla| f(&nla)).context(what)?);
+    }
+    Ok(out)
 }
 
 /// Statistics (IPVS_STATS_ATTR_*). In `STATS` the counters of packets and rates are

@@ -31,6 +31,9 @@ pub struct ReconcilerInputs {
     pub config: watch::Receiver<Arc<IpvsConfig>>,
     /// The node's VRRP roles.
     pub roles: watch::Receiver<Roles>,
+    /// Health-check verdicts by check name (real servers with `check`); a check
+    /// without a verdict yet counts as up, as keepalived starts real servers.
+    pub checks: watch::Receiver<std::collections::BTreeMap<String, bool>>,
     pub runtime_dir: PathBuf,
     /// Asked at shutdown: remove what we own, then answer.
     pub stop: oneshot::Receiver<oneshot::Sender<()>>,
@@ -52,11 +55,17 @@ pub async fn run(mut inp: ReconcilerInputs) {
     let mut ipvs: Option<Ipvs> = None;
     let mut backoff = BACKOFF_MIN;
     let mut unavailable_logged = false;
-    let (mut config_open, mut roles_open) = (true, true);
+    let (mut config_open, mut roles_open, mut checks_open) = (true, true, true);
     loop {
         let cfg = inp.config.borrow_and_update().clone();
         let roles = inp.roles.borrow_and_update().clone();
-        let desired = |actual: &Table| desired_table(&cfg, &roles, actual, |_, _| true);
+        let checks = inp.checks.borrow_and_update().clone();
+        let healthy = |_: &str, rs: &crate::config::ipvs::RealServerConfig| {
+            rs.check
+                .as_ref()
+                .is_none_or(|c| checks.get(c).copied().unwrap_or(true))
+        };
+        let desired = |actual: &Table| desired_table(&cfg, &roles, actual, healthy);
         let wait = if cfg.services.is_empty() && owned.is_empty() {
             // Nothing to manage: do not even require IPVS.
             None
@@ -100,6 +109,7 @@ pub async fn run(mut inp: ReconcilerInputs) {
             // the stop request that removes our services is still to come.
             r = inp.config.changed(), if config_open => config_open = r.is_ok(),
             r = inp.roles.changed(), if roles_open => roles_open = r.is_ok(),
+            r = inp.checks.changed(), if checks_open => checks_open = r.is_ok(),
             _ = sleep => {}
             reply = &mut inp.stop => {
                 // Only on request: a dropped sender means the daemon failed, and
@@ -145,8 +155,10 @@ async fn sync(
     let desired = desired(&actual);
     let ops = plan(&desired, &actual, owned);
     let mut pass = Pass::default();
-    for op in &ops {
-        match conn.execute(op).await {
+    // In plan order, in batches (see io.rs); one result per op.
+    let results = conn.execute_all(&ops).await;
+    for (op, result) in ops.iter().zip(results) {
+        match result {
             Ok(()) => {
                 pass.applied += 1;
                 debug!(op = %op, "IPVS");
@@ -212,8 +224,8 @@ pub async fn sync_once(cfg: &crate::config::Config, dry_run: bool) -> Result<Syn
     let t = std::time::Instant::now();
     let mut failed = 0;
     if !dry_run {
-        for op in &ops {
-            if let Err(error) = conn.execute(op).await {
+        for (op, result) in ops.iter().zip(conn.execute_all(&ops).await) {
+            if let Err(error) = result {
                 warn!(service = %op.service(), %error, "IPVS operation failed");
                 failed += 1;
             }

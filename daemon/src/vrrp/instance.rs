@@ -337,7 +337,7 @@ impl Instance {
                 after_us: self.params.preempt_delay_ms * 1000,
             });
         }
-        if !self.params.is_owner() || !self.link_up {
+        if !self.params.is_owner() || !self.link_up || self.track_fault {
             // A VIP left behind by an earlier run (or by keepalived after a kill) must
             // not stay on a node that is not master.
             out.push(Output::RemoveVips {
@@ -346,6 +346,8 @@ impl Instance {
         }
         if !self.link_up {
             self.change_state(State::Fault, Reason::LinkDown, out);
+        } else if self.track_fault {
+            self.change_state(State::Fault, Reason::TrackFault, out);
         } else if self.params.is_owner() {
             self.change_state(State::Master, Reason::AddressOwner, out);
         } else {

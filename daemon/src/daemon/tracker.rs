@@ -1,0 +1,297 @@
+//! The tracking task: gathers the state of tracked items (interfaces from netlink
+//! link events, checks and scripts from the checkers, files by polling), computes
+//! every instance's effective priority and fault (`crate::track`), sync groups
+//! included, and sends the changes to the engine as `Control::Track`. It also
+//! publishes check verdicts for the IPVS reconciler (real servers with `check`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use super::engine::Control;
+use crate::checks::{CheckEvent, Checker, CheckerHandle};
+use crate::config::checks::CheckConfig;
+use crate::config::Config;
+use crate::net::Links;
+use crate::track::{effective, sync_group_faults, Kind, States, Tracked};
+
+const FILE_POLL: Duration = Duration::from_secs(1);
+/// Scripts run in their own checker, under this prefix, so their names never
+/// collide with checks'.
+const SCRIPT_PREFIX: &str = "script:";
+
+pub struct TrackerInputs {
+    pub config: watch::Receiver<Arc<Config>>,
+    pub engine: mpsc::Sender<Control>,
+    /// Check name -> up, for IPVS real servers.
+    pub check_states: watch::Sender<BTreeMap<String, bool>>,
+    pub links: Links,
+}
+
+/// What the engine was last told, per instance.
+type Sent = BTreeMap<String, (u8, bool)>;
+
+pub async fn run(mut inp: TrackerInputs) {
+    let mut link_events = match crate::net::link::watch_links() {
+        Ok(rx) => Some(rx),
+        Err(error) => {
+            warn!(%error, "cannot watch links: tracked interfaces keep their start state");
+            None
+        }
+    };
+    let (ev_tx, mut events) = mpsc::unbounded_channel::<CheckEvent>();
+    let mut checkers: Option<(CheckerHandle, CheckerHandle)> = None;
+    let mut states = States::default();
+    let mut ifindex: BTreeMap<u32, String> = BTreeMap::new();
+    let mut sent: Sent = BTreeMap::new();
+    let mut cfg = inp.config.borrow_and_update().clone();
+    let mut poll = tokio::time::interval(FILE_POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut reconfigure = true;
+    loop {
+        if reconfigure {
+            reconfigure = false;
+            ifindex = resolve_interfaces(&inp.links, &cfg, &mut states).await;
+            checkers = start_checkers(&cfg, checkers, &ev_tx);
+            read_files(&cfg, &mut states);
+            publish(&cfg, &states, &mut sent, &inp.engine).await;
+        }
+        tokio::select! {
+            r = inp.config.changed() => {
+                if r.is_err() {
+                    return;
+                }
+                cfg = inp.config.borrow_and_update().clone();
+                reconfigure = true;
+            }
+            Some((index, up)) = recv_link(&mut link_events) => {
+                if let Some(name) = ifindex.get(&index) {
+                    if states.set(Kind::Interface, name, up) {
+                        info!(interface = name.as_str(), up, "tracked interface changed");
+                        publish(&cfg, &states, &mut sent, &inp.engine).await;
+                    }
+                }
+            }
+            Some(ev) = events.recv() => {
+                let (kind, name) = match ev.name.strip_prefix(SCRIPT_PREFIX) {
+                    Some(s) => (Kind::Script, s.to_string()),
+                    None => (Kind::Check, ev.name.clone()),
+                };
+                info!(kind = kind.as_str(), name = name.as_str(), up = ev.up, reason = ev.reason.as_str(), "tracked item changed");
+                if kind == Kind::Check {
+                    inp.check_states.send_modify(|m| {
+                        m.insert(name.clone(), ev.up);
+                    });
+                }
+                if states.set(kind, &name, ev.up) {
+                    publish(&cfg, &states, &mut sent, &inp.engine).await;
+                }
+            }
+            _ = poll.tick() => {
+                if read_files(&cfg, &mut states) {
+                    publish(&cfg, &states, &mut sent, &inp.engine).await;
+                }
+            }
+        }
+    }
+}
+
+async fn recv_link(rx: &mut Option<mpsc::UnboundedReceiver<(u32, bool)>>) -> Option<(u32, bool)> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Interfaces that matter: tracked ones and each instance's own (a sync-group member
+/// whose link is down is in fault). A missing interface counts as down.
+async fn resolve_interfaces(links: &Links, cfg: &Config, states: &mut States) -> BTreeMap<u32, String> {
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    for inst in cfg.vrrp.instances.values() {
+        names.insert(inst.interface.clone());
+        names.extend(inst.track_interfaces.iter().map(|t| t.name.clone()));
+    }
+    let mut index = BTreeMap::new();
+    for name in names {
+        match links.iface(&name).await {
+            Ok(iface) => {
+                states.set(Kind::Interface, &name, iface.up);
+                index.insert(iface.index, name);
+            }
+            Err(error) => {
+                warn!(interface = name.as_str(), %error, "tracked interface not found: counted as down");
+                states.set(Kind::Interface, &name, false);
+            }
+        }
+    }
+    index
+}
+
+/// Checks and scripts (as exec checks), started or reloaded.
+fn start_checkers(
+    cfg: &Config,
+    running: Option<(CheckerHandle, CheckerHandle)>,
+    events: &mpsc::UnboundedSender<CheckEvent>,
+) -> Option<(CheckerHandle, CheckerHandle)> {
+    let scripts = scripts_as_checks(cfg);
+    match running {
+        Some((checks, script_checks)) => {
+            for (what, handle, configs) in [
+                ("checks", &checks, &cfg.checks),
+                ("scripts", &script_checks, &scripts),
+            ] {
+                if let Err(errors) = handle.reload(configs) {
+                    for e in errors {
+                        warn!(error = %e, "{what}: kept the previous definition");
+                    }
+                }
+            }
+            Some((checks, script_checks))
+        }
+        None => {
+            let checks = spawn_forwarding(&cfg.checks, events.clone())?;
+            let scripts = spawn_forwarding(&scripts, events.clone())?;
+            Some((checks, scripts))
+        }
+    }
+}
+
+fn spawn_forwarding(
+    configs: &BTreeMap<String, CheckConfig>,
+    events: mpsc::UnboundedSender<CheckEvent>,
+) -> Option<CheckerHandle> {
+    match Checker::spawn(configs) {
+        Ok((handle, mut rx)) => {
+            tokio::spawn(async move {
+                while let Some(ev) = rx.recv().await {
+                    if events.send(ev).is_err() {
+                        return;
+                    }
+                }
+            });
+            Some(handle)
+        }
+        Err(errors) => {
+            for e in errors {
+                warn!(error = %e, "check not started");
+            }
+            None
+        }
+    }
+}
+
+/// keepalived's vrrp_script is an exec check: exit 0 up, anything else down.
+fn scripts_as_checks(cfg: &Config) -> BTreeMap<String, CheckConfig> {
+    let mut out = BTreeMap::new();
+    for (name, s) in &cfg.scripts {
+        let mut t = toml::Table::new();
+        t.insert("kind".into(), "exec".into());
+        t.insert(
+            "command".into(),
+            toml::Value::Array(s.command.iter().map(|a| a.clone().into()).collect()),
+        );
+        t.insert(
+            "interval".into(),
+            humantime::format_duration(s.interval).to_string().into(),
+        );
+        t.insert(
+            "timeout".into(),
+            humantime::format_duration(s.timeout).to_string().into(),
+        );
+        t.insert("rise".into(), i64::from(s.rise).into());
+        t.insert("fall".into(), i64::from(s.fall).into());
+        match t.try_into::<CheckConfig>() {
+            Ok(c) => {
+                out.insert(format!("{SCRIPT_PREFIX}{name}"), c);
+            }
+            Err(error) => warn!(script = name.as_str(), %error, "script not started"),
+        }
+    }
+    out
+}
+
+/// Reads every tracked file; true when a value changed. Missing, empty or
+/// unparsable files count as 0 (keepalived's behaviour).
+fn read_files(cfg: &Config, states: &mut States) -> bool {
+    let mut changed = false;
+    for (name, f) in &cfg.files {
+        let value = std::fs::read_to_string(&f.path)
+            .ok()
+            .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse::<i64>().ok()))
+            .unwrap_or(0);
+        if states.set_file(name, value) {
+            info!(file = name.as_str(), value, "tracked file changed");
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// Computes every instance's outcome and sends what changed to the engine.
+async fn publish(cfg: &Config, states: &States, sent: &mut Sent, engine: &mpsc::Sender<Control>) {
+    let mut own: BTreeMap<String, (u8, Vec<String>)> = BTreeMap::new();
+    for (name, inst) in &cfg.vrrp.instances {
+        let tracked = Tracked {
+            priority: inst.priority,
+            items: inst
+                .track_interfaces
+                .iter()
+                .map(|t| (Kind::Interface, t.clone()))
+                .chain(inst.track_scripts.iter().map(|t| (Kind::Script, t.clone())))
+                .chain(inst.track_checks.iter().map(|t| (Kind::Check, t.clone())))
+                .chain(inst.track_files.iter().map(|t| (Kind::File, t.clone())))
+                .collect(),
+        };
+        let mut e = effective(&tracked, states);
+        if states.up.get(&(Kind::Interface, inst.interface.clone())) == Some(&false) {
+            // Not a tracking fault of its own (the engine handles the link), but it
+            // counts for the sync group.
+            e.faults.push(format!("interface {} down", inst.interface));
+        }
+        own.insert(name.clone(), (e.priority, e.faults));
+    }
+    let faulted: BTreeSet<String> = own
+        .iter()
+        .filter(|(_, (_, f))| !f.is_empty())
+        .map(|(n, _)| n.clone())
+        .collect();
+    let groups: BTreeMap<String, Vec<String>> = cfg
+        .vrrp
+        .sync_groups
+        .iter()
+        .map(|(g, s)| (g.clone(), s.instances.clone()))
+        .collect();
+    let group_faults = sync_group_faults(&groups, &faulted);
+    let mut changes = Vec::new();
+    for (name, (priority, faults)) in &own {
+        let inst = &cfg.vrrp.instances[name];
+        // The instance's own link is the engine's business: only tracking faults here.
+        let tracking_faults: Vec<&String> = faults
+            .iter()
+            .filter(|f| **f != format!("interface {} down", inst.interface))
+            .collect();
+        let by_group = group_faults.get(name).cloned().unwrap_or_default();
+        let fault = !tracking_faults.is_empty() || !by_group.is_empty();
+        let now = (*priority, fault);
+        if sent.get(name) != Some(&now) {
+            if fault || *priority != inst.priority || sent.contains_key(name) {
+                info!(
+                    instance = name.as_str(),
+                    priority,
+                    fault,
+                    reasons = ?tracking_faults.iter().map(|s| s.as_str()).chain(by_group.iter().map(|s| s.as_str())).collect::<Vec<_>>(),
+                    "tracking changed"
+                );
+            }
+            sent.insert(name.clone(), now);
+            changes.push((name.clone(), *priority, fault));
+        }
+    }
+    sent.retain(|n, _| own.contains_key(n));
+    if !changes.is_empty() && engine.send(Control::Track(changes)).await.is_err() {
+        warn!("engine gone: tracking not applied");
+    }
+}
