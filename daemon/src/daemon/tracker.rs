@@ -15,6 +15,7 @@ use super::engine::Control;
 use crate::checks::{CheckEvent, Checker, CheckerHandle};
 use crate::config::checks::CheckConfig;
 use crate::config::Config;
+use crate::ipvs::desired::Health;
 use crate::net::Links;
 use crate::track::{effective, sync_group_faults, Kind, States, Tracked};
 
@@ -26,8 +27,9 @@ const SCRIPT_PREFIX: &str = "script:";
 pub struct TrackerInputs {
     pub config: watch::Receiver<Arc<Config>>,
     pub engine: mpsc::Sender<Control>,
-    /// Check name -> up, for IPVS real servers.
-    pub check_states: watch::Sender<BTreeMap<String, bool>>,
+    /// Check name -> health (with an exec check's dynamic weight), for IPVS real
+    /// servers.
+    pub check_states: watch::Sender<BTreeMap<String, Health>>,
     pub links: Links,
 }
 
@@ -82,8 +84,9 @@ pub async fn run(mut inp: TrackerInputs) {
                 };
                 info!(kind = kind.as_str(), name = name.as_str(), up = ev.up, reason = ev.reason.as_str(), "tracked item changed");
                 if kind == Kind::Check {
+                    let health = Health { up: ev.up, weight: ev.dynamic_weight.and_then(|w| u32::try_from(w).ok()) };
                     inp.check_states.send_modify(|m| {
-                        m.insert(name.clone(), ev.up);
+                        m.insert(name.clone(), health);
                     });
                 }
                 if states.set(kind, &name, ev.up) {

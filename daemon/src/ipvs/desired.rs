@@ -7,6 +7,25 @@ use super::constants::*;
 use super::model::{DestSpec, Forward, ServiceKey, ServiceSpec, Table};
 use crate::config::ipvs::{IpvsConfig, IpvsServiceConfig, RealServerConfig, SchedulerFlag, TunnelChecksum};
 
+/// A real server's health: live or not, and the weight a dynamic check (exec with
+/// `dynamic_weight`, keepalived's misc_dynamic) gives it, if any.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Health {
+    pub up: bool,
+    pub weight: Option<u32>,
+}
+
+impl Health {
+    pub const UP: Health = Health {
+        up: true,
+        weight: None,
+    };
+    pub const DOWN: Health = Health {
+        up: false,
+        weight: None,
+    };
+}
+
 /// What the VRRP side tells IPVS.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Roles {
@@ -24,7 +43,7 @@ pub fn desired_table(
     cfg: &IpvsConfig,
     roles: &Roles,
     actual: &Table,
-    healthy: impl Fn(&str, &RealServerConfig) -> bool,
+    health: impl Fn(&str, &RealServerConfig) -> Health,
 ) -> Table {
     let mut table = Table::default();
     for (name, s) in &cfg.services {
@@ -44,9 +63,11 @@ pub fn desired_table(
         let mut live_weight: u64 = 0;
         let mut failed = Vec::new();
         for rs in &s.real_servers {
-            let d = dest_spec(s, rs);
-            if healthy(name, rs) {
-                live_weight += u64::from(rs.weight);
+            let mut d = dest_spec(s, rs);
+            let h = health(name, rs);
+            if h.up {
+                d.weight = h.weight.unwrap_or(rs.weight);
+                live_weight += u64::from(d.weight);
                 dests.push(d);
             } else {
                 failed.push(d);
@@ -173,10 +194,12 @@ real_servers = [ { address = "192.0.2.11:80", weight = 1 }, { address = "192.0.2
     #[test]
     fn installed_only_while_master() {
         let c = cfg(WEB);
-        assert!(desired_table(&c, &masters(&[]), &Table::default(), |_, _| true)
-            .services
-            .is_empty());
-        let t = desired_table(&c, &masters(&["web"]), &Table::default(), |_, _| true);
+        assert!(
+            desired_table(&c, &masters(&[]), &Table::default(), |_, _| Health::UP)
+                .services
+                .is_empty()
+        );
+        let t = desired_table(&c, &masters(&["web"]), &Table::default(), |_, _| Health::UP);
         let e = t.services.values().next().unwrap();
         assert_eq!(e.spec.scheduler, "wrr");
         assert_eq!(e.spec.flags, IP_VS_SVC_F_PERSISTENT);
@@ -191,11 +214,14 @@ real_servers = [ { address = "192.0.2.11:80", weight = 1 }, { address = "192.0.2
         let c = cfg(WEB);
         let mut roles = masters(&[]);
         roles.unsettled.insert("web".into());
-        assert!(desired_table(&c, &roles, &Table::default(), |_, _| true)
+        assert!(desired_table(&c, &roles, &Table::default(), |_, _| Health::UP)
             .services
             .is_empty());
-        let installed = desired_table(&c, &masters(&["web"]), &Table::default(), |_, _| true);
-        assert_eq!(desired_table(&c, &roles, &installed, |_, _| true), installed);
+        let installed = desired_table(&c, &masters(&["web"]), &Table::default(), |_, _| Health::UP);
+        assert_eq!(
+            desired_table(&c, &roles, &installed, |_, _| Health::UP),
+            installed
+        );
     }
 
     #[test]
@@ -203,7 +229,11 @@ real_servers = [ { address = "192.0.2.11:80", weight = 1 }, { address = "192.0.2
         let c = cfg(WEB);
         let down: SocketAddr = "192.0.2.12:80".parse().unwrap();
         let t = desired_table(&c, &masters(&["web"]), &Table::default(), |_, rs| {
-            rs.address != down
+            if rs.address != down {
+                Health::UP
+            } else {
+                Health::DOWN
+            }
         });
         let e = t.services.values().next().unwrap();
         // live weight 1 < quorum 2
@@ -211,6 +241,18 @@ real_servers = [ { address = "192.0.2.11:80", weight = 1 }, { address = "192.0.2
             e.dests.keys().map(|a| a.to_string()).collect::<Vec<_>>(),
             ["192.0.2.50:80"]
         );
+    }
+
+    #[test]
+    fn dynamic_weight_from_a_check() {
+        let c = cfg(WEB);
+        let t = desired_table(&c, &masters(&["web"]), &Table::default(), |_, rs| Health {
+            up: true,
+            weight: (rs.address.port() == 80 && rs.address.ip().to_string() == "192.0.2.12").then_some(7),
+        });
+        let e = t.services.values().next().unwrap();
+        assert_eq!(e.dests[&"192.0.2.12:80".parse().unwrap()].weight, 7);
+        assert_eq!(e.dests[&"192.0.2.11:80".parse().unwrap()].weight, 1);
     }
 
     #[test]
@@ -222,7 +264,13 @@ inhibit_on_failure = true
 real_servers = [ { address = "192.0.2.11:80", weight = 3 }, { address = "192.0.2.12:80", weight = 2 } ]
 "#);
         let down: SocketAddr = "192.0.2.12:80".parse().unwrap();
-        let t = desired_table(&c, &masters(&[]), &Table::default(), |_, rs| rs.address != down);
+        let t = desired_table(&c, &masters(&[]), &Table::default(), |_, rs| {
+            if rs.address != down {
+                Health::UP
+            } else {
+                Health::DOWN
+            }
+        });
         let e = t.services.values().next().unwrap();
         assert_eq!(e.dests[&down].weight, 0);
         assert_eq!(e.dests[&"192.0.2.11:80".parse().unwrap()].weight, 3);
@@ -239,7 +287,7 @@ scheduler_flags = ["sh-fallback", "sh-port"]
 forwarding = "tun"
 real_servers = [ { address = "[2001:db8::11]:0", tunnel_type = "gue", tunnel_port = 6080, tunnel_checksum = "csum" } ]
 "#);
-        let t = desired_table(&c, &masters(&[]), &Table::default(), |_, _| true);
+        let t = desired_table(&c, &masters(&[]), &Table::default(), |_, _| Health::UP);
         let e = t.services.values().next().unwrap();
         assert_eq!(e.spec.key, ServiceKey::Fwmark { ipv6: true, mark: 7 });
         assert_eq!(

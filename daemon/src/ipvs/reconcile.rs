@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tracing::{debug, error, info, warn};
 
-use super::desired::{desired_table, Roles};
+use super::desired::{desired_table, Health, Roles};
 use super::error::IpvsError;
 use super::io::Ipvs;
 use super::model::{ServiceKey, Table};
@@ -33,7 +33,7 @@ pub struct ReconcilerInputs {
     pub roles: watch::Receiver<Roles>,
     /// Health-check verdicts by check name (real servers with `check`); a check
     /// without a verdict yet counts as up, as keepalived starts real servers.
-    pub checks: watch::Receiver<std::collections::BTreeMap<String, bool>>,
+    pub checks: watch::Receiver<std::collections::BTreeMap<String, Health>>,
     pub runtime_dir: PathBuf,
     /// Asked at shutdown: remove what we own, then answer.
     pub stop: oneshot::Receiver<oneshot::Sender<()>>,
@@ -60,12 +60,11 @@ pub async fn run(mut inp: ReconcilerInputs) {
         let cfg = inp.config.borrow_and_update().clone();
         let roles = inp.roles.borrow_and_update().clone();
         let checks = inp.checks.borrow_and_update().clone();
-        let healthy = |_: &str, rs: &crate::config::ipvs::RealServerConfig| {
-            rs.check
-                .as_ref()
-                .is_none_or(|c| checks.get(c).copied().unwrap_or(true))
+        let health = |_: &str, rs: &crate::config::ipvs::RealServerConfig| match &rs.check {
+            Some(c) => checks.get(c).copied().unwrap_or(Health::UP),
+            None => Health::UP,
         };
-        let desired = |actual: &Table| desired_table(&cfg, &roles, actual, healthy);
+        let desired = |actual: &Table| desired_table(&cfg, &roles, actual, health);
         let wait = if cfg.services.is_empty() && owned.is_empty() {
             // Nothing to manage: do not even require IPVS.
             None
@@ -218,7 +217,7 @@ pub async fn sync_once(cfg: &crate::config::Config, dry_run: bool) -> Result<Syn
     let actual = conn.dump().await?.table;
     let dump = t.elapsed();
     let t = std::time::Instant::now();
-    let desired = desired_table(&cfg.ipvs, &roles, &actual, |_, _| true);
+    let desired = desired_table(&cfg.ipvs, &roles, &actual, |_, _| Health::UP);
     let ops = plan(&desired, &actual, &BTreeSet::new());
     let plan_time = t.elapsed();
     let t = std::time::Instant::now();
