@@ -76,7 +76,11 @@ pub struct CheckConfig {
     #[serde(default = "default_fall")]
     pub fall: u32,
     /// Upper bound of the random delay before the first check (default: `interval`).
-    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "super::schema::opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub warmup: Option<Duration>,
     /// Source address of the probe's socket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -408,20 +412,6 @@ impl<'de> Deserialize<'de> for StatusRange {
             }
         };
         text.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-mod opt_duration {
-    use super::*;
-
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => duration::serialize(d, s),
-            None => s.serialize_none(),
-        }
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        duration::deserialize(d).map(Some)
     }
 }
 

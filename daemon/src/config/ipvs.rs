@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::schema::duration;
 use super::validate::Problem;
 use crate::ipvs::model::{Forward, Protocol, TunnelType};
 
@@ -38,7 +37,11 @@ pub struct IpvsServiceConfig {
     #[serde(default = "default_forwarding")]
     pub forwarding: Forward,
     /// Persistence timeout; absent = not persistent.
-    #[serde(default, with = "opt_duration_secs", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "super::schema::opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub persistence: Option<Duration>,
     /// Persistence granularity: a prefix length (IPv4 0..32, IPv6 1..128).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -140,21 +143,6 @@ fn default_tunnel_type() -> TunnelType {
 pub const SCHEDULERS: &[&str] = &[
     "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos",
 ];
-
-mod opt_duration_secs {
-    use super::*;
-    use serde::{Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => duration::serialize(d, s),
-            None => s.serialize_none(),
-        }
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        duration::deserialize(d).map(Some)
-    }
-}
 
 impl IpvsServiceConfig {
     pub fn is_ipv6(&self) -> bool {

@@ -281,7 +281,8 @@ pub mod duration {
     }
 }
 
-mod opt_duration {
+/// `Option<Duration>` in the same forms as [`duration`].
+pub mod opt_duration {
     use super::*;
 
     pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
