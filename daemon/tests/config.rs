@@ -43,17 +43,21 @@ fn errors(jail: &mut Jail, files: &[(&str, &str)], env: bool) -> Vec<(String, St
     }
 }
 
-fn one_error(base_extra: &str, key: &str, needle: &str) {
+/// `text` as a.toml must fail with an error on `key` (from a.toml) containing `needle`.
+fn expect_error(text: &str, key: &str, needle: &str) {
     Jail::expect_with(|jail| {
-        let text = format!("{BASE}{base_extra}");
-        let errs = errors(jail, &[("a.toml", &text)], false);
+        let errs = errors(jail, &[("a.toml", text)], false);
         assert!(
             errs.iter()
                 .any(|(k, s, m)| k == key && s == "a.toml" && m.contains(needle)),
-            "want {key} ~ {needle:?}, got {errs:#?}"
+            "config {text:?}: want {key} ~ {needle:?}, got {errs:#?}"
         );
         Ok(())
     });
+}
+
+fn one_error(base_extra: &str, key: &str, needle: &str) {
+    expect_error(&format!("{BASE}{base_extra}"), key, needle)
 }
 
 #[test]
@@ -303,17 +307,11 @@ fn protocol_rules() {
         ("virtual_ips = [\"192.0.2.1/24\"]\n", "vrid", "required"),
     ];
     for (extra, field, needle) in cases {
-        Jail::expect_with(|jail| {
-            let text = format!("[vrrp.instances.web]\ninterface = \"eth0\"\n{extra}");
-            let errs = errors(jail, &[("a.toml", &text)], false);
-            let key = k(field);
-            assert!(
-                errs.iter()
-                    .any(|(k, s, m)| *k == key && s == "a.toml" && m.contains(needle)),
-                "case {extra:?}: want {key} ~ {needle:?}, got {errs:#?}"
-            );
-            Ok(())
-        });
+        expect_error(
+            &format!("[vrrp.instances.web]\ninterface = \"eth0\"\n{extra}"),
+            &k(field),
+            needle,
+        );
     }
 }
 
@@ -483,16 +481,7 @@ fn ipvs_services() {
         ("address = \"192.0.2.100:80\"\nforwarding = \"magic\"", "forwarding", "unknown variant"),
     ];
     for (extra, field, needle) in cases {
-        Jail::expect_with(|jail| {
-            let errs = errors(jail, &[("a.toml", &format!("{BASE}{}", svc(extra)))], false);
-            let key = format!("ipvs.services.web.{field}");
-            assert!(
-                errs.iter()
-                    .any(|(k, s, m)| *k == key && s == "a.toml" && m.contains(needle)),
-                "case {extra:?}: want {key} ~ {needle:?}, got {errs:#?}"
-            );
-            Ok(())
-        });
+        one_error(&svc(extra), &format!("ipvs.services.web.{field}"), needle);
     }
 }
 

@@ -585,19 +585,22 @@ impl DeadlineTimer {
         })
     }
 
-    /// Arms the timer for `at` (disarms it for `None`); a no-op when already armed so.
+    /// Arms the timer for `at`. Only an earlier deadline re-arms it: when the next
+    /// one moved later (a backup restarts its Master_Down_Timer on every advert) or
+    /// went away, the timer wakes the engine early once, which finds nothing due and
+    /// arms it again: a few wake-ups a second instead of a syscall per advert.
     fn set(&self, at: Option<Instant>) {
-        if self.armed.get() == at {
+        let Some(at) = at else {
+            return;
+        };
+        if self.armed.get().is_some_and(|armed| armed <= at) {
             return;
         }
-        self.armed.set(at);
-        let after = match at {
-            // A zero it_value disarms: a deadline already past becomes 1 ns.
-            Some(at) => at
-                .saturating_duration_since(Instant::now())
-                .max(Duration::from_nanos(1)),
-            None => Duration::ZERO,
-        };
+        self.armed.set(Some(at));
+        // A zero it_value would disarm: a deadline already past becomes 1 ns.
+        let after = at
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_nanos(1));
         let spec = libc::itimerspec {
             it_interval: libc::timespec {
                 tv_sec: 0,
@@ -621,7 +624,8 @@ impl DeadlineTimer {
         self.armed.get().is_some()
     }
 
-    /// Resolves once the armed deadline `at` has passed.
+    /// Resolves once the time the timer is armed for (at or before the next
+    /// deadline `at`) has passed.
     async fn expired(&self, at: Instant) {
         loop {
             let Ok(mut guard) = self.fd.readable().await else {
