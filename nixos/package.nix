@@ -14,13 +14,17 @@ rustPlatform.buildRustPackage {
   inherit (cargoToml.package) version;
 
   # Only what the build reads, so editing docs or scripts does not rebuild.
-  src = lib.fileset.toSource {
-    root = ../.;
-    fileset = lib.fileset.unions [
-      ../Cargo.toml
-      ../Cargo.lock
-      ../daemon
-    ];
+  # (cleanSourceWith rather than lib.fileset: it also evaluates with older Nix, as
+  # nixos/tests/eval.sh does with Debian's Nix 2.8.)
+  src = lib.cleanSourceWith {
+    name = "hafront-source";
+    src = ../.;
+    filter =
+      path: _type:
+      let
+        rel = lib.removePrefix (toString ../. + "/") (toString path);
+      in
+      rel == "Cargo.toml" || rel == "Cargo.lock" || rel == "daemon" || lib.hasPrefix "daemon/" rel;
   };
 
   cargoLock.lockFile = ../Cargo.lock;

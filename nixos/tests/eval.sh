@@ -66,7 +66,7 @@ fi
 echo "eval: nixpkgs lib at $lib"
 
 ev() { # case -> JSON on stdout
-    nix-instantiate --eval --strict --json "$here/eval.nix" --arg lib "import $lib" --argstr case "$1"
+    nix-instantiate --readonly-mode --eval --strict --json "$here/eval.nix" --arg lib "import $lib" --argstr case "$1"
 }
 for c in full nftables bad empty disabled; do
     if ev "$c" >"$tmp/$c.json" 2>"$tmp/$c.err"; then :; else
@@ -162,9 +162,58 @@ else
     fail "vrid = 300: message does not name the option: $(grep -m1 error "$tmp/badvrid.err")"
 fi
 
+# ---- 2b. the flake's outputs against a stub nixpkgs -----------------------------------
+# (--readonly-mode: the package's filtered source is hashed, not copied to a store.)
+if nix-instantiate --readonly-mode --eval --strict --json "$here/flake-eval.nix" --arg lib "import $lib" \
+    >"$tmp/flake.json" 2>"$tmp/flake.err"; then
+    version=$(sed -n 's/^version = "\(.*\)"/\1/p' daemon/Cargo.toml | head -n 1)
+    python3 - "$tmp" "$version" <<'PY' || fails=$((fails + 1))
+import json, sys, os
+tmp, version = sys.argv[1], sys.argv[2]
+f = json.load(open(os.path.join(tmp, "flake.json")))
+bad = 0
+def check(cond, what):
+    global bad
+    print(("ok:   " if cond else "FAIL: ") + what)
+    bad += 0 if cond else 1
+o = f["outputs"]
+check(o["packages"] == ["default", "hafront", "oci-image"] and o["systems"] == ["aarch64-linux", "x86_64-linux"],
+      "flake: packages hafront, oci-image, default for x86_64/aarch64")
+check(o["nixosModules"] == ["default", "hafront"] and o["checks"] == ["package", "vm-test"] and o["devShells"] == ["default"],
+      "flake: nixosModules, checks (package, vm-test), devShell")
+check(o["apps"]["vm-test"]["type"] == "app" and o["apps"]["vm-test"]["program"].endswith("-nixos-test-driver/bin/nixos-test-driver"),
+      "flake: apps.vm-test runs the VM test's driver")
+p = f["package"]
+check(p["pname"] == "hafront" and p["version"] == version and p["lockFile"].endswith("/Cargo.lock") and p["srcIsStorePath"],
+      "package.nix: version %s from daemon/Cargo.toml, Cargo.lock, filtered source" % version)
+check(f["modulePackage"] == "hafront-" + version, "nixosModules.hafront defaults to the flake's package")
+i = f["image"]
+check(i["Entrypoint"][1:] == ["--", i["Entrypoint"][2]] and i["Entrypoint"][0].endswith("/bin/tini")
+      and i["Entrypoint"][2].endswith("-hafront-%s/bin/hafront" % version) and i["Cmd"] == ["run", "-c", "/etc/hafront/hafront.toml"],
+      "oci-image: tini -- hafront run -c /etc/hafront/hafront.toml")
+check({"tini", "iproute2", "nftables"} <= set(i["contents"]), "oci-image: tini, iproute2, nftables in the image")
+v = f["vmTest"]
+check(v["nodes"] == ["backup", "client", "master"] and len(v["subtests"]) == 6,
+      "vm-test: master, backup, client; %d subtests" % len(v["subtests"]))
+n = f["vmNodes"]
+for k in ("master", "backup", "master-reweighted"):
+    check(n[k]["failedAssertions"] == [] and n[k]["kernelModules"] == ["ip_vs", "ip_vs_rr"] and "-p 112" in n[k]["firewall"],
+          "vm-test node %s: evaluates through the module, no failed assertion, IPVS modules, VRRP allowed" % k)
+    json.dump({"settings": n[k]["settings"]}, open(os.path.join(tmp, "vm-%s.json" % k), "w"))
+w = lambda k: n[k]["settings"]["ipvs"]["services"]["app"]["real_servers"][0]["weight"]
+check(n["master"]["settings"]["vrrp"]["instances"]["web"]["priority"] == 150 and
+      n["backup"]["settings"]["vrrp"]["instances"]["web"]["priority"] == 100 and (w("master"), w("master-reweighted")) == (1, 5),
+      "vm-test: priorities 150/100; the specialisation changes only a weight (1 -> 5)")
+sys.exit(1 if bad else 0)
+PY
+else
+    fail "evaluating flake.nix against the stub nixpkgs: $(tail -n 5 "$tmp/flake.err")"
+fi
+
 # ---- 3. the daemon accepts what the module generates ---------------------------------
 if [ -n "${HF_BIN:-}" ] && [ -x "$HF_BIN" ]; then
-    for c in full nftables; do
+    for c in full nftables vm-master vm-backup vm-master-reweighted; do
+        [ -f "$tmp/$c.json" ] || { fail "no generated config for $c"; continue; }
         # The TOML generator's input as TOML (inline tables; json2toml does this in Nix).
         python3 -c '
 import json, sys
@@ -187,5 +236,5 @@ else
     echo "SKIP: check-config of the generated config: no hafront binary (set HF_BIN)"
 fi
 
-echo "eval: ${#files[@]} files parsed, module evaluated, ${fails} failures"
+echo "eval: ${#files[@]} files parsed, module and flake evaluated, ${fails} failures"
 [ "$fails" -eq 0 ]
