@@ -232,6 +232,37 @@ for k, e in json.load(open(sys.argv[1]))["settings"].items():
             fail "hafront check-config rejects the module's config ($c): $(cat "$tmp/$c.check")"
         fi
     done
+    # The unit the module generates, rendered as NixOS does (a list = the key
+    # repeated, bools as true/false), store paths replaced by real programs: systemd
+    # must accept every directive without a warning.
+    if command -v systemd-analyze >/dev/null 2>&1; then
+        mkdir -p "$tmp/unit"
+        python3 - "$tmp/full.json" "$HF_BIN" >"$tmp/unit/hafront.service" <<'PY'
+import json, sys, re
+u = json.load(open(sys.argv[1]))["unit"]
+def fix(v):
+    v = re.sub(r"/nix/store/[0-9a-z]{32}-hafront-[^/]*/bin/hafront", sys.argv[2], v)
+    return re.sub(r"/nix/store/[0-9a-z]{32}-coreutils/bin/kill", "/bin/kill", v)
+def val(v):
+    return ("true" if v else "false") if isinstance(v, bool) else fix(str(v))
+print("[Unit]")
+for k in ("wants", "after"):
+    print("%s=%s" % (k.capitalize(), " ".join(u[k])))
+print("[Service]")
+for k, v in sorted(u["serviceConfig"].items()):
+    for x in (v if isinstance(v, list) else [v]):
+        print("%s=%s" % (k, val(x)))
+print("[Install]")
+print("WantedBy=%s" % " ".join(u["wantedBy"]))
+PY
+        if systemd-analyze verify "$tmp/unit/hafront.service" >"$tmp/verify" 2>&1 && [ ! -s "$tmp/verify" ]; then
+            ok "systemd-analyze verify: the module's unit (rendered) has no warning"
+        else
+            fail "systemd-analyze verify of the module's unit: $(cat "$tmp/verify")"
+        fi
+    else
+        echo "SKIP: systemd-analyze verify of the module's unit: systemd is not installed"
+    fi
 else
     echo "SKIP: check-config of the generated config: no hafront binary (set HF_BIN)"
 fi
