@@ -157,7 +157,9 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     let (ctl_tx, ctl_rx) = mpsc::channel(64);
     // Tracking (interfaces, checks, scripts, files, sync groups) feeds the engine
     // through the same control channel as reloads.
-    let (full_cfg_tx, full_cfg_rx) = watch::channel(Arc::new(cfg.clone()));
+    // One copy of the configuration for the whole daemon (10,000 checks are tens of MB).
+    let cfg = Arc::new(cfg);
+    let (full_cfg_tx, full_cfg_rx) = watch::channel(cfg.clone());
     let (tracking_tx, tracking_rx) = watch::channel(Arc::new(Default::default()));
     let checkers: tracker::CheckerSlot = Default::default();
     tokio::spawn(tracker::run(tracker::TrackerInputs {
