@@ -118,9 +118,9 @@ fn main() -> ExitCode {
             }
         }
         Command::Status { runtime_dir, json } => status(&runtime_dir, json),
-        Command::ImportKeepalived { file, output, strict } => {
-            ExitCode::from(hafront::keepalived::import_command(&file, output.as_deref(), strict))
-        }
+        Command::ImportKeepalived { file, output, strict } => ExitCode::from(
+            hafront::keepalived::import_command(&file, output.as_deref(), strict),
+        ),
         Command::IpvsSync {
             config: args,
             dry_run,

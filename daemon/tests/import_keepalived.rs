@@ -14,7 +14,9 @@ use hafront::ipvs::model::{Forward, Protocol};
 use hafront::keepalived::{import_file, import_str, Import, ImportError, Options, WarningKind};
 
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/keepalived").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/keepalived")
+        .join(name)
 }
 
 fn scratch(tag: &str) -> PathBuf {
@@ -32,8 +34,8 @@ fn import(name: &str) -> (Config, Import) {
     let dir = scratch(name);
     let out = dir.join("out.toml");
     std::fs::write(&out, &imp.toml).unwrap();
-    let from_file =
-        Config::from_files(&[&out]).unwrap_or_else(|e| panic!("{name}: emitted TOML does not load: {e}\n{}", imp.toml));
+    let from_file = Config::from_files(&[&out])
+        .unwrap_or_else(|e| panic!("{name}: emitted TOML does not load: {e}\n{}", imp.toml));
     let in_memory = config::load(&LoadOptions {
         files: vec![],
         env: false,
@@ -56,11 +58,17 @@ fn line_of(name: &str, needle: &str) -> usize {
 }
 
 fn has_warning(imp: &Import, keyword: &str, kind: WarningKind) -> bool {
-    imp.warnings.iter().any(|w| w.keyword == keyword && w.kind == kind)
+    imp.warnings
+        .iter()
+        .any(|w| w.keyword == keyword && w.kind == kind)
 }
 
 fn vips(cfg: &Config, inst: &str) -> Vec<String> {
-    cfg.vrrp.instances[inst].virtual_ips.iter().map(|n| n.to_string()).collect()
+    cfg.vrrp.instances[inst]
+        .virtual_ips
+        .iter()
+        .map(|n| n.to_string())
+        .collect()
 }
 
 fn sa(s: &str) -> SocketAddr {
@@ -109,7 +117,11 @@ fn seed000_nginx_pair() {
         assert_eq!(i.interface, "enp0s3");
         assert_eq!(i.vrid, 51);
         assert_eq!(i.priority, prio);
-        assert_eq!(i.version, hafront::vrrp::Version::V2, "keepalived's default version");
+        assert_eq!(
+            i.version,
+            hafront::vrrp::Version::V2,
+            "keepalived's default version"
+        );
         assert_eq!(i.advert_interval, Duration::from_secs(1));
         assert_eq!(i.auth_pass.as_ref().unwrap().expose(), "1111");
         assert_eq!(vips(cfg, "vi_1"), ["192.168.1.186/24"]);
@@ -132,23 +144,35 @@ fn seed000_nginx_pair() {
     // Comments name the source lines.
     let l = line_of("seed000_master.conf", "vrrp_instance VI_1");
     assert!(
-        im.toml.contains(&format!("seed000_master.conf:{l} vrrp_instance VI_1 -> vi_1")),
+        im.toml
+            .contains(&format!("seed000_master.conf:{l} vrrp_instance VI_1 -> vi_1")),
         "{}",
         im.toml
     );
     let l = line_of("seed000_master.conf", "priority 100");
-    assert!(im.toml.contains(&format!("priority = 100  # line {l}")), "{}", im.toml);
+    assert!(
+        im.toml.contains(&format!("priority = 100  # line {l}")),
+        "{}",
+        im.toml
+    );
 }
 
 #[test]
 fn seed001_lvs_dr_pair() {
-    for (name, prio, node) in [("seed001_master.conf", 100, "lb01"), ("seed001_backup.conf", 90, "lb02")] {
+    for (name, prio, node) in [
+        ("seed001_master.conf", 100, "lb01"),
+        ("seed001_backup.conf", 90, "lb02"),
+    ] {
         let (cfg, imp) = import(name);
         assert_eq!(cfg.node.name, node);
         let i = &cfg.vrrp.instances["vi_1"];
         assert_eq!((i.interface.as_str(), i.vrid, i.priority), ("ens160", 51, prio));
         assert_eq!(i.auth_pass.as_ref().unwrap().expose(), "1");
-        assert_eq!(vips(&cfg, "vi_1"), ["192.168.8.100/32"], "no prefix: a host address");
+        assert_eq!(
+            vips(&cfg, "vi_1"),
+            ["192.168.8.100/32"],
+            "no prefix: a host address"
+        );
         let svc = &cfg.ipvs.services["vs_192_168_8_100_80"];
         assert_eq!(svc.address, Some(sa("192.168.8.100:80")));
         assert_eq!(svc.scheduler, "rr");
@@ -183,12 +207,23 @@ fn seed001_scripts_and_notify() {
     let (b, ib) = import("seed001_backup_notify.conf");
     assert_eq!(b.vrrp.instances["vi_1"].priority, 90);
     assert!(b.scripts.is_empty());
-    for (imp, name) in [(&im, "seed001_master_script.conf"), (&ib, "seed001_backup_notify.conf")] {
-        let w = imp.warnings.iter().find(|w| w.keyword == "notify_master").unwrap();
+    for (imp, name) in [
+        (&im, "seed001_master_script.conf"),
+        (&ib, "seed001_backup_notify.conf"),
+    ] {
+        let w = imp
+            .warnings
+            .iter()
+            .find(|w| w.keyword == "notify_master")
+            .unwrap();
         assert_eq!(w.kind, WarningKind::Dropped);
         assert_eq!(w.loc.line, line_of(name, "notify_master"));
         assert!(w.why.contains("notifications"), "{w}");
-        assert!(w.to_string().starts_with(&format!("{}:{}: notify_master: ", data(name).display(), w.loc.line)));
+        assert!(w.to_string().starts_with(&format!(
+            "{}:{}: notify_master: ",
+            data(name).display(),
+            w.loc.line
+        )));
     }
 }
 
@@ -221,7 +256,10 @@ fn seed002_reference_with_prose_lines() {
     assert_eq!(c.url.as_deref(), Some("http://172.30.10.12:80/testurl/test.jsp"));
     assert_eq!(c.expect_status.len(), 1);
     assert!(c.expect_status[0].contains(200) && !c.expect_status[0].contains(201));
-    assert_eq!(c.expect_digest.as_deref(), Some("md5:640205b7b0fc66c1ea91c463fac6334d"));
+    assert_eq!(
+        c.expect_digest.as_deref(),
+        Some("md5:640205b7b0fc66c1ea91c463fac6334d")
+    );
     assert_eq!((c.timeout, c.retries), (Duration::from_secs(3), 3));
     // The second checker of that real server (TCP_CHECK) is reported.
     let w = imp.warnings.iter().find(|w| w.keyword == "TCP_CHECK").unwrap();
@@ -272,7 +310,11 @@ fn seed003_pairs() {
         let i = &cfg.vrrp.instances["vi_1"];
         assert_eq!((i.vrid, i.priority), (55, prio));
         assert_eq!(vips(cfg, "vi_1"), ["10.0.0.12/24"]);
-        assert_eq!(i.vip_label.as_deref(), Some("eth0:1"), "label glued to a # comment");
+        assert_eq!(
+            i.vip_label.as_deref(),
+            Some("eth0:1"),
+            "label glued to a # comment"
+        );
     }
     // The full-width '！' line is reported, not taken as a comment.
     let w = ia.warnings.iter().find(|w| w.keyword == "！").unwrap();
@@ -313,7 +355,11 @@ fn check_config_accepts_every_seed_without_its_interfaces() {
     )
     .unwrap();
     assert!(!Path::new("/sys/class/net/hfnope9").exists());
-    let out = hafront().args(["check-config", "--no-env", "--keepalived-config"]).arg(&f).output().unwrap();
+    let out = hafront()
+        .args(["check-config", "--no-env", "--keepalived-config"])
+        .arg(&f)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -333,7 +379,9 @@ fn cli_import_output_strict_and_errors() {
     assert!(r.status.success(), "{stderr}");
     let line = line_of("seed001_master_script.conf", "notify_master");
     assert!(
-        stderr.contains(&format!("seed001_master_script.conf:{line}: notify_master: not carried over")),
+        stderr.contains(&format!(
+            "seed001_master_script.conf:{line}: notify_master: not carried over"
+        )),
         "{stderr}"
     );
     let cfg = Config::from_files(&[&out]).unwrap();
@@ -377,8 +425,16 @@ fn keepalived_config_layers_under_files_and_env() {
     let printed: toml::Table = String::from_utf8_lossy(&r.stdout).parse().unwrap();
     let inst = &printed["vrrp"]["instances"]["vi_1"];
     assert_eq!(inst["priority"].as_integer(), Some(42), "env on top");
-    assert_eq!(inst["interface"].as_str(), Some("eth9"), "-c file over the import");
-    assert_eq!(inst["vrid"].as_integer(), Some(51), "the rest from keepalived.conf");
+    assert_eq!(
+        inst["interface"].as_str(),
+        Some("eth9"),
+        "-c file over the import"
+    );
+    assert_eq!(
+        inst["vrid"].as_integer(),
+        Some(51),
+        "the rest from keepalived.conf"
+    );
     // An invalid value from the env names its source; the import names its file.
     let r = hafront()
         .args(["check-config", "--keepalived-config"])
@@ -414,7 +470,11 @@ fn good_minimal_input() {
 #[test]
 fn unbalanced_braces() {
     let e = err(&GOOD.replace("  }\n}\n", "  }\n"));
-    assert_eq!((e.loc.to_string(), e.message.contains("never closed")), ("k.conf:1".into(), true), "{e}");
+    assert_eq!(
+        (e.loc.to_string(), e.message.contains("never closed")),
+        ("k.conf:1".into(), true),
+        "{e}"
+    );
     let e = err(&format!("{GOOD}}}\n"));
     assert_eq!(e.loc.line, 9);
     assert!(e.message.contains("without a block"), "{e}");
@@ -428,15 +488,24 @@ fn unknown_block() {
     assert!(e.message.contains("unknown block 'vrrp_instanse VI_1'"), "{e}");
     let e = err(&GOOD.replace("  priority 100\n", "  priority 100\n  tracks {\n    x\n  }\n"));
     assert_eq!(e.loc.line, 5);
-    assert!(e.message.contains("unknown block 'tracks' in vrrp_instance"), "{e}");
+    assert!(
+        e.message.contains("unknown block 'tracks' in vrrp_instance"),
+        "{e}"
+    );
 }
 
 #[test]
 fn bad_ip() {
     let e = err(&GOOD.replace("192.0.2.100/24", "192.0.2.300/24"));
     assert_eq!(e.loc.line, 6);
-    assert!(e.message.contains("\"192.0.2.300/24\" is not an IP address"), "{e}");
-    let e = err(&GOOD.replace("  priority 100\n", "  priority 100\n  unicast_peer {\n    192.0.2.x\n  }\n"));
+    assert!(
+        e.message.contains("\"192.0.2.300/24\" is not an IP address"),
+        "{e}"
+    );
+    let e = err(&GOOD.replace(
+        "  priority 100\n",
+        "  priority 100\n  unicast_peer {\n    192.0.2.x\n  }\n",
+    ));
     assert_eq!(e.loc.line, 6);
     let e = err("virtual_server 192.0.2.1 http {\n}\n");
     assert!(e.message.contains("not a port"), "{e}");
@@ -481,7 +550,9 @@ fn includes() {
     std::fs::write(dir.join("conf.d/a.conf"), GOOD).unwrap();
     std::fs::write(
         dir.join("conf.d/b.conf"),
-        GOOD.replace("VI_1", "VI_2").replace("51", "52").replace(".100", ".101"),
+        GOOD.replace("VI_1", "VI_2")
+            .replace("51", "52")
+            .replace(".100", ".101"),
     )
     .unwrap();
     std::fs::write(dir.join("conf.d/b.conf.bak"), "garbage {\n").unwrap();
@@ -493,10 +564,17 @@ fn includes() {
     assert_eq!(cfg.vrrp.instances["vi_1"].vrid, 51);
     assert_eq!(cfg.vrrp.instances["vi_2"].vrid, 52);
     // Items name the included file they come from.
-    assert!(imp.toml.contains(&format!("{}:1 vrrp_instance VI_2", dir.join("conf.d/b.conf").display())));
+    assert!(imp.toml.contains(&format!(
+        "{}:1 vrrp_instance VI_2",
+        dir.join("conf.d/b.conf").display()
+    )));
 
     // A missing include is an error at the include line.
-    std::fs::write(dir.join("keepalived.conf"), "global_defs {\n}\ninclude /nonexistent/hafront/*.conf\n").unwrap();
+    std::fs::write(
+        dir.join("keepalived.conf"),
+        "global_defs {\n}\ninclude /nonexistent/hafront/*.conf\n",
+    )
+    .unwrap();
     let e = import_file(&dir.join("keepalived.conf"), Options::default()).unwrap_err();
     assert_eq!(e.loc.line, 3);
     assert!(e.message.contains("no file matches"), "{e}");
@@ -560,21 +638,33 @@ virtual_server 192.0.2.100 443 {
     let cfg = Config::from_files(&[&out]).unwrap_or_else(|e| panic!("{e}\n{}", imp.toml));
     std::fs::remove_dir_all(&dir).unwrap();
     let svc = &cfg.ipvs.services["vs_192_0_2_100_443"];
-    assert_eq!((svc.scheduler.as_str(), svc.quorum, svc.inhibit_on_failure), ("wrr", 2, true));
+    assert_eq!(
+        (svc.scheduler.as_str(), svc.quorum, svc.inhibit_on_failure),
+        ("wrr", 2, true)
+    );
     let check = |n: usize| &cfg.checks[svc.real_servers[n].check.as_ref().unwrap()];
     let ssl = check(0);
     assert_eq!(ssl.kind, CheckKind::Https);
     assert_eq!(ssl.url.as_deref(), Some("https://192.0.2.11:443/health"));
     assert!(!ssl.tls_verify);
     assert_eq!(ssl.expect_status.len(), 2);
-    assert_eq!((ssl.timeout, ssl.retries, ssl.interval), (Duration::from_secs(2), 2, Duration::from_secs(3)));
+    assert_eq!(
+        (ssl.timeout, ssl.retries, ssl.interval),
+        (Duration::from_secs(2), 2, Duration::from_secs(3))
+    );
     assert!(has_warning(&imp, "SSL_GET", WarningKind::Changed));
     let misc = check(1);
     assert_eq!(misc.command, ["/bin/sh", "-c", "exit 0"]);
-    assert_eq!((misc.timeout, misc.dynamic_weight, misc.retries), (Duration::from_secs(4), true, 0));
+    assert_eq!(
+        (misc.timeout, misc.dynamic_weight, misc.retries),
+        (Duration::from_secs(4), true, 0)
+    );
     let dns = check(2);
     assert_eq!(dns.server.as_deref(), Some("192.0.2.13:53"));
-    assert_eq!((dns.query_type.as_deref(), dns.query_name.as_deref()), (Some("AAAA"), Some("example.org")));
+    assert_eq!(
+        (dns.query_type.as_deref(), dns.query_name.as_deref()),
+        (Some("AAAA"), Some("example.org"))
+    );
     let smtp = check(3);
     assert_eq!(smtp.target.as_deref(), Some("192.0.2.14:2525"));
     assert_eq!(smtp.helo_name.as_deref(), Some("me.example"));
@@ -651,18 +741,35 @@ vrrp_sync_group G1 {
     let cfg = Config::from_files(&[&out]).unwrap_or_else(|e| panic!("{e}\n{}", imp.toml));
     std::fs::remove_dir_all(&dir).unwrap();
     let i = &cfg.vrrp.instances["web_front"];
-    assert!(imp.toml.contains("vrrp_instance Web.Front -> web_front"), "{}", imp.toml);
+    assert!(
+        imp.toml.contains("vrrp_instance Web.Front -> web_front"),
+        "{}",
+        imp.toml
+    );
     assert_eq!(i.version, hafront::vrrp::Version::V3);
     assert_eq!(i.advert_interval, Duration::from_millis(100));
     assert!(!i.preempt);
     assert_eq!(i.preempt_delay, Duration::from_secs(30));
     assert_eq!(i.unicast_source, Some("192.0.2.1".parse().unwrap()));
-    assert_eq!(i.unicast_peers, ["192.0.2.2".parse::<std::net::IpAddr>().unwrap()]);
+    assert_eq!(
+        i.unicast_peers,
+        ["192.0.2.2".parse::<std::net::IpAddr>().unwrap()]
+    );
     assert_eq!(vips(&cfg, "web_front"), ["192.0.2.100/24", "2001:db8::100/64"]);
-    assert_eq!((i.track_scripts[0].name.as_str(), i.track_scripts[0].weight), ("chk", -30));
-    let ti: Vec<(&str, i32)> = i.track_interfaces.iter().map(|t| (t.name.as_str(), t.weight)).collect();
+    assert_eq!(
+        (i.track_scripts[0].name.as_str(), i.track_scripts[0].weight),
+        ("chk", -30)
+    );
+    let ti: Vec<(&str, i32)> = i
+        .track_interfaces
+        .iter()
+        .map(|t| (t.name.as_str(), t.weight))
+        .collect();
     assert_eq!(ti, [("eth1", -50), ("eth2", 0)]);
-    assert_eq!((i.track_files[0].name.as_str(), i.track_files[0].weight), ("tf", -5));
+    assert_eq!(
+        (i.track_files[0].name.as_str(), i.track_files[0].weight),
+        ("tf", -5)
+    );
     assert_eq!(cfg.files["tf"].path, Path::new("/run/prio"));
     assert_eq!((cfg.scripts["chk"].rise, cfg.scripts["chk"].fall), (2, 3));
     assert_eq!(i.garp.master_delay, Duration::from_secs(2));
@@ -684,9 +791,33 @@ fn mutated_inputs_never_panic() {
         seed
     };
     let pieces = [
-        "{", "}", "\"", "#", "!", " ", "\n", "0", "-1", "256", "::", "/", "include", "vrrp_instance X {",
-        "virtual_ipaddress {", "real_server 1.2.3.4 80 {", "HTTP_GET {", "url {", "weight", "priority",
-        "advert_int", "999999999999999999999", "0.0001", "é", "\u{ff01}", "track_script {", "group {",
+        "{",
+        "}",
+        "\"",
+        "#",
+        "!",
+        " ",
+        "\n",
+        "0",
+        "-1",
+        "256",
+        "::",
+        "/",
+        "include",
+        "vrrp_instance X {",
+        "virtual_ipaddress {",
+        "real_server 1.2.3.4 80 {",
+        "HTTP_GET {",
+        "url {",
+        "weight",
+        "priority",
+        "advert_int",
+        "999999999999999999999",
+        "0.0001",
+        "é",
+        "\u{ff01}",
+        "track_script {",
+        "group {",
     ];
     let mut inputs: Vec<String> = SEEDS
         .iter()
@@ -708,7 +839,9 @@ fn mutated_inputs_never_panic() {
                     let p = pieces[rnd() as usize % pieces.len()];
                     chars.splice(at..at, p.chars());
                 }
-                _ if at < chars.len() => chars[at] = pieces[rnd() as usize % pieces.len()].chars().next().unwrap(),
+                _ if at < chars.len() => {
+                    chars[at] = pieces[rnd() as usize % pieces.len()].chars().next().unwrap()
+                }
                 _ => {}
             }
         }
@@ -717,7 +850,10 @@ fn mutated_inputs_never_panic() {
             Ok(imp) => {
                 ok += 1;
                 if let Err(e) = imp.toml.parse::<toml::Table>() {
-                    panic!("round {round}: invalid TOML ({e}) from:\n{text}\n---\n{}", imp.toml);
+                    panic!(
+                        "round {round}: invalid TOML ({e}) from:\n{text}\n---\n{}",
+                        imp.toml
+                    );
                 }
             }
             Err(e) => {

@@ -49,7 +49,9 @@ pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
 
 /// As [`load`], returning the warnings of a keepalived import instead of logging
 /// them (the command line prints them before logging is set up).
-pub fn load_with_warnings(opts: &LoadOptions) -> Result<(Config, Vec<crate::keepalived::Warning>), ConfigError> {
+pub fn load_with_warnings(
+    opts: &LoadOptions,
+) -> Result<(Config, Vec<crate::keepalived::Warning>), ConfigError> {
     let mut figment = Figment::from(Serialized::defaults(Config::default()));
     let mut warnings = Vec::new();
     if let Some(path) = &opts.keepalived {

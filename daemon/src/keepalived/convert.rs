@@ -96,8 +96,14 @@ pub fn convert(tree: &[Node]) -> R<Converted> {
             "vrrp_instance" => cx.instance(n)?,
             "vrrp_sync_group" => cx.sync_group(n)?,
             "virtual_server" => cx.virtual_server(n)?,
-            "virtual_server_group" | "static_ipaddress" | "static_routes" | "static_rules" | "garp_group"
-            | "linkbeat_interfaces" | "bfd_instance" | "vrrp_track_process" => {
+            "virtual_server_group"
+            | "static_ipaddress"
+            | "static_routes"
+            | "static_rules"
+            | "garp_group"
+            | "linkbeat_interfaces"
+            | "bfd_instance"
+            | "vrrp_track_process" => {
                 cx.skip(n, "not carried over: hafront has no equivalent (the whole block)")
             }
             _ => cx.other(n, "the top level")?,
@@ -111,7 +117,7 @@ pub fn convert(tree: &[Node]) -> R<Converted> {
 
 // ---- helpers -------------------------------------------------------------------
 
-fn block<'a>(n: &'a Node) -> R<&'a [Node]> {
+fn block(n: &Node) -> R<&[Node]> {
     n.children
         .as_deref()
         .ok_or_else(|| ImportError::new(&n.loc, format!("{}: expected a block ('{{ ... }}')", n.head())))
@@ -145,12 +151,8 @@ fn int(n: &Node, i: usize, lo: i64, hi: i64) -> R<i64> {
 /// keepalived times: seconds, possibly with a fraction (`1`, `0.5`).
 fn secs(n: &Node, i: usize) -> R<Duration> {
     let s = arg(n, i)?;
-    parse_secs(s).ok_or_else(|| {
-        ImportError::new(
-            &n.loc,
-            format!("{} {s}: expected a number of seconds", n.keyword),
-        )
-    })
+    parse_secs(s)
+        .ok_or_else(|| ImportError::new(&n.loc, format!("{} {s}: expected a number of seconds", n.keyword)))
 }
 
 fn parse_secs(s: &str) -> Option<Duration> {
@@ -441,7 +443,8 @@ impl Cx {
         };
         let name = self.unique_name("scripts", &kname);
         s.path = format!("scripts.{name}");
-        s.comments.push(format!("{} vrrp_script {kname}{}", n.loc, renamed(&kname, &name)));
+        s.comments
+            .push(format!("{} vrrp_script {kname}{}", n.loc, renamed(&kname, &name)));
         if weight != 0 {
             s.comments.push(format!(
                 "its weight {weight} goes to the track_scripts entries that name it"
@@ -498,14 +501,21 @@ impl Cx {
         let kname = name_arg(n)?.to_string();
         let name = self.unique_name("files", &kname);
         let mut s = Section::new(format!("files.{name}"));
-        s.comments.push(format!("{} vrrp_track_file {kname}{}", n.loc, renamed(&kname, &name)));
+        s.comments.push(format!(
+            "{} vrrp_track_file {kname}{}",
+            n.loc,
+            renamed(&kname, &name)
+        ));
         let mut weight = 0;
         for c in block(n)? {
             match c.keyword.as_str() {
                 "file" => {
                     let p = arg(c, 0)?;
                     if !p.starts_with('/') {
-                        return Err(ImportError::new(&c.loc, format!("file {p}: must be an absolute path")));
+                        return Err(ImportError::new(
+                            &c.loc,
+                            format!("file {p}: must be an absolute path"),
+                        ));
                     }
                     s.set("path", p, Self::at(&n.loc, c));
                 }
@@ -515,7 +525,10 @@ impl Cx {
             }
         }
         if !s.has("path") {
-            return Err(ImportError::new(&n.loc, format!("vrrp_track_file {kname}: 'file' is required")));
+            return Err(ImportError::new(
+                &n.loc,
+                format!("vrrp_track_file {kname}: 'file' is required"),
+            ));
         }
         self.sections.push(s);
         self.files.insert(kname, TrackDef { name, weight });
@@ -526,10 +539,18 @@ impl Cx {
 
     fn instance(&mut self, n: &Node) -> R<()> {
         let kname = name_arg(n)?.to_string();
-        let name = self.instances.get(&kname).cloned().unwrap_or_else(|| hafront_name(&kname));
+        let name = self
+            .instances
+            .get(&kname)
+            .cloned()
+            .unwrap_or_else(|| hafront_name(&kname));
         let mut s = Section::new(format!("vrrp.instances.{name}"));
         let mut garp = Section::new(format!("vrrp.instances.{name}.garp"));
-        s.comments.push(format!("{} vrrp_instance {kname}{}", n.loc, renamed(&kname, &name)));
+        s.comments.push(format!(
+            "{} vrrp_instance {kname}{}",
+            n.loc,
+            renamed(&kname, &name)
+        ));
         let at = |c: &Node| Self::at(&n.loc, c);
 
         let mut interface: Option<String> = None;
@@ -561,7 +582,10 @@ impl Cx {
                 "interface" => {
                     let i = arg(c, 0)?;
                     if i.is_empty() || i.len() > 15 || i.contains('/') {
-                        return Err(ImportError::new(&c.loc, format!("interface {i:?}: not an interface name")));
+                        return Err(ImportError::new(
+                            &c.loc,
+                            format!("interface {i:?}: not an interface name"),
+                        ));
                     }
                     interface = Some(i.to_string());
                     s.set("interface", i, at(c));
@@ -623,7 +647,10 @@ impl Cx {
                     for p in block(c)? {
                         let a = ip(p, &p.keyword)?;
                         if !p.args.is_empty() {
-                            self.skip(p, format!("{}: not carried over (hafront takes the address only)", p.head()));
+                            self.skip(
+                                p,
+                                format!("{}: not carried over (hafront takes the address only)", p.head()),
+                            );
                         }
                         peers.push((a.to_string().into(), at(p)));
                     }
@@ -665,8 +692,14 @@ impl Cx {
                     }
                 }
                 "garp_lower_prio_repeat" => garp.set("lower_prio_burst", int(c, 0, 0, i64::MAX)? > 0, at(c)),
-                "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" | "notify"
-                | "notify_master_rx_lower_pri" | "notify_deleted" | "smtp_alert" => self.skip(c, NOTIFY_WHY),
+                "notify_master"
+                | "notify_backup"
+                | "notify_fault"
+                | "notify_stop"
+                | "notify"
+                | "notify_master_rx_lower_pri"
+                | "notify_deleted"
+                | "smtp_alert" => self.skip(c, NOTIFY_WHY),
                 "dont_track_primary" => self.skip(
                     c,
                     "not carried over: hafront always faults the instance while its interface is down",
@@ -683,7 +716,10 @@ impl Cx {
         }
 
         let Some(interface) = interface else {
-            return Err(ImportError::new(&n.loc, format!("vrrp_instance {kname}: 'interface' is required")));
+            return Err(ImportError::new(
+                &n.loc,
+                format!("vrrp_instance {kname}: 'interface' is required"),
+            ));
         };
         if !s.has("vrid") {
             return Err(ImportError::new(
@@ -710,7 +746,9 @@ impl Cx {
             let ok = if version == 2 {
                 d.subsec_nanos() == 0 && (1..=255).contains(&d.as_secs())
             } else {
-                d.as_nanos() % 10_000_000 == 0 && d >= Duration::from_millis(10) && d <= Duration::from_millis(40_950)
+                d.as_nanos() % 10_000_000 == 0
+                    && d >= Duration::from_millis(10)
+                    && d <= Duration::from_millis(40_950)
             };
             if !ok {
                 return Err(ImportError::new(
@@ -748,7 +786,10 @@ impl Cx {
         }
         if let Some((c, pass)) = auth {
             if version != 2 {
-                self.skip(c, "not carried over: VRRPv3 has no authentication (keepalived ignores it too)");
+                self.skip(
+                    c,
+                    "not carried over: VRRPv3 has no authentication (keepalived ignores it too)",
+                );
             } else if self.g.strict.is_some() {
                 self.skip(
                     c,
@@ -757,7 +798,10 @@ impl Cx {
             } else if let Some(p) = pass {
                 let mut pw = arg(p, 0)?.to_string();
                 if pw.is_empty() || !pw.is_ascii() {
-                    return Err(ImportError::new(&p.loc, "auth_pass: must be 1 to 8 ASCII characters"));
+                    return Err(ImportError::new(
+                        &p.loc,
+                        "auth_pass: must be 1 to 8 ASCII characters",
+                    ));
                 }
                 if pw.len() > 8 {
                     pw.truncate(8);
@@ -813,20 +857,33 @@ impl Cx {
                  as keepalived also ends up doing; state {} only shortened keepalived's start",
                 arg(c, 0)?
             );
-            s.comments.push(format!("line {}: state {}: {why}", c.loc.line, arg(c, 0)?));
+            s.comments
+                .push(format!("line {}: state {}: {why}", c.loc.line, arg(c, 0)?));
             self.changed(c, why);
         }
         // garp: the instance's own settings, else global_defs'.
         let g = &self.g;
         if !garp.has("master_delay") {
             if let Some((d, loc)) = &g.garp_delay {
-                garp.set("master_delay", dur(*d), Some(format!("vrrp_garp_master_delay at {loc}")));
+                garp.set(
+                    "master_delay",
+                    dur(*d),
+                    Some(format!("vrrp_garp_master_delay at {loc}")),
+                );
             }
         }
         if !garp.has("master_burst") {
             if let Some((r, loc)) = &g.garp_repeat {
-                garp.set("master_burst", *r, Some(format!("vrrp_garp_master_repeat at {loc}")));
-                garp.set("master_repeat", *r, Some(format!("vrrp_garp_master_repeat at {loc}")));
+                garp.set(
+                    "master_burst",
+                    *r,
+                    Some(format!("vrrp_garp_master_repeat at {loc}")),
+                );
+                garp.set(
+                    "master_repeat",
+                    *r,
+                    Some(format!("vrrp_garp_master_repeat at {loc}")),
+                );
             }
         }
         if !garp.has("refresh") {
@@ -842,7 +899,11 @@ impl Cx {
         }
         if !garp.has("lower_prio_burst") {
             if let Some((b, loc)) = &g.garp_lower_prio {
-                garp.set("lower_prio_burst", *b, Some(format!("vrrp_garp_lower_prio_repeat at {loc}")));
+                garp.set(
+                    "lower_prio_burst",
+                    *b,
+                    Some(format!("vrrp_garp_lower_prio_repeat at {loc}")),
+                );
             }
         }
         self.sections.push(s);
@@ -853,7 +914,12 @@ impl Cx {
     }
 
     /// One line of virtual_ipaddress: `ADDR[/PREFIX] [dev IF] [label L] [...]`.
-    fn vip<'a>(&mut self, v: &'a Node, interface: Option<&str>, label: &mut Option<(String, &'a Node)>) -> R<IpNet> {
+    fn vip<'a>(
+        &mut self,
+        v: &'a Node,
+        interface: Option<&str>,
+        label: &mut Option<(String, &'a Node)>,
+    ) -> R<IpNet> {
         if v.children.is_some() {
             return Err(ImportError::new(&v.loc, "unexpected block in virtual_ipaddress"));
         }
@@ -909,10 +975,15 @@ impl Cx {
                 other => {
                     // brd, scope, no_track, preferred_lft...: value-taking or not, the
                     // rest of the line is not carried over.
-                    let rest: Vec<&str> = std::iter::once(other).chain(opts.by_ref().map(String::as_str)).collect();
+                    let rest: Vec<&str> = std::iter::once(other)
+                        .chain(opts.by_ref().map(String::as_str))
+                        .collect();
                     self.skip(
                         v,
-                        format!("{}: not carried over (hafront takes the address, prefix, dev and label)", rest.join(" ")),
+                        format!(
+                            "{}: not carried over (hafront takes the address, prefix, dev and label)",
+                            rest.join(" ")
+                        ),
                     );
                     break;
                 }
@@ -936,19 +1007,28 @@ impl Cx {
                 None => {
                     self.skip(
                         t,
-                        format!("no vrrp_script named {}: not carried over (keepalived ignores it too)", t.keyword),
+                        format!(
+                            "no vrrp_script named {}: not carried over (keepalived ignores it too)",
+                            t.keyword
+                        ),
                     );
                     Ok(None)
                 }
             },
             "track_file" => match self.files.get(&t.keyword) {
                 Some(def) => Ok(Some(track_table(&def.name, explicit.unwrap_or(def.weight)))),
-                None => Err(ImportError::new(&t.loc, format!("no vrrp_track_file named {}", t.keyword))),
+                None => Err(ImportError::new(
+                    &t.loc,
+                    format!("no vrrp_track_file named {}", t.keyword),
+                )),
             },
             _ => {
                 let i = &t.keyword;
                 if i.is_empty() || i.len() > 15 || i.contains('/') {
-                    return Err(ImportError::new(&t.loc, format!("track_interface {i:?}: not an interface name")));
+                    return Err(ImportError::new(
+                        &t.loc,
+                        format!("track_interface {i:?}: not an interface name"),
+                    ));
                 }
                 Ok(Some(track_table(i, explicit.unwrap_or(0))))
             }
@@ -976,16 +1056,17 @@ impl Cx {
                         }
                     }
                 }
-                "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" | "notify" | "smtp_alert" => {
-                    self.skip(c, NOTIFY_WHY)
-                }
+                "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" | "notify"
+                | "smtp_alert" => self.skip(c, NOTIFY_WHY),
                 "global_tracking" | "sync_group_tracking_weight" => self.skip(
                     c,
                     "not carried over: hafront tracks per instance; a sync group carries faults only",
                 ),
-                "track_script" | "track_interface" | "track_file" | "track_process" | "track_bfd" => {
-                    self.skip(c, "not carried over: in hafront, instances track, not sync groups")
-                }
+                "track_script" | "track_interface" | "track_file" | "track_process" | "track_bfd" => self
+                    .skip(
+                        c,
+                        "not carried over: in hafront, instances track, not sync groups",
+                    ),
                 _ => self.other(c, "vrrp_sync_group")?,
             }
         }
@@ -1001,7 +1082,11 @@ impl Cx {
         }
         let name = self.unique_name("vrrp.sync_groups", &kname);
         let mut s = Section::new(format!("vrrp.sync_groups.{name}"));
-        s.comments.push(format!("{} vrrp_sync_group {kname}{}", n.loc, renamed(&kname, &name)));
+        s.comments.push(format!(
+            "{} vrrp_sync_group {kname}{}",
+            n.loc,
+            renamed(&kname, &name)
+        ));
         s.put("instances", Value::List(members), None);
         self.sections.push(s);
         Ok(())
@@ -1013,7 +1098,10 @@ impl Cx {
         let children = block(n)?;
         let (raw_name, address, fwmark) = match n.args.first().map(String::as_str) {
             Some("group") => {
-                self.skip(n, "virtual_server group: not carried over (hafront has no virtual_server_group)");
+                self.skip(
+                    n,
+                    "virtual_server group: not carried over (hafront has no virtual_server_group)",
+                );
                 return Ok(());
             }
             Some("fwmark") => {
@@ -1025,7 +1113,12 @@ impl Cx {
                 let p = port(n, arg(n, 1)?)?;
                 (format!("vs_{addr}_{p}"), Some(SocketAddr::new(addr, p)), None)
             }
-            None => return Err(ImportError::new(&n.loc, "virtual_server: expected IP PORT or fwmark N")),
+            None => {
+                return Err(ImportError::new(
+                    &n.loc,
+                    "virtual_server: expected IP PORT or fwmark N",
+                ))
+            }
         };
         let name = {
             let h = hafront_name(&raw_name);
@@ -1033,7 +1126,8 @@ impl Cx {
             self.unique_name("ipvs.services", &candidate)
         };
         let mut s = Section::new(format!("ipvs.services.{name}"));
-        s.comments.push(format!("{} virtual_server {}", n.loc, n.args.join(" ")));
+        s.comments
+            .push(format!("{} virtual_server {}", n.loc, n.args.join(" ")));
         let at = |c: &Node| Self::at(&n.loc, c);
         if let Some(a) = address {
             s.set("address", a.to_string(), at(n));
@@ -1054,7 +1148,11 @@ impl Cx {
                     if !SCHEDULERS.contains(&sched.as_str()) {
                         return Err(ImportError::new(
                             &c.loc,
-                            format!("{} {sched}: not an IPVS scheduler ({})", c.keyword, SCHEDULERS.join(", ")),
+                            format!(
+                                "{} {sched}: not an IPVS scheduler ({})",
+                                c.keyword,
+                                SCHEDULERS.join(", ")
+                            ),
                         ));
                     }
                     s.set("scheduler", sched, at(c));
@@ -1076,7 +1174,10 @@ impl Cx {
                             ImportError::new(&c.loc, format!("persistence_granularity {g}: not a netmask"))
                         })?,
                         Err(_) => g.parse::<u8>().map_err(|_| {
-                            ImportError::new(&c.loc, format!("persistence_granularity {g}: not a netmask or prefix"))
+                            ImportError::new(
+                                &c.loc,
+                                format!("persistence_granularity {g}: not a netmask or prefix"),
+                            )
                         })?,
                     };
                     s.set("persistence_prefix", plen as i64, at(c));
@@ -1085,7 +1186,10 @@ impl Cx {
                 "protocol" => {
                     let p = arg(c, 0)?.to_ascii_lowercase();
                     if !["tcp", "udp", "sctp"].contains(&p.as_str()) {
-                        return Err(ImportError::new(&c.loc, format!("protocol {p}: TCP, UDP or SCTP")));
+                        return Err(ImportError::new(
+                            &c.loc,
+                            format!("protocol {p}: TCP, UDP or SCTP"),
+                        ));
                     }
                     s.set("protocol", p, at(c));
                 }
@@ -1104,8 +1208,16 @@ impl Cx {
                     f => return Err(ImportError::new(&c.loc, format!("ip_family {f}: inet or inet6"))),
                 },
                 "real_server" => servers.push(c),
-                "sorry_server_inhibit" | "sorry_server_lvs_method" | "hysteresis" | "ha_suspend" | "alpha" | "omega"
-                | "retry" | "delay_before_retry" | "warmup" | "connect_timeout" => self.skip(
+                "sorry_server_inhibit"
+                | "sorry_server_lvs_method"
+                | "hysteresis"
+                | "ha_suspend"
+                | "alpha"
+                | "omega"
+                | "retry"
+                | "delay_before_retry"
+                | "warmup"
+                | "connect_timeout" => self.skip(
                     c,
                     "not carried over: hafront has no such setting for a virtual service",
                 ),
@@ -1119,7 +1231,12 @@ impl Cx {
         for (k, rs) in servers.into_iter().enumerate() {
             let (addr, table, inh) = self.real_server(rs, &name, k + 1, address, &defaults)?;
             if seen.contains(&addr) {
-                self.skip(rs, format!("{addr} is listed twice: not carried over (keepalived removes the second one too)"));
+                self.skip(
+                    rs,
+                    format!(
+                        "{addr} is listed twice: not carried over (keepalived removes the second one too)"
+                    ),
+                );
                 // Its check section was already added: take it back out.
                 if let Some(toml::Value::String(chk)) = table.get("check") {
                     let path = format!("checks.{chk}");
@@ -1129,7 +1246,10 @@ impl Cx {
             }
             seen.push(addr);
             inhibit.push((inh, rs));
-            list.push((toml::Value::Table(table), Some(format!("{} real_server {}", rs.loc, rs.args.join(" ")))));
+            list.push((
+                toml::Value::Table(table),
+                Some(format!("{} real_server {}", rs.loc, rs.args.join(" "))),
+            ));
         }
         if inhibit.iter().any(|(i, _)| *i) && !s.has("inhibit_on_failure") {
             if let Some((_, rs)) = inhibit.iter().find(|(i, _)| !*i) {
@@ -1190,8 +1310,8 @@ impl Cx {
                 }
                 "delay_loop" => rs_defaults.interval = Some((secs(c, 0)?, c.loc.line)),
                 "notify_up" | "notify_down" => self.skip(c, NOTIFY_WHY),
-                "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "DNS_CHECK" | "SMTP_CHECK" | "PING_CHECK"
-                | "UDP_CHECK" => {
+                "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "DNS_CHECK" | "SMTP_CHECK"
+                | "PING_CHECK" | "UDP_CHECK" => {
                     block(c)?;
                     if let Some(first) = check {
                         self.skip(
@@ -1223,7 +1343,12 @@ impl Cx {
 
     fn check(&mut self, c: &Node, name: &str, rs_ip: IpAddr, rs_port: u16, d: &CheckDefaults) -> R<()> {
         let mut s = Section::new(format!("checks.{name}"));
-        s.comments.push(format!("{} {} of real_server {}", c.loc, c.keyword, sockaddr(rs_ip, rs_port)));
+        s.comments.push(format!(
+            "{} {} of real_server {}",
+            c.loc,
+            c.keyword,
+            sockaddr(rs_ip, rs_port)
+        ));
         let at = |x: &Node| Self::at(&c.loc, x);
         let kind = match c.keyword.as_str() {
             "TCP_CHECK" => "tcp",
@@ -1236,7 +1361,9 @@ impl Cx {
             _ => "udp",
         };
         s.set("kind", kind, None);
-        let mut interval = d.interval.map(|(v, line)| (v, Some(format!("delay_loop, line {line}"))));
+        let mut interval = d
+            .interval
+            .map(|(v, line)| (v, Some(format!("delay_loop, line {line}"))));
         let mut timeout: Option<(Duration, Option<String>)> = None;
         let mut retries: Option<(i64, Option<String>)> = None;
         let mut connect_ip: Option<IpAddr> = None;
@@ -1319,16 +1446,26 @@ impl Cx {
                 _ => self.other(x, &c.keyword)?,
             }
         }
-        let (interval, icomment) = interval.unwrap_or((KA_DELAY_LOOP, Some("keepalived's default delay_loop".into())));
+        let (interval, icomment) =
+            interval.unwrap_or((KA_DELAY_LOOP, Some("keepalived's default delay_loop".into())));
         if interval < Duration::from_millis(10) || interval > Duration::from_secs(3600) {
-            return Err(ImportError::new(&c.loc, "delay_loop: hafront checks run every 10ms..1h"));
+            return Err(ImportError::new(
+                &c.loc,
+                "delay_loop: hafront checks run every 10ms..1h",
+            ));
         }
         s.set("interval", dur(interval), icomment);
         let (timeout, tcomment) = match (timeout, kind) {
             (Some(t), _) => t,
             // keepalived's misc_timeout defaults to the delay_loop.
-            (None, "exec") => (interval, Some("keepalived's default misc_timeout (delay_loop)".into())),
-            (None, _) => (KA_CONNECT_TIMEOUT, Some("keepalived's default connect_timeout".into())),
+            (None, "exec") => (
+                interval,
+                Some("keepalived's default misc_timeout (delay_loop)".into()),
+            ),
+            (None, _) => (
+                KA_CONNECT_TIMEOUT,
+                Some("keepalived's default connect_timeout".into()),
+            ),
         };
         if timeout.is_zero() || timeout > Duration::from_secs(3600) {
             return Err(ImportError::new(&c.loc, "timeout: hafront needs 1ms..1h"));
@@ -1340,14 +1477,25 @@ impl Cx {
         ));
         s.set("retries", r, rcomment);
         // keepalived changes a real server's state on one verdict (after its retries).
-        s.set("rise", 1i64, Some("keepalived: one success brings a server up".into()));
-        s.set("fall", 1i64, Some("keepalived: one failure (after retries) takes it down".into()));
+        s.set(
+            "rise",
+            1i64,
+            Some("keepalived: one success brings a server up".into()),
+        );
+        s.set(
+            "fall",
+            1i64,
+            Some("keepalived: one failure (after retries) takes it down".into()),
+        );
         let target_ip = connect_ip.unwrap_or(rs_ip);
         match kind {
             "tcp" | "smtp" | "udp" => {
                 let p = connect_port.unwrap_or(rs_port);
                 if p == 0 {
-                    return Err(ImportError::new(&c.loc, format!("{}: connect_port is needed", c.keyword)));
+                    return Err(ImportError::new(
+                        &c.loc,
+                        format!("{}: connect_port is needed", c.keyword),
+                    ));
                 }
                 s.set("target", sockaddr(target_ip, p), None);
             }
@@ -1371,10 +1519,16 @@ impl Cx {
             _ => {
                 let p = connect_port.unwrap_or(rs_port);
                 if p == 0 {
-                    return Err(ImportError::new(&c.loc, format!("{}: connect_port is needed", c.keyword)));
+                    return Err(ImportError::new(
+                        &c.loc,
+                        format!("{}: connect_port is needed", c.keyword),
+                    ));
                 }
                 let Some(u) = url else {
-                    return Err(ImportError::new(&c.loc, format!("{}: a url {{ path ... }} block is required", c.keyword)));
+                    return Err(ImportError::new(
+                        &c.loc,
+                        format!("{}: a url {{ path ... }} block is required", c.keyword),
+                    ));
                 };
                 self.url(&mut s, u, kind, target_ip, p, host.as_deref(), &c.loc)?;
                 if kind == "https" {
@@ -1422,7 +1576,10 @@ impl Cx {
                 "digest" => {
                     let h = arg(x, 0)?;
                     if h.len() != 32 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
-                        return Err(ImportError::new(&x.loc, format!("digest {h}: expected 32 hex digits (MD5)")));
+                        return Err(ImportError::new(
+                            &x.loc,
+                            format!("digest {h}: expected 32 hex digits (MD5)"),
+                        ));
                     }
                     s.set("expect_digest", format!("md5:{}", h.to_ascii_lowercase()), at);
                 }
@@ -1451,7 +1608,11 @@ impl Cx {
             IpAddr::V6(a) => format!("[{a}]:{port}"),
         };
         let scheme = if kind == "https" { "https" } else { "http" };
-        s.set("url", format!("{scheme}://{hostport}{path}"), Self::at(section_loc, u));
+        s.set(
+            "url",
+            format!("{scheme}://{hostport}{path}"),
+            Self::at(section_loc, u),
+        );
         if !statuses.is_empty() {
             s.set("expect_status", toml::Value::Array(statuses), None);
         }
@@ -1474,7 +1635,10 @@ fn forwarding(c: &Node) -> R<&'static str> {
         "NAT" => Ok("nat"),
         "DR" => Ok("dr"),
         "TUN" => Ok("tun"),
-        other => Err(ImportError::new(&c.loc, format!("{} {other}: NAT, DR or TUN", c.keyword))),
+        other => Err(ImportError::new(
+            &c.loc,
+            format!("{} {other}: NAT, DR or TUN", c.keyword),
+        )),
     }
 }
 

@@ -32,7 +32,13 @@ const MAX_INCLUDE_DEPTH: usize = 8;
 pub fn lex_file(path: &Path) -> Result<Vec<Line>, ImportError> {
     let mut out = Vec::new();
     let name: Arc<str> = Arc::from(path.display().to_string());
-    let text = read(path, &Loc { file: name.clone(), line: 0 })?;
+    let text = read(
+        path,
+        &Loc {
+            file: name.clone(),
+            line: 0,
+        },
+    )?;
     lex_into(&text, name, Some(path), 0, &mut out)?;
     Ok(out)
 }
@@ -100,7 +106,12 @@ fn include(
 ) -> Result<(), ImportError> {
     let pattern = match toks {
         [_, Tok::Word(p)] => p,
-        _ => return Err(ImportError::new(loc, "include: expected one file name or glob pattern")),
+        _ => {
+            return Err(ImportError::new(
+                loc,
+                "include: expected one file name or glob pattern",
+            ))
+        }
     };
     let Some(path) = path else {
         return Err(ImportError::new(
@@ -197,7 +208,11 @@ pub fn glob(pattern: &Path) -> Vec<PathBuf> {
                 next.push(base.join(comp.as_os_str()));
                 continue;
             }
-            let dir = if base.as_os_str().is_empty() { Path::new(".") } else { base.as_path() };
+            let dir = if base.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                base.as_path()
+            };
             let Ok(entries) = std::fs::read_dir(dir) else {
                 continue;
             };
@@ -300,7 +315,14 @@ mod tests {
     use super::*;
 
     fn words(line: &str) -> Vec<Tok> {
-        tokens(line, &Loc { file: "t".into(), line: 1 }).unwrap()
+        tokens(
+            line,
+            &Loc {
+                file: "t".into(),
+                line: 1,
+            },
+        )
+        .unwrap()
     }
 
     fn w(s: &str) -> Tok {
@@ -321,7 +343,14 @@ mod tests {
         );
         assert_eq!(words(r#"script "a # b""#), vec![w("script"), w("a # b")]);
         assert_eq!(words("! Configuration File"), Vec::<Tok>::new());
-        assert!(tokens("script \"abc", &Loc { file: "t".into(), line: 3 }).is_err());
+        assert!(tokens(
+            "script \"abc",
+            &Loc {
+                file: "t".into(),
+                line: 3
+            }
+        )
+        .is_err());
     }
 
     #[test]

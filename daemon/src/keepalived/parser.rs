@@ -67,16 +67,21 @@ pub fn parse(lines: &[Line]) -> Result<Vec<Node>, ImportError> {
                         None => {
                             // `{` on the line after its keyword: reopen the last
                             // statement if it was a plain one.
-                            let prev = stack
-                                .last_mut()
-                                .and_then(|n| n.children.as_mut())
-                                .and_then(|c| match c.last() {
-                                    Some(p) if p.children.is_none() => c.pop(),
-                                    _ => None,
+                            let prev =
+                                stack.last_mut().and_then(|n| n.children.as_mut()).and_then(|c| {
+                                    match c.last() {
+                                        Some(p) if p.children.is_none() => c.pop(),
+                                        _ => None,
+                                    }
                                 });
                             match prev {
                                 Some(prev) => prev,
-                                None => return Err(ImportError::new(&line.loc, "'{' without a keyword before it")),
+                                None => {
+                                    return Err(ImportError::new(
+                                        &line.loc,
+                                        "'{' without a keyword before it",
+                                    ))
+                                }
                             }
                         }
                     };
