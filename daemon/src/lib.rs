@@ -1,6 +1,8 @@
+pub mod api;
 pub mod checks;
 pub mod config;
 pub mod daemon;
+pub mod histogram;
 pub mod ipvs;
 pub mod keepalived;
 pub mod net;

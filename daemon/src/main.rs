@@ -48,14 +48,26 @@ enum Command {
     /// Validate the layered configuration and print it (secrets redacted).
     /// Exit 0 when valid, 2 when not.
     CheckConfig(ConfigArgs),
-    /// Show the state of the running daemon.
+    /// Show the state of the running daemon (asks its API socket).
     Status {
-        /// Runtime directory of the daemon (where status.json lives).
-        #[arg(long, default_value = "/run/hafront")]
-        runtime_dir: PathBuf,
-        /// Print the raw JSON.
+        #[command(flatten)]
+        socket: SocketArgs,
+        /// Print the JSON document of `GET /v1/status`.
         #[arg(long)]
         json: bool,
+    },
+    /// Change the running daemon without a reload (through its API socket).
+    Ctl {
+        #[command(flatten)]
+        socket: SocketArgs,
+        #[command(subcommand)]
+        action: CtlAction,
+    },
+    /// Run a recorded input file (`log.record_dir`) through the VRRP state
+    /// machine and print its outputs as JSON lines (for bug reports).
+    Replay {
+        /// A directory with params.json and input.jsonl.
+        dir: PathBuf,
     },
     /// One IPVS reconcile pass from the configuration, then exit: services that
     /// follow a VRRP instance are installed as if this node were its master. Adds
@@ -79,6 +91,47 @@ enum Command {
         #[arg(long)]
         strict: bool,
     },
+}
+
+#[derive(clap::Args, Clone)]
+struct SocketArgs {
+    /// The daemon's runtime directory (its socket is api.sock there).
+    #[arg(long, default_value = "/run/hafront")]
+    runtime_dir: PathBuf,
+    /// The API socket, when not in the runtime directory.
+    #[arg(long)]
+    socket: Option<PathBuf>,
+}
+
+impl SocketArgs {
+    fn path(&self) -> PathBuf {
+        self.socket
+            .clone()
+            .unwrap_or_else(|| self.runtime_dir.join("api.sock"))
+    }
+}
+
+#[derive(Subcommand)]
+enum CtlAction {
+    /// Hold an instance backup (leaving mastership gracefully), or release it.
+    Maintenance { instance: String, state: OnOff },
+    /// Override an instance's base priority (1..254), or `clear` the override.
+    Priority { instance: String, priority: String },
+    /// Enable, disable or re-weight an IPVS real server (`weight N`, `weight clear`).
+    RealServer {
+        service: String,
+        address: String,
+        action: String,
+        value: Option<String>,
+    },
+    /// Reload the configuration (as SIGHUP).
+    Reload,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OnOff {
+    On,
+    Off,
 }
 
 fn main() -> ExitCode {
@@ -117,7 +170,9 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Status { runtime_dir, json } => status(&runtime_dir, json),
+        Command::Status { socket, json } => status(&socket.path(), json),
+        Command::Ctl { socket, action } => ctl(&socket.path(), action),
+        Command::Replay { dir } => replay(&dir),
         Command::ImportKeepalived { file, output, strict } => ExitCode::from(
             hafront::keepalived::import_command(&file, output.as_deref(), strict),
         ),
@@ -177,15 +232,25 @@ fn print_import_warnings(warnings: &[hafront::keepalived::Warning]) {
 fn init_logging(cfg: &Config) {
     use tracing_subscriber::prelude::*;
     use tracing_subscriber::EnvFilter;
+    // RUST_LOG wins over the configuration (which HAFRONT_LOG__LEVEL can set).
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&cfg.log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
-    // Under systemd (stderr connected to the journal) log natively to journald.
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
-        if let Ok(journald) = tracing_journald::layer() {
-            registry.with(journald).init();
-            return;
+    // Under systemd (stderr connected to the journal) log natively to journald:
+    // fields become journal fields (INSTANCE, VRID, STATE, SERVICE...).
+    let under_systemd = std::env::var_os("JOURNAL_STREAM").is_some();
+    let journald = matches!(cfg.log.format, LogFormat::Journald)
+        || (matches!(cfg.log.format, LogFormat::Auto) && under_systemd);
+    if journald {
+        match tracing_journald::layer() {
+            Ok(layer) => {
+                registry
+                    .with(layer.with_syslog_identifier("hafront".into()))
+                    .init();
+                return;
+            }
+            Err(e) => eprintln!("hafront: journald not reachable ({e}); logging to stderr"),
         }
     }
     match cfg.log.format {
@@ -196,7 +261,7 @@ fn init_logging(cfg: &Config) {
                     .with_writer(std::io::stderr),
             )
             .init(),
-        LogFormat::Text => registry
+        _ => registry
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -206,46 +271,288 @@ fn init_logging(cfg: &Config) {
     }
 }
 
-fn status(dir: &std::path::Path, json: bool) -> ExitCode {
-    let path = hafront::daemon::status_path(dir);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("hafront: no running daemon found ({}: {e})", path.display());
-            return ExitCode::FAILURE;
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("hafront: {e}");
+            ExitCode::FAILURE
+        })
+}
+
+/// One API request; prints the error and returns the exit code on failure.
+fn api_call(
+    socket: &std::path::Path,
+    method: hyper::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Result<serde_json::Value, ExitCode> {
+    let rt = runtime()?;
+    let answer = rt
+        .block_on(hafront::api::client::request(socket, method, path, body))
+        .map_err(|e| {
+            eprintln!("hafront: {e}");
+            ExitCode::FAILURE
+        })?;
+    let value: serde_json::Value = serde_json::from_slice(&answer.body)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&answer.body).into_owned()));
+    if !answer.status.is_success() {
+        let msg = value["error"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| value.to_string());
+        match value["field"].as_str() {
+            Some(f) => eprintln!("hafront: {} ({f}): {msg}", answer.status),
+            None => eprintln!("hafront: {}: {msg}", answer.status),
         }
+        return Err(ExitCode::from(if answer.status.is_client_error() {
+            2
+        } else {
+            1
+        }));
+    }
+    Ok(value)
+}
+
+fn ctl(socket: &std::path::Path, action: CtlAction) -> ExitCode {
+    use hyper::Method;
+    use serde_json::json;
+    let seg = |s: &str| -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b':' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    let (path, body) = match action {
+        CtlAction::Maintenance { instance, state } => (
+            format!("/v1/instances/{}/maintenance", seg(&instance)),
+            Some(json!({"enabled": matches!(state, OnOff::On)})),
+        ),
+        CtlAction::Priority { instance, priority } => {
+            let value = if priority == "clear" {
+                serde_json::Value::Null
+            } else {
+                match priority.parse::<u8>() {
+                    Ok(p) => json!(p),
+                    Err(_) => {
+                        eprintln!("hafront: priority: {priority:?} is not 1..254 or `clear`");
+                        return ExitCode::from(2);
+                    }
+                }
+            };
+            (
+                format!("/v1/instances/{}/priority", seg(&instance)),
+                Some(json!({"priority": value})),
+            )
+        }
+        CtlAction::RealServer {
+            service,
+            address,
+            action,
+            value,
+        } => {
+            let body = match (action.as_str(), value.as_deref()) {
+                ("enable", None) => json!({"enabled": true}),
+                ("disable", None) => json!({"enabled": false}),
+                ("weight", Some("clear")) => json!({"weight": null}),
+                ("weight", Some(w)) => match w.parse::<u32>() {
+                    Ok(w) => json!({"weight": w}),
+                    Err(_) => {
+                        eprintln!("hafront: weight: {w:?} is not a number or `clear`");
+                        return ExitCode::from(2);
+                    }
+                },
+                _ => {
+                    eprintln!("hafront: real-server actions: enable | disable | weight N | weight clear");
+                    return ExitCode::from(2);
+                }
+            };
+            (
+                format!(
+                    "/v1/ipvs/services/{}/real-servers/{}",
+                    seg(&service),
+                    seg(&address)
+                ),
+                Some(body),
+            )
+        }
+        CtlAction::Reload => ("/v1/reload".to_string(), None),
+    };
+    match api_call(socket, Method::POST, &path, body) {
+        Ok(v) => {
+            println!("{}", serde_json::to_string(&v).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+fn replay(dir: &std::path::Path) -> ExitCode {
+    use hafront::vrrp::instance::{Input, Instance, Params};
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(name)).map_err(|e| {
+            eprintln!("hafront: {}: {e}", dir.join(name).display());
+            ExitCode::FAILURE
+        })
+    };
+    let (params, inputs) = match (read("params.json"), read("input.jsonl")) {
+        (Ok(p), Ok(i)) => (p, i),
+        (Err(c), _) | (_, Err(c)) => return c,
+    };
+    let params: Params = match serde_json::from_str(&params) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("hafront: {}: {e}", dir.join("params.json").display());
+            return ExitCode::from(2);
+        }
+    };
+    let mut inst = Instance::new(params);
+    for (n, line) in inputs.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let input: Input = match serde_json::from_str(line) {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("hafront: input.jsonl:{}: {e}", n + 1);
+                return ExitCode::from(2);
+            }
+        };
+        let out = inst.handle(input);
+        println!("{}", serde_json::json!({"line": n + 1, "out": out}));
+    }
+    println!(
+        "{}",
+        serde_json::json!({"final": {"state": inst.state(), "priority": inst.priority(), "master": inst.master(), "counters": inst.counters()}})
+    );
+    ExitCode::SUCCESS
+}
+
+fn status(socket: &std::path::Path, json: bool) -> ExitCode {
+    let doc = match api_call(socket, hyper::Method::GET, "/v1/status", None) {
+        Ok(v) => v,
+        Err(code) => return code,
     };
     if json {
-        println!("{text}");
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return ExitCode::SUCCESS;
     }
-    let doc: serde_json::Value = match serde_json::from_str(&text) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("hafront: {}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
-    };
-    println!("node {}  pid {}", doc["node"].as_str().unwrap_or("?"), doc["pid"]);
+    let s = |v: &serde_json::Value| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
     println!(
-        "{:<16} {:<8} {:>4} {:>4} {:<10} {:<18} VIPS",
+        "node {}  pid {}  up {}s",
+        s(&doc["node"]),
+        doc["pid"],
+        doc["uptime_seconds"]
+    );
+    println!(
+        "{:<16} {:<8} {:>4} {:>9} {:<10} {:<18} VIPS",
         "INSTANCE", "STATE", "VRID", "PRIO", "IFACE", "MASTER"
     );
     if let Some(map) = doc["instances"].as_object() {
         for (name, i) in map {
-            let vips: Vec<&str> = i["vips"]
+            let vips: Vec<String> = i["vips"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+                .map(|a| a.iter().map(s).collect())
                 .unwrap_or_default();
+            let prio = if i["priority"] == i["configured_priority"] {
+                s(&i["priority"])
+            } else {
+                format!("{}/{}", s(&i["priority"]), s(&i["configured_priority"]))
+            };
+            let mut state = s(&i["state"]);
+            if i["maintenance"].as_bool() == Some(true) {
+                state.push('*');
+            }
             println!(
-                "{:<16} {:<8} {:>4} {:>4} {:<10} {:<18} {}",
+                "{:<16} {:<8} {:>4} {:>9} {:<10} {:<18} {}",
                 name,
-                i["state"].as_str().unwrap_or("?"),
-                i["vrid"],
-                i["priority"],
-                i["interface"].as_str().unwrap_or("?"),
+                state,
+                s(&i["vrid"]),
+                prio,
+                s(&i["interface"]),
                 i["master"].as_str().unwrap_or("-"),
                 vips.join(",")
+            );
+        }
+    }
+    let maint = doc["instances"]
+        .as_object()
+        .is_some_and(|m| m.values().any(|i| i["maintenance"].as_bool() == Some(true)));
+    if maint {
+        println!("(* in maintenance)");
+    }
+    for (title, key) in [("CHECK", "checks"), ("SCRIPT", "scripts")] {
+        if let Some(map) = doc[key].as_object().filter(|m| !m.is_empty()) {
+            println!();
+            println!(
+                "{:<24} {:<6} {:<6} {:>10}  LAST ERROR",
+                title, "KIND", "UP", "LATENCY"
+            );
+            for (name, c) in map {
+                let up = match c["up"].as_bool() {
+                    Some(true) => "up",
+                    Some(false) => "down",
+                    None => "-",
+                };
+                let latency = c["last_latency_ms"]
+                    .as_f64()
+                    .map(|l| format!("{l:.1} ms"))
+                    .unwrap_or_default();
+                println!(
+                    "{:<24} {:<6} {:<6} {:>10}  {}",
+                    name,
+                    s(&c["kind"]),
+                    up,
+                    latency,
+                    c["last_error"].as_str().unwrap_or("")
+                );
+            }
+        }
+    }
+    if let Some(map) = doc["ipvs"]["services"].as_object().filter(|m| !m.is_empty()) {
+        println!();
+        if let Some(e) = doc["ipvs"]["error"].as_str() {
+            println!("IPVS: {e}");
+        }
+        println!(
+            "{:<16} {:<28} {:<10} REAL SERVERS (weight; - = out)",
+            "SERVICE", "ADDRESS", "INSTALLED"
+        );
+        for (name, svc) in map {
+            let rs: Vec<String> = svc["real_servers"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|r| {
+                            let w = r["weight"]
+                                .as_u64()
+                                .map(|w| w.to_string())
+                                .unwrap_or_else(|| "-".into());
+                            let flag = if r["disabled"].as_bool() == Some(true) {
+                                " disabled"
+                            } else {
+                                ""
+                            };
+                            format!("{} ({w}{flag})", s(&r["address"]))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            println!(
+                "{:<16} {:<28} {:<10} {}",
+                name,
+                s(&svc["key"]),
+                if svc["installed"].as_bool() == Some(true) {
+                    "yes"
+                } else {
+                    "no"
+                },
+                rs.join(", ")
             );
         }
     }

@@ -22,6 +22,7 @@ hf_conf() {
     rundir="$(lab_logdir)/run-$node"
     cat <<CONF
 runtime_dir = "$rundir"
+state_dir = "$(lab_logdir)/state-$node"
 [node]
 name = "node-$node"
 [log]

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Client-visible outage measurement for the namespace lab (root only).
 
-run:     outage.py run --client-ns NS --target IP --event cut --switch-ns NS --port pa
+run:     outage.py run --client-ns NS --target IP --event cut --switch-ns NS --port pa [--after-advert-ms 1]
          outage.py run --client-ns NS --target IP --event kill --pid PID
          Sends one ICMP echo every --interval-ms (default 1 ms) from the client
          namespace, waits until the target answers steadily, waits --delay plus a
@@ -219,15 +219,30 @@ def run(a):
         if time.monotonic() > deadline:
             print(f"outage: {a.target} does not answer steadily", file=sys.stderr)
             return 1
-    # 2. Random phase with respect to the advert timer, and to the probe's own
-    # period (else every result would fall on the same point of the 1 ms grid).
+    # 2. The phase with respect to the advert timer: random (--jitter), or fixed
+    # just after an advert of the old master (--after-advert-ms), where a cut
+    # costs the whole Master_Down_Interval: the worst case, the same for every
+    # run and every daemon. Random with respect to the probe's own period either
+    # way (else every result would fall on the same point of the 1 ms grid).
     prober.run_for(a.delay + random.uniform(0, a.jitter))
-    t_fire = time.monotonic() + random.uniform(0, prober.interval)
+    old_mac = prober.mac[max(prober.recv)]
+    if a.after_advert_ms is not None:
+        seen = len(prober.adverts)
+        deadline = time.monotonic() + 5.0
+        while not any(m == old_mac for _, m, _ in prober.adverts[seen:]):
+            prober.step()
+            if time.monotonic() > deadline:
+                print("outage: no advert from the master heard", file=sys.stderr)
+                return 1
+        t_advert = next(t for t, m, _ in prober.adverts[seen:] if m == old_mac)
+        wait = t_advert + a.after_advert_ms / 1000.0 - time.time()
+        t_fire = time.monotonic() + max(0.0, wait)
+    else:
+        t_fire = time.monotonic() + random.uniform(0, prober.interval)
     while time.monotonic() < t_fire:
         prober.step(until=t_fire)
     prober.drain()
     first_after = len(prober.sent)
-    old_mac = prober.mac[max(prober.recv)]
     # 3. The failure.
     t_event = time.time()
     if cutter:
@@ -253,6 +268,8 @@ def run(a):
     prober.run_for(0.12)  # echoes unanswered for 100 ms count as lost
     res = report_run(prober, first_after, old_mac, t_event, a.event)
     res["event_call_ms"] = round((t_done - t_event) * 1000, 3)
+    if a.after_advert_ms is not None:
+        res["after_advert_ms"] = round((t_event - t_advert) * 1000, 3)
     print(json.dumps(res))
     return 0 if "error" not in res else 1
 
@@ -340,6 +357,10 @@ def report(a):
         iv = INTERVALS[i]
         if e == "cut":
             mdi = 3 * iv + SKEW * iv
+            phases = [r.get("after_advert_ms") for d in ("hafront", "keepalived") for r in rows[(e, i)][d]]
+            if phases and all(p is not None for p in phases):
+                p = statistics.median(phases)
+                return f"{mdi - p:.1f} (cut {p:.1f} ms after an advert)", mdi
             return f"{mdi - iv:.1f}–{mdi:.1f} (mid {mdi - iv / 2:.1f})", mdi
         return f"{SKEW * iv:.1f}", SKEW * iv
 
@@ -402,6 +423,8 @@ def main():
     r.add_argument("--pid", type=int)
     r.add_argument("--delay", type=float, default=0.2, help="seconds of steady replies before the event")
     r.add_argument("--jitter", type=float, default=0.0, help="plus uniform 0..JITTER seconds")
+    r.add_argument("--after-advert-ms", type=float, default=None,
+                   help="fire this long after the next advert of the master instead of at a random phase")
     r.add_argument("--ready-timeout", type=float, default=10.0)
     r.add_argument("--max-wait", type=float, default=15.0)
     r.add_argument("--tail", type=float, default=0.1)

@@ -21,6 +21,7 @@ use super::probe::{self, ProbeError, ProbeOk};
 use super::spec::CheckSpec;
 use super::state::{CheckState, Verdict};
 use crate::config::checks::{CheckConfig, CheckKind};
+use crate::histogram::{Histogram, LATENCY_BUCKETS};
 
 /// A verdict change of one check.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -139,6 +140,7 @@ impl Checker {
         let handle = CheckerHandle {
             core: Arc::new(Core {
                 slots: Mutex::new(BTreeMap::new()),
+                latency: Mutex::new(BTreeMap::new()),
                 sem: Semaphore::new(opts.max_concurrent.max(1)),
                 tx,
             }),
@@ -160,6 +162,8 @@ struct Slot {
 
 struct Core {
     slots: Mutex<BTreeMap<String, Slot>>,
+    /// Latency of successful probes by kind (for /metrics).
+    latency: Mutex<BTreeMap<CheckKind, Histogram>>,
     sem: Semaphore,
     tx: mpsc::UnboundedSender<CheckEvent>,
 }
@@ -184,6 +188,10 @@ impl Core {
             Ok(o) => {
                 slot.last_latency = Some(o.latency);
                 slot.last_error = None;
+                lock(&self.latency)
+                    .entry(slot.config.kind)
+                    .or_insert_with(|| Histogram::new(&LATENCY_BUCKETS))
+                    .observe(o.latency.as_secs_f64());
                 (true, o.dynamic_weight)
             }
             Err(e) => {
@@ -332,6 +340,11 @@ impl CheckerHandle {
             .collect()
     }
 
+    /// Latency histograms of successful probes, by check kind.
+    pub fn latency(&self) -> BTreeMap<CheckKind, Histogram> {
+        lock(&self.core.latency).clone()
+    }
+
     /// The current verdict of one check (`None` if there is no such check).
     pub fn verdict(&self, name: &str) -> Option<Verdict> {
         lock(&self.core.slots).get(name).map(|s| s.state.verdict())
@@ -391,6 +404,7 @@ mod tests {
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let core = std::sync::Arc::new(super::Core {
             slots: Default::default(),
+            latency: Default::default(),
             sem: tokio::sync::Semaphore::new(1),
             tx,
         });

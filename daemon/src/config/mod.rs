@@ -4,6 +4,7 @@
 //! every error names the key and the source of its value. The key table is in
 //! docs/configuration.md.
 
+pub mod api;
 pub mod checks;
 mod error;
 pub mod ipvs;

@@ -19,8 +19,12 @@ pub use crate::vrrp::Version;
 pub struct Config {
     pub node: NodeConfig,
     pub log: LogConfig,
-    /// Where status.json lives (and, later, the API socket and state).
+    /// Where status.json and the API socket live (cleared at boot).
     pub runtime_dir: PathBuf,
+    /// What survives restarts: operator overrides (maintenance, priorities, real
+    /// servers) made through the API.
+    pub state_dir: PathBuf,
+    pub api: super::api::ApiConfig,
     pub vrrp: VrrpConfig,
     pub ipvs: super::ipvs::IpvsConfig,
     /// Health checks by name (`[checks.<name>]`).
@@ -40,6 +44,8 @@ impl Default for Config {
             node: NodeConfig::default(),
             log: LogConfig::default(),
             runtime_dir: PathBuf::from("/run/hafront"),
+            state_dir: PathBuf::from("/var/lib/hafront"),
+            api: Default::default(),
             vrrp: VrrpConfig::default(),
             ipvs: Default::default(),
             checks: BTreeMap::new(),
@@ -77,13 +83,18 @@ pub struct LogConfig {
     /// A tracing filter: `info`, `debug`, `hafront=debug,warn`... RUST_LOG wins.
     pub level: String,
     pub format: LogFormat,
+    /// Records every VRRP instance's protocol inputs under `<dir>/<instance>/` as
+    /// a replay case (`hafront replay DIR`), for bug reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_dir: Option<PathBuf>,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
             level: "info".to_string(),
-            format: LogFormat::Text,
+            format: LogFormat::Auto,
+            record_dir: None,
         }
     }
 }
@@ -91,8 +102,11 @@ impl Default for LogConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    /// journald under systemd (JOURNAL_STREAM set), text on stderr otherwise.
+    Auto,
     Text,
     Json,
+    Journald,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -34,6 +34,15 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
     if cfg.runtime_dir.as_os_str().is_empty() || !cfg.runtime_dir.is_absolute() {
         v.problem(&["runtime_dir"], "must be an absolute path");
     }
+    if cfg.state_dir.as_os_str().is_empty() || !cfg.state_dir.is_absolute() {
+        v.problem(&["state_dir"], "must be an absolute path");
+    }
+    if let Some(d) = &cfg.log.record_dir {
+        if !d.is_absolute() {
+            v.problem(&["log", "record_dir"], "must be an absolute path");
+        }
+    }
+    super::api::validate(&cfg.api, &mut v.problems);
     // (interface, vrid, family) identifies a virtual router on the wire.
     let mut seen: BTreeMap<(String, u8, bool), String> = BTreeMap::new();
     for (name, inst) in &cfg.vrrp.instances {

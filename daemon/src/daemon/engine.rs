@@ -16,6 +16,7 @@ use tokio::io::Interest;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
+use crate::histogram::{Histogram, FAILOVER_BUCKETS};
 use crate::net::{Iface, Links, VipCommand};
 use crate::vrrp::instance::{Counters, Reason};
 use crate::vrrp::io::{Received, VrrpSocket};
@@ -30,6 +31,9 @@ pub struct InstanceSpec {
     pub interface: String,
     pub label: Option<String>,
     pub unicast_source: Option<IpAddr>,
+    /// The other members of this instance's sync groups (`params.synced` is set
+    /// when there are any).
+    pub sync_peers: Vec<String>,
     /// `params.primary` is filled in from the interface when the instance starts.
     pub params: Params,
 }
@@ -56,7 +60,19 @@ pub enum Control {
     Reload(Vec<(String, InstanceSpec)>, oneshot::Sender<()>),
     /// Tracking results by instance name: effective priority and fault.
     Track(Vec<(String, u8, bool)>),
+    /// Operator maintenance by instance name (API); kept for instances created later.
+    Maintenance(String, bool),
     Shutdown,
+}
+
+/// What the engine publishes after every change and once a tick: the API, the
+/// status file and the IPVS roles read it, never the engine itself.
+#[derive(Clone, Debug, Serialize)]
+pub struct EngineSnapshot {
+    pub instances: Vec<(String, InstanceStatus)>,
+    pub unknown_vrid_packets: u64,
+    /// Backup -> master after the old master went silent: time since its last advert.
+    pub failover_seconds: Histogram,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -76,6 +92,10 @@ struct Slot {
     deadlines: HashMap<Timer, Instant>,
     last_transition: Option<Transition>,
     last_warn: HashMap<String, Instant>,
+    /// When the last advert from a peer arrived (failover duration).
+    last_rx: Option<Instant>,
+    transitions: u64,
+    recorder: Option<Recorder>,
 }
 
 pub struct Engine {
@@ -93,16 +113,36 @@ pub struct Engine {
     /// The last tracking result per instance name, also given to instances created
     /// later (a reload that restarts an instance must not forget it).
     tracking: HashMap<String, (u8, bool)>,
+    maintenance: HashMap<String, bool>,
+    failover: Histogram,
+    /// Where protocol inputs are recorded (`log.record_dir`).
+    record_dir: Option<std::path::PathBuf>,
+    /// Sync-group moves found while executing outputs, carried out after them.
+    sync_pending: Vec<(u64, SyncMove)>,
 }
 
-/// A snapshot of one instance for status.json and systemd's STATUS=.
-#[derive(Debug, Serialize)]
+#[derive(Clone, Copy, Debug)]
+enum SyncMove {
+    /// The member's Master_Down_Timer fired: the group goes master if every
+    /// member wants to (or is master already).
+    WantMaster,
+    /// The member left mastership: the group follows to backup.
+    LeftMaster,
+}
+
+/// A snapshot of one instance for status.json, the API and systemd's STATUS=.
+#[derive(Clone, Debug, Serialize)]
 pub struct InstanceStatus {
     pub state: State,
     pub interface: String,
     pub vrid: u8,
     pub version: u8,
+    /// Advertised now (tracking and API overrides applied).
     pub priority: u8,
+    /// From the configuration.
+    pub configured_priority: u8,
+    pub maintenance: bool,
+    pub transitions: u64,
     pub master: Option<IpAddr>,
     pub vips: Vec<String>,
     pub advert_interval_ms: u32,
@@ -126,7 +166,17 @@ impl Engine {
             unknown_vrid: 0,
             dirty: true,
             tracking: HashMap::new(),
+            maintenance: HashMap::new(),
+            failover: Histogram::new(&FAILOVER_BUCKETS),
+            record_dir: None,
+            sync_pending: Vec::new(),
         }
+    }
+
+    /// Records every instance's inputs under `dir/<instance>/` as a replay case
+    /// (`params.json`, `input.jsonl`), for bug reports.
+    pub fn record_to(&mut self, dir: std::path::PathBuf) {
+        self.record_dir = Some(dir);
     }
 
     /// Creates and starts an instance: resolves its interface and primary address,
@@ -160,6 +210,11 @@ impl Engine {
         info!(instance = name, vrid = spec.params.vrid, iface = iface.name, primary = %spec.params.primary,
               priority = spec.params.priority, version = u8::from(spec.params.version), "instance starting");
         let inst = Instance::new(spec.params.clone());
+        let recorder = self.record_dir.as_ref().and_then(|dir| {
+            Recorder::create(&dir.join(name), &spec.params)
+                .inspect_err(|error| warn!(instance = name, %error, "input recorder not started"))
+                .ok()
+        });
         self.by_vrid.insert((key, spec.params.vrid), id);
         self.slots.insert(
             id,
@@ -172,6 +227,9 @@ impl Engine {
                 deadlines: HashMap::new(),
                 last_transition: None,
                 last_warn: HashMap::new(),
+                last_rx: None,
+                transitions: 0,
+                recorder,
             },
         );
         if !up {
@@ -179,6 +237,9 @@ impl Engine {
         }
         if let Some(&(priority, fault)) = self.tracking.get(name) {
             self.feed(id, Input::Track { priority, fault });
+        }
+        if self.maintenance.get(name) == Some(&true) {
+            self.feed(id, Input::Maintenance { on: true });
         }
         self.feed(id, Input::Startup);
         Ok(())
@@ -207,8 +268,63 @@ impl Engine {
         let Some(slot) = self.slots.get_mut(&id) else {
             return;
         };
+        if let Some(r) = &mut slot.recorder {
+            r.input(&input);
+        }
         let outputs = slot.inst.handle(input);
         self.execute(id, outputs);
+        while let Some((id, m)) = self.sync_pending.pop() {
+            self.sync_group_move(id, m);
+        }
+    }
+
+    /// keepalived's sync groups: a group becomes master only when every member's
+    /// Master_Down_Timer has fired (so a member whose peer is still master holds
+    /// the group back, which is what stops two half-groups from flapping), and
+    /// goes backup as soon as one member leaves mastership.
+    fn sync_group_move(&mut self, id: u64, m: SyncMove) {
+        let Some(slot) = self.slots.get(&id) else { return };
+        let peers: Vec<u64> = slot
+            .spec
+            .sync_peers
+            .iter()
+            .flat_map(|p| self.ids_named(p))
+            .collect();
+        match m {
+            SyncMove::WantMaster => {
+                let all_peers_present = slot.spec.sync_peers.iter().all(|p| !self.ids_named(p).is_empty());
+                let ready = all_peers_present
+                    && peers.iter().all(|p| {
+                        self.slots
+                            .get(p)
+                            .is_some_and(|s| s.inst.wants_master() || s.inst.state() == State::Master)
+                    });
+                if !ready {
+                    debug!(instance = slot.name, "sync group: waiting for the other members");
+                    return;
+                }
+                for member in std::iter::once(id).chain(peers) {
+                    if self
+                        .slots
+                        .get(&member)
+                        .is_some_and(|s| s.inst.state() == State::Backup)
+                    {
+                        self.feed(member, Input::SyncGroup { to: State::Master });
+                    }
+                }
+            }
+            SyncMove::LeftMaster => {
+                for member in peers {
+                    if self
+                        .slots
+                        .get(&member)
+                        .is_some_and(|s| s.inst.state() == State::Master)
+                    {
+                        self.feed(member, Input::SyncGroup { to: State::Backup });
+                    }
+                }
+            }
+        }
     }
 
     fn execute(&mut self, id: u64, outputs: Vec<Output>) {
@@ -282,7 +398,15 @@ impl Engine {
                         self.timers.remove(&(old, id, timer));
                     }
                 }
+                Output::WantMaster => self.sync_pending.push((id, SyncMove::WantMaster)),
                 Output::StateChange { from, to, reason } => {
+                    if from == State::Master
+                        && to == State::Backup
+                        && reason != Reason::SyncGroup
+                        && !slot.spec.sync_peers.is_empty()
+                    {
+                        self.sync_pending.push((id, SyncMove::LeftMaster));
+                    }
                     info!(
                         instance = slot.name,
                         vrid = slot.spec.params.vrid,
@@ -298,6 +422,12 @@ impl Engine {
                         to,
                         reason: reason_str(reason),
                     });
+                    slot.transitions += 1;
+                    if to == State::Master && reason == Reason::MasterDown {
+                        if let Some(rx) = slot.last_rx {
+                            self.failover.observe(rx.elapsed().as_secs_f64());
+                        }
+                    }
                     self.dirty = true;
                 }
                 Output::Rejected { src, counter, reason } => {
@@ -320,17 +450,29 @@ impl Engine {
     fn track(&mut self, results: Vec<(String, u8, bool)>) {
         for (name, priority, fault) in results {
             self.tracking.insert(name.clone(), (priority, fault));
-            let ids: Vec<u64> = self
-                .slots
-                .iter()
-                .filter(|(_, s)| s.name == name)
-                .map(|(id, _)| *id)
-                .collect();
-            for id in ids {
+            for id in self.ids_named(&name) {
                 self.feed(id, Input::Track { priority, fault });
             }
         }
         // Priorities show in status even without a state change.
+        self.dirty = true;
+    }
+
+    /// The slot of an instance (a list: during a restart by reload, none).
+    fn ids_named(&self, name: &str) -> Vec<u64> {
+        self.slots
+            .iter()
+            .filter(|(_, s)| s.name == name)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    pub fn set_maintenance(&mut self, name: String, on: bool) {
+        let ids = self.ids_named(&name);
+        self.maintenance.insert(name, on);
+        for id in ids {
+            self.feed(id, Input::Maintenance { on });
+        }
         self.dirty = true;
     }
 
@@ -385,6 +527,9 @@ impl Engine {
             .is_some_and(|s| s.spec.params.primary == p.src)
         {
             return; // our own packet
+        }
+        if let Some(slot) = self.slots.get_mut(&id) {
+            slot.last_rx = Some(Instant::now());
         }
         self.feed(
             id,
@@ -469,6 +614,7 @@ impl Engine {
         for id in ids {
             self.feed(id, Input::Shutdown);
         }
+        self.flush_recordings();
         self.flush().await;
     }
 
@@ -485,6 +631,9 @@ impl Engine {
                         vrid: s.spec.params.vrid,
                         version: u8::from(s.spec.params.version),
                         priority: s.inst.priority(),
+                        configured_priority: s.spec.params.priority,
+                        maintenance: s.inst.in_maintenance(),
+                        transitions: s.transitions,
                         master: s.inst.master(),
                         vips: s.spec.params.vips.iter().map(|v| v.to_string()).collect(),
                         advert_interval_ms: u32::from(s.spec.params.interval_cs) * 10,
@@ -500,6 +649,23 @@ impl Engine {
 
     pub fn unknown_vrid(&self) -> u64 {
         self.unknown_vrid
+    }
+
+    pub fn snapshot(&self) -> EngineSnapshot {
+        EngineSnapshot {
+            instances: self.status(),
+            unknown_vrid_packets: self.unknown_vrid,
+            failover_seconds: self.failover.clone(),
+        }
+    }
+
+    /// Writes buffered recordings out (every tick and at shutdown).
+    pub fn flush_recordings(&mut self) {
+        for slot in self.slots.values_mut() {
+            if let Some(r) = &mut slot.recorder {
+                r.flush();
+            }
+        }
     }
 
     /// Runs until a Shutdown control message; `on_change` is called after any state
@@ -541,12 +707,16 @@ impl Engine {
                         let _ = done.send(());
                     }
                     Some(Control::Track(results)) => self.track(results),
+                    Some(Control::Maintenance(name, on)) => self.set_maintenance(name, on),
                     Some(Control::Shutdown) | None => return,
                 },
                 _ = sleep => self.fire_due_timers(),
                 Some((key, p)) = self.packets_rx.recv() => self.dispatch(key, p),
                 Some((index, up)) = links.recv() => self.link_changed(index, up),
-                _ = second.tick() => tick(self),
+                _ = second.tick() => {
+                    self.flush_recordings();
+                    tick(self)
+                }
             }
         }
     }
@@ -641,6 +811,47 @@ impl DeadlineTimer {
                 return;
             }
             guard.clear_ready();
+        }
+    }
+}
+
+/// One instance's inputs as a replay case (tests/replay.rs reads the same format).
+struct Recorder {
+    out: std::io::BufWriter<std::fs::File>,
+    failed: bool,
+}
+
+impl Recorder {
+    fn create(dir: &std::path::Path, params: &crate::vrrp::Params) -> io::Result<Recorder> {
+        std::fs::create_dir_all(dir)?;
+        let params = serde_json::to_vec_pretty(params).map_err(io::Error::other)?;
+        std::fs::write(dir.join("params.json"), params)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("input.jsonl"))?;
+        Ok(Recorder {
+            out: std::io::BufWriter::new(file),
+            failed: false,
+        })
+    }
+
+    fn input(&mut self, input: &Input) {
+        use std::io::Write;
+        if self.failed {
+            return;
+        }
+        let line = serde_json::to_string(input).unwrap_or_default();
+        if let Err(error) = writeln!(self.out, "{line}") {
+            warn!(%error, "input recorder stopped");
+            self.failed = true;
+        }
+    }
+
+    fn flush(&mut self) {
+        use std::io::Write;
+        if !self.failed && self.out.flush().is_err() {
+            self.failed = true;
         }
     }
 }

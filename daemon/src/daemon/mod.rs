@@ -2,6 +2,7 @@
 //! notification and the status file.
 
 pub mod engine;
+pub mod overrides;
 pub mod status;
 pub mod tracker;
 
@@ -49,7 +50,7 @@ pub fn specs_from_config(cfg: &Config) -> Vec<(String, InstanceSpec)> {
             } else {
                 std::net::Ipv4Addr::UNSPECIFIED.into()
             };
-            let params = Params {
+            let mut params = Params {
                 name: name.clone(),
                 version: i.version,
                 vrid: i.vrid,
@@ -69,11 +70,23 @@ pub fn specs_from_config(cfg: &Config) -> Vec<(String, InstanceSpec)> {
                     refresh_ms: i.garp.refresh.map(|d| d.as_millis() as u64),
                     lower_prio_burst: i.garp.lower_prio_burst,
                 },
+                synced: false,
             };
+            let sync_peers: Vec<String> = cfg
+                .vrrp
+                .sync_groups
+                .values()
+                .filter(|g| g.instances.contains(name))
+                .flat_map(|g| g.instances.iter().filter(|m| *m != name).cloned())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            params.synced = !sync_peers.is_empty();
             let spec = InstanceSpec {
                 interface: i.interface.clone(),
                 label: i.vip_label.clone(),
                 unicast_source: i.unicast_source,
+                sync_peers,
                 params,
             };
             (name.clone(), spec)
@@ -91,12 +104,25 @@ pub fn run(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
 }
 
 async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
+    let started = std::time::SystemTime::now();
     let links = Links::connect()?;
     let links_for_tracker = links.clone();
     // Subscribe before looking interfaces up, so no change falls in between.
     let link_events = crate::net::link::watch_links()?;
     let vips = VipExecutor::spawn(links.clone());
     let mut engine = Engine::new(links, vips);
+    if let Some(dir) = &cfg.log.record_dir {
+        info!(dir = %dir.display(), "recording protocol inputs");
+        engine.record_to(dir.clone());
+    }
+    // Operator overrides survive restarts: an instance in maintenance starts in it.
+    let store = overrides::Store::new(&cfg.state_dir);
+    let stored = store.load();
+    for name in &stored.maintenance {
+        info!(instance = name.as_str(), "in maintenance (operator override)");
+        engine.set_maintenance(name.clone(), true);
+    }
+    let (overrides_tx, overrides_rx) = watch::channel(Arc::new(stored));
     let status = status::StatusWriter::new(cfg.runtime_dir.clone(), cfg.node.name.clone());
     // Before any VIP can be added: the accept-mode filter is static (net/accept.rs).
     apply_accept_mode(&cfg).await;
@@ -107,12 +133,7 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     // is applied.
     engine.flush().await;
     status.write(&engine);
-    status.notify_ready(&engine);
-    info!(
-        node = cfg.node.name,
-        instances = cfg.vrrp.instances.len(),
-        "hafront running"
-    );
+    let (engine_tx, engine_rx) = watch::channel(Arc::new(engine.snapshot()));
 
     // IPVS runs beside VRRP: it follows the configuration and the instances this
     // node is master of, and its failures never reach the VRRP engine.
@@ -120,27 +141,68 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     let (check_states_tx, check_states_rx) = watch::channel(std::collections::BTreeMap::new());
     let (roles_tx, roles_rx) = watch::channel(roles_of(&engine));
     let (ipvs_stop_tx, ipvs_stop_rx) = oneshot::channel();
+    let (ipvs_status_tx, ipvs_status_rx) = watch::channel(Arc::new(Default::default()));
     let ipvs_task = tokio::spawn(crate::ipvs::reconcile::run(
         crate::ipvs::reconcile::ReconcilerInputs {
             config: ipvs_cfg_rx,
             checks: check_states_rx,
             roles: roles_rx,
             runtime_dir: cfg.runtime_dir.clone(),
+            overrides: overrides_rx.clone(),
+            status: ipvs_status_tx,
             stop: ipvs_stop_rx,
         },
     ));
 
-    let (ctl_tx, ctl_rx) = mpsc::channel(8);
+    let (ctl_tx, ctl_rx) = mpsc::channel(64);
     // Tracking (interfaces, checks, scripts, files, sync groups) feeds the engine
     // through the same control channel as reloads.
     let (full_cfg_tx, full_cfg_rx) = watch::channel(Arc::new(cfg.clone()));
+    let (tracking_tx, tracking_rx) = watch::channel(Arc::new(Default::default()));
+    let checkers: tracker::CheckerSlot = Default::default();
     tokio::spawn(tracker::run(tracker::TrackerInputs {
-        config: full_cfg_rx,
+        config: full_cfg_rx.clone(),
+        overrides: overrides_rx,
+        status: tracking_tx,
+        checkers: checkers.clone(),
         engine: ctl_tx.clone(),
         check_states: check_states_tx,
         links: links_for_tracker,
     }));
-    tokio::spawn(signals(opts, ctl_tx, ipvs_cfg_tx, full_cfg_tx));
+
+    let (reload_tx, reload_rx) = mpsc::channel(4);
+    let hub = crate::api::Hub {
+        node: cfg.node.name.clone(),
+        started,
+        config: full_cfg_rx.clone(),
+        engine: engine_rx,
+        tracking: tracking_rx,
+        ipvs: ipvs_status_rx,
+        checkers,
+        controls: Arc::new(crate::api::Controls::new(
+            store,
+            overrides_tx,
+            full_cfg_rx,
+            ctl_tx.clone(),
+            reload_tx,
+        )),
+    };
+    start_api(hub, &cfg).await;
+    status.notify_ready(&engine);
+    info!(
+        node = cfg.node.name,
+        instances = cfg.vrrp.instances.len(),
+        "hafront running"
+    );
+    tokio::spawn(signals(
+        opts,
+        ctl_tx,
+        reload_rx,
+        Reloaders {
+            ipvs: ipvs_cfg_tx,
+            full: full_cfg_tx,
+        },
+    ));
     let watchdog = sd_notify::watchdog_enabled();
     engine
         .run(
@@ -152,11 +214,13 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
                 status.write(e);
                 status.notify_status(e);
                 publish_roles(&roles_tx, e);
+                engine_tx.send_replace(Arc::new(e.snapshot()));
             },
             |e| {
                 status.write(e);
                 // A backup learning its master's address is not a state change.
                 publish_roles(&roles_tx, e);
+                engine_tx.send_replace(Arc::new(e.snapshot()));
                 // Pinged from the engine loop: a stuck loop stops the pings.
                 if watchdog.is_some() {
                     let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
@@ -177,8 +241,25 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         warn!(%error, "cannot remove the accept-mode table");
     }
     status.remove();
+    let _ = std::fs::remove_file(cfg.api.socket_path(&cfg.runtime_dir));
     info!("stopped");
     Ok(())
+}
+
+/// Starts the API. A failure (socket path taken, port in use) is logged and VRRP
+/// keeps running: availability first, and the error says what is wrong.
+async fn start_api(hub: crate::api::Hub, cfg: &Config) {
+    let token = match cfg.api.load_token() {
+        Ok(t) => t,
+        Err(error) => {
+            error!(%error, "API token not readable: the API is off");
+            return;
+        }
+    };
+    let socket = cfg.api.socket_path(&cfg.runtime_dir);
+    if let Err(error) = crate::api::http::serve(hub, &socket, cfg.api.listen, token).await {
+        error!(%error, "the API is off");
+    }
 }
 
 /// Which instances are master, and which have not settled yet (just started and no
@@ -211,11 +292,19 @@ fn publish_roles(tx: &watch::Sender<Roles>, engine: &Engine) {
     });
 }
 
+/// Where a reloaded configuration goes besides the engine.
+struct Reloaders {
+    ipvs: watch::Sender<Arc<IpvsConfig>>,
+    full: watch::Sender<Arc<Config>>,
+}
+
+/// Signals and API reload requests: SIGTERM/SIGINT stop the engine, SIGHUP and
+/// `POST /v1/reload` reload the configuration.
 async fn signals(
     opts: LoadOptions,
     ctl: mpsc::Sender<Control>,
-    ipvs_cfg: watch::Sender<Arc<IpvsConfig>>,
-    full_cfg: watch::Sender<Arc<Config>>,
+    mut api_reloads: mpsc::Receiver<crate::api::controls::ReloadRequest>,
+    to: Reloaders,
 ) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
@@ -231,32 +320,62 @@ async fn signals(
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading, sd_notify::NotifyState::monotonic_usec_now().unwrap_or(sd_notify::NotifyState::Ready)]);
-                match config::load(&opts) {
-                    Ok(cfg) => {
-                        info!("SIGHUP: configuration reloaded");
-                        apply_accept_mode(&cfg).await;
-                        full_cfg.send_replace(Arc::new(cfg.clone()));
-                        ipvs_cfg.send_if_modified(|c| {
-                            let changed = **c != cfg.ipvs;
-                            if changed {
-                                *c = Arc::new(cfg.ipvs.clone());
-                            }
-                            changed
-                        });
-                        let (done_tx, done_rx) = oneshot::channel();
-                        if ctl.send(Control::Reload(specs_from_config(&cfg), done_tx)).await.is_err() {
-                            return;
-                        }
-                        let _ = tokio::time::timeout(Duration::from_secs(30), done_rx).await;
-                    }
-                    Err(error) => warn!(%error, "SIGHUP: new configuration rejected, keeping the running one"),
+                if reload(&opts, &ctl, &to, "SIGHUP").await.is_none() {
+                    return;
                 }
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+            }
+            Some(answer) = api_reloads.recv() => {
+                match reload(&opts, &ctl, &to, "API").await {
+                    Some(outcome) => { let _ = answer.send(outcome); }
+                    None => return,
+                }
             }
         }
     }
     let _ = ctl.send(Control::Shutdown).await;
+}
+
+/// Reloads the configuration; `None` when the engine is gone.
+async fn reload(
+    opts: &LoadOptions,
+    ctl: &mpsc::Sender<Control>,
+    to: &Reloaders,
+    by: &'static str,
+) -> Option<Result<(), String>> {
+    let _ = sd_notify::notify(&[
+        sd_notify::NotifyState::Reloading,
+        sd_notify::NotifyState::monotonic_usec_now().unwrap_or(sd_notify::NotifyState::Ready),
+    ]);
+    let outcome = match config::load(opts) {
+        Ok(cfg) => {
+            info!(by, "configuration reloaded");
+            apply_accept_mode(&cfg).await;
+            to.full.send_replace(Arc::new(cfg.clone()));
+            to.ipvs.send_if_modified(|c| {
+                let changed = **c != cfg.ipvs;
+                if changed {
+                    *c = Arc::new(cfg.ipvs.clone());
+                }
+                changed
+            });
+            let (done_tx, done_rx) = oneshot::channel();
+            if ctl
+                .send(Control::Reload(specs_from_config(&cfg), done_tx))
+                .await
+                .is_err()
+            {
+                return None;
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(30), done_rx).await;
+            Ok(())
+        }
+        Err(error) => {
+            warn!(by, %error, "new configuration rejected, keeping the running one");
+            Err(error.to_string())
+        }
+    };
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    Some(outcome)
 }
 
 /// Installs the accept-mode filter for the configuration. A failure is logged and

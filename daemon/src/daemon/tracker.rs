@@ -11,7 +11,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
+use serde::Serialize;
+
 use super::engine::Control;
+use super::overrides::Overrides;
 use crate::checks::{CheckEvent, Checker, CheckerHandle};
 use crate::config::checks::CheckConfig;
 use crate::config::Config;
@@ -26,6 +29,12 @@ const SCRIPT_PREFIX: &str = "script:";
 
 pub struct TrackerInputs {
     pub config: watch::Receiver<Arc<Config>>,
+    /// Operator overrides: the base priority of an instance.
+    pub overrides: watch::Receiver<Arc<Overrides>>,
+    /// What is tracked and how it stands, for the API.
+    pub status: watch::Sender<Arc<TrackingSnapshot>>,
+    /// The running checkers, for the API's view of every check.
+    pub checkers: CheckerSlot,
     pub engine: mpsc::Sender<Control>,
     /// Check name -> health (with an exec check's dynamic weight), for IPVS real
     /// servers.
@@ -35,6 +44,41 @@ pub struct TrackerInputs {
 
 /// What the engine was last told, per instance.
 type Sent = BTreeMap<String, (u8, bool)>;
+
+/// The checkers (checks, then scripts) once started.
+pub type CheckerSlot = Arc<std::sync::Mutex<Vec<CheckerHandle>>>;
+
+/// Tracking as the API shows it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TrackingSnapshot {
+    pub instances: BTreeMap<String, InstanceTracking>,
+    /// Tracking scripts: `None` until their first verdict.
+    pub scripts: BTreeMap<String, Option<bool>>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct InstanceTracking {
+    /// Configured priority, or the operator's override.
+    pub base_priority: u8,
+    pub priority_overridden: bool,
+    pub effective_priority: u8,
+    pub fault: bool,
+    /// Why it is in fault (tracked items, sync group).
+    pub reasons: Vec<String>,
+    pub items: Vec<TrackedItemStatus>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TrackedItemStatus {
+    pub kind: &'static str,
+    pub name: String,
+    pub weight: i32,
+    /// `None`: no state yet (counts as healthy).
+    pub up: Option<bool>,
+    /// Tracked files: the value read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<i64>,
+}
 
 pub async fn run(mut inp: TrackerInputs) {
     let mut link_events = match crate::net::link::watch_links() {
@@ -50,6 +94,7 @@ pub async fn run(mut inp: TrackerInputs) {
     let mut ifindex: BTreeMap<u32, String> = BTreeMap::new();
     let mut sent: Sent = BTreeMap::new();
     let mut cfg = inp.config.borrow_and_update().clone();
+    let mut overrides = inp.overrides.borrow_and_update().clone();
     let mut poll = tokio::time::interval(FILE_POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut reconfigure = true;
@@ -58,8 +103,11 @@ pub async fn run(mut inp: TrackerInputs) {
             reconfigure = false;
             ifindex = resolve_interfaces(&inp.links, &cfg, &mut states).await;
             checkers = start_checkers(&cfg, checkers, &ev_tx);
+            if let Some((c, s)) = &checkers {
+                *inp.checkers.lock().unwrap_or_else(|p| p.into_inner()) = vec![c.clone(), s.clone()];
+            }
             read_files(&cfg, &mut states);
-            publish(&cfg, &states, &mut sent, &inp.engine).await;
+            publish(&cfg, &overrides, &states, &mut sent, &inp).await;
         }
         tokio::select! {
             r = inp.config.changed() => {
@@ -69,11 +117,17 @@ pub async fn run(mut inp: TrackerInputs) {
                 cfg = inp.config.borrow_and_update().clone();
                 reconfigure = true;
             }
+            r = inp.overrides.changed() => {
+                if r.is_ok() {
+                    overrides = inp.overrides.borrow_and_update().clone();
+                    publish(&cfg, &overrides, &states, &mut sent, &inp).await;
+                }
+            }
             Some((index, up)) = recv_link(&mut link_events) => {
                 if let Some(name) = ifindex.get(&index) {
                     if states.set(Kind::Interface, name, up) {
                         info!(interface = name.as_str(), up, "tracked interface changed");
-                        publish(&cfg, &states, &mut sent, &inp.engine).await;
+                        publish(&cfg, &overrides, &states, &mut sent, &inp).await;
                     }
                 }
             }
@@ -90,12 +144,12 @@ pub async fn run(mut inp: TrackerInputs) {
                     });
                 }
                 if states.set(kind, &name, ev.up) {
-                    publish(&cfg, &states, &mut sent, &inp.engine).await;
+                    publish(&cfg, &overrides, &states, &mut sent, &inp).await;
                 }
             }
             _ = poll.tick() => {
                 if read_files(&cfg, &mut states) {
-                    publish(&cfg, &states, &mut sent, &inp.engine).await;
+                    publish(&cfg, &overrides, &states, &mut sent, &inp).await;
                 }
             }
         }
@@ -233,12 +287,20 @@ fn read_files(cfg: &Config, states: &mut States) -> bool {
     changed
 }
 
-/// Computes every instance's outcome and sends what changed to the engine.
-async fn publish(cfg: &Config, states: &States, sent: &mut Sent, engine: &mpsc::Sender<Control>) {
+/// Computes every instance's outcome, sends what changed to the engine and
+/// publishes the snapshot.
+async fn publish(cfg: &Config, overrides: &Overrides, states: &States, sent: &mut Sent, inp: &TrackerInputs) {
+    let engine = &inp.engine;
+    let mut snapshot = TrackingSnapshot::default();
     let mut own: BTreeMap<String, (u8, Vec<String>)> = BTreeMap::new();
     for (name, inst) in &cfg.vrrp.instances {
+        // The owner's 255 is never overridden (the API refuses it too).
+        let base = match overrides.priority.get(name) {
+            Some(p) if inst.priority != 255 => *p,
+            _ => inst.priority,
+        };
         let tracked = Tracked {
-            priority: inst.priority,
+            priority: base,
             items: inst
                 .track_interfaces
                 .iter()
@@ -249,6 +311,30 @@ async fn publish(cfg: &Config, states: &States, sent: &mut Sent, engine: &mpsc::
                 .collect(),
         };
         let mut e = effective(&tracked, states);
+        snapshot.instances.insert(
+            name.clone(),
+            InstanceTracking {
+                base_priority: base,
+                priority_overridden: base != inst.priority,
+                effective_priority: e.priority,
+                fault: false,
+                reasons: Vec::new(),
+                items: tracked
+                    .items
+                    .iter()
+                    .map(|(kind, item)| TrackedItemStatus {
+                        kind: kind.as_str(),
+                        name: item.name.clone(),
+                        weight: item.weight,
+                        up: (*kind != Kind::File)
+                            .then(|| states.up.get(&(*kind, item.name.clone())).copied())
+                            .flatten(),
+                        value: (*kind == Kind::File)
+                            .then(|| states.file_values.get(&item.name).copied().unwrap_or(0)),
+                    })
+                    .collect(),
+            },
+        );
         if states.up.get(&(Kind::Interface, inst.interface.clone())) == Some(&false) {
             // Not a tracking fault of its own (the engine handles the link), but it
             // counts for the sync group.
@@ -278,9 +364,22 @@ async fn publish(cfg: &Config, states: &States, sent: &mut Sent, engine: &mpsc::
             .collect();
         let by_group = group_faults.get(name).cloned().unwrap_or_default();
         let fault = !tracking_faults.is_empty() || !by_group.is_empty();
+        if let Some(t) = snapshot.instances.get_mut(name) {
+            t.fault = fault;
+            t.reasons = tracking_faults
+                .iter()
+                .map(|s| s.to_string())
+                .chain(by_group.iter().cloned())
+                .collect();
+        }
         let now = (*priority, fault);
+        // A changed base priority is a change even when the effective one is not.
+        let base_changed = snapshot
+            .instances
+            .get(name)
+            .is_some_and(|t| t.priority_overridden);
         if sent.get(name) != Some(&now) {
-            if fault || *priority != inst.priority || sent.contains_key(name) {
+            if fault || *priority != inst.priority || sent.contains_key(name) || base_changed {
                 info!(
                     instance = name.as_str(),
                     priority,
@@ -294,6 +393,13 @@ async fn publish(cfg: &Config, states: &States, sent: &mut Sent, engine: &mpsc::
         }
     }
     sent.retain(|n, _| own.contains_key(n));
+    for name in cfg.scripts.keys() {
+        snapshot.scripts.insert(
+            name.clone(),
+            states.up.get(&(Kind::Script, name.clone())).copied(),
+        );
+    }
+    inp.status.send_replace(Arc::new(snapshot));
     if !changes.is_empty() && engine.send(Control::Track(changes)).await.is_err() {
         warn!("engine gone: tracking not applied");
     }

@@ -8,7 +8,8 @@
 //! so a service removed from the configuration while hafront was down is still
 //! removed, and services created by others are never touched.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,12 +17,15 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tracing::{debug, error, info, warn};
 
-use super::desired::{desired_table, Health, Roles};
+use serde::Serialize;
+
+use super::desired::{desired_table, service_spec, Health, Roles};
 use super::error::IpvsError;
-use super::io::Ipvs;
-use super::model::{ServiceKey, Table};
+use super::io::{Ipvs, Observed};
+use super::model::{DestCounters, ServiceKey, Stats, Table};
 use super::plan::{plan, Op};
-use crate::config::ipvs::IpvsConfig;
+use crate::config::ipvs::{IpvsConfig, RealServerConfig};
+use crate::daemon::overrides::Overrides;
 
 const RESYNC: Duration = Duration::from_secs(10);
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
@@ -35,8 +39,53 @@ pub struct ReconcilerInputs {
     /// without a verdict yet counts as up, as keepalived starts real servers.
     pub checks: watch::Receiver<std::collections::BTreeMap<String, Health>>,
     pub runtime_dir: PathBuf,
+    /// Operator overrides: real servers disabled or re-weighted through the API.
+    pub overrides: watch::Receiver<Arc<Overrides>>,
+    /// The desired table beside the kernel's counters, after every pass.
+    pub status: watch::Sender<Arc<IpvsSnapshot>>,
     /// Asked at shutdown: remove what we own, then answer.
     pub stop: oneshot::Receiver<oneshot::Sender<()>>,
+}
+
+/// IPVS as the API shows it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct IpvsSnapshot {
+    /// `None` until IPVS was needed; `false` with `error` when the kernel has none.
+    pub available: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub services: BTreeMap<String, ServiceStatus>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ServiceStatus {
+    /// `tcp 192.0.2.100:80` or `fwmark 1`.
+    pub key: String,
+    pub scheduler: String,
+    /// In the desired table now (false: this node is not master of `master_of`).
+    pub installed: bool,
+    /// The sorry server serves instead of the real servers (quorum lost).
+    pub sorry_server_active: bool,
+    /// Kernel counters, when the service is in the kernel.
+    pub stats: Option<Stats>,
+    pub real_servers: Vec<RealServerStatus>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RealServerStatus {
+    pub address: SocketAddr,
+    pub configured_weight: u32,
+    /// Weight in the desired table; `None`: not in it (down, disabled, or the
+    /// service is not installed).
+    pub weight: Option<u32>,
+    /// The health-check verdict (`true` without a check).
+    pub healthy: bool,
+    /// Operator override.
+    pub disabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight_override: Option<u32>,
+    /// Kernel counters, when the real server is in the kernel.
+    pub counters: Option<DestCounters>,
 }
 
 /// Outcome of one pass, for logs and tests.
@@ -55,21 +104,44 @@ pub async fn run(mut inp: ReconcilerInputs) {
     let mut ipvs: Option<Ipvs> = None;
     let mut backoff = BACKOFF_MIN;
     let mut unavailable_logged = false;
-    let (mut config_open, mut roles_open, mut checks_open) = (true, true, true);
+    let (mut config_open, mut roles_open, mut checks_open, mut overrides_open) = (true, true, true, true);
     loop {
         let cfg = inp.config.borrow_and_update().clone();
         let roles = inp.roles.borrow_and_update().clone();
         let checks = inp.checks.borrow_and_update().clone();
-        let health = |_: &str, rs: &crate::config::ipvs::RealServerConfig| match &rs.check {
+        let overrides = inp.overrides.borrow_and_update().clone();
+        let checked = |rs: &RealServerConfig| match &rs.check {
             Some(c) => checks.get(c).copied().unwrap_or(Health::UP),
             None => Health::UP,
+        };
+        let health = |service: &str, rs: &RealServerConfig| {
+            let o = overrides.real_server(service, rs.address);
+            let h = checked(rs);
+            match (o.disabled, h.up, o.weight) {
+                (true, _, _) => Health::DOWN,
+                (false, true, Some(w)) => Health {
+                    up: true,
+                    weight: Some(w),
+                },
+                _ => h,
+            }
         };
         let desired = |actual: &Table| desired_table(&cfg, &roles, actual, health);
         let wait = if cfg.services.is_empty() && owned.is_empty() {
             // Nothing to manage: do not even require IPVS.
+            inp.status.send_replace(Arc::new(IpvsSnapshot::default()));
             None
         } else {
-            match sync(&mut ipvs, desired, &mut owned).await {
+            let result = sync(&mut ipvs, desired, &mut owned).await;
+            let snapshot = match &result {
+                Ok((_, obs, want)) => snapshot(&cfg, &overrides, &checked, want, Some(obs), None),
+                Err(e) => {
+                    let want = desired(&Table::default());
+                    snapshot(&cfg, &overrides, &checked, &want, None, Some(e.to_string()))
+                }
+            };
+            inp.status.send_replace(Arc::new(snapshot));
+            match result.map(|(pass, _, _)| pass) {
                 Ok(pass) => {
                     unavailable_logged = false;
                     save_owned(&owned_path, &owned);
@@ -109,6 +181,7 @@ pub async fn run(mut inp: ReconcilerInputs) {
             r = inp.config.changed(), if config_open => config_open = r.is_ok(),
             r = inp.roles.changed(), if roles_open => roles_open = r.is_ok(),
             r = inp.checks.changed(), if checks_open => checks_open = r.is_ok(),
+            r = inp.overrides.changed(), if overrides_open => overrides_open = r.is_ok(),
             _ = sleep => {}
             reply = &mut inp.stop => {
                 // Only on request: a dropped sender means the daemon failed, and
@@ -132,7 +205,7 @@ async fn sync(
     ipvs: &mut Option<Ipvs>,
     desired: impl Fn(&Table) -> Table,
     owned: &mut BTreeSet<ServiceKey>,
-) -> Result<Pass, IpvsError> {
+) -> Result<(Pass, Observed, Table), IpvsError> {
     if ipvs.is_none() {
         let mut conn = Ipvs::connect().await?;
         if let Ok(info) = conn.info().await {
@@ -150,9 +223,10 @@ async fn sync(
         *ipvs = Some(conn);
     }
     let conn = ipvs.as_mut().expect("connected above");
-    let actual = conn.dump().await?.table;
-    let desired = desired(&actual);
-    let ops = plan(&desired, &actual, owned);
+    let observed = conn.dump().await?;
+    let actual = &observed.table;
+    let desired = desired(actual);
+    let ops = plan(&desired, actual, owned);
     let mut pass = Pass::default();
     // In plan order, in batches (see io.rs); one result per op.
     let results = conn.execute_all(&ops).await;
@@ -182,7 +256,63 @@ async fn sync(
             "IPVS table reconciled"
         );
     }
-    Ok(pass)
+    Ok((pass, observed, desired))
+}
+
+/// The status of every configured service: the desired table beside the kernel's
+/// counters (`observed`: `None` when IPVS could not be read).
+fn snapshot(
+    cfg: &IpvsConfig,
+    overrides: &Overrides,
+    checked: &dyn Fn(&RealServerConfig) -> Health,
+    desired: &Table,
+    observed: Option<&Observed>,
+    error: Option<String>,
+) -> IpvsSnapshot {
+    let mut out = IpvsSnapshot {
+        available: Some(observed.is_some()),
+        error,
+        services: BTreeMap::new(),
+    };
+    for (name, s) in &cfg.services {
+        let Some(spec) = service_spec(s) else { continue };
+        let want = desired.services.get(&spec.key);
+        let sorry_server_active = match (want, s.sorry_server) {
+            (Some(w), Some(sorry)) => {
+                w.dests.contains_key(&sorry) && !s.real_servers.iter().any(|r| r.address == sorry)
+            }
+            _ => false,
+        };
+        let real_servers = s
+            .real_servers
+            .iter()
+            .map(|rs| {
+                let o = overrides.real_server(name, rs.address);
+                RealServerStatus {
+                    address: rs.address,
+                    configured_weight: rs.weight,
+                    weight: want.and_then(|w| w.dests.get(&rs.address)).map(|d| d.weight),
+                    healthy: checked(rs).up,
+                    disabled: o.disabled,
+                    weight_override: o.weight,
+                    counters: observed
+                        .and_then(|obs| obs.dest_counters.get(&(spec.key, rs.address)).copied()),
+                }
+            })
+            .collect();
+        out.services.insert(
+            name.clone(),
+            ServiceStatus {
+                key: spec.key.to_string(),
+                scheduler: spec.scheduler.clone(),
+                installed: want.is_some(),
+                sorry_server_active,
+                stats: observed.and_then(|obs| obs.service_stats.get(&spec.key).copied()),
+                real_servers,
+            },
+        );
+    }
+    out
 }
 
 fn save_owned(path: &std::path::Path, owned: &BTreeSet<ServiceKey>) {

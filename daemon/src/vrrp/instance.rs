@@ -96,6 +96,11 @@ pub struct Params {
     pub checksum_compat: bool,
     #[serde(default)]
     pub garp: GarpParams,
+    /// Member of a sync group: when its Master_Down_Timer fires it asks the group
+    /// (`Output::WantMaster`) instead of taking over alone; the group moves when
+    /// every member wants to (keepalived's vrrp_sync_group).
+    #[serde(default)]
+    pub synced: bool,
 }
 
 impl Params {
@@ -144,6 +149,16 @@ pub enum Input {
         priority: u8,
         fault: bool,
     },
+    /// Operator maintenance (API): on = leave mastership gracefully (priority 0)
+    /// and stay backup whatever the peers do; off = take part again.
+    Maintenance {
+        on: bool,
+    },
+    /// The sync group moves: to master (every member wants it) or to backup (a
+    /// member left mastership).
+    SyncGroup {
+        to: State,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,6 +189,9 @@ pub enum Output {
         to: State,
         reason: Reason,
     },
+    /// A sync-group member's Master_Down_Timer fired: it would become master and
+    /// waits for the rest of its group.
+    WantMaster,
     /// A packet was dropped; `counter` is the stable counter name.
     Rejected {
         src: IpAddr,
@@ -195,6 +213,9 @@ pub enum Reason {
     LinkUp,
     TrackFault,
     TrackRecovered,
+    Maintenance,
+    MaintenanceOff,
+    SyncGroup,
 }
 
 impl Reason {
@@ -210,6 +231,9 @@ impl Reason {
             Reason::LinkUp => "interface up",
             Reason::TrackFault => "tracked item failed",
             Reason::TrackRecovered => "tracked items recovered",
+            Reason::Maintenance => "maintenance",
+            Reason::MaintenanceOff => "maintenance ended",
+            Reason::SyncGroup => "sync group moved",
         }
     }
 }
@@ -243,6 +267,10 @@ pub struct Instance {
     track_fault: bool,
     /// Priority after tracking weights; `None` = the configured one.
     effective_priority: Option<u8>,
+    /// Operator maintenance: never master.
+    maintenance: bool,
+    /// Sync group: the Master_Down_Timer fired and the group has not moved yet.
+    want_master: bool,
     counters: Counters,
 }
 
@@ -259,6 +287,8 @@ impl Instance {
             link_up: true,
             track_fault: false,
             effective_priority: None,
+            maintenance: false,
+            want_master: false,
             counters: Counters::default(),
         }
     }
@@ -271,6 +301,13 @@ impl Instance {
     }
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+    pub fn in_maintenance(&self) -> bool {
+        self.maintenance
+    }
+    /// A sync-group member ready to become master with its group.
+    pub fn wants_master(&self) -> bool {
+        self.state == State::Backup && self.want_master && !self.maintenance
     }
     /// Address of the current master as last heard (ourselves when master).
     pub fn master(&self) -> Option<IpAddr> {
@@ -321,6 +358,8 @@ impl Instance {
             Input::LinkDown => self.link(false, &mut out),
             Input::LinkUp => self.link(true, &mut out),
             Input::Track { priority, fault } => self.track(priority, fault, &mut out),
+            Input::Maintenance { on } => self.set_maintenance(on, &mut out),
+            Input::SyncGroup { to } => self.sync_group(to, &mut out),
         }
         out
     }
@@ -337,7 +376,7 @@ impl Instance {
                 after_us: self.params.preempt_delay_ms * 1000,
             });
         }
-        if !self.params.is_owner() || !self.link_up || self.track_fault {
+        if !self.params.is_owner() || !self.link_up || self.track_fault || self.maintenance {
             // A VIP left behind by an earlier run (or by keepalived after a kill) must
             // not stay on a node that is not master.
             out.push(Output::RemoveVips {
@@ -348,6 +387,8 @@ impl Instance {
             self.change_state(State::Fault, Reason::LinkDown, out);
         } else if self.track_fault {
             self.change_state(State::Fault, Reason::TrackFault, out);
+        } else if self.maintenance {
+            self.change_state(State::Backup, Reason::Maintenance, out);
         } else if self.params.is_owner() {
             self.change_state(State::Master, Reason::AddressOwner, out);
         } else {
@@ -368,7 +409,7 @@ impl Instance {
     }
 
     fn leave_fault(&mut self, reason: Reason, out: &mut Vec<Output>) {
-        if self.params.is_owner() {
+        if self.params.is_owner() && !self.maintenance {
             self.change_state(State::Master, reason, out)
         } else {
             self.change_state(State::Backup, reason, out)
@@ -392,6 +433,43 @@ impl Instance {
         }
     }
 
+    /// Maintenance is not in the RFCs. Entering it, a master leaves as at Shutdown
+    /// (priority 0, so a backup takes over after Skew_Time) but stays Backup; in
+    /// maintenance the Master_Down_Timer never makes it master (see `timer`), so a
+    /// drained node stays drained even when no peer answers. Leaving it, a backup
+    /// takes part again (and preempts, if configured, through the usual rules); the
+    /// address owner becomes master at once, as at startup.
+    fn set_maintenance(&mut self, on: bool, out: &mut Vec<Output>) {
+        if self.maintenance == on {
+            return;
+        }
+        self.maintenance = on;
+        match (on, self.state) {
+            (true, State::Master) => {
+                self.change_state(State::Backup, Reason::Maintenance, out);
+                // We were the master; the next one is not known yet.
+                self.master = None;
+            }
+            (false, State::Backup) if self.params.is_owner() => {
+                self.change_state(State::Master, Reason::MaintenanceOff, out)
+            }
+            _ => {}
+        }
+    }
+
+    /// The group moved (not in the RFCs; keepalived's sync groups). To master only
+    /// from Backup and never in maintenance; to backup only from Master, without a
+    /// priority-0 advert (the peer group is taking over already).
+    fn sync_group(&mut self, to: State, out: &mut Vec<Output>) {
+        match (to, self.state) {
+            (State::Master, State::Backup) if !self.maintenance => {
+                self.change_state(State::Master, Reason::SyncGroup, out)
+            }
+            (State::Backup, State::Master) => self.change_state(State::Backup, Reason::SyncGroup, out),
+            _ => {}
+        }
+    }
+
     /// RFC 5798 §6.4.2 / §6.4.3 Shutdown: the master sends priority 0 so a backup
     /// takes over after Skew_Time instead of Master_Down_Interval.
     fn shutdown(&mut self, out: &mut Vec<Output>) {
@@ -404,6 +482,20 @@ impl Instance {
     fn timer(&mut self, timer: Timer, out: &mut Vec<Output>) {
         match (timer, self.state) {
             // RFC 5798 §6.4.2: Master_Down_Timer fires -> Master.
+            (Timer::MasterDown, State::Backup) if self.maintenance => {
+                // Stay backup; keep watching so leaving maintenance resumes normally.
+                self.master = None;
+                out.push(Output::TimerStart {
+                    timer: Timer::MasterDown,
+                    after_us: self.master_down_us(),
+                });
+            }
+            (Timer::MasterDown, State::Backup) if self.params.synced => {
+                // Wait for the group (the engine answers with Input::SyncGroup).
+                self.master = None;
+                self.want_master = true;
+                out.push(Output::WantMaster);
+            }
             (Timer::MasterDown, State::Backup) => self.change_state(State::Master, Reason::MasterDown, out),
             // RFC 5798 §6.4.3: Adver_Timer fires -> send an advertisement, re-arm.
             (Timer::Advert, State::Master) => {
@@ -488,18 +580,20 @@ impl Instance {
         }
         if self.params.version == Version::V2 {
             // RFC 3768 §7.1: authentication type and data must match the configuration.
-            let ok = match (&advert.auth, &self.params.auth_pass) {
-                (Auth::None, None) => true,
-                (Auth::Pass(got), Some(want)) => got == want,
-                _ => false,
-            };
-            if !ok {
-                return self.reject(
-                    src,
-                    "auth",
-                    "authentication type or password mismatch".into(),
-                    out,
-                );
+            match (&advert.auth, &self.params.auth_pass) {
+                (Auth::None, None) => {}
+                (Auth::Pass(got), Some(want)) if got == want => {}
+                (Auth::Pass(_), Some(_)) => {
+                    return self.reject(src, "auth", "authentication password mismatch".into(), out);
+                }
+                _ => {
+                    return self.reject(
+                        src,
+                        "auth_type",
+                        "authentication type differs from the configured one".into(),
+                        out,
+                    );
+                }
             }
             // RFC 3768 §7.1: the Adver Interval must match the locally configured one.
             if advert.interval_cs != self.params.interval_cs {
@@ -570,6 +664,7 @@ impl Instance {
         let preempt = self.params.preempt && !self.preempt_held;
         if !preempt || advert.priority >= self.priority() {
             self.master = Some(src);
+            self.want_master = false;
             if self.params.version == Version::V3 {
                 // "Set Master_Adver_Interval to Adver Interval contained in the ADVERTISEMENT".
                 self.master_adver_interval_cs = advert.interval_cs;
@@ -641,14 +736,19 @@ impl Instance {
     /// and the entry actions of the new one.
     fn change_state(&mut self, to: State, reason: Reason, out: &mut Vec<Output>) {
         let from = self.state;
+        self.want_master = false;
         // Exit actions.
         match from {
             State::Master => {
                 out.push(Output::TimerStop { timer: Timer::Advert });
                 out.push(Output::TimerStop { timer: Timer::Garp });
-                if to == State::Initialize || (to == State::Fault && self.link_up) {
+                if to == State::Initialize
+                    || (to == State::Fault && self.link_up)
+                    || reason == Reason::Maintenance
+                {
                     // RFC 5798 §6.4.3 Shutdown: "Send an ADVERTISEMENT with Priority = 0";
-                    // also when tracking faults a master whose link still works.
+                    // also when tracking faults a master whose link still works, and
+                    // when an operator puts it in maintenance.
                     self.send_advert(0, out);
                 }
                 // (To Fault by link: the link is down, an advert could not leave anyway.)

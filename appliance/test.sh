@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The two-node appliance layout is valid as shipped:
+# - `hafront check-config` accepts appliance/hafront.toml alone and layered with
+#   node-a.env / node-b.env, and the effective configuration carries each node's
+#   name, priority and unicast peer (the env layering really applies);
+# - every other shipped TOML (containers/) passes check-config too;
+# - `systemd-analyze verify` accepts hafront.service without a single warning (with
+#   ExecStart pointing at the built binary); skipped, with a message, when
+#   systemd-analyze is not installed (it is not installed for this test).
+# Usage: HF_BIN=target/release/hafront appliance/test.sh
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+HF_BIN=${HF_BIN:-$root/target/release/hafront}
+[ -x "$HF_BIN" ] || { echo "appliance: no hafront binary at $HF_BIN (cargo build --release)" >&2; exit 1; }
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/hafront-appliance.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+ok() { echo "ok:   $*"; }
+
+# check-config with exactly the variables of an env file (none from the caller).
+check() { # out envfile|"" file...
+    local out=$1 envfile=$2 vars=() args=() f
+    shift 2
+    [ -z "$envfile" ] || mapfile -t vars < <(grep -Ev '^[[:space:]]*(#|$)' "$envfile")
+    for f in "$@"; do args+=(-c "$f"); done
+    env -i PATH="$PATH" "${vars[@]}" "$HF_BIN" check-config "${args[@]}" >"$out" 2>&1
+}
+# The value of KEY in TABLE of check-config's printed TOML.
+value() { # file table key
+    awk -v t="[$2]" -v k="$3" '
+        /^\[/ { in_t = ($0 == t); next }
+        in_t && $1 == k { sub(/^[^=]*= */, ""); print; exit }' "$1"
+}
+
+if check "$tmp/shared" "" appliance/hafront.toml; then
+    ok "appliance/hafront.toml alone passes check-config"
+else
+    fail "appliance/hafront.toml: $(cat "$tmp/shared")"
+fi
+for n in a b; do
+    case $n in a) prio=150 peer=192.0.2.2 ;; b) prio=100 peer=192.0.2.1 ;; esac
+    if ! check "$tmp/$n" "appliance/node-$n.env" appliance/hafront.toml; then
+        fail "hafront.toml + node-$n.env: $(cat "$tmp/$n")"
+        continue
+    fi
+    got="$(value "$tmp/$n" node name) $(value "$tmp/$n" vrrp.instances.web priority) $(value "$tmp/$n" vrrp.instances.web unicast_peers)"
+    if [ "$got" = "\"node-$n\" $prio [\"$peer\"]" ]; then
+        ok "node-$n: hafront.toml + node-$n.env -> name node-$n, priority $prio, peer $peer"
+    else
+        fail "node-$n: effective name/priority/peers are '$got'"
+    fi
+done
+# The file of the two nodes is the same: only the env differs.
+if [ "$(value "$tmp/a" vrrp.instances.web virtual_ips)" = '["192.0.2.100/24"]' ] &&
+    [ "$(value "$tmp/a" ipvs.services.app master_of)" = '"web"' ]; then
+    ok "shared keys (VIP, IPVS service bound to the master) come from hafront.toml"
+else
+    fail "shared keys missing from the effective config"
+fi
+# A typo in an env file is an error naming the variable, not a silent default.
+printf 'HAFRONT_VRRP__INSTANCES__WEB__PRIORITI=90\n' >"$tmp/typo.env"
+if check "$tmp/typo" "$tmp/typo.env" appliance/hafront.toml; then
+    fail "a misspelt HAFRONT_ variable was accepted"
+elif grep -q 'HAFRONT_VRRP__INSTANCES__WEB__PRIORITI' "$tmp/typo"; then
+    ok "a misspelt HAFRONT_ variable is rejected, naming it"
+else
+    fail "misspelt variable: message does not name it: $(cat "$tmp/typo")"
+fi
+
+for f in containers/*.toml; do
+    [ -e "$f" ] || continue
+    if check "$tmp/c" "" "$f"; then ok "$f passes check-config"; else fail "$f: $(cat "$tmp/c")"; fi
+done
+
+if command -v systemd-analyze >/dev/null 2>&1; then
+    mkdir "$tmp/unit"
+    sed "s|/usr/local/bin/hafront|$HF_BIN|g" appliance/hafront.service >"$tmp/unit/hafront.service"
+    # verify exits 0 on unknown keys and bad values (it only warns): any output fails.
+    if systemd-analyze verify "$tmp/unit/hafront.service" >"$tmp/verify" 2>&1 && [ ! -s "$tmp/verify" ]; then
+        ok "systemd-analyze verify hafront.service: no warning"
+    else
+        fail "systemd-analyze verify: $(cat "$tmp/verify")"
+    fi
+    for k in 'Type=notify' 'WatchdogSec=' 'ExecReload=/bin/kill -HUP $MAINPID' \
+        'AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW' 'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW' \
+        'NoNewPrivileges=yes' 'ProtectSystem=strict'; do
+        awk -v k="$k" 'index($0, k) == 1 { f = 1 } END { exit !f }' appliance/hafront.service ||
+            fail "hafront.service lacks $k"
+    done
+else
+    echo "SKIP: systemd-analyze verify: systemd is not installed (not installed just for this check)"
+fi
+
+echo "appliance: ${fails} failures"
+[ "$fails" -eq 0 ]

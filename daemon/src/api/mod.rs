@@ -1,0 +1,45 @@
+//! The HTTP API (hyper, HTTP/1.1): on a Unix socket (mode 0660) and optionally on
+//! TCP. Reads come from snapshots the tasks publish (watch channels), so a
+//! request never waits for, or delays, the VRRP engine; writes go through
+//! [`Controls`], which persists an override before it takes effect.
+//!
+//! Routes (JSON unless said otherwise):
+//! - `GET /healthz`, `GET /v1/status`, `GET /metrics` (Prometheus text);
+//! - `POST /v1/instances/{name}/maintenance` `{"enabled": bool}`;
+//! - `POST /v1/instances/{name}/priority` `{"priority": 1..254 | null}`;
+//! - `POST /v1/ipvs/services/{name}/real-servers/{addr}`
+//!   `{"enabled": bool, "weight": u32 | null}` (either or both);
+//! - `POST /v1/reload`.
+
+pub mod client;
+pub mod controls;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::daemon::engine::EngineSnapshot;
+use crate::daemon::tracker::{CheckerSlot, TrackingSnapshot};
+use crate::ipvs::reconcile::IpvsSnapshot;
+
+pub use controls::Controls;
+pub use error::ApiError;
+
+/// Everything the API reads.
+#[derive(Clone)]
+pub struct Hub {
+    pub node: String,
+    pub started: SystemTime,
+    pub config: watch::Receiver<Arc<Config>>,
+    pub engine: watch::Receiver<Arc<EngineSnapshot>>,
+    pub tracking: watch::Receiver<Arc<TrackingSnapshot>>,
+    pub ipvs: watch::Receiver<Arc<IpvsSnapshot>>,
+    pub checkers: CheckerSlot,
+    pub controls: Arc<Controls>,
+}

@@ -1,0 +1,178 @@
+# Evaluates nixos/module.nix through nixpkgs' module system (lib.evalModules) without
+# nixpkgs' NixOS modules or packages: the few NixOS options the module sets are
+# declared here with the same types, and pkgs is a stub whose derivations are plain
+# records (nothing is built). nixos/tests/eval.sh runs it; see there.
+#
+#   nix-instantiate --eval --strict --json nixos/tests/eval.nix \
+#     --arg lib 'import /path/to/nixpkgs/lib' --argstr case full
+{
+  lib,
+  case ? "full",
+}:
+
+let
+  inherit (import ./stubs.nix { inherit lib; }) pkgs nixosStubs;
+
+  # The configurations under test.
+  cases = {
+    # Everything on: two instances, IPVS, nginx, firewall, secrets file.
+    full = {
+      services.hafront = {
+        enable = true;
+        openFirewall = true;
+        environmentFile = "/run/secrets/hafront.env";
+        nginx = {
+          enable = true;
+          weight = -50;
+          instances = [ "web" ];
+        };
+        settings = {
+          node.name = "node-a";
+          log.level = "debug";
+          scripts.maintenance_off = {
+            command = [
+              "/run/current-system/sw/bin/test"
+              "!"
+              "-e"
+              "/etc/hafront/maintenance"
+            ];
+            interval = "2s";
+          };
+          vrrp.instances.web = {
+            interface = "eth1";
+            vrid = 51;
+            priority = 150;
+            advert_interval = "100ms";
+            virtual_ips = [ "192.0.2.100/24" ];
+            unicast_peers = [ "192.0.2.2" ];
+            track_scripts = [ { name = "maintenance_off"; } ];
+            garp.master_burst = 3; # freeform: not a typed option
+          };
+          vrrp.instances.web6 = {
+            interface = "eth1";
+            vrid = 51;
+            virtual_ips = [ "2001:db8::100/64" ];
+          };
+          ipvs.services.app = {
+            address = "192.0.2.100:8080";
+            scheduler = "wrr";
+            master_of = "web";
+            real_servers = [
+              {
+                address = "198.51.100.11:8080";
+                weight = 2;
+              }
+              { address = "198.51.100.12:8080"; }
+            ];
+          };
+        };
+      };
+    };
+
+    # The same firewall on the nftables backend.
+    nftables = {
+      networking.nftables.enable = true;
+      services.hafront = {
+        enable = true;
+        openFirewall = true;
+        settings.vrrp.instances.web = {
+          interface = "eth0";
+          vrid = 7;
+          virtual_ips = [ "192.0.2.7/24" ];
+        };
+      };
+    };
+
+    # Every assertion of the module fails once.
+    bad = {
+      services.hafront = {
+        enable = true;
+        nginx = {
+          enable = true;
+          instances = [ "nope" ];
+        };
+        settings = {
+          vrrp.instances.web = {
+            interface = "eth0";
+            vrid = 51;
+            version = 2;
+            virtual_ips = [ "2001:db8::1/64" ];
+            track_checks = [ { name = "missing"; } ];
+          };
+          vrrp.instances.dup = {
+            interface = "eth0";
+            vrid = 51;
+            virtual_ips = [ ];
+          };
+          vrrp.instances.dup2 = {
+            interface = "eth0";
+            vrid = 51;
+            virtual_ips = [ "192.0.2.1/24" ];
+          };
+          ipvs.services.app = {
+            address = "192.0.2.1:80";
+            master_of = "ghost";
+          };
+        };
+      };
+    };
+
+    empty.services.hafront.enable = true;
+
+    # A type error: the message must name the option path.
+    badvrid.services.hafront = {
+      enable = true;
+      settings.vrrp.instances.web = {
+        interface = "eth0";
+        vrid = 300;
+        virtual_ips = [ "192.0.2.1/24" ];
+      };
+    };
+
+    disabled.services.hafront.settings.vrrp.instances.web = {
+      interface = "eth0";
+      vrid = 1;
+      virtual_ips = [ "192.0.2.1/24" ];
+    };
+  };
+
+  eval = lib.evalModules {
+    specialArgs = { inherit pkgs; };
+    modules = [
+      ../module.nix
+      nixosStubs
+      cases.${case}
+    ];
+  };
+  c = eval.config;
+  unit = c.systemd.services.hafront or null;
+  etc = c.environment.etc."hafront/hafront.toml" or null;
+in
+{
+  failedAssertions = map (a: a.message) (lib.filter (a: !a.assertion) c.assertions);
+  hasUnit = unit != null;
+}
+// lib.optionalAttrs (unit != null) {
+  unit = {
+    inherit (unit)
+      wantedBy
+      wants
+      after
+      stopIfChanged
+      restartIfChanged
+      reloadIfChanged
+      serviceConfig
+      ;
+    path = map (p: p.name) unit.path;
+    reloadTriggers = map (t: t.outPath) unit.reloadTriggers;
+  };
+  etcSource = etc.source.outPath;
+  etcSourceScript = etc.source.script or null;
+  # What the TOML generator gets: the content of the generated file.
+  settings = c.services.hafront.settings;
+  firewall = c.networking.firewall;
+  inherit (c.boot) kernelModules;
+  sysctl = c.boot.kernel.sysctl;
+  nginx = c.services.nginx;
+  systemPackages = map (p: p.name) c.environment.systemPackages;
+}

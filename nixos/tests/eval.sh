@@ -1,0 +1,271 @@
+#!/usr/bin/env bash
+# Nix checks that run without Nix's package set (no binary cache, no nixpkgs here):
+#
+# 1. every .nix file of the repository parses (`nix-instantiate --parse`);
+# 2. where nixpkgs' lib is present, nixos/module.nix is evaluated through
+#    lib.evalModules (nixos/tests/eval.nix: stubs for the NixOS options it sets and
+#    for pkgs) and the result is asserted: the unit, reload on config change, the
+#    build-time check, capabilities, firewall (VRRP = IP protocol 112), IPVS modules,
+#    nginx wiring, assertions naming the option path, type errors naming it;
+# 3. with a hafront binary (HF_BIN), the TOML the module generates is fed to
+#    `hafront check-config`: the daemon accepts what the module writes.
+#
+# nixpkgs' lib is looked up in $NIXPKGS_LIB (a nixpkgs checkout or its lib/), then
+# ${XDG_CACHE_HOME:-/var/cache}/hafront-nixpkgs-lib/lib. It is not vendored and this
+# script does not download it (no source for it is reachable from CI here); without
+# it step 2 and 3 are skipped and the script says so.
+#
+# Usage: nixos/tests/eval.sh      (root only to apt-get install nix-bin if missing)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+here=$root/nixos/tests
+cd "$root"
+
+if ! command -v nix-instantiate >/dev/null 2>&1; then
+    echo "eval: installing nix-bin (Debian's Nix, used to parse and evaluate only)"
+    export DEBIAN_FRONTEND=noninteractive
+    log=$(mktemp)
+    apt-get install -y -q --no-install-recommends nix-bin >"$log" 2>&1 ||
+        { apt-get update -q >"$log" 2>&1 && apt-get install -y -q --no-install-recommends nix-bin >"$log" 2>&1; } ||
+        { cat "$log" >&2; rm -f "$log"; exit 1; }
+    rm -f "$log"
+fi
+# Debian's nix.conf names a build group that only the daemon setup creates; nothing
+# here builds.
+export NIX_CONFIG="build-users-group ="
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/hafront-nix-eval.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+ok() { echo "ok:   $*"; }
+
+# ---- 1. parse ------------------------------------------------------------------------
+mapfile -t files < <(git ls-files --cached --others --exclude-standard '*.nix' | sort)
+[ ${#files[@]} -gt 0 ] || { echo "eval: no .nix files found" >&2; exit 1; }
+for f in "${files[@]}"; do
+    if nix-instantiate --parse "$f" >/dev/null 2>"$tmp/parse.err"; then
+        ok "parses: $f"
+    else
+        fail "$f does not parse: $(cat "$tmp/parse.err")"
+    fi
+done
+
+# ---- 2. evaluate the module ----------------------------------------------------------
+lib=
+for cand in "${NIXPKGS_LIB:-}" "${NIXPKGS_LIB:-}/lib" "${XDG_CACHE_HOME:-/var/cache}/hafront-nixpkgs-lib/lib"; do
+    if [ -n "$cand" ] && [ -f "$cand/default.nix" ] && [ -f "$cand/modules.nix" ]; then lib=$cand; break; fi
+done
+if [ -z "$lib" ]; then
+    echo "SKIP: module evaluation: no nixpkgs lib found (set NIXPKGS_LIB to a nixpkgs checkout" \
+        "or its lib/ directory, or unpack one under ${XDG_CACHE_HOME:-/var/cache}/hafront-nixpkgs-lib);" \
+        "only parsing was checked"
+    echo "eval: $((${#files[@]})) files parsed, ${fails} failures, evaluation skipped"
+    [ "$fails" -eq 0 ]
+    exit
+fi
+echo "eval: nixpkgs lib at $lib"
+
+ev() { # case -> JSON on stdout
+    nix-instantiate --readonly-mode --eval --strict --json "$here/eval.nix" --arg lib "import $lib" --argstr case "$1"
+}
+for c in full nftables bad empty disabled; do
+    if ev "$c" >"$tmp/$c.json" 2>"$tmp/$c.err"; then :; else
+        fail "evaluating case $c: $(tail -n 5 "$tmp/$c.err")"
+    fi
+done
+
+python3 - "$tmp" <<'PY' || fails=$((fails + 1))
+import json, sys, os
+tmp = sys.argv[1]
+bad = 0
+def load(c):
+    return json.load(open(os.path.join(tmp, c + ".json")))
+def check(cond, what):
+    global bad
+    print(("ok:   " if cond else "FAIL: ") + what)
+    if not cond:
+        bad += 1
+
+full = load("full")
+u = full["unit"]
+sc = u["serviceConfig"]
+check(full["failedAssertions"] == [], "full: no failed assertion (%s)" % full["failedAssertions"])
+check(sc["Type"] == "notify" and sc["NotifyAccess"] == "main", "unit: Type=notify, NotifyAccess=main")
+check(sc.get("WatchdogSec") == "5s", "unit: WatchdogSec=5s")
+check(sc["ExecStart"].endswith("-hafront-0.1.0/bin/hafront run -c /etc/hafront/hafront.toml"),
+      "unit: ExecStart runs the package's hafront on the stable /etc path: " + sc["ExecStart"])
+check(any("check-config -c /etc/hafront/hafront.toml" in x for x in sc["ExecReload"])
+      and sc["ExecReload"][-1].endswith("/bin/kill -HUP $MAINPID"),
+      "unit: ExecReload checks the new file, then SIGHUP")
+check(u["reloadTriggers"] == [full["etcSource"]],
+      "config change = reload: reloadTriggers is the checked file that /etc/hafront/hafront.toml points to")
+check(u["stopIfChanged"] is False, "unit: stopIfChanged = false (a package change restarts in one step)")
+script = full["etcSourceScript"] or ""
+check("hafront check-config --no-env -c /nix/store/" in script and "cp " in script,
+      "build-time validation: the /etc file is the output of `hafront check-config --no-env`")
+check(set(sc["AmbientCapabilities"]) == {"CAP_NET_ADMIN", "CAP_NET_RAW"}
+      and set(sc["CapabilityBoundingSet"]) == {"CAP_NET_ADMIN", "CAP_NET_RAW"} and sc["DynamicUser"] is True,
+      "unit: dynamic user with CAP_NET_ADMIN CAP_NET_RAW only")
+check("AF_PACKET" in sc["RestrictAddressFamilies"] and "AF_NETLINK" in sc["RestrictAddressFamilies"],
+      "unit: AF_PACKET (gratuitous ARP) and AF_NETLINK allowed")
+check(sc["RestartPreventExitStatus"] == 2, "unit: no restart loop on an invalid config (exit 2)")
+check(sc["EnvironmentFile"] == "/run/secrets/hafront.env", "unit: environmentFile -> EnvironmentFile")
+check("nftables" in u["path"], "unit: nft on PATH (accept mode)")
+check("nginx.service" in u["after"] and "nginx.service" in u["wants"], "nginx: hafront after/wants nginx.service")
+check("-p 112" in full["firewall"]["extraCommands"] and "-D nixos-fw -p 112" in full["firewall"]["extraStopCommands"],
+      "openFirewall (iptables): protocol 112 accepted, removed on stop")
+check(full["kernelModules"] == ["ip_vs", "ip_vs_wrr"], "IPVS: ip_vs and the scheduler in use loaded at boot: %s" % full["kernelModules"])
+check(full["sysctl"].get("net.ipv4.ip_forward") == 1, "IPVS NAT: ip_forward on")
+s = full["settings"]
+web = s["vrrp"]["instances"]["web"]
+check({"name": "nginx", "weight": -50} in web["track_checks"] and
+      {"name": "maintenance_off", "weight": 0} in web["track_scripts"],
+      "nginx: the selected instance tracks the generated check, the user's tracks stay")
+check(s["vrrp"]["instances"]["web6"]["track_checks"] == [], "nginx.instances: web6 not selected, not tracking")
+check(s["checks"]["nginx"]["url"] == "http://127.0.0.1:8099/healthz" and s["checks"]["nginx"]["kind"] == "http",
+      "nginx: http check on the loopback health vhost")
+check(full["nginx"]["enable"] and full["nginx"]["virtualHosts"]["hafront-health"]["listen"][0] == {"addr": "127.0.0.1", "port": 8099},
+      "nginx: services.nginx enabled with the loopback health vhost")
+check(web["garp"] == {"master_burst": 3}, "settings: freeform keys pass through")
+
+nft = load("nftables")
+check("meta l4proto 112 accept" in nft["firewall"]["extraInputRules"] and nft["firewall"]["extraCommands"] == "",
+      "openFirewall (nftables backend): protocol 112 in extraInputRules")
+check(nft["kernelModules"] == [], "no IPVS service: no IPVS modules")
+check("EnvironmentFile" not in nft["unit"]["serviceConfig"], "no environmentFile: no EnvironmentFile=")
+
+msgs = load("bad")["failedAssertions"]
+want = [
+    "services.hafront.settings.vrrp.instances.dup.virtual_ips must not be empty",
+    "services.hafront.settings.vrrp.instances.web.version = 2 carries IPv4 only",
+    'services.hafront.settings.vrrp.instances.web.track_checks: "missing" is not defined in services.hafront.settings.checks',
+    'services.hafront.settings.ipvs.services.app.master_of: no instance "ghost"',
+    "services.hafront.nginx.instances: nope not in services.hafront.settings.vrrp.instances",
+    "services.hafront.settings.vrrp.instances: dup, dup2 share interface, vrid and address family",
+]
+for w in want:
+    check(any(m.startswith(w) for m in msgs), "assertion names the option: " + w)
+check(len(msgs) == len(want), "bad: exactly %d failed assertions (got %d)" % (len(want), len(msgs)))
+check(load("empty")["failedAssertions"] ==
+      ["services.hafront.settings.vrrp.instances must declare at least one instance (or set services.hafront.configFile)"],
+      "empty: asks for an instance")
+check(load("disabled") == {"failedAssertions": [], "hasUnit": False}, "disabled: no unit, nothing else")
+sys.exit(1 if bad else 0)
+PY
+
+# A type error names the option path (the module system's message).
+if ev badvrid >/dev/null 2>"$tmp/badvrid.err"; then
+    fail "vrid = 300 evaluated"
+elif grep -q "services.hafront.settings.vrrp.instances.web.vrid" "$tmp/badvrid.err"; then
+    ok "type error names services.hafront.settings.vrrp.instances.web.vrid"
+else
+    fail "vrid = 300: message does not name the option: $(grep -m1 error "$tmp/badvrid.err")"
+fi
+
+# ---- 2b. the flake's outputs against a stub nixpkgs -----------------------------------
+# (--readonly-mode: the package's filtered source is hashed, not copied to a store.)
+if nix-instantiate --readonly-mode --eval --strict --json "$here/flake-eval.nix" --arg lib "import $lib" \
+    >"$tmp/flake.json" 2>"$tmp/flake.err"; then
+    version=$(sed -n 's/^version = "\(.*\)"/\1/p' daemon/Cargo.toml | head -n 1)
+    python3 - "$tmp" "$version" <<'PY' || fails=$((fails + 1))
+import json, sys, os
+tmp, version = sys.argv[1], sys.argv[2]
+f = json.load(open(os.path.join(tmp, "flake.json")))
+bad = 0
+def check(cond, what):
+    global bad
+    print(("ok:   " if cond else "FAIL: ") + what)
+    bad += 0 if cond else 1
+o = f["outputs"]
+check(o["packages"] == ["default", "hafront", "oci-image"] and o["systems"] == ["aarch64-linux", "x86_64-linux"],
+      "flake: packages hafront, oci-image, default for x86_64/aarch64")
+check(o["nixosModules"] == ["default", "hafront"] and o["checks"] == ["package", "vm-test"] and o["devShells"] == ["default"],
+      "flake: nixosModules, checks (package, vm-test), devShell")
+check(o["apps"]["vm-test"]["type"] == "app" and o["apps"]["vm-test"]["program"].endswith("-nixos-test-driver/bin/nixos-test-driver"),
+      "flake: apps.vm-test runs the VM test's driver")
+p = f["package"]
+check(p["pname"] == "hafront" and p["version"] == version and p["lockFile"].endswith("/Cargo.lock") and p["srcIsStorePath"],
+      "package.nix: version %s from daemon/Cargo.toml, Cargo.lock, filtered source" % version)
+check(f["modulePackage"] == "hafront-" + version, "nixosModules.hafront defaults to the flake's package")
+i = f["image"]
+check(i["Entrypoint"][1:] == ["--", i["Entrypoint"][2]] and i["Entrypoint"][0].endswith("/bin/tini")
+      and i["Entrypoint"][2].endswith("-hafront-%s/bin/hafront" % version) and i["Cmd"] == ["run", "-c", "/etc/hafront/hafront.toml"],
+      "oci-image: tini -- hafront run -c /etc/hafront/hafront.toml")
+check({"tini", "iproute2", "nftables"} <= set(i["contents"]), "oci-image: tini, iproute2, nftables in the image")
+v = f["vmTest"]
+check(v["nodes"] == ["backup", "client", "master"] and len(v["subtests"]) == 7,
+      "vm-test: master, backup, client; %d subtests" % len(v["subtests"]))
+n = f["vmNodes"]
+for k in ("master", "backup", "master-reweighted"):
+    check(n[k]["failedAssertions"] == [] and n[k]["kernelModules"] == ["ip_vs", "ip_vs_rr"] and "-p 112" in n[k]["firewall"],
+          "vm-test node %s: evaluates through the module, no failed assertion, IPVS modules, VRRP allowed" % k)
+    json.dump({"settings": n[k]["settings"]}, open(os.path.join(tmp, "vm-%s.json" % k), "w"))
+w = lambda k: n[k]["settings"]["ipvs"]["services"]["app"]["real_servers"][0]["weight"]
+check(n["master"]["settings"]["vrrp"]["instances"]["web"]["priority"] == 150 and
+      n["backup"]["settings"]["vrrp"]["instances"]["web"]["priority"] == 100 and (w("master"), w("master-reweighted")) == (1, 5),
+      "vm-test: priorities 150/100; the specialisation changes only a weight (1 -> 5)")
+sys.exit(1 if bad else 0)
+PY
+else
+    fail "evaluating flake.nix against the stub nixpkgs: $(tail -n 5 "$tmp/flake.err")"
+fi
+
+# ---- 3. the daemon accepts what the module generates ---------------------------------
+if [ -n "${HF_BIN:-}" ] && [ -x "$HF_BIN" ]; then
+    for c in full nftables vm-master vm-backup vm-master-reweighted; do
+        [ -f "$tmp/$c.json" ] || { fail "no generated config for $c"; continue; }
+        # The TOML generator's input as TOML (inline tables; json2toml does this in Nix).
+        python3 -c '
+import json, sys
+def v(x):
+    if isinstance(x, bool): return "true" if x else "false"
+    if isinstance(x, (int, float)): return json.dumps(x)
+    if isinstance(x, str): return json.dumps(x)
+    if isinstance(x, list): return "[" + ", ".join(v(e) for e in x) + "]"
+    return "{ " + ", ".join(json.dumps(k) + " = " + v(e) for k, e in x.items()) + " }"
+for k, e in json.load(open(sys.argv[1]))["settings"].items():
+    print(json.dumps(k) + " = " + v(e))
+' "$tmp/$c.json" >"$tmp/$c.toml"
+        if env -i PATH="$PATH" "$HF_BIN" check-config --no-env -c "$tmp/$c.toml" >"$tmp/$c.check" 2>&1; then
+            ok "hafront check-config accepts the module's generated config ($c)"
+        else
+            fail "hafront check-config rejects the module's config ($c): $(cat "$tmp/$c.check")"
+        fi
+    done
+    # The unit the module generates, rendered as NixOS does (a list = the key
+    # repeated, bools as true/false), store paths replaced by real programs: systemd
+    # must accept every directive without a warning.
+    if command -v systemd-analyze >/dev/null 2>&1; then
+        mkdir -p "$tmp/unit"
+        python3 - "$tmp/full.json" "$HF_BIN" >"$tmp/unit/hafront.service" <<'PY'
+import json, sys, re
+u = json.load(open(sys.argv[1]))["unit"]
+def fix(v):
+    v = re.sub(r"/nix/store/[0-9a-z]{32}-hafront-[^/]*/bin/hafront", sys.argv[2], v)
+    return re.sub(r"/nix/store/[0-9a-z]{32}-coreutils/bin/kill", "/bin/kill", v)
+def val(v):
+    return ("true" if v else "false") if isinstance(v, bool) else fix(str(v))
+print("[Unit]")
+for k in ("wants", "after"):
+    print("%s=%s" % (k.capitalize(), " ".join(u[k])))
+print("[Service]")
+for k, v in sorted(u["serviceConfig"].items()):
+    for x in (v if isinstance(v, list) else [v]):
+        print("%s=%s" % (k, val(x)))
+print("[Install]")
+print("WantedBy=%s" % " ".join(u["wantedBy"]))
+PY
+        if systemd-analyze verify "$tmp/unit/hafront.service" >"$tmp/verify" 2>&1 && [ ! -s "$tmp/verify" ]; then
+            ok "systemd-analyze verify: the module's unit (rendered) has no warning"
+        else
+            fail "systemd-analyze verify of the module's unit: $(cat "$tmp/verify")"
+        fi
+    else
+        echo "SKIP: systemd-analyze verify of the module's unit: systemd is not installed"
+    fi
+else
+    echo "SKIP: check-config of the generated config: no hafront binary (set HF_BIN)"
+fi
+
+echo "eval: ${#files[@]} files parsed, module and flake evaluated, ${fails} failures"
+[ "$fails" -eq 0 ]

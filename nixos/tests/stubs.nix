@@ -1,0 +1,173 @@
+# Stubs for evaluating NixOS modules without nixpkgs' NixOS modules and packages:
+# `pkgs` whose derivations are plain records (nothing is built), and the NixOS options
+# that nixos/module.nix sets, declared with NixOS' types (or close enough).
+# Used by eval.nix and flake-eval.nix.
+{ lib }:
+let
+  inherit (lib) mkOption types;
+in
+rec {
+  # A derivation-shaped record: enough for types.package and string interpolation.
+  drv =
+    name: extra:
+    {
+      type = "derivation";
+      inherit name;
+      outPath = "/nix/store/00000000000000000000000000000000-${name}";
+      drvPath = "/nix/store/00000000000000000000000000000000-${name}.drv";
+    }
+    // extra;
+
+  pkgs = {
+    inherit lib;
+    stdenv.hostPlatform.system = "x86_64-linux";
+    ipvsadm = drv "ipvsadm" { };
+    curl = drv "curl" { };
+    hafront = drv "hafront-0.1.0" { meta.mainProgram = "hafront"; };
+    nftables = drv "nftables" { };
+    coreutils = drv "coreutils" { };
+    # Records the build script so the test can assert what the build would run.
+    runCommand = name: env: script: drv name { inherit env script; };
+    callPackage = _: _: throw "eval stub: pkgs.callPackage is not available (pkgs.hafront is set)";
+    formats.toml =
+      { }:
+      {
+        # nixpkgs' TOML value type (pkgs/pkgs-lib/formats.nix).
+        type =
+          let
+            valueType =
+              types.oneOf [
+                types.bool
+                types.int
+                types.float
+                types.str
+                types.path
+                (types.attrsOf valueType)
+                (types.listOf valueType)
+              ]
+              // {
+                description = "TOML value";
+              };
+          in
+          valueType;
+        # nixpkgs runs json2toml on builtins.toJSON value; keep the value to inspect it.
+        generate = name: value: drv name { inherit value; };
+      };
+  };
+
+  # The NixOS options module.nix uses, with NixOS' types (or close enough).
+  nixosStubs = {
+    options = {
+      assertions = mkOption {
+        type = types.listOf types.unspecified;
+        default = [ ];
+      };
+      warnings = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+      };
+      environment.etc = mkOption {
+        type = types.attrsOf (types.submodule { options.source = mkOption { type = types.path; }; });
+        default = { };
+      };
+      environment.systemPackages = mkOption {
+        type = types.listOf types.package;
+        default = [ ];
+      };
+      systemd.services = mkOption {
+        type = types.attrsOf (
+          types.submodule {
+            options = {
+              description = mkOption {
+                type = types.str;
+                default = "";
+              };
+              wantedBy = mkOption {
+                type = types.listOf types.str;
+                default = [ ];
+              };
+              wants = mkOption {
+                type = types.listOf types.str;
+                default = [ ];
+              };
+              after = mkOption {
+                type = types.listOf types.str;
+                default = [ ];
+              };
+              path = mkOption {
+                type = types.listOf types.package;
+                default = [ ];
+              };
+              reloadTriggers = mkOption {
+                type = types.listOf types.unspecified;
+                default = [ ];
+              };
+              restartTriggers = mkOption {
+                type = types.listOf types.unspecified;
+                default = [ ];
+              };
+              restartIfChanged = mkOption {
+                type = types.bool;
+                default = true;
+              };
+              reloadIfChanged = mkOption {
+                type = types.bool;
+                default = false;
+              };
+              stopIfChanged = mkOption {
+                type = types.bool;
+                default = true;
+              };
+              serviceConfig = mkOption {
+                type = types.attrsOf types.anything;
+                default = { };
+              };
+            };
+          }
+        );
+        default = { };
+      };
+      networking.hostName = mkOption {
+        type = types.str;
+        default = "nixos";
+      };
+      networking.nftables.enable = mkOption {
+        type = types.bool;
+        default = false;
+      };
+      networking.firewall = {
+        extraCommands = mkOption {
+          type = types.lines;
+          default = "";
+        };
+        extraStopCommands = mkOption {
+          type = types.lines;
+          default = "";
+        };
+        extraInputRules = mkOption {
+          type = types.lines;
+          default = "";
+        };
+      };
+      boot.kernelModules = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+      };
+      boot.kernel.sysctl = mkOption {
+        type = types.attrsOf types.anything;
+        default = { };
+      };
+      services.nginx = {
+        enable = mkOption {
+          type = types.bool;
+          default = false;
+        };
+        virtualHosts = mkOption {
+          type = types.attrsOf types.anything;
+          default = { };
+        };
+      };
+    };
+  };
+
+}
