@@ -1,7 +1,8 @@
 #!/bin/sh
 # Guest script: hafront programs IPVS in a real kernel (Debian's, in qemu).
 #   vm-tests/run --file target/release/hafront:/usr/local/bin/hafront vm-tests/ipvs.sh
-# The guest is the director; a client and two real servers (busybox httpd) live in
+# The guest is the director; a client and two real servers (nginx, or busybox httpd
+# when the image has no nginx) live in
 # network namespaces behind veths: client 198.51.100.10 -> VIP 203.0.113.100 (NAT)
 # -> 192.0.2.11 / 192.0.2.12. Checks, with ipvsadm as the referee:
 #  1. the table is exactly the configured one (ipvsadm -Sn), a foreign service stays;
@@ -21,6 +22,47 @@ fail() {
 }
 pass() { echo "ok: $*"; }
 
+# A real server's web server: nginx (its own config, pid and logs under /tmp), or
+# busybox httpd. stop_rs ends it by its pid, so the master is what stops.
+start_rs() {
+    if command -v nginx >/dev/null; then
+        mkdir -p /tmp/nginx-rs$1
+        cat >/tmp/nginx-rs$1/nginx.conf <<NGINX
+user root;
+worker_processes 1;
+pid /tmp/nginx-rs$1/nginx.pid;
+error_log /tmp/nginx-rs$1/error.log;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path /tmp/nginx-rs$1/body;
+    proxy_temp_path /tmp/nginx-rs$1/proxy;
+    fastcgi_temp_path /tmp/nginx-rs$1/fastcgi;
+    uwsgi_temp_path /tmp/nginx-rs$1/uwsgi;
+    scgi_temp_path /tmp/nginx-rs$1/scgi;
+    server { listen 192.0.2.1$1:80; root /www$1; }
+}
+NGINX
+        ip netns exec rs$1 nginx -e /tmp/nginx-rs$1/error.log -c /tmp/nginx-rs$1/nginx.conf ||
+            fail "nginx did not start on rs$1: $(cat /tmp/nginx-rs$1/error.log 2>/dev/null)"
+    else
+        ip netns exec rs$1 busybox httpd -p 80 -h /www$1
+    fi
+}
+stop_rs() {
+    if command -v nginx >/dev/null; then
+        kill "$(cat /tmp/nginx-rs$1/nginx.pid)"
+        i=0
+        while [ -e /tmp/nginx-rs$1/nginx.pid ]; do
+            i=$((i + 1)); [ $i -lt 50 ] || fail "nginx on rs$1 did not stop"; sleep 0.1
+        done
+    else
+        kill "$(ip netns pids rs$1 | head -n 1)"
+    fi
+}
+command -v nginx >/dev/null && server=nginx || server="busybox httpd"
+echo "real servers: $server"
+
 sysctl -qw net.ipv4.ip_forward=1
 ip link add dir0 type dummy
 ip link set dir0 up
@@ -39,7 +81,7 @@ for n in 1 2; do
     ip -n rs$n route add 198.51.100.0/24 via 192.0.2.1
     mkdir -p /www$n
     echo "real server $n" >/www$n/index.html
-    ip netns exec rs$n busybox httpd -p 80 -h /www$n
+    start_rs $n
 done
 ip netns add client
 ip link add cl-d type veth peer name eth0 netns client
@@ -169,13 +211,12 @@ write_config 5 yes
 kill -HUP "$pid"
 sleep 1
 wait_table 5 || fail "adding a check changed the table"
-rs2_httpd=$(ip netns pids rs2 | head -n 1)
-kill "$rs2_httpd"
+stop_rs 2
 i=0
 until ! ipvsadm -Sn | grep -q '192.0.2.12:80'; do
     i=$((i + 1)); [ $i -lt 50 ] || fail "real server 192.0.2.12 not removed when its check failed"; sleep 0.1
 done
-ip netns exec rs2 busybox httpd -p 80 -h /www2
+start_rs 2
 wait_table 5 || fail "real server 192.0.2.12 not restored when its check recovered"
 pass "health check: failed real server removed, restored when it recovers"
 write_config 5

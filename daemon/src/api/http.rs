@@ -269,7 +269,10 @@ async fn route(hub: &Hub, req: Request<Incoming>) -> Result<Response<Full<Bytes>
         }
         ["v1", "status"] => {
             only(Method::GET)?;
-            Ok(json_response(StatusCode::OK, &super::status::document(hub)))
+            let mut r = Response::new(Full::new(Bytes::from(super::status::document(hub))));
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            Ok(r)
         }
         ["v1", "reload"] => {
             only(Method::POST)?;

@@ -248,8 +248,11 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     Ok(())
 }
 
-/// Starts the API. A failure (socket path taken, port in use) is logged and VRRP
-/// keeps running: availability first, and the error says what is wrong.
+/// Starts the API on a thread of its own (with its own single-threaded runtime):
+/// rendering a large status or metrics page takes milliseconds, which on the
+/// engine's thread would delay adverts. A failure (socket path taken, port in use)
+/// is logged and VRRP keeps running: availability first, and the error says what
+/// is wrong.
 async fn start_api(hub: crate::api::Hub, cfg: &Config) {
     let token = match cfg.api.load_token() {
         Ok(t) => t,
@@ -259,8 +262,40 @@ async fn start_api(hub: crate::api::Hub, cfg: &Config) {
         }
     };
     let socket = cfg.api.socket_path(&cfg.runtime_dir);
-    if let Err(error) = crate::api::http::serve(hub, &socket, cfg.api.listen, token).await {
-        error!(%error, "the API is off");
+    let listen = cfg.api.listen;
+    // Listening (or not) before READY=1: `hafront status` works once systemd says
+    // the daemon is up.
+    let (bound_tx, bound_rx) = oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("hafront-api".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = bound_tx.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                match crate::api::http::serve(hub, &socket, listen, token).await {
+                    Ok(()) => {
+                        let _ = bound_tx.send(Ok(()));
+                        std::future::pending::<()>().await
+                    }
+                    Err(e) => {
+                        let _ = bound_tx.send(Err(e.to_string()));
+                    }
+                }
+            });
+        });
+    if let Err(error) = spawned {
+        error!(%error, "the API is off: no thread for it");
+        return;
+    }
+    match bound_rx.await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => error!(%error, "the API is off"),
+        Err(_) => error!("the API is off: its thread ended"),
     }
 }
 
