@@ -162,7 +162,7 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     let (full_cfg_tx, full_cfg_rx) = watch::channel(cfg.clone());
     let (tracking_tx, tracking_rx) = watch::channel(Arc::new(Default::default()));
     let checkers: tracker::CheckerSlot = Default::default();
-    tokio::spawn(tracker::run(tracker::TrackerInputs {
+    let tracker_inputs = tracker::TrackerInputs {
         config: full_cfg_rx.clone(),
         overrides: overrides_rx,
         status: tracking_tx,
@@ -170,7 +170,18 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         engine: ctl_tx.clone(),
         check_states: check_states_tx,
         links: links_for_tracker,
-    }));
+    };
+    // The tracker and every check run on a thread of their own: 10,000 checks a
+    // second keep a core busy, and on the engine's thread they would delay adverts.
+    let spawned = std::thread::Builder::new()
+        .name("hafront-checks".into())
+        .spawn(move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt.block_on(tracker::run(tracker_inputs)),
+            Err(error) => error!(%error, "no runtime for the checks: tracking is off"),
+        });
+    if let Err(error) = spawned {
+        error!(%error, "no thread for the checks: tracking is off");
+    }
 
     let (reload_tx, reload_rx) = mpsc::channel(4);
     let hub = crate::api::Hub {
