@@ -5,5 +5,7 @@ pub mod daemon;
 pub mod histogram;
 pub mod ipvs;
 pub mod net;
+pub mod notify;
+pub mod supervise;
 pub mod track;
 pub mod vrrp;

@@ -62,8 +62,7 @@ pub fn document(hub: &Hub) -> Value {
         "checks": checks,
         "scripts": scripts,
         "ipvs": *ipvs,
-        // Supervised nginx/httpd: none yet (issue 8).
-        "services": {},
+        "services": *hub.services.borrow().clone(),
         "overrides": *overrides,
         "unknown_vrid_packets": engine.unknown_vrid_packets,
     })

@@ -36,6 +36,13 @@ pub struct Config {
     /// Tracked files by name (`[files.<name>]`, keepalived's vrrp_track_file).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub files: BTreeMap<String, super::track::TrackFileConfig>,
+    /// Supervised servers by name (`[services.<name>]`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub services: BTreeMap<String, super::services::ServiceConfig>,
+    /// E-mail and webhook alerts on state changes.
+    pub notify: super::notify::NotifyConfig,
+    /// Who runs scripts, and which scripts are refused.
+    pub security: super::notify::SecurityConfig,
 }
 
 impl Default for Config {
@@ -51,6 +58,9 @@ impl Default for Config {
             checks: BTreeMap::new(),
             scripts: BTreeMap::new(),
             files: BTreeMap::new(),
+            services: BTreeMap::new(),
+            notify: Default::default(),
+            security: Default::default(),
         }
     }
 }
@@ -164,6 +174,41 @@ pub struct InstanceConfig {
     pub track_checks: Vec<TrackItem>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub track_files: Vec<TrackItem>,
+    /// Supervised services (`[services.<name>]`): a crash is a tracking event at once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub track_services: Vec<TrackItem>,
+    /// Notify scripts (argv), keepalived's notify_master/backup/fault/stop: run on
+    /// entering the state, without arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify_master: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify_backup: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify_fault: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify_stop: Vec<String>,
+    /// keepalived's generic notify: run on every change, after the state's own
+    /// script, with the arguments `INSTANCE <name> <STATE> <priority>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<String>,
+    /// Split-brain probe: a `[checks.NAME]` that reaches the peer outside VRRP
+    /// (e.g. a ping of its address). A master that hears no advert while this
+    /// check is up raises the split-brain alert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_brain_check: Option<String>,
+}
+
+impl InstanceConfig {
+    /// The notify scripts by key.
+    pub fn notify_scripts(&self) -> [(&'static str, &Vec<String>); 5] {
+        [
+            ("notify_master", &self.notify_master),
+            ("notify_backup", &self.notify_backup),
+            ("notify_fault", &self.notify_fault),
+            ("notify_stop", &self.notify_stop),
+            ("notify", &self.notify),
+        ]
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -99,6 +99,11 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     let link_events = crate::net::link::watch_links()?;
     let vips = VipExecutor::spawn(links.clone());
     let mut engine = Engine::new(links, vips);
+    crate::notify::security::init(&cfg);
+    // Also what the tracker, the supervisor and the API follow (reloads replace it).
+    let (full_cfg_tx, full_cfg_rx) = watch::channel(Arc::new(cfg.clone()));
+    let notifier = crate::notify::spawn(full_cfg_rx.clone());
+    engine.notify_to(notifier.clone());
     if let Some(dir) = &cfg.log.record_dir {
         info!(dir = %dir.display(), "recording protocol inputs");
         engine.record_to(dir.clone());
@@ -128,6 +133,8 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     let (ipvs_cfg_tx, ipvs_cfg_rx) = watch::channel(Arc::new(cfg.ipvs.clone()));
     let (check_states_tx, check_states_rx) = watch::channel(std::collections::BTreeMap::new());
     let (roles_tx, roles_rx) = watch::channel(roles_of(&engine));
+    let services_roles_rx = roles_tx.subscribe();
+    let services_checks_rx = check_states_tx.subscribe();
     let (ipvs_stop_tx, ipvs_stop_rx) = oneshot::channel();
     let (ipvs_status_tx, ipvs_status_rx) = watch::channel(Arc::new(Default::default()));
     let ipvs_task = tokio::spawn(crate::ipvs::reconcile::run(
@@ -145,9 +152,18 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     let (ctl_tx, ctl_rx) = mpsc::channel(64);
     // Tracking (interfaces, checks, scripts, files, sync groups) feeds the engine
     // through the same control channel as reloads.
-    let (full_cfg_tx, full_cfg_rx) = watch::channel(Arc::new(cfg.clone()));
     let (tracking_tx, tracking_rx) = watch::channel(Arc::new(Default::default()));
     let checkers: tracker::CheckerSlot = Default::default();
+    // Supervised services: a child's death reaches the tracker at once.
+    let (service_events_tx, service_events_rx) = mpsc::unbounded_channel();
+    let (services_tx, services_rx) = watch::channel(Arc::new(Default::default()));
+    let supervisor = crate::supervise::spawn(crate::supervise::SupervisorInputs {
+        config: full_cfg_rx.clone(),
+        roles: services_roles_rx,
+        checks: services_checks_rx,
+        events: service_events_tx,
+        status: services_tx,
+    });
     tokio::spawn(tracker::run(tracker::TrackerInputs {
         config: full_cfg_rx.clone(),
         overrides: overrides_rx,
@@ -156,6 +172,7 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         engine: ctl_tx.clone(),
         check_states: check_states_tx,
         links: links_for_tracker,
+        services: service_events_rx,
     }));
 
     let (reload_tx, reload_rx) = mpsc::channel(4);
@@ -166,6 +183,7 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         engine: engine_rx,
         tracking: tracking_rx,
         ipvs: ipvs_status_rx,
+        services: services_rx,
         checkers,
         controls: Arc::new(crate::api::Controls::new(
             store,
@@ -225,6 +243,10 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         let _ = tokio::time::timeout(Duration::from_secs(10), done_rx).await;
     }
     ipvs_task.abort();
+    // Then the supervised servers (the VIP is gone: nobody is sent to them).
+    supervisor.stop(Duration::from_secs(30)).await;
+    // The STOP notifications.
+    notifier.drain(crate::notify::DRAIN).await;
     if let Err(error) = accept::apply(&AcceptPlan::default()).await {
         warn!(%error, "cannot remove the accept-mode table");
     }
