@@ -62,33 +62,36 @@ pub fn apply(cmd: &mut tokio::process::Command) {
 pub fn insecure(path: &Path) -> Option<String> {
     let real = match std::fs::canonicalize(path) {
         Ok(p) => p,
-        Err(e) => return Some(format!("{}: {e}", path.display())),
+        // Not there yet (created later, or on another system when a configuration
+        // is built): whoever can write where it will appear could plant it.
+        Err(_) => {
+            return path.ancestors().skip(1).find(|a| a.exists()).and_then(|a| {
+                insecure(a).map(|why| format!("{} does not exist, and {why}", path.display()))
+            });
+        }
     };
     let mut paths: Vec<PathBuf> = vec![real.clone()];
     if real != path {
         paths.push(path.to_path_buf());
     }
     for p in &paths {
-        let mut cur: Option<&Path> = Some(p);
-        let mut is_file = true;
-        while let Some(c) = cur {
-            if let Some(why) = writable_by_others(c, is_file) {
+        for c in p.ancestors() {
+            if let Some(why) = writable_by_others(c) {
                 return Some(why);
             }
-            is_file = false;
-            cur = c.parent();
         }
     }
     None
 }
 
-fn writable_by_others(p: &Path, is_file: bool) -> Option<String> {
+fn writable_by_others(p: &Path) -> Option<String> {
     // The link itself for the given path (its target is checked on the real path).
     let md = std::fs::symlink_metadata(p).ok()?;
     if md.file_type().is_symlink() {
         return None;
     }
     let mode = md.mode();
+    let is_file = !md.is_dir();
     let what = if is_file { "the script" } else { "directory" };
     let sticky = !is_file && mode & 0o1000 != 0;
     if md.uid() != 0 {
@@ -194,6 +197,14 @@ mod tests {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::os::unix::fs::chown(&script, Some(65534), None).unwrap();
         assert!(insecure(&script).unwrap().contains("uid 65534"));
+        // Missing: its nearest existing directory decides.
+        assert_eq!(insecure(&dir.join("later/s.sh")), None);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let why = insecure(&dir.join("later/s.sh")).unwrap();
+        assert!(
+            why.contains("does not exist") && why.contains("writable by everyone"),
+            "{why}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
