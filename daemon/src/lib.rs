@@ -6,6 +6,7 @@ pub mod histogram;
 pub mod ipvs;
 pub mod net;
 pub mod notify;
+pub mod splitbrain;
 pub mod supervise;
 pub mod track;
 pub mod vrrp;

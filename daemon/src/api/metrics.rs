@@ -550,6 +550,19 @@ pub fn render(hub: &Hub) -> String {
         );
     }
     m.family(
+        "hafront_split_brain",
+        "gauge",
+        "1 while a split brain is detected on the instance (two masters)",
+    );
+    let split = hub.split_brain.borrow().clone();
+    for (name, s) in split.iter() {
+        m.sample(
+            "hafront_split_brain",
+            &[("instance", name)],
+            if s.active { 1.0 } else { 0.0 },
+        );
+    }
+    m.family(
         "hafront_supervised_service_up",
         "gauge",
         "1 while a supervised service runs (0: down, backoff or failed)",

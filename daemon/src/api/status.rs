@@ -32,6 +32,7 @@ pub fn document(hub: &Hub) -> Value {
     let tracking = hub.tracking.borrow().clone();
     let ipvs = hub.ipvs.borrow().clone();
     let overrides = hub.controls.overrides();
+    let split_brain = hub.split_brain.borrow().clone();
     let mut instances = Map::new();
     for (name, s) in &engine.instances {
         let mut v = serde_json::to_value(s).unwrap_or_default();
@@ -43,6 +44,10 @@ pub fn document(hub: &Hub) -> Value {
                     .get(name)
                     .map(|t| serde_json::to_value(t).unwrap_or_default())
                     .unwrap_or(Value::Null),
+            );
+            obj.insert(
+                "split_brain".into(),
+                serde_json::to_value(split_brain.get(name).cloned().unwrap_or_default()).unwrap_or_default(),
             );
         }
         instances.insert(name.clone(), v);

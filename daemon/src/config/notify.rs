@@ -180,6 +180,20 @@ pub(super) fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
         }
     }
     for (iname, inst) in &cfg.vrrp.instances {
+        if let Some(d) = inst.split_brain_probe {
+            if d < Duration::from_millis(100) {
+                p(
+                    &["vrrp", "instances", iname, "split_brain_probe"],
+                    "must be at least 100ms".into(),
+                );
+            }
+            if !inst.virtual_ips.iter().any(|v| v.addr().is_ipv4()) {
+                p(
+                    &["vrrp", "instances", iname, "split_brain_probe"],
+                    "the probe uses ARP: the instance needs an IPv4 VIP".into(),
+                );
+            }
+        }
         for (field, argv) in inst.notify_scripts() {
             if argv.is_empty() {
                 continue;

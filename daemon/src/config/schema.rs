@@ -191,11 +191,11 @@ pub struct InstanceConfig {
     /// script, with the arguments `INSTANCE <name> <STATE> <priority>`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify: Vec<String>,
-    /// Split-brain probe: a `[checks.NAME]` that reaches the peer outside VRRP
-    /// (e.g. a ping of its address). A master that hears no advert while this
-    /// check is up raises the split-brain alert.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub split_brain_check: Option<String>,
+    /// Out-of-band split-brain probe while master: every this often, an ARP probe
+    /// (RFC 5227, sender address 0) asks who holds the first IPv4 VIP; an answer
+    /// from another MAC means another node holds it too. Off when unset.
+    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub split_brain_probe: Option<Duration>,
 }
 
 impl InstanceConfig {

@@ -98,6 +98,7 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     // Subscribe before looking interfaces up, so no change falls in between.
     let link_events = crate::net::link::watch_links()?;
     let vips = VipExecutor::spawn(links.clone());
+    let (splitbrain_vips, splitbrain_links) = (vips.clone(), links.clone());
     let mut engine = Engine::new(links, vips);
     crate::notify::security::init(&cfg);
     // Also what the tracker, the supervisor and the API follow (reloads replace it).
@@ -127,6 +128,15 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     engine.flush().await;
     status.write(&engine);
     let (engine_tx, engine_rx) = watch::channel(Arc::new(engine.snapshot()));
+    let (split_brain_tx, split_brain_rx) = watch::channel(Arc::new(Default::default()));
+    tokio::spawn(crate::splitbrain::run(crate::splitbrain::MonitorInputs {
+        config: full_cfg_rx.clone(),
+        engine: engine_tx.subscribe(),
+        links: splitbrain_links,
+        vips: splitbrain_vips,
+        notify: notifier.clone(),
+        status: split_brain_tx,
+    }));
 
     // IPVS runs beside VRRP: it follows the configuration and the instances this
     // node is master of, and its failures never reach the VRRP engine.
@@ -184,6 +194,7 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         tracking: tracking_rx,
         ipvs: ipvs_status_rx,
         services: services_rx,
+        split_brain: split_brain_rx,
         checkers,
         controls: Arc::new(crate::api::Controls::new(
             store,
