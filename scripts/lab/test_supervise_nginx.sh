@@ -172,10 +172,30 @@ grep -q 'fails its test: not reloaded' "$dir/hafront-a.log" || fail "broken ngin
 [ "$(http_get)" = "node-a reloaded" ] || fail "broken config reached nginx"
 pass "SIGHUP: changed nginx.conf tested and reloaded (same pid); a broken one refused, nginx keeps running"
 
+# --- no preempt: nginx comes back, the VIP stays on b ----------------------------
+sed -i '$d' "$dir/nginx-a.conf" # the broken line: nginx must start again below
+# (RFC 5798: preemption is the backup's choice; b still preempts a degraded a.)
+sed -i 's/^priority = \(.*\)$/priority = \1\npreempt = false/' "$dir/a.toml"
+n_reloads=$(grep -c 'configuration reloaded' "$dir/hafront-a.log")
+kill -HUP "${HF_PID[a]}"
+for _ in $(seq 50); do [ "$(grep -c 'configuration reloaded' "$dir/hafront-a.log")" -gt "$n_reloads" ] && break; sleep 0.1; done
+for _ in $(seq 100); do [ "$(svc a "s['consecutive_failures']")" = 0 ] && break; sleep 0.1; done
+kill -KILL "$pid"
+lab_wait_vip b $VIP 5 || fail "VIP did not move to b (no preempt)"
+pid=$(wait_nginx_pid a "$pid" 5) || fail "nginx not restarted on a"
+sleep 1.5
+[ "$(hf_field a "s['instances']['web']['state']")" = backup ] || fail "a preempted with preempt = false"
+lab_has_vip b $VIP || fail "VIP left b with preempt = false"
+[ "$(lab_exec c curl -s --max-time 1 "http://$VIP/")" = node-b ] || fail "VIP not answered by b"
+pass "preempt = false: nginx back on a (priority 150 again), the VIP stays on b"
+
 # --- shutdown order: the VIP goes first, then nginx ----------------------------
-hf_stop a
-grep -n 'releasing virtual addresses\|service stopped' "$dir/hafront-a.log" | tail -2 >"$dir/order"
-head -1 "$dir/order" | grep -q 'releasing virtual addresses' || fail "shutdown order: $(cat "$dir/order")"
-kill -0 "$pid" 2>/dev/null && fail "nginx still runs after hafront stopped"
-lab_wait_vip b $VIP 2 || fail "VIP not on b after a stopped"
-pass "shutdown: VIP released first, then nginx stopped"
+pb=$(nginx_pid b)
+hf_stop b
+grep -n 'virtual address removed\|service stopped' "$dir/hafront-b.log" | tail -2 >"$dir/order"
+head -1 "$dir/order" | grep -q 'virtual address removed' || fail "shutdown order: $(cat "$dir/order")"
+tail -1 "$dir/order" | grep -q 'service stopped' || fail "shutdown order: $(cat "$dir/order")"
+kill -0 "$pb" 2>/dev/null && fail "nginx still runs after hafront stopped"
+lab_wait_vip a $VIP 2 || fail "VIP not on a after b stopped"
+pass "shutdown of master b: VIP released first, then nginx stopped; a took over"
+

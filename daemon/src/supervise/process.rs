@@ -113,7 +113,15 @@ pub async fn adopted_pid(s: &ServiceConfig) -> Option<u32> {
             .ok()?;
         String::from_utf8_lossy(&out.stdout).trim().parse::<u32>().ok()?
     };
-    (pid > 1 && Path::new(&format!("/proc/{pid}")).exists()).then_some(pid)
+    (pid > 1 && alive(pid)).then_some(pid)
+}
+
+/// Running (a zombie that nobody reaped yet is dead: its pidfile still names it).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with(['Z', 'X'])))
+        .unwrap_or(false)
 }
 
 fn read_pidfile(path: &Path) -> Option<u32> {
