@@ -14,7 +14,8 @@ dir=$(lab_logdir)
 VIP=192.0.2.100
 PY=/usr/bin/python3
 
-mkdir -p "$dir/nginx-tmp"
+mkdir -p "$dir/nginx-tmp" "$dir/www"
+echo ok >"$dir/www/index.html"
 cat >"$dir/nginx.conf" <<NGINX
 worker_processes 1;
 pid $dir/nginx.pid;
@@ -34,6 +35,9 @@ hf_conf a web 51 150 3 100ms "\"$VIP/24\"" \
     'track_services = [ { name = "nginx", weight = -60 } ]' \
     '[services.nginx]' 'kind = "nginx"' "pidfile = \"$dir/nginx.pid\"" \
     '[services.sleeper]' 'kind = "command"' 'command = ["/bin/sleep", "1000"]' 'restart_delay = "300ms"' \
+    '[services.web]' 'kind = "command"' "command = [\"$PY\", \"-m\", \"http.server\", \"8081\", \"--bind\", \"127.0.0.1\", \"--directory\", \"$dir/www\"]" \
+    'check = "web"' 'restart_delay = "300ms"' 'healthy_after = "1s"' \
+    '[checks.web]' 'kind = "http"' 'url = "http://127.0.0.1:8081/"' 'interval = "200ms"' 'timeout = "200ms"' 'rise = 1' 'fall = 2' \
     >"$dir/a.toml"
 hf_conf b web 51 100 3 100ms "\"$VIP/24\"" >"$dir/b.toml"
 "$HF_BIN" check-config -c "$dir/a.toml" >/dev/null || fail "config: $("$HF_BIN" check-config -c "$dir/a.toml" 2>&1)"
@@ -81,3 +85,15 @@ for _ in $(seq 40); do p=$(svc sleeper "s['pid']"); [ "$p" != None ] && [ "$p" !
 [ "$p" != None ] && [ "$p" != "$sp" ] || fail "command service not restarted"
 [ "$(svc sleeper "s['restarts']")" = 1 ] || fail "restart not counted"
 pass "kind = command: /bin/sleep killed, restarted after 300 ms (pid $sp -> $p)"
+
+# Liveness: a server that hangs (SIGSTOP) but does not die is found by its check
+# and restarted.
+for _ in $(seq 50); do [ "$(svc web "s['consecutive_failures'] == 0 and s['state'] == 'running'")" = True ] && break; sleep 0.1; done
+wp=$(svc web "s['pid']")
+for _ in $(seq 30); do lab_exec a curl -s --max-time 0.5 http://127.0.0.1:8081/ | grep -q ok && break; sleep 0.1; done
+kill -STOP "$wp"
+for _ in $(seq 60); do p=$(svc web "s['pid']"); [ "$p" != None ] && [ "$p" != "$wp" ] && break; sleep 0.1; done
+[ "$p" != None ] && [ "$p" != "$wp" ] || fail "hung server not restarted (state $(svc web "s['state']"))"
+svc web "s['last_exit']" | grep -q "liveness check web down" || fail "last_exit: $(svc web "s['last_exit']")"
+[ -e "/proc/$wp" ] && ! grep -q '^State:.*Z' "/proc/$wp/status" && fail "the hung server $wp was not killed"
+pass "liveness check: a hung (SIGSTOP) server is killed and restarted ($wp -> $p)"
