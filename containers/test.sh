@@ -208,7 +208,7 @@ hf_ppid=$(docker exec "$P-a" sh -c 'for p in /proc/[0-9]*; do [ "$(cat $p/comm 2
 # ---- SIGHUP through tini: reload, no state change ---------------------------------------------
 before="$(transitions a) $(transitions b)"
 docker kill -s HUP "$P-a" >/dev/null
-if wait_for 5 sh -c "docker logs $P-a 2>&1 | grep -q 'SIGHUP: configuration reloaded'"; then
+if wait_for 5 sh -c "docker logs $P-a 2>&1 | grep -q 'configuration reloaded by=\"SIGHUP\"'"; then
     sleep 1
     if [ "$(transitions a) $(transitions b)" = "$before" ] && has_vip a && no_vip b; then
         ok "docker kill -s HUP: tini forwarded it, hafront reloaded, no state change, VIP stays"

@@ -4,6 +4,7 @@ pub mod config;
 pub mod daemon;
 pub mod histogram;
 pub mod ipvs;
+pub mod keepalived;
 pub mod net;
 pub mod notify;
 pub mod splitbrain;

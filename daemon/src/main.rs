@@ -25,6 +25,10 @@ struct ConfigArgs {
     /// Ignore HAFRONT_* environment variables.
     #[arg(long)]
     no_env: bool,
+    /// A keepalived.conf, imported in memory under the -c files (see
+    /// `import-keepalived`).
+    #[arg(long = "keepalived-config", value_name = "FILE")]
+    keepalived: Option<PathBuf>,
 }
 
 impl ConfigArgs {
@@ -32,6 +36,7 @@ impl ConfigArgs {
         LoadOptions {
             files: self.files.clone(),
             env: !self.no_env,
+            keepalived: self.keepalived.clone(),
         }
     }
 }
@@ -73,6 +78,18 @@ enum Command {
         /// Plan only: print what would be written.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Convert a keepalived configuration to hafront TOML; warns (stderr) about
+    /// every keyword not carried over. Exit 2 when it cannot be imported.
+    ImportKeepalived {
+        /// keepalived.conf (its `include`s are followed).
+        file: PathBuf,
+        /// Write the TOML here instead of standard output.
+        #[arg(short = 'o', long = "output", value_name = "OUT.toml")]
+        output: Option<PathBuf>,
+        /// Keywords that are not carried over are errors.
+        #[arg(long)]
+        strict: bool,
     },
 }
 
@@ -120,8 +137,9 @@ enum OnOff {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::CheckConfig(args) => match config::load(&args.options()) {
-            Ok(cfg) => {
+        Command::CheckConfig(args) => match config::load_with_warnings(&args.options()) {
+            Ok((cfg, warnings)) => {
+                print_import_warnings(&warnings);
                 print!("{}", cfg.to_redacted_toml());
                 ExitCode::SUCCESS
             }
@@ -132,8 +150,11 @@ fn main() -> ExitCode {
         },
         Command::Run(args) => {
             let opts = args.options();
-            let cfg = match config::load(&opts) {
-                Ok(cfg) => cfg,
+            let cfg = match config::load_with_warnings(&opts) {
+                Ok((cfg, warnings)) => {
+                    print_import_warnings(&warnings);
+                    cfg
+                }
                 Err(e) => {
                     eprintln!("hafront: invalid configuration:\n{e}");
                     return ExitCode::from(2);
@@ -152,6 +173,9 @@ fn main() -> ExitCode {
         Command::Status { socket, json } => status(&socket.path(), json),
         Command::Ctl { socket, action } => ctl(&socket.path(), action),
         Command::Replay { dir } => replay(&dir),
+        Command::ImportKeepalived { file, output, strict } => ExitCode::from(
+            hafront::keepalived::import_command(&file, output.as_deref(), strict),
+        ),
         Command::IpvsSync {
             config: args,
             dry_run,
@@ -196,6 +220,12 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+fn print_import_warnings(warnings: &[hafront::keepalived::Warning]) {
+    for w in warnings {
+        eprintln!("hafront: warning: {w}");
     }
 }
 

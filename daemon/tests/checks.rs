@@ -349,6 +349,7 @@ fn load_checks(jail: &mut Jail, text: &str) -> Result<BTreeMap<String, CheckConf
     match load(&LoadOptions {
         files: vec![PathBuf::from("a.toml")],
         env: false,
+        ..Default::default()
     }) {
         Ok(c) => Ok(c.checks),
         Err(e) => Err(e.issues().into_iter().map(|i| (i.key, i.message)).collect()),
@@ -476,6 +477,7 @@ fn printed_configuration_redacts_credentials_and_reloads() {
         let cfg = load(&LoadOptions {
             files: vec![PathBuf::from("a.toml")],
             env: false,
+            ..Default::default()
         })
         .unwrap();
         let text = cfg.to_redacted_toml();

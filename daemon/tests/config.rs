@@ -24,6 +24,7 @@ fn opts(files: &[&str], env: bool) -> LoadOptions {
     LoadOptions {
         files: files.iter().map(PathBuf::from).collect(),
         env,
+        ..Default::default()
     }
 }
 

@@ -141,7 +141,7 @@ in
         before = (master.succeed(transitions).strip(), backup.succeed(transitions).strip())
         master.succeed("/run/current-system/specialisation/reweighted/bin/switch-to-configuration test")
         master.wait_until_succeeds("ipvsadm -Ln | grep -q -- '-> 192.0.2.10:8080 *Masq *5 '", timeout=30)
-        master.succeed("journalctl -u hafront -o cat | grep -q 'SIGHUP: configuration reloaded'")
+        master.succeed("journalctl -u hafront -o cat | grep -q 'configuration reloaded'")
         assert master.succeed("systemctl show -P MainPID hafront").strip() == pid, "hafront was restarted"
         master.succeed(has_vip)
         backup.fail(has_vip)

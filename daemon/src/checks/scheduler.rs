@@ -122,6 +122,14 @@ pub struct ReloadSummary {
     pub unchanged: usize,
 }
 
+/// A hash of a check's configuration (its serialized form: every field counts).
+fn fingerprint(c: &CheckConfig) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(c).unwrap_or_default().hash(&mut h);
+    h.finish()
+}
+
 pub struct Checker;
 
 impl Checker {
@@ -153,7 +161,10 @@ impl Checker {
 
 struct Slot {
     generation: u64,
-    config: CheckConfig,
+    kind: CheckKind,
+    /// Of the configuration, to tell a changed check at reload (a copy of every
+    /// check's configuration would cost ~1 KB a check; 10,000 checks are normal).
+    fingerprint: u64,
     state: CheckState,
     last_latency: Option<Duration>,
     last_error: Option<String>,
@@ -189,7 +200,7 @@ impl Core {
                 slot.last_latency = Some(o.latency);
                 slot.last_error = None;
                 lock(&self.latency)
-                    .entry(slot.config.kind)
+                    .entry(slot.kind)
                     .or_insert_with(|| Histogram::new(&LATENCY_BUCKETS))
                     .observe(o.latency.as_secs_f64());
                 (true, o.dynamic_weight)
@@ -278,19 +289,21 @@ impl CheckerHandle {
         }
         for spec in specs {
             let config = &configs[&spec.name];
+            let fingerprint = fingerprint(config);
             let generation = {
                 let mut g = lock(&self.tasks.next_generation);
                 *g += 1;
                 *g
             };
             match slots.get_mut(&spec.name) {
-                Some(slot) if slot.config == *config => {
+                Some(slot) if slot.fingerprint == fingerprint && slot.kind == config.kind => {
                     summary.unchanged += 1;
                     continue;
                 }
                 Some(slot) => {
                     slot.generation = generation;
-                    slot.config = config.clone();
+                    slot.fingerprint = fingerprint;
+                    slot.kind = config.kind;
                     slot.state = slot.state.reconfigured(spec.rise, spec.fall);
                     summary.changed.push(spec.name.clone());
                 }
@@ -299,7 +312,8 @@ impl CheckerHandle {
                         spec.name.clone(),
                         Slot {
                             generation,
-                            config: config.clone(),
+                            kind: config.kind,
+                            fingerprint,
                             state: CheckState::new(spec.rise, spec.fall),
                             last_latency: None,
                             last_error: None,
@@ -326,7 +340,7 @@ impl CheckerHandle {
                 (
                     name.clone(),
                     CheckStatus {
-                        kind: s.config.kind,
+                        kind: s.kind,
                         up: s.state.verdict().as_bool(),
                         dynamic_weight: s.state.dynamic_weight(),
                         last_latency: s.last_latency,

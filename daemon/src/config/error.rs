@@ -9,6 +9,9 @@ pub enum ConfigError {
     File { path: PathBuf, source: std::io::Error },
     #[error("{}", Issues(.0))]
     Invalid(Vec<Issue>),
+    /// A keepalived configuration that cannot be imported.
+    #[error("{0}")]
+    Keepalived(#[from] crate::keepalived::ImportError),
 }
 
 /// One problem with the configuration.
@@ -56,6 +59,11 @@ impl ConfigError {
                 message: source.to_string(),
             }],
             ConfigError::Invalid(v) => v.clone(),
+            ConfigError::Keepalived(e) => vec![Issue {
+                key: String::new(),
+                source: e.loc.to_string(),
+                message: e.message.clone(),
+            }],
         }
     }
 }

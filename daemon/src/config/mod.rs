@@ -35,11 +35,36 @@ pub struct LoadOptions {
     pub files: Vec<PathBuf>,
     /// Read `HAFRONT_*` environment variables.
     pub env: bool,
+    /// A keepalived configuration imported in memory, layered between the defaults
+    /// and the files (`--keepalived-config`).
+    pub keepalived: Option<PathBuf>,
 }
 
-/// Loads, layers and validates the configuration.
+/// Loads, layers and validates the configuration. Warnings of a keepalived import
+/// are logged.
 pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
+    let (cfg, warnings) = load_with_warnings(opts)?;
+    for w in &warnings {
+        tracing::warn!(at = %w.loc, keyword = %w.keyword, "keepalived import: {}", w.why);
+    }
+    Ok(cfg)
+}
+
+/// As [`load`], returning the warnings of a keepalived import instead of logging
+/// them (the command line prints them before logging is set up).
+pub fn load_with_warnings(
+    opts: &LoadOptions,
+) -> Result<(Config, Vec<crate::keepalived::Warning>), ConfigError> {
     let mut figment = Figment::from(Serialized::defaults(Config::default()));
+    let mut warnings = Vec::new();
+    if let Some(path) = &opts.keepalived {
+        let import = crate::keepalived::import_file(path, Default::default())?;
+        warnings = import.warnings;
+        figment = figment.merge(Imported {
+            name: format!("{} (imported from keepalived)", path.display()),
+            toml: import.toml,
+        });
+    }
     for path in &opts.files {
         // figment treats a missing file as empty: a typo in -c must not silently
         // start a node without its instances.
@@ -57,7 +82,7 @@ pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
     let cfg: Config = figment.extract().map_err(|e| from_figment(&figment, e))?;
     let problems = validate::validate(&cfg);
     if problems.is_empty() {
-        Ok(cfg)
+        Ok((cfg, warnings))
     } else {
         Err(ConfigError::Invalid(
             problems
@@ -69,6 +94,23 @@ pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
                 })
                 .collect(),
         ))
+    }
+}
+
+/// The TOML of a keepalived import as a figment provider named after its file, so
+/// that errors say where a value came from.
+struct Imported {
+    name: String,
+    toml: String,
+}
+
+impl figment::Provider for Imported {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(self.name.clone())
+    }
+
+    fn data(&self) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        figment::Provider::data(&Toml::string(&self.toml))
     }
 }
 
@@ -147,6 +189,7 @@ impl Config {
         load(&LoadOptions {
             files: files.iter().map(|p| p.to_path_buf()).collect(),
             env: false,
+            keepalived: None,
         })
     }
 }

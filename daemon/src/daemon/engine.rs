@@ -31,6 +31,9 @@ pub struct InstanceSpec {
     pub interface: String,
     pub label: Option<String>,
     pub unicast_source: Option<IpAddr>,
+    /// The other members of this instance's sync groups (`params.synced` is set
+    /// when there are any).
+    pub sync_peers: Vec<String>,
     /// `params.primary` is filled in from the interface when the instance starts.
     pub params: Params,
 }
@@ -116,6 +119,17 @@ pub struct Engine {
     record_dir: Option<std::path::PathBuf>,
     /// State changes for the notifier (scripts, webhooks, mail); never blocks.
     notify: Option<crate::notify::Sender>,
+    /// Sync-group moves found while executing outputs, carried out after them.
+    sync_pending: Vec<(u64, SyncMove)>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum SyncMove {
+    /// The member's Master_Down_Timer fired: the group goes master if every
+    /// member wants to (or is master already).
+    WantMaster,
+    /// The member left mastership: the group follows to backup.
+    LeftMaster,
 }
 
 /// A snapshot of one instance for status.json, the API and systemd's STATUS=.
@@ -158,6 +172,7 @@ impl Engine {
             failover: Histogram::new(&FAILOVER_BUCKETS),
             record_dir: None,
             notify: None,
+            sync_pending: Vec::new(),
         }
     }
 
@@ -266,6 +281,58 @@ impl Engine {
         }
         let outputs = slot.inst.handle(input);
         self.execute(id, outputs);
+        while let Some((id, m)) = self.sync_pending.pop() {
+            self.sync_group_move(id, m);
+        }
+    }
+
+    /// keepalived's sync groups: a group becomes master only when every member's
+    /// Master_Down_Timer has fired (so a member whose peer is still master holds
+    /// the group back, which is what stops two half-groups from flapping), and
+    /// goes backup as soon as one member leaves mastership.
+    fn sync_group_move(&mut self, id: u64, m: SyncMove) {
+        let Some(slot) = self.slots.get(&id) else { return };
+        let peers: Vec<u64> = slot
+            .spec
+            .sync_peers
+            .iter()
+            .flat_map(|p| self.ids_named(p))
+            .collect();
+        match m {
+            SyncMove::WantMaster => {
+                let all_peers_present = slot.spec.sync_peers.iter().all(|p| !self.ids_named(p).is_empty());
+                let ready = all_peers_present
+                    && peers.iter().all(|p| {
+                        self.slots
+                            .get(p)
+                            .is_some_and(|s| s.inst.wants_master() || s.inst.state() == State::Master)
+                    });
+                if !ready {
+                    debug!(instance = slot.name, "sync group: waiting for the other members");
+                    return;
+                }
+                for member in std::iter::once(id).chain(peers) {
+                    if self
+                        .slots
+                        .get(&member)
+                        .is_some_and(|s| s.inst.state() == State::Backup)
+                    {
+                        self.feed(member, Input::SyncGroup { to: State::Master });
+                    }
+                }
+            }
+            SyncMove::LeftMaster => {
+                for member in peers {
+                    if self
+                        .slots
+                        .get(&member)
+                        .is_some_and(|s| s.inst.state() == State::Master)
+                    {
+                        self.feed(member, Input::SyncGroup { to: State::Backup });
+                    }
+                }
+            }
+        }
     }
 
     fn execute(&mut self, id: u64, outputs: Vec<Output>) {
@@ -339,7 +406,15 @@ impl Engine {
                         self.timers.remove(&(old, id, timer));
                     }
                 }
+                Output::WantMaster => self.sync_pending.push((id, SyncMove::WantMaster)),
                 Output::StateChange { from, to, reason } => {
+                    if from == State::Master
+                        && to == State::Backup
+                        && reason != Reason::SyncGroup
+                        && !slot.spec.sync_peers.is_empty()
+                    {
+                        self.sync_pending.push((id, SyncMove::LeftMaster));
+                    }
                     info!(
                         instance = slot.name,
                         vrid = slot.spec.params.vrid,

@@ -50,7 +50,7 @@ pub fn specs_from_config(cfg: &Config) -> Vec<(String, InstanceSpec)> {
             } else {
                 std::net::Ipv4Addr::UNSPECIFIED.into()
             };
-            let params = Params {
+            let mut params = Params {
                 name: name.clone(),
                 version: i.version,
                 vrid: i.vrid,
@@ -70,11 +70,23 @@ pub fn specs_from_config(cfg: &Config) -> Vec<(String, InstanceSpec)> {
                     refresh_ms: i.garp.refresh.map(|d| d.as_millis() as u64),
                     lower_prio_burst: i.garp.lower_prio_burst,
                 },
+                synced: false,
             };
+            let sync_peers: Vec<String> = cfg
+                .vrrp
+                .sync_groups
+                .values()
+                .filter(|g| g.instances.contains(name))
+                .flat_map(|g| g.instances.iter().filter(|m| *m != name).cloned())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            params.synced = !sync_peers.is_empty();
             let spec = InstanceSpec {
                 interface: i.interface.clone(),
                 label: i.vip_label.clone(),
                 unicast_source: i.unicast_source,
+                sync_peers,
                 params,
             };
             (name.clone(), spec)
@@ -102,7 +114,9 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     let mut engine = Engine::new(links, vips);
     crate::notify::security::init(&cfg);
     // Also what the tracker, the supervisor and the API follow (reloads replace it).
-    let (full_cfg_tx, full_cfg_rx) = watch::channel(Arc::new(cfg.clone()));
+    // One copy of the configuration for the whole daemon (10,000 checks are tens of MB).
+    let cfg = Arc::new(cfg);
+    let (full_cfg_tx, full_cfg_rx) = watch::channel(cfg.clone());
     let notifier = crate::notify::spawn(full_cfg_rx.clone());
     engine.notify_to(notifier.clone());
     if let Some(dir) = &cfg.log.record_dir {

@@ -136,6 +136,7 @@ mod tests {
         let c = crate::config::load(&LoadOptions {
             files: vec![f],
             env: false,
+            keepalived: None,
         })
         .unwrap();
         std::fs::remove_dir_all(&dir).unwrap();

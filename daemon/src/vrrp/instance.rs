@@ -96,6 +96,11 @@ pub struct Params {
     pub checksum_compat: bool,
     #[serde(default)]
     pub garp: GarpParams,
+    /// Member of a sync group: when its Master_Down_Timer fires it asks the group
+    /// (`Output::WantMaster`) instead of taking over alone; the group moves when
+    /// every member wants to (keepalived's vrrp_sync_group).
+    #[serde(default)]
+    pub synced: bool,
 }
 
 impl Params {
@@ -149,6 +154,11 @@ pub enum Input {
     Maintenance {
         on: bool,
     },
+    /// The sync group moves: to master (every member wants it) or to backup (a
+    /// member left mastership).
+    SyncGroup {
+        to: State,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,6 +189,9 @@ pub enum Output {
         to: State,
         reason: Reason,
     },
+    /// A sync-group member's Master_Down_Timer fired: it would become master and
+    /// waits for the rest of its group.
+    WantMaster,
     /// A packet was dropped; `counter` is the stable counter name.
     Rejected {
         src: IpAddr,
@@ -202,6 +215,7 @@ pub enum Reason {
     TrackRecovered,
     Maintenance,
     MaintenanceOff,
+    SyncGroup,
 }
 
 impl Reason {
@@ -219,6 +233,7 @@ impl Reason {
             Reason::TrackRecovered => "tracked items recovered",
             Reason::Maintenance => "maintenance",
             Reason::MaintenanceOff => "maintenance ended",
+            Reason::SyncGroup => "sync group moved",
         }
     }
 }
@@ -254,6 +269,8 @@ pub struct Instance {
     effective_priority: Option<u8>,
     /// Operator maintenance: never master.
     maintenance: bool,
+    /// Sync group: the Master_Down_Timer fired and the group has not moved yet.
+    want_master: bool,
     counters: Counters,
 }
 
@@ -271,6 +288,7 @@ impl Instance {
             track_fault: false,
             effective_priority: None,
             maintenance: false,
+            want_master: false,
             counters: Counters::default(),
         }
     }
@@ -286,6 +304,10 @@ impl Instance {
     }
     pub fn in_maintenance(&self) -> bool {
         self.maintenance
+    }
+    /// A sync-group member ready to become master with its group.
+    pub fn wants_master(&self) -> bool {
+        self.state == State::Backup && self.want_master && !self.maintenance
     }
     /// Address of the current master as last heard (ourselves when master).
     pub fn master(&self) -> Option<IpAddr> {
@@ -337,6 +359,7 @@ impl Instance {
             Input::LinkUp => self.link(true, &mut out),
             Input::Track { priority, fault } => self.track(priority, fault, &mut out),
             Input::Maintenance { on } => self.set_maintenance(on, &mut out),
+            Input::SyncGroup { to } => self.sync_group(to, &mut out),
         }
         out
     }
@@ -434,6 +457,19 @@ impl Instance {
         }
     }
 
+    /// The group moved (not in the RFCs; keepalived's sync groups). To master only
+    /// from Backup and never in maintenance; to backup only from Master, without a
+    /// priority-0 advert (the peer group is taking over already).
+    fn sync_group(&mut self, to: State, out: &mut Vec<Output>) {
+        match (to, self.state) {
+            (State::Master, State::Backup) if !self.maintenance => {
+                self.change_state(State::Master, Reason::SyncGroup, out)
+            }
+            (State::Backup, State::Master) => self.change_state(State::Backup, Reason::SyncGroup, out),
+            _ => {}
+        }
+    }
+
     /// RFC 5798 §6.4.2 / §6.4.3 Shutdown: the master sends priority 0 so a backup
     /// takes over after Skew_Time instead of Master_Down_Interval.
     fn shutdown(&mut self, out: &mut Vec<Output>) {
@@ -453,6 +489,12 @@ impl Instance {
                     timer: Timer::MasterDown,
                     after_us: self.master_down_us(),
                 });
+            }
+            (Timer::MasterDown, State::Backup) if self.params.synced => {
+                // Wait for the group (the engine answers with Input::SyncGroup).
+                self.master = None;
+                self.want_master = true;
+                out.push(Output::WantMaster);
             }
             (Timer::MasterDown, State::Backup) => self.change_state(State::Master, Reason::MasterDown, out),
             // RFC 5798 §6.4.3: Adver_Timer fires -> send an advertisement, re-arm.
@@ -622,6 +664,7 @@ impl Instance {
         let preempt = self.params.preempt && !self.preempt_held;
         if !preempt || advert.priority >= self.priority() {
             self.master = Some(src);
+            self.want_master = false;
             if self.params.version == Version::V3 {
                 // "Set Master_Adver_Interval to Adver Interval contained in the ADVERTISEMENT".
                 self.master_adver_interval_cs = advert.interval_cs;
@@ -693,6 +736,7 @@ impl Instance {
     /// and the entry actions of the new one.
     fn change_state(&mut self, to: State, reason: Reason, out: &mut Vec<Output>) {
         let from = self.state;
+        self.want_master = false;
         // Exit actions.
         match from {
             State::Master => {
