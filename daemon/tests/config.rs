@@ -647,6 +647,7 @@ fn services_and_notify_defaults_and_redaction() {
         assert_eq!(s.restart_delay_max, Duration::from_secs(30));
         assert_eq!(s.healthy_after, Duration::from_secs(10));
         assert_eq!(cfg.vrrp.instances["web"].track_services[0].weight, 0);
+        assert!(cfg.vrrp.instances["web"].fast_preempt);
         assert_eq!(cfg.notify.timeout, Duration::from_secs(10));
         assert!(cfg.security.script_security);
         let text = cfg.to_redacted_toml();

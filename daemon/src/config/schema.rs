@@ -148,6 +148,11 @@ pub struct InstanceConfig {
     pub preempt: bool,
     #[serde(with = "duration", default)]
     pub preempt_delay: Duration,
+    /// A preempting backup takes over as soon as the master advertises a lower
+    /// priority (milliseconds after a tracked failure) instead of after the RFC's
+    /// Master_Down_Interval. Set false to keep the RFC timing exactly.
+    #[serde(default = "yes")]
+    pub fast_preempt: bool,
     #[serde(default)]
     pub unicast_peers: Vec<IpAddr>,
     /// Source of unicast adverts; the interface's primary address by default.

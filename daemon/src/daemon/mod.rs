@@ -59,6 +59,7 @@ pub fn specs_from_config(cfg: &Config) -> Vec<(String, InstanceSpec)> {
                 vips: i.virtual_ips.clone(),
                 preempt: i.preempt,
                 preempt_delay_ms: i.preempt_delay.as_millis() as u64,
+                fast_preempt: i.fast_preempt,
                 primary: unspecified,
                 unicast_peers: i.unicast_peers.clone(),
                 auth_pass: i.auth_pass.as_ref().map(|s| s.expose().to_string()),
