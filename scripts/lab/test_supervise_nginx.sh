@@ -184,7 +184,11 @@ pass "a stayed in fault until nginx had run 3 s healthy ($healthy_ms ms), then t
 sed -i 's/return 200 "node-a\\n"/return 200 "node-a reloaded\\n"/' "$dir/nginx-a.conf"
 kill -HUP "${HF_PID[a]}"
 for _ in $(seq 50); do [ "$(http_get)" = "node-a reloaded" ] && break; sleep 0.1; done
-[ "$(http_get)" = "node-a reloaded" ] || fail "nginx not reloaded after SIGHUP"
+if [ "$(http_get)" != "node-a reloaded" ]; then
+    ps -o pid,ppid,pgid,etimes,args -p "$(pgrep -d, -f "nginx" || echo 1)" >&2 || true
+    cat "$dir/nginx-a.conf" >&2
+    fail "nginx not reloaded after SIGHUP (answer: '$(http_get)', VIP on $(lab_vip_holder $VIP))"
+fi
 [ "$(nginx_pid a)" = "$pid" ] || fail "nginx was restarted instead of reloaded"
 echo 'this is not nginx syntax' >>"$dir/nginx-a.conf"
 kill -HUP "${HF_PID[a]}"
@@ -220,3 +224,11 @@ kill -0 "$pb" 2>/dev/null && fail "nginx still runs after hafront stopped"
 lab_wait_vip a $VIP 2 || fail "VIP not on a after b stopped"
 pass "shutdown of master b: VIP released first, then nginx stopped; a took over"
 
+
+# --- a stop where everything gets SIGTERM at once (systemd's control-group stop) --
+pa=$(nginx_pid a)
+kill -TERM "${HF_PID[a]}"
+kill -TERM -- "-$pa"
+hf_stop a
+pgrep -f "nginx -c $dir/nginx-a.conf" >/dev/null && fail "nginx was restarted while hafront stopped"
+pass "SIGTERM to hafront and nginx at once: nginx not restarted during the stop"

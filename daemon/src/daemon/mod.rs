@@ -260,6 +260,7 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
             },
         )
         .await;
+    supervisor.stopping();
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     info!("stopping: releasing virtual addresses");
     engine.shutdown().await;

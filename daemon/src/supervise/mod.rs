@@ -8,6 +8,7 @@ pub mod process;
 mod runner;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,9 +62,16 @@ pub struct SupervisorInputs {
 /// Stops every service (after the VIPs were released).
 pub struct SupervisorHandle {
     stop: oneshot::Sender<oneshot::Sender<()>>,
+    stopping: Arc<AtomicBool>,
 }
 
 impl SupervisorHandle {
+    /// The daemon is stopping: a server that exits now (under systemd the whole
+    /// cgroup gets SIGTERM at once) is not restarted.
+    pub fn stopping(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
     pub async fn stop(self, within: Duration) {
         let (tx, rx) = oneshot::channel();
         if self.stop.send(tx).is_ok() {
@@ -74,14 +82,22 @@ impl SupervisorHandle {
 
 pub fn spawn(inputs: SupervisorInputs) -> SupervisorHandle {
     let (stop_tx, stop_rx) = oneshot::channel();
-    tokio::spawn(manage(inputs, stop_rx));
-    SupervisorHandle { stop: stop_tx }
+    let stopping = Arc::new(AtomicBool::new(false));
+    tokio::spawn(manage(inputs, stop_rx, stopping.clone()));
+    SupervisorHandle {
+        stop: stop_tx,
+        stopping,
+    }
 }
 
-async fn manage(mut inp: SupervisorInputs, mut stop: oneshot::Receiver<oneshot::Sender<()>>) {
+async fn manage(
+    mut inp: SupervisorInputs,
+    mut stop: oneshot::Receiver<oneshot::Sender<()>>,
+    stopping: Arc<AtomicBool>,
+) {
     let mut running: BTreeMap<String, (Arc<ServiceConfig>, mpsc::UnboundedSender<Cmd>)> = BTreeMap::new();
     let cfg = inp.config.borrow_and_update().clone();
-    apply(&cfg, &mut running, &inp, false);
+    apply(&cfg, &mut running, &inp, false, &stopping);
     // The sender goes away when the daemon stops: then only the stop request counts.
     let mut config_open = true;
     loop {
@@ -92,7 +108,7 @@ async fn manage(mut inp: SupervisorInputs, mut stop: oneshot::Receiver<oneshot::
                     continue;
                 }
                 let cfg = inp.config.borrow_and_update().clone();
-                apply(&cfg, &mut running, &inp, true);
+                apply(&cfg, &mut running, &inp, true, &stopping);
             }
             done = &mut stop => {
                 let mut waits = Vec::new();
@@ -122,6 +138,7 @@ fn apply(
     running: &mut BTreeMap<String, (Arc<ServiceConfig>, mpsc::UnboundedSender<Cmd>)>,
     inp: &SupervisorInputs,
     reload: bool,
+    stopping: &Arc<AtomicBool>,
 ) {
     running.retain(|name, (_, tx)| {
         let keep = cfg.services.contains_key(name);
@@ -173,6 +190,7 @@ fn apply(
                     config_hash: None,
                     last_exit: None,
                     reported: None,
+                    stopping: stopping.clone(),
                 };
                 tokio::spawn(runner.run());
                 running.insert(name.clone(), (spec, tx));

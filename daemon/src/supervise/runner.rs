@@ -49,6 +49,8 @@ pub(super) struct Runner {
     pub config_hash: Option<u64>,
     pub last_exit: Option<String>,
     pub reported: Option<(bool, bool)>,
+    /// Set when the daemon stops: exits are no longer restarted.
+    pub stopping: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Runner {
@@ -83,6 +85,15 @@ impl Runner {
                     return;
                 }
                 Outcome::Stopped => continue,
+                Outcome::Failed(why) if self.is_stopping() => {
+                    info!(
+                        service = self.name,
+                        reason = why.as_str(),
+                        "service exited while hafront stops: not restarted"
+                    );
+                    self.last_exit = Some(why);
+                    return self.wait_for_stop().await;
+                }
                 Outcome::Failed(why) => {
                     self.failures += 1;
                     self.last_exit = Some(why.clone());
@@ -99,8 +110,30 @@ impl Runner {
                         let _ = done.send(());
                         return;
                     }
+                    if self.is_stopping() {
+                        return self.wait_for_stop().await;
+                    }
                     self.restarts += 1;
                 }
+            }
+        }
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Stays down until the stop request arrives, and answers it.
+    async fn wait_for_stop(&mut self) {
+        self.publish("stopped", None);
+        loop {
+            match self.cmds.recv().await {
+                Some(Cmd::Stop(done)) => {
+                    let _ = done.send(());
+                    return;
+                }
+                Some(_) => {}
+                None => return,
             }
         }
     }
