@@ -130,6 +130,8 @@ grep -q '^hafront_supervised_service_up{service="nginx",kind="nginx"} 1$' "$dir/
 pass "status services.nginx (running, restarts 1, last exit) and /metrics hafront_supervised_service_restarts_total 1"
 
 # --- RFC timing: b with fast_preempt = false waits for its Master_Down_Timer ----
+# (3 x 100 ms + skew 61 ms after the last advert it accepted, sent up to 100 ms
+# before the kill: at least ~260 ms; fast preempt takes a few ms.)
 sed -i 's/^priority = 100$/priority = 100\nfast_preempt = false/' "$dir/b.toml"
 n_reloads=$(grep -c 'configuration reloaded' "$dir/hafront-b.log" || true)
 kill -HUP "${HF_PID[b]}"
@@ -144,7 +146,7 @@ wait $prober || fail "no HTTP answer from b (RFC timing)"
 lab_untrack_pid $prober
 rfc_ms=$(( ($(cat "$dir/answer-b") - t0) / 1000000 ))
 echo "   same with fast_preempt = false on b (RFC 5798 discard, Master_Down_Interval): $rfc_ms ms"
-[ "$rfc_ms" -ge 250 ] || fail "RFC behaviour: b took over after $rfc_ms ms, before its Master_Down_Interval"
+[ "$rfc_ms" -ge 200 ] || fail "RFC behaviour: b took over after $rfc_ms ms, before its Master_Down_Interval"
 pa2=$(wait_nginx_pid a "$pa2" 5) || fail "nginx not restarted on a"
 hf_wait_state a web master 5 || fail "a did not take the VIP back"
 pass "fast preempt: $fast_ms ms from SIGKILL to b's answer; RFC timing (fast_preempt = false): $rfc_ms ms"
