@@ -6,5 +6,8 @@ pub mod histogram;
 pub mod ipvs;
 pub mod keepalived;
 pub mod net;
+pub mod notify;
+pub mod splitbrain;
+pub mod supervise;
 pub mod track;
 pub mod vrrp;

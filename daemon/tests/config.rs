@@ -541,3 +541,118 @@ fn tracking_and_sync_groups() {
         "ghost",
     );
 }
+
+#[test]
+fn services_notify_and_split_brain_rules() {
+    one_error(
+        "track_services = [ { name = \"nginx\", weight = -60 } ]\n",
+        "vrrp.instances.web.track_services.0",
+        "no service named \"nginx\"",
+    );
+    one_error(
+        "[services.nginx]\nkind = \"nginx\"\n",
+        "services.nginx.config",
+        "is required for kind = \"nginx\"",
+    );
+    one_error(
+        "[services.web]\nkind = \"command\"\ncommand = [\"sleep\", \"9\"]\n",
+        "services.web.command",
+        "must be an absolute path",
+    );
+    one_error(
+        "[services.h]\nkind = \"httpd\"\nconfig = \"/etc/apache2/apache2.conf\"\nrun_on = \"master\"\n",
+        "services.h.instance",
+        "needs the instance",
+    );
+    one_error(
+        "[services.h]\nkind = \"httpd\"\nconfig = \"/x.conf\"\nrun_on = \"master\"\ninstance = \"nope\"\n",
+        "services.h.instance",
+        "no VRRP instance named \"nope\"",
+    );
+    one_error(
+        "track_services = [ { name = \"h\" } ]\n[services.h]\nkind = \"httpd\"\nconfig = \"/x.conf\"\nrun_on = \"master\"\ninstance = \"web\"\n",
+        "vrrp.instances.web.track_services.0",
+        "cannot be tracked",
+    );
+    one_error(
+        "[services.n]\nkind = \"nginx\"\nconfig = \"/x.conf\"\nrestart_delay = 0\n",
+        "services.n.restart_delay",
+        "no tight restart loop",
+    );
+    one_error(
+        "[services.n]\nkind = \"nginx\"\npidfile = \"/run/n.pid\"\nsystemd_unit = \"nginx.service\"\n",
+        "services.n.systemd_unit",
+        "not both",
+    );
+    one_error(
+        "[services.n]\nkind = \"nginx\"\nconfig = \"/x.conf\"\ncheck = \"web\"\n",
+        "services.n.check",
+        "no check named \"web\"",
+    );
+    one_error(
+        "notify_master = [\"notify.sh\"]\n",
+        "vrrp.instances.web.notify_master",
+        "absolute path",
+    );
+    one_error(
+        "split_brain_probe = \"10ms\"\n",
+        "vrrp.instances.web.split_brain_probe",
+        "at least 100ms",
+    );
+    one_error(
+        "[notify.smtp]\nserver = \"2001:db8::5\"\nfrom = \"a@example.org\"\nto = [\"b@example.org\"]\n",
+        "notify.smtp.server",
+        "host:port",
+    );
+    one_error(
+        "[notify.smtp]\nserver = \"mail:25\"\nfrom = \"a@example.org\"\nto = [\"b\"]\n",
+        "notify.smtp.to",
+        "entry 0 (\"b\") is not an e-mail address",
+    );
+    one_error(
+        "[notify.smtp]\nserver = \"mail:25\"\nfrom = \"a@example.org\"\nto = [\"b@example.org\"]\ntls = \"none\"\nusername = \"u\"\npassword = \"p\"\n",
+        "notify.smtp.tls",
+        "starttls",
+    );
+    one_error(
+        "[[notify.webhooks]]\nurl = \"ftp://198.51.100.7/\"\n",
+        "notify.webhooks.0.url",
+        "only http",
+    );
+    one_error(
+        "[notify]\nsmtp_server = \"x\"\n",
+        "notify.smtp_server",
+        "unknown key",
+    );
+}
+
+#[test]
+fn services_and_notify_defaults_and_redaction() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "a.toml",
+            &format!(
+                "{BASE}track_services = [ {{ name = \"nginx\" }} ]\n\
+                 [services.nginx]\nkind = \"nginx\"\nconfig = \"/etc/nginx/nginx.conf\"\n\
+                 [notify.smtp]\nserver = \"mail.example.org:587\"\nfrom = \"a@example.org\"\n\
+                 to = [\"b@example.org\"]\nusername = \"u\"\npassword = \"hunter2\"\n\
+                 [[notify.webhooks]]\nurl = \"https://hooks.example.org/x\"\n\
+                 headers = {{ Authorization = \"Bearer s3cret\" }}\n"
+            ),
+        )?;
+        let cfg = load(&opts(&["a.toml"], false)).unwrap();
+        let s = &cfg.services["nginx"];
+        assert_eq!(s.max_restarts, 5);
+        assert_eq!(s.restart_delay, Duration::from_millis(100));
+        assert_eq!(s.restart_delay_max, Duration::from_secs(30));
+        assert_eq!(s.healthy_after, Duration::from_secs(10));
+        assert_eq!(cfg.vrrp.instances["web"].track_services[0].weight, 0);
+        assert!(cfg.vrrp.instances["web"].fast_preempt);
+        assert_eq!(cfg.notify.timeout, Duration::from_secs(10));
+        assert!(cfg.security.script_security);
+        let text = cfg.to_redacted_toml();
+        assert!(!text.contains("hunter2") && !text.contains("s3cret"), "{text}");
+        assert!(text.contains(REDACTED));
+        Ok(())
+    });
+}

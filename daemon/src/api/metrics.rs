@@ -536,13 +536,44 @@ pub fn render(hub: &Hub) -> String {
             }
         }
     }
-    // Supervised nginx/httpd (issue 8): the family is declared so dashboards can
-    // be built against it; no service is supervised yet.
     m.family(
         "hafront_supervised_service_restarts_total",
         "counter",
         "Restarts of a supervised service",
     );
+    let services = hub.services.borrow().clone();
+    for (name, s) in services.iter() {
+        m.sample(
+            "hafront_supervised_service_restarts_total",
+            &[("service", name), ("kind", s.kind)],
+            s.restarts as f64,
+        );
+    }
+    m.family(
+        "hafront_split_brain",
+        "gauge",
+        "1 while a split brain is detected on the instance (two masters)",
+    );
+    let split = hub.split_brain.borrow().clone();
+    for (name, s) in split.iter() {
+        m.sample(
+            "hafront_split_brain",
+            &[("instance", name)],
+            if s.active { 1.0 } else { 0.0 },
+        );
+    }
+    m.family(
+        "hafront_supervised_service_up",
+        "gauge",
+        "1 while a supervised service runs (0: down, backoff or failed)",
+    );
+    for (name, s) in services.iter() {
+        m.sample(
+            "hafront_supervised_service_up",
+            &[("service", name), ("kind", s.kind)],
+            if s.up && !s.failed { 1.0 } else { 0.0 },
+        );
+    }
     m.finish()
 }
 

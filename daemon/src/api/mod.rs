@@ -40,6 +40,8 @@ pub struct Hub {
     pub engine: watch::Receiver<Arc<EngineSnapshot>>,
     pub tracking: watch::Receiver<Arc<TrackingSnapshot>>,
     pub ipvs: watch::Receiver<Arc<IpvsSnapshot>>,
+    pub services: watch::Receiver<Arc<crate::supervise::Snapshot>>,
+    pub split_brain: watch::Receiver<Arc<crate::splitbrain::Snapshot>>,
     pub checkers: CheckerSlot,
     pub controls: Arc<Controls>,
 }

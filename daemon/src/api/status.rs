@@ -37,6 +37,7 @@ struct InstanceView<'a> {
     #[serde(flatten)]
     status: &'a InstanceStatus,
     tracking: Option<&'a InstanceTracking>,
+    split_brain: crate::splitbrain::SplitBrainStatus,
 }
 
 #[derive(Serialize)]
@@ -50,8 +51,8 @@ struct Document<'a> {
     checks: BTreeMap<String, CheckStatus>,
     scripts: BTreeMap<String, CheckStatus>,
     ipvs: &'a IpvsSnapshot,
-    /// Supervised nginx/httpd: none yet (issue 8).
-    services: BTreeMap<String, ()>,
+    /// Supervised nginx/httpd.
+    services: &'a crate::supervise::Snapshot,
     overrides: &'a Overrides,
     unknown_vrid_packets: u64,
 }
@@ -63,6 +64,8 @@ pub fn document(hub: &Hub) -> Vec<u8> {
     let tracking = hub.tracking.borrow().clone();
     let ipvs = hub.ipvs.borrow().clone();
     let overrides = hub.controls.overrides();
+    let split_brain = hub.split_brain.borrow().clone();
+    let services = hub.services.borrow().clone();
     let (checks, scripts) = checks(hub);
     let uptime = SystemTime::now()
         .duration_since(hub.started)
@@ -87,6 +90,7 @@ pub fn document(hub: &Hub) -> Vec<u8> {
                     InstanceView {
                         status,
                         tracking: tracking.instances.get(name),
+                        split_brain: split_brain.get(name).cloned().unwrap_or_default(),
                     },
                 )
             })
@@ -94,7 +98,7 @@ pub fn document(hub: &Hub) -> Vec<u8> {
         checks,
         scripts,
         ipvs: &ipvs,
-        services: BTreeMap::new(),
+        services: &services,
         overrides: &overrides,
         unknown_vrid_packets: engine.unknown_vrid_packets,
     };

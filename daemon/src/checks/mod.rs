@@ -14,7 +14,7 @@ pub mod probe;
 pub mod scheduler;
 pub mod spec;
 pub mod state;
-mod tls;
+pub mod tls;
 
 pub use probe::{ProbeError, ProbeOk};
 pub use scheduler::{

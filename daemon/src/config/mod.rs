@@ -8,9 +8,11 @@ pub mod api;
 pub mod checks;
 mod error;
 pub mod ipvs;
+pub mod notify;
 mod schema;
+pub mod services;
 pub mod track;
-mod validate;
+pub(crate) mod validate;
 
 use std::path::{Path, PathBuf};
 

@@ -36,6 +36,13 @@ pub struct Config {
     /// Tracked files by name (`[files.<name>]`, keepalived's vrrp_track_file).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub files: BTreeMap<String, super::track::TrackFileConfig>,
+    /// Supervised servers by name (`[services.<name>]`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub services: BTreeMap<String, super::services::ServiceConfig>,
+    /// E-mail and webhook alerts on state changes.
+    pub notify: super::notify::NotifyConfig,
+    /// Who runs scripts, and which scripts are refused.
+    pub security: super::notify::SecurityConfig,
 }
 
 impl Default for Config {
@@ -51,6 +58,9 @@ impl Default for Config {
             checks: BTreeMap::new(),
             scripts: BTreeMap::new(),
             files: BTreeMap::new(),
+            services: BTreeMap::new(),
+            notify: Default::default(),
+            security: Default::default(),
         }
     }
 }
@@ -138,6 +148,11 @@ pub struct InstanceConfig {
     pub preempt: bool,
     #[serde(with = "duration", default)]
     pub preempt_delay: Duration,
+    /// A preempting backup takes over as soon as the master advertises a lower
+    /// priority (milliseconds after a tracked failure) instead of after the RFC's
+    /// Master_Down_Interval. Set false to keep the RFC timing exactly.
+    #[serde(default = "yes")]
+    pub fast_preempt: bool,
     #[serde(default)]
     pub unicast_peers: Vec<IpAddr>,
     /// Source of unicast adverts; the interface's primary address by default.
@@ -164,6 +179,41 @@ pub struct InstanceConfig {
     pub track_checks: Vec<TrackItem>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub track_files: Vec<TrackItem>,
+    /// Supervised services (`[services.<name>]`): a crash is a tracking event at once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub track_services: Vec<TrackItem>,
+    /// Notify scripts (argv), keepalived's notify_master/backup/fault/stop: run on
+    /// entering the state, without arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify_master: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify_backup: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify_fault: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify_stop: Vec<String>,
+    /// keepalived's generic notify: run on every change, after the state's own
+    /// script, with the arguments `INSTANCE <name> <STATE> <priority>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<String>,
+    /// Out-of-band split-brain probe while master: every this often, an ARP probe
+    /// (RFC 5227, sender address 0) asks who holds the first IPv4 VIP; an answer
+    /// from another MAC means another node holds it too. Off when unset.
+    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub split_brain_probe: Option<Duration>,
+}
+
+impl InstanceConfig {
+    /// The notify scripts by key.
+    pub fn notify_scripts(&self) -> [(&'static str, &Vec<String>); 5] {
+        [
+            ("notify_master", &self.notify_master),
+            ("notify_backup", &self.notify_backup),
+            ("notify_fault", &self.notify_fault),
+            ("notify_stop", &self.notify_stop),
+            ("notify", &self.notify),
+        ]
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -96,11 +96,12 @@ pub(super) fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
         }
     }
     for (iname, inst) in &cfg.vrrp.instances {
-        let lists: [(&str, &Vec<crate::track::TrackItem>); 4] = [
+        let lists: [(&str, &Vec<crate::track::TrackItem>); 5] = [
             ("track_interfaces", &inst.track_interfaces),
             ("track_scripts", &inst.track_scripts),
             ("track_checks", &inst.track_checks),
             ("track_files", &inst.track_files),
+            ("track_services", &inst.track_services),
         ];
         for (field, items) in lists {
             for (n, item) in items.iter().enumerate() {
@@ -115,6 +116,7 @@ pub(super) fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
                     "track_interfaces" => !item.name.is_empty() && item.name.len() <= 15,
                     "track_scripts" => cfg.scripts.contains_key(&item.name),
                     "track_checks" => cfg.checks.contains_key(&item.name),
+                    "track_services" => cfg.services.contains_key(&item.name),
                     _ => cfg.files.contains_key(&item.name),
                 };
                 if !exists {
@@ -124,6 +126,9 @@ pub(super) fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
                             format!("no script named {:?} ([scripts.{}])", item.name, item.name)
                         }
                         "track_checks" => format!("no check named {:?} ([checks.{}])", item.name, item.name),
+                        "track_services" => {
+                            format!("no service named {:?} ([services.{}])", item.name, item.name)
+                        }
                         _ => format!("no tracked file named {:?} ([files.{}])", item.name, item.name),
                     };
                     p(key, what);

@@ -63,6 +63,9 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
     super::ipvs::validate(&cfg.ipvs, &cfg.vrrp.instances, &cfg.checks, &mut v.problems);
     super::checks::validate(&cfg.checks, &mut v.problems);
     super::track::validate(cfg, &mut v.problems);
+    super::services::validate(cfg, &mut v.problems);
+    super::notify::validate(cfg, &mut v.problems);
+    crate::notify::security::validate(cfg, &mut v.problems);
     v.problems
 }
 

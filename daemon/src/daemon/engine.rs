@@ -117,6 +117,8 @@ pub struct Engine {
     failover: Histogram,
     /// Where protocol inputs are recorded (`log.record_dir`).
     record_dir: Option<std::path::PathBuf>,
+    /// State changes for the notifier (scripts, webhooks, mail); never blocks.
+    notify: Option<crate::notify::Sender>,
     /// Sync-group moves found while executing outputs, carried out after them.
     sync_pending: Vec<(u64, SyncMove)>,
 }
@@ -169,8 +171,14 @@ impl Engine {
             maintenance: HashMap::new(),
             failover: Histogram::new(&FAILOVER_BUCKETS),
             record_dir: None,
+            notify: None,
             sync_pending: Vec::new(),
         }
+    }
+
+    /// Sends every state change to the notifier.
+    pub fn notify_to(&mut self, tx: crate::notify::Sender) {
+        self.notify = Some(tx);
     }
 
     /// Records every instance's inputs under `dir/<instance>/` as a replay case
@@ -423,6 +431,18 @@ impl Engine {
                         reason: reason_str(reason),
                     });
                     slot.transitions += 1;
+                    if let Some(n) = &self.notify {
+                        n.send(crate::notify::Event::State(crate::notify::StateEvent {
+                            instance: slot.name.clone(),
+                            vrid: slot.spec.params.vrid,
+                            from,
+                            to,
+                            priority: slot.inst.priority(),
+                            reason: reason_str(reason),
+                            vips: slot.spec.params.vips.iter().map(|v| v.to_string()).collect(),
+                            unix_ms: unix_ms(),
+                        }));
+                    }
                     if to == State::Master && reason == Reason::MasterDown {
                         if let Some(rx) = slot.last_rx {
                             self.failover.observe(rx.elapsed().as_secs_f64());

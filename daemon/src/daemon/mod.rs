@@ -59,6 +59,7 @@ pub fn specs_from_config(cfg: &Config) -> Vec<(String, InstanceSpec)> {
                 vips: i.virtual_ips.clone(),
                 preempt: i.preempt,
                 preempt_delay_ms: i.preempt_delay.as_millis() as u64,
+                fast_preempt: i.fast_preempt,
                 primary: unspecified,
                 unicast_peers: i.unicast_peers.clone(),
                 auth_pass: i.auth_pass.as_ref().map(|s| s.expose().to_string()),
@@ -110,7 +111,15 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     // Subscribe before looking interfaces up, so no change falls in between.
     let link_events = crate::net::link::watch_links()?;
     let vips = VipExecutor::spawn(links.clone());
+    let (splitbrain_vips, splitbrain_links) = (vips.clone(), links.clone());
     let mut engine = Engine::new(links, vips);
+    crate::notify::security::init(&cfg);
+    // Also what the tracker, the supervisor and the API follow (reloads replace it).
+    // One copy of the configuration for the whole daemon (10,000 checks are tens of MB).
+    let cfg = Arc::new(cfg);
+    let (full_cfg_tx, full_cfg_rx) = watch::channel(cfg.clone());
+    let notifier = crate::notify::spawn(full_cfg_rx.clone());
+    engine.notify_to(notifier.clone());
     if let Some(dir) = &cfg.log.record_dir {
         info!(dir = %dir.display(), "recording protocol inputs");
         engine.record_to(dir.clone());
@@ -134,12 +143,23 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     engine.flush().await;
     status.write(&engine);
     let (engine_tx, engine_rx) = watch::channel(Arc::new(engine.snapshot()));
+    let (split_brain_tx, split_brain_rx) = watch::channel(Arc::new(Default::default()));
+    tokio::spawn(crate::splitbrain::run(crate::splitbrain::MonitorInputs {
+        config: full_cfg_rx.clone(),
+        engine: engine_tx.subscribe(),
+        links: splitbrain_links,
+        vips: splitbrain_vips,
+        notify: notifier.clone(),
+        status: split_brain_tx,
+    }));
 
     // IPVS runs beside VRRP: it follows the configuration and the instances this
     // node is master of, and its failures never reach the VRRP engine.
     let (ipvs_cfg_tx, ipvs_cfg_rx) = watch::channel(Arc::new(cfg.ipvs.clone()));
     let (check_states_tx, check_states_rx) = watch::channel(std::collections::BTreeMap::new());
     let (roles_tx, roles_rx) = watch::channel(roles_of(&engine));
+    let services_roles_rx = roles_tx.subscribe();
+    let services_checks_rx = check_states_tx.subscribe();
     let (ipvs_stop_tx, ipvs_stop_rx) = oneshot::channel();
     let (ipvs_status_tx, ipvs_status_rx) = watch::channel(Arc::new(Default::default()));
     let ipvs_task = tokio::spawn(crate::ipvs::reconcile::run(
@@ -157,11 +177,18 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     let (ctl_tx, ctl_rx) = mpsc::channel(64);
     // Tracking (interfaces, checks, scripts, files, sync groups) feeds the engine
     // through the same control channel as reloads.
-    // One copy of the configuration for the whole daemon (10,000 checks are tens of MB).
-    let cfg = Arc::new(cfg);
-    let (full_cfg_tx, full_cfg_rx) = watch::channel(cfg.clone());
     let (tracking_tx, tracking_rx) = watch::channel(Arc::new(Default::default()));
     let checkers: tracker::CheckerSlot = Default::default();
+    // Supervised services: a child's death reaches the tracker at once.
+    let (service_events_tx, service_events_rx) = mpsc::unbounded_channel();
+    let (services_tx, services_rx) = watch::channel(Arc::new(Default::default()));
+    let supervisor = crate::supervise::spawn(crate::supervise::SupervisorInputs {
+        config: full_cfg_rx.clone(),
+        roles: services_roles_rx,
+        checks: services_checks_rx,
+        events: service_events_tx,
+        status: services_tx,
+    });
     let tracker_inputs = tracker::TrackerInputs {
         config: full_cfg_rx.clone(),
         overrides: overrides_rx,
@@ -170,15 +197,18 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         engine: ctl_tx.clone(),
         check_states: check_states_tx,
         links: links_for_tracker,
+        services: service_events_rx,
     };
     // The tracker and every check run on a thread of their own: 10,000 checks a
     // second keep a core busy, and on the engine's thread they would delay adverts.
     let spawned = std::thread::Builder::new()
         .name("hafront-checks".into())
-        .spawn(move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt.block_on(tracker::run(tracker_inputs)),
-            Err(error) => error!(%error, "no runtime for the checks: tracking is off"),
-        });
+        .spawn(
+            move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt.block_on(tracker::run(tracker_inputs)),
+                Err(error) => error!(%error, "no runtime for the checks: tracking is off"),
+            },
+        );
     if let Err(error) = spawned {
         error!(%error, "no thread for the checks: tracking is off");
     }
@@ -191,6 +221,8 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         engine: engine_rx,
         tracking: tracking_rx,
         ipvs: ipvs_status_rx,
+        services: services_rx,
+        split_brain: split_brain_rx,
         checkers,
         controls: Arc::new(crate::api::Controls::new(
             store,
@@ -241,6 +273,7 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
             },
         )
         .await;
+    supervisor.stopping();
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     info!("stopping: releasing virtual addresses");
     engine.shutdown().await;
@@ -250,6 +283,10 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         let _ = tokio::time::timeout(Duration::from_secs(10), done_rx).await;
     }
     ipvs_task.abort();
+    // Then the supervised servers (the VIP is gone: nobody is sent to them).
+    supervisor.stop(Duration::from_secs(30)).await;
+    // The STOP notifications.
+    notifier.drain(crate::notify::DRAIN).await;
     if let Err(error) = accept::apply(&AcceptPlan::default()).await {
         warn!(%error, "cannot remove the accept-mode table");
     }

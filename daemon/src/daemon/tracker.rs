@@ -40,6 +40,8 @@ pub struct TrackerInputs {
     /// servers.
     pub check_states: watch::Sender<BTreeMap<String, Health>>,
     pub links: Links,
+    /// Supervised services going up, down or failed (`crate::supervise`).
+    pub services: mpsc::UnboundedReceiver<crate::supervise::ServiceEvent>,
 }
 
 /// What the engine was last told, per instance.
@@ -145,6 +147,14 @@ pub async fn run(mut inp: TrackerInputs) {
                     });
                 }
                 if states.set(kind, &name, ev.up) {
+                    publish(&cfg, &overrides, &states, &mut sent, &inp).await;
+                }
+            }
+            Some(ev) = inp.services.recv() => {
+                info!(kind = "service", name = ev.name.as_str(), up = ev.up, failed = ev.failed, reason = ev.reason.as_str(), "tracked item changed");
+                let a = states.set(Kind::Service, &ev.name, ev.up);
+                let b = states.set_service_failed(&ev.name, ev.failed);
+                if a || b {
                     publish(&cfg, &overrides, &states, &mut sent, &inp).await;
                 }
             }
@@ -320,6 +330,7 @@ async fn publish(cfg: &Config, overrides: &Overrides, states: &States, sent: &mu
                 .chain(inst.track_scripts.iter().map(|t| (Kind::Script, t.clone())))
                 .chain(inst.track_checks.iter().map(|t| (Kind::Check, t.clone())))
                 .chain(inst.track_files.iter().map(|t| (Kind::File, t.clone())))
+                .chain(inst.track_services.iter().map(|t| (Kind::Service, t.clone())))
                 .collect(),
         };
         let mut e = effective(&tracked, states);

@@ -117,6 +117,11 @@ impl Announcer {
 
 /// `sockaddr_ll` for the Ethernet broadcast address on `ifindex`.
 fn link_broadcast(ifindex: u32) -> SockAddr {
+    arp_link_addr(ifindex, [0xff; 6])
+}
+
+/// `sockaddr_ll` for ARP on `ifindex` to `dst` (all zero to bind).
+pub fn arp_link_addr(ifindex: u32, dst: [u8; 6]) -> SockAddr {
     let mut storage = SockAddrStorage::zeroed();
     // SAFETY: sockaddr_ll fits in sockaddr_storage; all its fields are plain integers.
     unsafe {
@@ -125,7 +130,7 @@ fn link_broadcast(ifindex: u32) -> SockAddr {
         ll.sll_protocol = ETH_P_ARP.to_be();
         ll.sll_ifindex = ifindex as i32;
         ll.sll_halen = 6;
-        ll.sll_addr[..6].copy_from_slice(&[0xff; 6]);
+        ll.sll_addr[..6].copy_from_slice(&dst);
         SockAddr::new(
             storage,
             std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,

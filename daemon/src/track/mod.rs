@@ -29,6 +29,8 @@ pub enum Kind {
     Script,
     Check,
     File,
+    /// A supervised service (`[services.NAME]`): up while its process runs.
+    Service,
 }
 
 impl Kind {
@@ -38,6 +40,7 @@ impl Kind {
             Kind::Script => "script",
             Kind::Check => "check",
             Kind::File => "file",
+            Kind::Service => "service",
         }
     }
 }
@@ -56,6 +59,9 @@ pub struct Tracked {
 pub struct States {
     pub up: BTreeMap<(Kind, String), bool>,
     pub file_values: BTreeMap<String, i64>,
+    /// Services past their restart limit: a fault whatever the weight, until they
+    /// run healthy again.
+    pub failed_services: BTreeSet<String>,
 }
 
 impl States {
@@ -64,6 +70,13 @@ impl States {
     }
     pub fn set_file(&mut self, name: &str, value: i64) -> bool {
         self.file_values.insert(name.to_string(), value) != Some(value)
+    }
+    pub fn set_service_failed(&mut self, name: &str, failed: bool) -> bool {
+        if failed {
+            self.failed_services.insert(name.to_string())
+        } else {
+            self.failed_services.remove(name)
+        }
     }
 }
 
@@ -88,6 +101,10 @@ pub fn effective(t: &Tracked, states: &States) -> Effective {
             } else {
                 delta += value.saturating_mul(i64::from(item.weight));
             }
+            continue;
+        }
+        if *kind == Kind::Service && states.failed_services.contains(&item.name) {
+            faults.push(format!("service {} failed (restart limit)", item.name));
             continue;
         }
         let up = states
@@ -194,6 +211,32 @@ mod tests {
         );
         s.set(Kind::Interface, "eth1", false);
         assert_eq!(effective(&t, &s).faults, vec!["interface eth1 down".to_string()]);
+    }
+
+    #[test]
+    fn failed_service_faults_whatever_its_weight() {
+        let t = Tracked {
+            priority: 100,
+            items: vec![item(Kind::Service, "nginx", -60)],
+        };
+        let mut s = States::default();
+        s.set(Kind::Service, "nginx", false);
+        assert_eq!(effective(&t, &s).priority, 40);
+        assert!(effective(&t, &s).faults.is_empty());
+        assert!(s.set_service_failed("nginx", true));
+        assert_eq!(
+            effective(&t, &s).faults,
+            vec!["service nginx failed (restart limit)".to_string()]
+        );
+        assert!(s.set_service_failed("nginx", false));
+        s.set(Kind::Service, "nginx", true);
+        assert_eq!(
+            effective(&t, &s),
+            Effective {
+                priority: 100,
+                faults: vec![]
+            }
+        );
     }
 
     #[test]

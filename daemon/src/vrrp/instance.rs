@@ -101,6 +101,13 @@ pub struct Params {
     /// every member wants to (keepalived's vrrp_sync_group).
     #[serde(default)]
     pub synced: bool,
+    /// Not in the RFCs: a preempting backup that hears the master advertise a
+    /// priority below its own takes over at once, as if its Master_Down_Timer had
+    /// fired, instead of discarding the advert and waiting ~3 intervals (RFC 5798
+    /// §6.4.2). The lowered master hears the higher advert and yields (§6.4.3), so
+    /// the wire exchange stays RFC-conformant for the peer.
+    #[serde(default)]
+    pub fast_preempt: bool,
 }
 
 impl Params {
@@ -662,6 +669,10 @@ impl Instance {
             return;
         }
         let preempt = self.params.preempt && !self.preempt_held;
+        if preempt && self.params.fast_preempt && advert.priority < self.priority() {
+            // The master announced a lower priority (tracking): take over now.
+            return self.timer(Timer::MasterDown, out);
+        }
         if !preempt || advert.priority >= self.priority() {
             self.master = Some(src);
             self.want_master = false;

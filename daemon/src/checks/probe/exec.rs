@@ -49,6 +49,7 @@ pub(super) async fn probe(
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .process_group(0);
+    crate::notify::security::apply(&mut cmd);
     let mut child = cmd.spawn().map_err(|e| ProbeError::Spawn {
         program: argv[0].clone(),
         message: e.to_string(),

@@ -1,0 +1,212 @@
+//! `[notify]` (e-mail and webhook alerts, notifier timeout) and `[security]` (who
+//! runs scripts), with their validation. The per-instance `notify_*` scripts are
+//! keys of `[vrrp.instances.NAME]` (schema.rs).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::schema::{duration, Secret};
+use super::validate::Problem;
+use super::Config;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// Limit for each notifier (a script, a webhook, a mail); the next one in the
+    /// instance's queue runs after it.
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp: Option<SmtpConfig>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            timeout: Duration::from_secs(10),
+            smtp: None,
+            webhooks: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain text (a local relay).
+    None,
+    /// Plain connection upgraded with STARTTLS (port 587); refused if not offered.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// `host:port` (port 25 when omitted).
+    pub server: String,
+    pub from: String,
+    pub to: Vec<String>,
+    #[serde(default)]
+    pub tls: SmtpTls,
+    /// PEM CA bundle to verify the server with (the WebPKI roots by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Limit for the whole exchange.
+    #[serde(with = "duration", default = "default_smtp_timeout")]
+    pub timeout: Duration,
+    /// AUTH PLAIN, only over TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+}
+
+fn default_smtp_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// `http://` or `https://` URL receiving a JSON POST per state change.
+    pub url: String,
+    /// Extra request headers (e.g. `Authorization`); values are never printed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, Secret>,
+    #[serde(with = "duration", default = "default_smtp_timeout")]
+    pub timeout: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// The user tracking scripts, exec checks and notify scripts run as. Unset:
+    /// `hafront-script` when that user exists, else the daemon's own user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub script_user: Option<String>,
+    /// When hafront runs as root, refuse scripts that a non-root user could change
+    /// (the file or a directory on its path writable by one).
+    pub script_security: bool,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            script_user: None,
+            script_security: true,
+        }
+    }
+}
+
+/// The default script user's name.
+pub const DEFAULT_SCRIPT_USER: &str = "hafront-script";
+
+pub(super) fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
+    let mut p = |key: &[&str], message: String| {
+        problems.push(Problem {
+            key: key.iter().map(|s| s.to_string()).collect(),
+            message,
+        })
+    };
+    let n = &cfg.notify;
+    if n.timeout.is_zero() {
+        p(&["notify", "timeout"], "must be more than 0".into());
+    }
+    if let Some(s) = &n.smtp {
+        if crate::notify::smtp::split_server(&s.server).is_err() {
+            p(
+                &["notify", "smtp", "server"],
+                format!("{:?} is not host:port (e.g. \"mail.example.org:587\")", s.server),
+            );
+        }
+        if !s.from.contains('@') || s.from.contains(['<', '>', '\r', '\n']) {
+            p(
+                &["notify", "smtp", "from"],
+                format!("{:?} is not an e-mail address", s.from),
+            );
+        }
+        if s.to.is_empty() {
+            p(
+                &["notify", "smtp", "to"],
+                "at least one recipient is needed".into(),
+            );
+        }
+        for (i, to) in s.to.iter().enumerate() {
+            if !to.contains('@') || to.contains(['<', '>', '\r', '\n']) {
+                p(
+                    &["notify", "smtp", "to"],
+                    format!("entry {i} ({to:?}) is not an e-mail address"),
+                );
+            }
+        }
+        if s.username.is_some() != s.password.is_some() {
+            p(
+                &["notify", "smtp", "password"],
+                "give both username and password, or neither".into(),
+            );
+        }
+        if s.username.is_some() && s.tls == SmtpTls::None {
+            p(
+                &["notify", "smtp", "tls"],
+                "AUTH sends the password: use \"starttls\" or \"tls\"".into(),
+            );
+        }
+        if s.timeout.is_zero() {
+            p(&["notify", "smtp", "timeout"], "must be more than 0".into());
+        }
+    }
+    for (i, w) in n.webhooks.iter().enumerate() {
+        let idx = i.to_string();
+        if let Err(e) = crate::notify::webhook::parse_url(&w.url) {
+            p(&["notify", "webhooks", &idx, "url"], e);
+        }
+        if w.timeout.is_zero() {
+            p(
+                &["notify", "webhooks", &idx, "timeout"],
+                "must be more than 0".into(),
+            );
+        }
+    }
+    if let Some(u) = &cfg.security.script_user {
+        if crate::notify::security::lookup_user(u).is_none() {
+            p(&["security", "script_user"], format!("no user named {u:?}"));
+        }
+    }
+    for (iname, inst) in &cfg.vrrp.instances {
+        if let Some(d) = inst.split_brain_probe {
+            if d < Duration::from_millis(100) {
+                p(
+                    &["vrrp", "instances", iname, "split_brain_probe"],
+                    "must be at least 100ms".into(),
+                );
+            }
+            if !inst.virtual_ips.iter().any(|v| v.addr().is_ipv4()) {
+                p(
+                    &["vrrp", "instances", iname, "split_brain_probe"],
+                    "the probe uses ARP: the instance needs an IPv4 VIP".into(),
+                );
+            }
+        }
+        for (field, argv) in inst.notify_scripts() {
+            if argv.is_empty() {
+                continue;
+            }
+            if argv[0].is_empty() || !argv[0].starts_with('/') {
+                p(
+                    &["vrrp", "instances", iname, field],
+                    format!(
+                        "{:?} must be an absolute path (no PATH lookup for scripts run as root)",
+                        argv[0]
+                    ),
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! Notifications of state changes: the instance's scripts (keepalived's
+//! notify_master/backup/fault/stop and generic notify), webhooks and e-mail.
+//!
+//! The engine hands events to an unbounded channel and never waits. Each instance
+//! has its own queue, worked by one task that runs its notifiers one at a time, in
+//! the order of the events, each within `notify.timeout` (keepalived runs them
+//! concurrently and out of order). A failing notifier is logged, and the next one
+//! runs.
+
+pub mod security;
+pub mod smtp;
+pub mod webhook;
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::vrrp::State;
+
+/// A state change of an instance.
+#[derive(Clone, Debug, Serialize)]
+pub struct StateEvent {
+    pub instance: String,
+    pub vrid: u8,
+    pub from: State,
+    pub to: State,
+    pub priority: u8,
+    pub reason: &'static str,
+    pub vips: Vec<String>,
+    pub unix_ms: u128,
+}
+
+/// What the notifiers are told.
+#[derive(Clone, Debug)]
+pub enum Event {
+    State(StateEvent),
+    /// Split brain raised (`active`) or cleared on an instance.
+    SplitBrain {
+        instance: String,
+        active: bool,
+        detail: String,
+        unix_ms: u128,
+    },
+}
+
+impl Event {
+    fn instance(&self) -> &str {
+        match self {
+            Event::State(s) => &s.instance,
+            Event::SplitBrain { instance, .. } => instance,
+        }
+    }
+}
+
+/// keepalived's state words (`STOP` for an instance leaving at shutdown).
+pub fn keepalived_state(s: State) -> &'static str {
+    match s {
+        State::Master => "MASTER",
+        State::Backup => "BACKUP",
+        State::Fault => "FAULT",
+        State::Initialize => "STOP",
+    }
+}
+
+/// Where events go: never blocks, and counts what is still to be notified so that
+/// shutdown can wait for the STOP notifications.
+#[derive(Clone)]
+pub struct Sender {
+    tx: mpsc::UnboundedSender<Event>,
+    pending: Arc<AtomicUsize>,
+}
+
+impl Sender {
+    pub fn send(&self, ev: Event) {
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        if self.tx.send(ev).is_err() {
+            self.pending.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Waits until every event sent so far was notified, at most `within`.
+    pub async fn drain(&self, within: Duration) {
+        let until = tokio::time::Instant::now() + within;
+        while self.pending.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Starts the notifier.
+pub fn spawn(config: watch::Receiver<Arc<Config>>) -> Sender {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let pending = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(dispatch(rx, config, pending.clone()));
+    Sender { tx, pending }
+}
+
+async fn dispatch(
+    mut rx: mpsc::UnboundedReceiver<Event>,
+    config: watch::Receiver<Arc<Config>>,
+    pending: Arc<AtomicUsize>,
+) {
+    let mut queues: BTreeMap<String, mpsc::UnboundedSender<Event>> = BTreeMap::new();
+    while let Some(ev) = rx.recv().await {
+        let name = ev.instance().to_string();
+        let q = queues.entry(name).or_insert_with(|| {
+            let (qtx, qrx) = mpsc::unbounded_channel();
+            tokio::spawn(work(qrx, config.clone(), pending.clone()));
+            qtx
+        });
+        let _ = q.send(ev);
+    }
+}
+
+/// One instance's queue: every notifier of an event, then the next event.
+async fn work(
+    mut rx: mpsc::UnboundedReceiver<Event>,
+    config: watch::Receiver<Arc<Config>>,
+    pending: Arc<AtomicUsize>,
+) {
+    while let Some(ev) = rx.recv().await {
+        let cfg = config.borrow().clone();
+        let limit = cfg.notify.timeout;
+        for n in notifiers(&cfg, &ev) {
+            let what = n.describe();
+            let instance = ev.instance().to_string();
+            match tokio::time::timeout(limit, n.run(&cfg, &ev)).await {
+                Ok(Ok(())) => info!(instance, notifier = what, "notified"),
+                Ok(Err(error)) => warn!(instance, notifier = what, error, "notifier failed"),
+                Err(_) => warn!(instance, notifier = what, timeout = ?limit, "notifier timed out"),
+            }
+        }
+        pending.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+enum Notifier {
+    Script(Vec<String>, Vec<String>),
+    Webhook(usize),
+    Mail,
+}
+
+impl Notifier {
+    fn describe(&self) -> String {
+        match self {
+            Notifier::Script(argv, _) => format!("script {}", argv[0]),
+            Notifier::Webhook(i) => format!("webhook {i}"),
+            Notifier::Mail => "smtp".into(),
+        }
+    }
+
+    async fn run(&self, cfg: &Config, ev: &Event) -> Result<(), String> {
+        match self {
+            Notifier::Script(argv, extra) => run_script(argv, extra, &env(cfg, ev)).await,
+            Notifier::Webhook(i) => webhook::post(&cfg.notify.webhooks[*i], &json(cfg, ev))
+                .await
+                .map(|_| ()),
+            Notifier::Mail => {
+                let Some(smtp) = &cfg.notify.smtp else {
+                    return Ok(());
+                };
+                let (subject, body) = mail_text(cfg, ev);
+                let mail = smtp::Mail {
+                    subject: &subject,
+                    body: &body,
+                    helo: &cfg.node.name,
+                };
+                tokio::time::timeout(smtp.timeout, smtp::send(smtp, &mail))
+                    .await
+                    .map_err(|_| format!("no answer within {:?}", smtp.timeout))?
+            }
+        }
+    }
+}
+
+/// In order: the state's script, the generic script, webhooks, e-mail.
+fn notifiers(cfg: &Config, ev: &Event) -> Vec<Notifier> {
+    let mut out = Vec::new();
+    if let Event::State(s) = ev {
+        if let Some(inst) = cfg.vrrp.instances.get(&s.instance) {
+            let own = match s.to {
+                State::Master => &inst.notify_master,
+                State::Backup => &inst.notify_backup,
+                State::Fault => &inst.notify_fault,
+                State::Initialize => &inst.notify_stop,
+            };
+            if !own.is_empty() {
+                out.push(Notifier::Script(own.clone(), Vec::new()));
+            }
+            if !inst.notify.is_empty() {
+                let extra = vec![
+                    "INSTANCE".to_string(),
+                    s.instance.clone(),
+                    keepalived_state(s.to).to_string(),
+                    s.priority.to_string(),
+                ];
+                out.push(Notifier::Script(inst.notify.clone(), extra));
+            }
+        }
+    }
+    out.extend((0..cfg.notify.webhooks.len()).map(Notifier::Webhook));
+    if cfg.notify.smtp.is_some() {
+        out.push(Notifier::Mail);
+    }
+    out
+}
+
+/// Environment of notify scripts (not `HAFRONT_*`, which hafront reads as its
+/// configuration should a script call it).
+fn env(cfg: &Config, ev: &Event) -> Vec<(&'static str, String)> {
+    let mut v = vec![("NOTIFY_NODE", cfg.node.name.clone())];
+    match ev {
+        Event::State(s) => v.extend([
+            ("NOTIFY_TYPE", "INSTANCE".to_string()),
+            ("NOTIFY_INSTANCE", s.instance.clone()),
+            ("NOTIFY_STATE", keepalived_state(s.to).to_string()),
+            ("NOTIFY_FROM", keepalived_state(s.from).to_string()),
+            ("NOTIFY_PRIORITY", s.priority.to_string()),
+            ("NOTIFY_VRID", s.vrid.to_string()),
+            ("NOTIFY_VIPS", s.vips.join(" ")),
+            ("NOTIFY_REASON", s.reason.to_string()),
+        ]),
+        Event::SplitBrain { instance, active, .. } => v.extend([
+            ("NOTIFY_TYPE", "SPLIT_BRAIN".to_string()),
+            ("NOTIFY_INSTANCE", instance.clone()),
+            (
+                "NOTIFY_STATE",
+                if *active { "RAISED" } else { "CLEARED" }.to_string(),
+            ),
+        ]),
+    }
+    v
+}
+
+fn json(cfg: &Config, ev: &Event) -> serde_json::Value {
+    match ev {
+        Event::State(s) => serde_json::json!({
+            "event": "state_change",
+            "node": cfg.node.name,
+            "instance": s.instance,
+            "vrid": s.vrid,
+            "from": s.from.as_str(),
+            "state": s.to.as_str(),
+            "priority": s.priority,
+            "reason": s.reason,
+            "vips": s.vips,
+            "time_unix_ms": s.unix_ms as u64,
+        }),
+        Event::SplitBrain {
+            instance,
+            active,
+            detail,
+            unix_ms,
+        } => serde_json::json!({
+            "event": "split_brain",
+            "node": cfg.node.name,
+            "instance": instance,
+            "active": active,
+            "detail": detail,
+            "time_unix_ms": *unix_ms as u64,
+        }),
+    }
+}
+
+fn mail_text(cfg: &Config, ev: &Event) -> (String, String) {
+    let node = &cfg.node.name;
+    match ev {
+        Event::State(s) => (
+            format!("[hafront] {node}: {} is now {}", s.instance, keepalived_state(s.to)),
+            format!(
+                "Node: {node}\nInstance: {}\nVRID: {}\nState: {} (was {})\nPriority: {}\nReason: {}\nVIPs: {}\n",
+                s.instance,
+                s.vrid,
+                keepalived_state(s.to),
+                keepalived_state(s.from),
+                s.priority,
+                s.reason,
+                s.vips.join(", ")
+            ),
+        ),
+        Event::SplitBrain { instance, active, detail, .. } => (
+            format!(
+                "[hafront] {node}: split brain {} on {instance}",
+                if *active { "detected" } else { "cleared" }
+            ),
+            format!("Node: {node}\nInstance: {instance}\nSplit brain: {}\n{detail}\n", if *active { "DETECTED" } else { "cleared" }),
+        ),
+    }
+}
+
+/// Runs a script to its end (the caller's timeout drops this future, which kills
+/// the script's process group).
+async fn run_script(argv: &[String], extra: &[String], env: &[(&'static str, String)]) -> Result<(), String> {
+    let mut cmd = tokio::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .args(extra)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .process_group(0)
+        .kill_on_drop(true);
+    security::apply(&mut cmd);
+    let mut child = cmd.spawn().map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
+    let guard = KillGroup(child.id());
+    let status = child.wait().await.map_err(|e| e.to_string())?;
+    std::mem::forget(guard);
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{} {status}", argv[0]))
+    }
+}
+
+/// Kills a timed-out script's whole group (its children too).
+struct KillGroup(Option<u32>);
+
+impl Drop for KillGroup {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            crate::supervise::process::kill_group(pid);
+        }
+    }
+}
+
+/// How long the notifier is given at shutdown to send the STOP notifications.
+pub const DRAIN: Duration = Duration::from_secs(5);

@@ -1,0 +1,122 @@
+//! Webhooks: one HTTP/1.1 POST with a JSON body per event (hyper, a fresh
+//! connection each time; https verified against the WebPKI roots).
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{CONTENT_TYPE, HOST, USER_AGENT};
+use hyper::{Request, Uri};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::config::notify::WebhookConfig;
+
+/// A parsed webhook URL.
+#[derive(Debug)]
+pub struct Target {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+    pub authority: String,
+}
+
+pub fn parse_url(url: &str) -> Result<Target, String> {
+    let uri: Uri = url.parse().map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    let tls = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => return Err(format!("{url:?}: only http:// and https:// URLs")),
+    };
+    let authority = uri.authority().ok_or_else(|| format!("{url:?} has no host"))?;
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    if host.is_empty() {
+        return Err(format!("{url:?} has no host"));
+    }
+    Ok(Target {
+        tls,
+        port: authority.port_u16().unwrap_or(if tls { 443 } else { 80 }),
+        path: uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into()),
+        authority: authority.as_str().to_string(),
+        host,
+    })
+}
+
+/// POSTs `body`; a non-2xx answer is an error.
+pub async fn post(w: &WebhookConfig, body: &serde_json::Value) -> Result<u16, String> {
+    let t = parse_url(&w.url)?;
+    let tcp = tokio::net::TcpStream::connect((t.host.as_str(), t.port))
+        .await
+        .map_err(|e| format!("connect {}:{}: {e}", t.host, t.port))?;
+    let status = if t.tls {
+        let cfg = crate::checks::tls::client_config(&crate::config::CheckConfig::new(
+            crate::config::CheckKind::Https,
+        ))
+        .map_err(|e| format!("TLS: {e:?}"))?;
+        let name =
+            rustls_pki_types::ServerName::try_from(t.host.clone()).map_err(|e| format!("{}: {e}", t.host))?;
+        let tls = tokio_rustls::TlsConnector::from(cfg)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS handshake: {e}"))?;
+        exchange(tls, &t, w, body).await?
+    } else {
+        exchange(tcp, &t, w, body).await?
+    };
+    if (200..300).contains(&status) {
+        Ok(status)
+    } else {
+        Err(format!("answered {status}"))
+    }
+}
+
+async fn exchange<T>(io: T, t: &Target, w: &WebhookConfig, body: &serde_json::Value) -> Result<u16, String>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(io))
+        .await
+        .map_err(|e| format!("HTTP: {e}"))?;
+    let conn = tokio::spawn(conn);
+    let mut req = Request::post(t.path.as_str())
+        .header(HOST, t.authority.as_str())
+        .header(USER_AGENT, concat!("hafront/", env!("CARGO_PKG_VERSION")))
+        .header(CONTENT_TYPE, "application/json");
+    for (k, v) in &w.headers {
+        req = req.header(k.as_str(), v.expose());
+    }
+    let req = req
+        .body(Full::new(Bytes::from(body.to_string())))
+        .map_err(|e| format!("request: {e}"))?;
+    let resp = sender.send_request(req).await.map_err(|e| format!("HTTP: {e}"))?;
+    let status = resp.status().as_u16();
+    let _ = resp.into_body().collect().await;
+    conn.abort();
+    Ok(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let t = parse_url("http://198.51.100.7:8080/hook?x=1").unwrap();
+        assert!(!t.tls);
+        assert_eq!(
+            (t.host.as_str(), t.port, t.path.as_str()),
+            ("198.51.100.7", 8080, "/hook?x=1")
+        );
+        let t = parse_url("https://[2001:db8::1]/").unwrap();
+        assert!(t.tls);
+        assert_eq!((t.host.as_str(), t.port), ("2001:db8::1", 443));
+        assert!(parse_url("ftp://x/").unwrap_err().contains("only http"));
+        assert!(parse_url("not a url").is_err());
+    }
+}

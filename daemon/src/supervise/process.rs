@@ -1,0 +1,163 @@
+//! Processes of supervised services: the argv per kind, the configuration test,
+//! reload and stop signals, and watching a process that is not our child (pidfd).
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::unix::AsyncFd;
+use tokio::process::Command;
+
+use crate::config::services::{ServiceConfig, ServiceKind};
+
+/// The argv that runs the server in the foreground (so it stays our child and its
+/// death is a SIGCHLD, not a poll).
+pub fn run_argv(s: &ServiceConfig) -> Vec<String> {
+    let bin = s.binary_path().display().to_string();
+    let conf = s
+        .config
+        .as_ref()
+        .map(|c| c.display().to_string())
+        .unwrap_or_default();
+    match s.kind {
+        ServiceKind::Nginx => vec![bin, "-c".into(), conf, "-g".into(), "daemon off;".into()],
+        ServiceKind::Httpd => vec![bin, "-f".into(), conf, "-DFOREGROUND".into()],
+        ServiceKind::Command => s.command.clone(),
+    }
+}
+
+/// The configuration test (`nginx -t -c FILE`, `apache2 -t -f FILE`, what
+/// `apachectl -t` runs); `None` for commands.
+pub fn test_argv(s: &ServiceConfig) -> Option<Vec<String>> {
+    let bin = s.binary_path().display().to_string();
+    let conf = s.config.as_ref()?.display().to_string();
+    match s.kind {
+        ServiceKind::Nginx => Some(vec![bin, "-t".into(), "-q".into(), "-c".into(), conf]),
+        ServiceKind::Httpd => Some(vec![bin, "-t".into(), "-f".into(), conf]),
+        ServiceKind::Command => None,
+    }
+}
+
+/// nginx re-reads its configuration on SIGHUP; httpd's graceful restart
+/// (`apachectl graceful`) is SIGUSR1 to its parent.
+pub fn reload_signal(kind: ServiceKind) -> Signal {
+    match kind {
+        ServiceKind::Httpd => Signal::SIGUSR1,
+        _ => Signal::SIGHUP,
+    }
+}
+
+/// Runs the configuration test; `Err` carries the tool's own words.
+pub async fn config_test(s: &ServiceConfig) -> Result<(), String> {
+    let Some(argv) = test_argv(s) else {
+        return Ok(());
+    };
+    let out = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let limit = s.test_timeout.unwrap_or(Duration::from_secs(10));
+    match tokio::time::timeout(limit, out).await {
+        Err(_) => Err(format!("{} -t did not finish within {limit:?}", argv[0])),
+        Ok(Err(e)) => Err(format!("cannot run {}: {e}", argv[0])),
+        Ok(Ok(o)) if o.status.success() => Ok(()),
+        Ok(Ok(o)) => {
+            let text = String::from_utf8_lossy(&o.stderr).to_string() + &String::from_utf8_lossy(&o.stdout);
+            Err(format!("{} failed: {}", argv.join(" "), text.trim()))
+        }
+    }
+}
+
+/// Starts the server in its own process group: at its death the whole group (nginx
+/// workers that would keep the listening socket) can be killed.
+pub fn spawn(s: &ServiceConfig) -> io::Result<tokio::process::Child> {
+    let argv = run_argv(s);
+    Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .process_group(0)
+        .spawn()
+}
+
+/// SIGKILL to a process group; orphans left by a dead leader go too.
+pub fn kill_group(pgid: u32) {
+    let _ = killpg(Pid::from_raw(pgid as i32), Signal::SIGKILL);
+}
+
+pub fn signal_group(pgid: u32, sig: Signal) -> nix::Result<()> {
+    killpg(Pid::from_raw(pgid as i32), sig)
+}
+
+pub fn signal_pid(pid: u32, sig: Signal) -> nix::Result<()> {
+    kill(Pid::from_raw(pid as i32), sig)
+}
+
+/// The PID an adopted service runs as: the first number in its pidfile, or the
+/// MainPID systemd reports for its unit.
+pub async fn adopted_pid(s: &ServiceConfig) -> Option<u32> {
+    let pid = if let Some(file) = &s.pidfile {
+        read_pidfile(file)?
+    } else {
+        let unit = s.systemd_unit.as_ref()?;
+        let out = Command::new("systemctl")
+            .args(["show", "--property=MainPID", "--value", unit])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .await
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout).trim().parse::<u32>().ok()?
+    };
+    (pid > 1 && alive(pid)).then_some(pid)
+}
+
+/// Running (a zombie that nobody reaped yet is dead: its pidfile still names it).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with(['Z', 'X'])))
+        .unwrap_or(false)
+}
+
+fn read_pidfile(path: &Path) -> Option<u32> {
+    std::fs::read_to_string(path)
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// A process that is not our child, watched through a pidfd: readable once it
+/// exits (event-driven, like a child's SIGCHLD).
+pub struct PidWatch {
+    fd: AsyncFd<OwnedFd>,
+}
+
+impl PidWatch {
+    pub fn open(pid: u32) -> io::Result<PidWatch> {
+        // SAFETY: a plain syscall; the descriptor it returns is owned just below.
+        let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
+        // SAFETY: the AsyncFd owns the descriptor, which stays open as long as it does.
+        let fd = unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+            .map_err(io::Error::from)?;
+        Ok(PidWatch { fd })
+    }
+
+    /// Resolves when the process has exited.
+    pub async fn exited(&self) {
+        if let Ok(mut g) = self.fd.readable().await {
+            g.retain_ready();
+        }
+    }
+}
