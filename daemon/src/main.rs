@@ -514,6 +514,27 @@ fn status(socket: &std::path::Path, json: bool) -> ExitCode {
             }
         }
     }
+    if let Some(map) = doc["services"].as_object().filter(|m| !m.is_empty()) {
+        println!();
+        println!(
+            "{:<16} {:<8} {:<10} {:>8} {:>8}  LAST EXIT",
+            "SERVICE", "KIND", "STATE", "PID", "RESTARTS"
+        );
+        for (name, svc) in map {
+            println!(
+                "{:<16} {:<8} {:<10} {:>8} {:>8}  {}",
+                name,
+                s(&svc["kind"]),
+                s(&svc["state"]),
+                svc["pid"]
+                    .as_u64()
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                s(&svc["restarts"]),
+                svc["last_exit"].as_str().unwrap_or("")
+            );
+        }
+    }
     if let Some(map) = doc["ipvs"]["services"].as_object().filter(|m| !m.is_empty()) {
         println!();
         if let Some(e) = doc["ipvs"]["error"].as_str() {

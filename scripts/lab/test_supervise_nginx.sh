@@ -127,6 +127,8 @@ lab_exec a true
 grep -q '^hafront_supervised_service_restarts_total{service="nginx",kind="nginx"} 1$' "$dir/metrics-a" \
     || fail "metrics: restarts sample missing: $(grep supervised "$dir/metrics-a")"
 grep -q '^hafront_supervised_service_up{service="nginx",kind="nginx"} 1$' "$dir/metrics-a" || fail "metrics: up sample"
+"$HF_BIN" status --runtime-dir "$dir/run-a" | grep -E '^nginx +nginx +running +[0-9]+ +1 ' >/dev/null \
+    || fail "hafront status: no service line: $("$HF_BIN" status --runtime-dir "$dir/run-a")"
 pass "status services.nginx (running, restarts 1, last exit) and /metrics hafront_supervised_service_restarts_total 1"
 
 # --- RFC timing: b with fast_preempt = false waits for its Master_Down_Timer ----
