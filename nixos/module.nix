@@ -328,9 +328,9 @@ in
     nginx = {
       enable = mkEnableOption ''
         nginx on this node (`services.nginx`), with a loopback health endpoint that
-        hafront checks over HTTP and every selected instance tracks. Supervision of
-        nginx by hafront itself (`[services.nginx]`, event-driven) takes effect with
-        issue 8; until then this health check is the signal'';
+        hafront checks over HTTP and every selected instance tracks. (Supervision of
+        nginx by hafront itself, `[services.nginx]`, needs the daemon to run as root;
+        this module keeps it unprivileged)'';
       healthPort = mkOption {
         type = types.port;
         default = 8099;

@@ -124,7 +124,7 @@ fn seed000_nginx_pair() {
         );
         assert_eq!(i.advert_interval, Duration::from_secs(1));
         assert_eq!(i.auth_pass.as_ref().unwrap().expose(), "1111");
-        assert_eq!(vips(cfg, "vi_1"), ["192.168.1.186/24"]);
+        assert_eq!(vips(cfg, "vi_1"), ["198.51.100.186/24"]);
         assert!(i.preempt);
         assert!(i.unicast_peers.is_empty() && i.unicast_source.is_none());
         assert_eq!(i.track_scripts.len(), 1);
@@ -170,18 +170,18 @@ fn seed001_lvs_dr_pair() {
         assert_eq!(i.auth_pass.as_ref().unwrap().expose(), "1");
         assert_eq!(
             vips(&cfg, "vi_1"),
-            ["192.168.8.100/32"],
+            ["192.0.2.100/32"],
             "no prefix: a host address"
         );
-        let svc = &cfg.ipvs.services["vs_192_168_8_100_80"];
-        assert_eq!(svc.address, Some(sa("192.168.8.100:80")));
+        let svc = &cfg.ipvs.services["vs_192_0_2_100_80"];
+        assert_eq!(svc.address, Some(sa("192.0.2.100:80")));
         assert_eq!(svc.scheduler, "rr");
         assert_eq!(svc.forwarding, Forward::Dr);
         assert_eq!(svc.persistence, Some(Duration::from_secs(50)));
         assert_eq!(svc.protocol, Protocol::Tcp);
         assert_eq!(svc.master_of, None, "keepalived installs services on every node");
         let rs: Vec<(SocketAddr, u32)> = svc.real_servers.iter().map(|r| (r.address, r.weight)).collect();
-        assert_eq!(rs, [(sa("192.168.8.130:80"), 1), (sa("192.168.8.131:80"), 1)]);
+        assert_eq!(rs, [(sa("192.0.2.130:80"), 1), (sa("192.0.2.131:80"), 1)]);
         for r in &svc.real_servers {
             let c = &cfg.checks[r.check.as_ref().unwrap()];
             assert_eq!(c.kind, CheckKind::Tcp);
@@ -234,7 +234,7 @@ fn seed002_reference_with_prose_lines() {
     assert_eq!(cfg.node.name, "LVS_DEVEL");
     let i = &cfg.vrrp.instances["vi_1"];
     assert_eq!((i.interface.as_str(), i.vrid, i.priority), ("eth0", 51, 100));
-    assert_eq!(vips(&cfg, "vi_1"), ["172.30.200.1/32"]);
+    assert_eq!(vips(&cfg, "vi_1"), ["203.0.113.1/32"]);
     // vrrp_strict: no accept, no authentication (as keepalived does in strict mode).
     assert!(!i.accept);
     assert!(i.auth_pass.is_none());
@@ -242,18 +242,18 @@ fn seed002_reference_with_prose_lines() {
     // vrrp_script without a script: removed with its track_script, as keepalived does.
     assert!(cfg.scripts.is_empty() && i.track_scripts.is_empty());
     assert!(has_warning(&imp, "vrrp_script", WarningKind::Dropped));
-    let svc = &cfg.ipvs.services["vs_172_30_200_1_80"];
+    let svc = &cfg.ipvs.services["vs_203_0_113_1_80"];
     assert_eq!(svc.forwarding, Forward::Nat);
-    assert_eq!(svc.sorry_server, Some(sa("172.30.10.14:80")));
+    assert_eq!(svc.sorry_server, Some(sa("203.0.113.14:80")));
     assert_eq!(svc.persistence, Some(Duration::from_secs(50)));
     // The duplicated real server is dropped, as keepalived does.
     assert_eq!(svc.real_servers.len(), 1);
     assert_eq!(cfg.checks.len(), 1);
     let rs = &svc.real_servers[0];
-    assert_eq!(rs.address, sa("172.30.10.12:80"));
+    assert_eq!(rs.address, sa("203.0.113.12:80"));
     let c = &cfg.checks[rs.check.as_ref().unwrap()];
     assert_eq!(c.kind, CheckKind::Http);
-    assert_eq!(c.url.as_deref(), Some("http://172.30.10.12:80/testurl/test.jsp"));
+    assert_eq!(c.url.as_deref(), Some("http://203.0.113.12:80/testurl/test.jsp"));
     assert_eq!(c.expect_status.len(), 1);
     assert!(c.expect_status[0].contains(200) && !c.expect_status[0].contains(201));
     assert_eq!(
@@ -301,7 +301,7 @@ fn seed003_pairs() {
         let i = &cfg.vrrp.instances["lb"];
         assert_eq!((i.interface.as_str(), i.vrid, i.priority), ("eth0", 125, prio));
         assert_eq!(i.auth_pass.as_ref().unwrap().expose(), "1234");
-        assert_eq!(vips(cfg, "lb"), ["10.11.52.222/32"]);
+        assert_eq!(vips(cfg, "lb"), ["198.51.100.222/32"]);
     }
     let (a, ia) = import("seed003_lb01.conf");
     let (b, _) = import("seed003_lb02.conf");
@@ -309,7 +309,7 @@ fn seed003_pairs() {
         assert_eq!(cfg.node.name, node);
         let i = &cfg.vrrp.instances["vi_1"];
         assert_eq!((i.vrid, i.priority), (55, prio));
-        assert_eq!(vips(cfg, "vi_1"), ["10.0.0.12/24"]);
+        assert_eq!(vips(cfg, "vi_1"), ["192.0.2.12/24"]);
         assert_eq!(
             i.vip_label.as_deref(),
             Some("eth0:1"),

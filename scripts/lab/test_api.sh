@@ -6,16 +6,8 @@
 # disabled, enabled and re-weighted in the desired IPVS table without a reload;
 # bad requests answered 4xx with the field named, changing nothing; reload; the
 # input recorder replays to the live state.
-set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-source "$here/../lib/lab.sh"
-source "$here/../lib/hafront.sh"
-PY=/usr/bin/python3 # Debian's, with python3-prometheus-client
+source "$(cd "$(dirname "$0")" && pwd)/../lib/labtest.sh"
 API="$here/../lib/api.py"
-hf_build
-lab_up
-dir=$(lab_logdir)
-VIP=192.0.2.100
 
 extra=(
     'track_scripts = [ { name = "ok", weight = 10 } ]'

@@ -6,15 +6,7 @@
 # notify.timeout and the next notifier still runs, webhooks POST JSON to a local
 # HTTP server, and the e-mail with the state and the VIP reaches a local SMTP
 # server (aiosmtpd) over STARTTLS verified against the test's own certificate.
-set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-source "$here/../lib/lab.sh"
-source "$here/../lib/hafront.sh"
-hf_build
-lab_up
-dir=$(lab_logdir)
-VIP=192.0.2.100
-PY=/usr/bin/python3
+source "$(cd "$(dirname "$0")" && pwd)/../lib/labtest.sh"
 APACHE=/usr/sbin/apache2
 [ -x $APACHE ] || fail "apache2 is not installed (scripts/test installs it)"
 

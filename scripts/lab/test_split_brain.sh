@@ -6,15 +6,7 @@
 # sends fresh gratuitous ARPs, so that the client that followed the other node
 # comes back. Then a one-way failure (a's adverts lost, a hears b) without the
 # probe on a: a sees another master's adverts persist and raises the alert in band.
-set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-source "$here/../lib/lab.sh"
-source "$here/../lib/hafront.sh"
-hf_build
-lab_up
-dir=$(lab_logdir)
-VIP=192.0.2.100
-PY=/usr/bin/python3
+source "$(cd "$(dirname "$0")" && pwd)/../lib/labtest.sh"
 
 mkdir -p "$dir/sinks"
 ip netns exec "$LAB-c" "$PY" "$here/../lib/notify_sinks.py" 192.0.2.10 "$dir/sinks" >"$dir/sinks.log" 2>&1 &

@@ -4,15 +4,7 @@
 # is a tracking event at once; hafront does not restart it, and sees it again when
 # its manager (here the test) starts it. A kind = "command" service is a child
 # restarted after its delay.
-set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-source "$here/../lib/lab.sh"
-source "$here/../lib/hafront.sh"
-hf_build
-lab_up
-dir=$(lab_logdir)
-VIP=192.0.2.100
-PY=/usr/bin/python3
+source "$(cd "$(dirname "$0")" && pwd)/../lib/labtest.sh"
 
 mkdir -p "$dir/nginx-tmp" "$dir/www"
 echo ok >"$dir/www/index.html"

@@ -6,15 +6,7 @@
 # the VIP returns (preempt). A crash loop ends in fault with growing delays (no
 # tight loop) and the node stays out until nginx has run healthy again. Status
 # and /metrics show the service. Shutdown releases the VIP before stopping nginx.
-set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-source "$here/../lib/lab.sh"
-source "$here/../lib/hafront.sh"
-hf_build
-lab_up
-dir=$(lab_logdir)
-VIP=192.0.2.100
-PY=/usr/bin/python3
+source "$(cd "$(dirname "$0")" && pwd)/../lib/labtest.sh"
 
 nginx_conf() { # node
     mkdir -p "$dir/nginx-$1-tmp"

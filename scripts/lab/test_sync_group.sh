@@ -4,13 +4,7 @@
 # instances to the other node (web by its priority-0 advert, db because its group
 # follows), nobody flaps afterwards, and both come back together when it ends.
 # (A fault in one member faulting all is in test_tracking.sh.)
-set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-source "$here/../lib/lab.sh"
-source "$here/../lib/hafront.sh"
-hf_build
-lab_up
-dir=$(lab_logdir)
+source "$(cd "$(dirname "$0")" && pwd)/../lib/labtest.sh"
 group() { # db priority
     printf '%s\n' '[vrrp.instances.db]' 'interface = "eth0"' 'vrid = 52' "priority = $1" 'advert_interval = "100ms"' \
         'virtual_ips = ["192.0.2.101/24"]' '[vrrp.sync_groups.edge]' 'instances = ["web", "db"]'

@@ -43,13 +43,22 @@ CONF
 hf_start() {
     local node=$1 conf=$2
     shift 2
-    local log
+    hf_run "$node" "$@" -- -c "$conf"
+}
+
+# hf_run NODE [ENV=VALUE...] -- RUN_ARGS... — `hafront run RUN_ARGS` in the node's
+# namespace (e.g. `--keepalived-config FILE`), its output in the lab's log.
+hf_run() {
+    local node=$1 log envs=()
+    shift
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do envs+=("$1"); shift; done
+    shift
     log="$(lab_logdir)/hafront-$node.log"
     # hafront reads HAFRONT_* as configuration: only the ones given here, none
     # inherited from the caller's environment.
     local scrub=() v
     for v in $(compgen -e); do [[ $v == HAFRONT_* ]] && scrub+=(-u "$v"); done
-    env "${scrub[@]}" "$@" ip netns exec "$LAB-$node" "$HF_BIN" run -c "$conf" >>"$log" 2>&1 &
+    env "${scrub[@]}" "${envs[@]}" ip netns exec "$LAB-$node" "$HF_BIN" run "$@" >>"$log" 2>&1 &
     HF_PID[$node]=$!
     lab_track_pid "${HF_PID[$node]}"
 }

@@ -22,7 +22,7 @@ use crate::net::{Links, NetError, VipExecutor};
 use crate::vrrp::error::IoError;
 use crate::vrrp::instance::State;
 use crate::vrrp::instance::{GarpParams, Params};
-use engine::{Control, Engine, InstanceSpec};
+use engine::{Control, Engine, EngineSnapshot, InstanceSpec};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -141,8 +141,9 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     // READY=1 only once sockets are open and the startup state (stale VIPs removed)
     // is applied.
     engine.flush().await;
-    status.write(&engine);
-    let (engine_tx, engine_rx) = watch::channel(Arc::new(engine.snapshot()));
+    let first = Arc::new(engine.snapshot());
+    status.write(&first);
+    let (engine_tx, engine_rx) = watch::channel(first.clone());
     let (split_brain_tx, split_brain_rx) = watch::channel(Arc::new(Default::default()));
     tokio::spawn(crate::splitbrain::run(crate::splitbrain::MonitorInputs {
         config: full_cfg_rx.clone(),
@@ -157,7 +158,7 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     // node is master of, and its failures never reach the VRRP engine.
     let (ipvs_cfg_tx, ipvs_cfg_rx) = watch::channel(Arc::new(cfg.ipvs.clone()));
     let (check_states_tx, check_states_rx) = watch::channel(std::collections::BTreeMap::new());
-    let (roles_tx, roles_rx) = watch::channel(roles_of(&engine));
+    let (roles_tx, roles_rx) = watch::channel(roles_of(&first));
     let services_roles_rx = roles_tx.subscribe();
     let services_checks_rx = check_states_tx.subscribe();
     let (ipvs_stop_tx, ipvs_stop_rx) = oneshot::channel();
@@ -233,7 +234,7 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         )),
     };
     start_api(hub, &cfg).await;
-    status.notify_ready(&engine);
+    status.notify_ready(&first);
     info!(
         node = cfg.node.name,
         instances = cfg.vrrp.instances.len(),
@@ -255,17 +256,21 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
             link_events,
             // Half the watchdog period (systemd's advice), at most a second.
             watchdog.map_or(Duration::from_secs(1), |wd| (wd / 2).min(Duration::from_secs(1))),
+            // One snapshot per change and per tick, for the status file, systemd's
+            // STATUS=, the IPVS roles and the API.
             |e| {
-                status.write(e);
-                status.notify_status(e);
-                publish_roles(&roles_tx, e);
-                engine_tx.send_replace(Arc::new(e.snapshot()));
+                let snap = Arc::new(e.snapshot());
+                status.write(&snap);
+                status.notify_status(&snap);
+                publish_roles(&roles_tx, &snap);
+                engine_tx.send_replace(snap);
             },
             |e| {
-                status.write(e);
+                let snap = Arc::new(e.snapshot());
+                status.write(&snap);
                 // A backup learning its master's address is not a state change.
-                publish_roles(&roles_tx, e);
-                engine_tx.send_replace(Arc::new(e.snapshot()));
+                publish_roles(&roles_tx, &snap);
+                engine_tx.send_replace(snap);
                 // Pinged from the engine loop: a stuck loop stops the pings.
                 if watchdog.is_some() {
                     let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
@@ -349,18 +354,18 @@ async fn start_api(hub: crate::api::Hub, cfg: &Config) {
 
 /// Which instances are master, and which have not settled yet (just started and no
 /// master heard): what the IPVS reconciler follows.
-fn roles_of(engine: &Engine) -> Roles {
+fn roles_of(snap: &EngineSnapshot) -> Roles {
     let mut roles = Roles::default();
-    for (name, s) in engine.status() {
+    for (name, s) in &snap.instances {
         match s.state {
             State::Master => {
-                roles.masters.insert(name);
+                roles.masters.insert(name.clone());
             }
             State::Initialize => {
-                roles.unsettled.insert(name);
+                roles.unsettled.insert(name.clone());
             }
             State::Backup if s.master.is_none() => {
-                roles.unsettled.insert(name);
+                roles.unsettled.insert(name.clone());
             }
             _ => {}
         }
@@ -368,8 +373,8 @@ fn roles_of(engine: &Engine) -> Roles {
     roles
 }
 
-fn publish_roles(tx: &watch::Sender<Roles>, engine: &Engine) {
-    let roles = roles_of(engine);
+fn publish_roles(tx: &watch::Sender<Roles>, snap: &EngineSnapshot) {
+    let roles = roles_of(snap);
     tx.send_if_modified(|r| {
         let changed = *r != roles;
         *r = roles;

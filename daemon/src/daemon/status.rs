@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde_json::json;
 use tracing::warn;
 
-use super::engine::Engine;
+use super::engine::EngineSnapshot;
 
 pub struct StatusWriter {
     dir: PathBuf,
@@ -21,17 +21,17 @@ impl StatusWriter {
         StatusWriter { dir, node }
     }
 
-    pub fn write(&self, engine: &Engine) {
-        let instances: serde_json::Map<String, serde_json::Value> = engine
-            .status()
-            .into_iter()
-            .map(|(n, s)| (n, serde_json::to_value(s).unwrap_or_default()))
+    pub fn write(&self, snap: &EngineSnapshot) {
+        let instances: serde_json::Map<String, serde_json::Value> = snap
+            .instances
+            .iter()
+            .map(|(n, s)| (n.clone(), serde_json::to_value(s).unwrap_or_default()))
             .collect();
         let doc = json!({
             "node": self.node,
             "pid": std::process::id(),
             "instances": instances,
-            "unknown_vrid_packets": engine.unknown_vrid(),
+            "unknown_vrid_packets": snap.unknown_vrid_packets,
         });
         let path = super::status_path(&self.dir);
         let tmp = self.dir.join(".status.json.tmp");
@@ -45,10 +45,10 @@ impl StatusWriter {
         let _ = std::fs::remove_file(super::status_path(&self.dir));
     }
 
-    fn summary(engine: &Engine) -> String {
-        let parts: Vec<String> = engine
-            .status()
-            .into_iter()
+    fn summary(snap: &EngineSnapshot) -> String {
+        let parts: Vec<String> = snap
+            .instances
+            .iter()
             .map(|(n, s)| format!("{n}:{}", s.state.as_str()))
             .collect();
         if parts.is_empty() {
@@ -58,16 +58,16 @@ impl StatusWriter {
         }
     }
 
-    pub fn notify_ready(&self, engine: &Engine) {
-        let status = Self::summary(engine);
+    pub fn notify_ready(&self, snap: &EngineSnapshot) {
+        let status = Self::summary(snap);
         let _ = sd_notify::notify(&[
             sd_notify::NotifyState::Ready,
             sd_notify::NotifyState::Status(&status),
         ]);
     }
 
-    pub fn notify_status(&self, engine: &Engine) {
-        let status = Self::summary(engine);
+    pub fn notify_status(&self, snap: &EngineSnapshot) {
+        let status = Self::summary(snap);
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&status)]);
     }
 }

@@ -338,8 +338,8 @@ mod tests {
             vec![w("notify_master"), w("/x.sh master 1.2.3.4")]
         );
         assert_eq!(
-            words("10.0.0.12/24 dev eth0 label eth0:1#<==VIP"),
-            vec![w("10.0.0.12/24"), w("dev"), w("eth0"), w("label"), w("eth0:1")]
+            words("192.0.2.12/24 dev eth0 label eth0:1#<==VIP"),
+            vec![w("192.0.2.12/24"), w("dev"), w("eth0"), w("label"), w("eth0:1")]
         );
         assert_eq!(words(r#"script "a # b""#), vec![w("script"), w("a # b")]);
         assert_eq!(words("! Configuration File"), Vec::<Tok>::new());
