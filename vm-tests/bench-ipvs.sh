@@ -47,6 +47,18 @@ field() { # NAME FILE: the number before "NAME ... ms" in hafront's last line
     tail -n 1 "$2" | sed -n "s/.*$1 \([0-9.]*\) ms.*/\1/p"
 }
 
+# noop_kernel: of the no-change pass, the time inside the kernel's sendmsg/recvmsg (it
+# fills the dump there); noop_own: the rest of that pass, hafront's own work.
+measures="restore hafront hafront_apply hafront_total noop noop_total noop_dump noop_kernel noop_own save"
+# A second build at /usr/local/bin/hafront-baseline (scripts/bench-ipvs with
+# HAFRONT_BASELINE=path) also makes a no-change pass in every repetition, right after
+# this build's: baseline_noop_total, and the ratio of the two.
+baseline=
+if command -v hafront-baseline >/dev/null 2>&1; then
+    baseline=hafront-baseline
+    measures="$measures baseline_noop_total"
+fi
+
 # ---- inputs (one awk: shell loops are slow under TCG) ---------------------------------
 # Real server R: 192.0.2.R for R <= 254, then 203.0.113.(R-254); port 80.
 [ "$nsvc" -le 254 ] || fail "at most 254 services"
@@ -72,7 +84,7 @@ echo "bench-ipvs: kernel $(uname -r), $(ipvsadm --version | cut -d' ' -f1-2), $(
 hafront ipvs-sync -c "$dir/bench.toml" --no-env --dry-run >"$dir/dry" || fail "hafront ipvs-sync --dry-run: $(tail -n 3 "$dir/dry")"
 grep -q "^$((nsvc + ndest)) operations" "$dir/dry" || fail "dry run: $(tail -n 1 "$dir/dry")"
 
-for f in restore hafront hafront_apply hafront_total noop noop_total noop_dump save; do : >"$dir/$f.ms"; done
+for f in $measures; do : >"$dir/$f.ms"; done
 ipvsadm -C
 i=1
 while [ $i -le "$reps" ]; do
@@ -96,6 +108,14 @@ while [ $i -le "$reps" ]; do
     noop=$(ms_since "$t")
     grep -q "^0 operations (0 failed)" "$dir/out2" || fail "second pass wrote: $(tail -n 1 "$dir/out2")"
 
+    base=
+    if [ -n "$baseline" ]; then
+        $baseline ipvs-sync -c "$dir/bench.toml" --no-env >"$dir/out3" 2>&1 || fail "baseline ipvs-sync: $(tail -n 3 "$dir/out3")"
+        grep -q "^0 operations (0 failed)" "$dir/out3" || fail "baseline pass wrote: $(tail -n 1 "$dir/out3")"
+        field total "$dir/out3" >>"$dir/baseline_noop_total.ms"
+        base=" | baseline no-change ($(tail -n 1 "$dir/out3"))"
+    fi
+
     t=$(now_ns)
     ipvsadm -Sn >/dev/null
     save=$(ms_since "$t")
@@ -107,17 +127,24 @@ while [ $i -le "$reps" ]; do
     echo "$noop" >>"$dir/noop.ms"
     field total "$dir/out2" >>"$dir/noop_total.ms"
     field dump "$dir/out2" >>"$dir/noop_dump.ms"
+    kernel=$(field kernel "$dir/out2")
+    echo "$kernel" >>"$dir/noop_kernel.ms"
+    echo "$(field total "$dir/out2") $kernel" | awk '{ printf "%.1f\n", $1 - $2 }' >>"$dir/noop_own.ms"
     echo "$save" >>"$dir/save.ms"
     echo "rep $i: ipvsadm -R ${restore} ms | hafront ${hafront} ms ($(tail -n 1 "$dir/out1"))" \
-        "| no-change ${noop} ms ($(tail -n 1 "$dir/out2")) | ipvsadm -Sn ${save} ms"
+        "| no-change ${noop} ms ($(tail -n 1 "$dir/out2"))$base | ipvsadm -Sn ${save} ms"
     ipvsadm -C
     i=$((i + 1))
 done
 
 echo "medians over $reps repetitions (ms):"
-for f in restore hafront hafront_apply hafront_total noop noop_total noop_dump save; do
+for f in $measures; do
     echo "RESULT $f $(median "$dir/$f.ms")"
 done
 awk -v h="$(median "$dir/hafront.ms")" -v r="$(median "$dir/restore.ms")" \
     'BEGIN { printf "RESULT ratio_hafront_over_restore %.2f\n", h / r }'
+if [ -n "$baseline" ]; then
+    awk -v h="$(median "$dir/noop_total.ms")" -v b="$(median "$dir/baseline_noop_total.ms")" \
+        'BEGIN { printf "RESULT ratio_noop_total_over_baseline %.2f\n", h / b }'
+fi
 echo "bench-ipvs: ok"

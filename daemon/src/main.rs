@@ -187,12 +187,11 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            // Failed operations are logged (warn), the dump's breakdown at debug.
+            init_logging(&cfg);
+            let rt = match runtime() {
                 Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("hafront: {e}");
-                    return ExitCode::FAILURE;
-                }
+                Err(code) => return code,
             };
             match rt.block_on(hafront::ipvs::reconcile::sync_once(&cfg, dry_run)) {
                 Ok(report) => {
@@ -200,10 +199,11 @@ fn main() -> ExitCode {
                         println!("{op}");
                     }
                     println!(
-                        "{} operations ({} failed); dump {:.1} ms, plan {:.1} ms, apply {:.1} ms, total {:.1} ms",
+                        "{} operations ({} failed); dump {:.1} ms (kernel {:.1} ms), plan {:.1} ms, apply {:.1} ms, total {:.1} ms",
                         report.ops.len(),
                         report.failed,
                         report.dump.as_secs_f64() * 1e3,
+                        report.dump_kernel.as_secs_f64() * 1e3,
                         report.plan.as_secs_f64() * 1e3,
                         report.apply.as_secs_f64() * 1e3,
                         report.total.as_secs_f64() * 1e3

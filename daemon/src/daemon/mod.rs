@@ -95,6 +95,23 @@ pub fn specs_from_config(cfg: &Config) -> Vec<(String, InstanceSpec)> {
         .collect()
 }
 
+/// Runs `task` on a new thread with a single-threaded runtime of its own; `off` says
+/// what stops working when that cannot be had.
+fn on_own_thread<F>(name: &str, off: &'static str, task: F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let spawned = std::thread::Builder::new().name(name.into()).spawn(move || {
+        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt.block_on(task),
+            Err(error) => error!(%error, "no runtime: {off}"),
+        }
+    });
+    if let Err(error) = spawned {
+        error!(%error, thread = name, "no thread: {off}");
+    }
+}
+
 /// Runs the daemon until SIGTERM/SIGINT. Returns after VIPs were released.
 pub fn run(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -163,17 +180,22 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     let services_checks_rx = check_states_tx.subscribe();
     let (ipvs_stop_tx, ipvs_stop_rx) = oneshot::channel();
     let (ipvs_status_tx, ipvs_status_rx) = watch::channel(Arc::new(Default::default()));
-    let ipvs_task = tokio::spawn(crate::ipvs::reconcile::run(
-        crate::ipvs::reconcile::ReconcilerInputs {
-            config: ipvs_cfg_rx,
-            checks: check_states_rx,
-            roles: roles_rx,
-            runtime_dir: cfg.runtime_dir.clone(),
-            overrides: overrides_rx.clone(),
-            status: ipvs_status_tx,
-            stop: ipvs_stop_rx,
-        },
-    ));
+    let ipvs_inputs = crate::ipvs::reconcile::ReconcilerInputs {
+        config: ipvs_cfg_rx,
+        checks: check_states_rx,
+        roles: roles_rx,
+        runtime_dir: cfg.runtime_dir.clone(),
+        overrides: overrides_rx.clone(),
+        status: ipvs_status_tx,
+        stop: ipvs_stop_rx,
+    };
+    // On a thread of its own, as the checks: planning and reporting a table of
+    // 10,000 real servers takes milliseconds that must not delay an advert.
+    on_own_thread(
+        "hafront-ipvs",
+        "IPVS is off",
+        crate::ipvs::reconcile::run(ipvs_inputs),
+    );
 
     let (ctl_tx, ctl_rx) = mpsc::channel(64);
     // Tracking (interfaces, checks, scripts, files, sync groups) feeds the engine
@@ -202,17 +224,7 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     };
     // The tracker and every check run on a thread of their own: 10,000 checks a
     // second keep a core busy, and on the engine's thread they would delay adverts.
-    let spawned = std::thread::Builder::new()
-        .name("hafront-checks".into())
-        .spawn(
-            move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(rt) => rt.block_on(tracker::run(tracker_inputs)),
-                Err(error) => error!(%error, "no runtime for the checks: tracking is off"),
-            },
-        );
-    if let Err(error) = spawned {
-        error!(%error, "no thread for the checks: tracking is off");
-    }
+    on_own_thread("hafront-checks", "tracking is off", tracker::run(tracker_inputs));
 
     let (reload_tx, reload_rx) = mpsc::channel(4);
     let hub = crate::api::Hub {
@@ -287,7 +299,6 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     if ipvs_stop_tx.send(done_tx).is_ok() {
         let _ = tokio::time::timeout(Duration::from_secs(10), done_rx).await;
     }
-    ipvs_task.abort();
     // Then the supervised servers (the VIP is gone: nobody is sent to them).
     supervisor.stop(Duration::from_secs(30)).await;
     // The STOP notifications.

@@ -1,5 +1,6 @@
 //! The thin executor: a generic netlink socket of its own (non-blocking, in tokio's
-//! reactor), dumps into a `Table`, and the planned `Op`s sent in batches.
+//! reactor) for the planned `Op`s, sent in batches; and the table dump, on a
+//! blocking socket, read in place into a `Table` (dump.rs).
 //!
 //! Batches: up to `BATCH` requests go in one datagram, each with NLM_F_ACK. The
 //! kernel handles the messages of a datagram one by one, in order, inside the
@@ -9,9 +10,11 @@
 //! 10,000 real servers cost ~80 sendmsg calls instead of 10,000 round trips.
 //! Dumps are one at a time (the kernel runs one dump per socket).
 
+use std::collections::BTreeMap;
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use netlink_packet_core::{
     NetlinkMessage, NetlinkPayload, NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
@@ -27,10 +30,11 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tracing::debug;
 
-use super::constants::IPVS_GENL_NAME;
+use super::constants::{IPVS_CMD_ATTR_DEST, IPVS_CMD_ATTR_SERVICE, IPVS_GENL_NAME};
+use super::dump::{self, EntryError};
 use super::error::IpvsError;
 use super::message::{IpvsCmd, IpvsMessage};
-use super::model::{DestCounters, DestSpec, ServiceSpec, Stats, Table};
+use super::model::{DestCounters, DestSpec, ServiceKey, ServiceSpec, Stats, Table};
 use super::nlas::IpvsAttr;
 use super::plan::Op;
 
@@ -50,9 +54,11 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone, Debug, Default)]
 pub struct Observed {
     pub table: Table,
-    pub service_stats: std::collections::BTreeMap<super::model::ServiceKey, Stats>,
-    pub dest_counters:
-        std::collections::BTreeMap<(super::model::ServiceKey, std::net::SocketAddr), DestCounters>,
+    pub service_stats: BTreeMap<ServiceKey, Stats>,
+    /// Per service, per real server.
+    pub dest_counters: BTreeMap<ServiceKey, BTreeMap<SocketAddr, DestCounters>>,
+    /// What reading them took.
+    pub read: DumpStats,
 }
 
 pub struct Ipvs {
@@ -60,6 +66,8 @@ pub struct Ipvs {
     family: u16,
     seq: u32,
     rx: Vec<u8>,
+    /// The blocking socket dumps are read on (off the runtime), kept between dumps.
+    dump_socket: Option<DumpSocket>,
 }
 
 /// The answer to one request of an exchange.
@@ -100,6 +108,7 @@ impl Ipvs {
             family: 0,
             seq: 0,
             rx: vec![0; RX_BUF],
+            dump_socket: None,
         };
         ipvs.family = ipvs.resolve_family().await?;
         Ok(ipvs)
@@ -323,50 +332,20 @@ impl Ipvs {
         Ok(info)
     }
 
-    /// Dumps every service and its destinations.
-    pub async fn dump(&mut self) -> Result<Observed, IpvsError> {
-        let services = self
-            .request(
-                IpvsMessage::new(IpvsCmd::GetService, vec![]),
-                NLM_F_REQUEST | NLM_F_DUMP,
-                || "list services".into(),
-            )
-            .await?;
-        let mut obs = Observed::default();
-        for m in services {
-            for attr in m.attrs {
-                let IpvsAttr::Service(attrs) = attr else { continue };
-                let (spec, stats) = match ServiceSpec::from_attrs(&attrs) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        debug!(error = %e, "skipping a kernel service hafront cannot represent");
-                        continue;
-                    }
-                };
-                let key = spec.key;
-                let dests = self
-                    .request(
-                        IpvsMessage::new(IpvsCmd::GetDest, vec![IpvsAttr::Service(key.attrs())]),
-                        NLM_F_REQUEST | NLM_F_DUMP,
-                        || format!("list real servers of {key}"),
-                    )
-                    .await?;
-                let mut list = Vec::new();
-                for d in dests.into_iter().flat_map(|m| m.attrs) {
-                    let IpvsAttr::Dest(attrs) = d else { continue };
-                    match DestSpec::from_attrs(&attrs, key.is_ipv6()) {
-                        Ok((dest, counters)) => {
-                            obs.dest_counters.insert((key, dest.addr), counters);
-                            list.push(dest);
-                        }
-                        Err(e) => debug!(service = %key, error = %e, "skipping a real server"),
-                    }
-                }
-                obs.service_stats.insert(key, stats);
-                obs.table.insert(spec, list);
-            }
+    /// Dumps every service and its destinations, decoded in place (dump.rs).
+    ///
+    /// Blocking: the kernel fills a dump's datagrams inside the sendmsg and recvmsg
+    /// calls that ask for them (~10 ms for 10,000 destinations on a host, 10x that
+    /// under TCG), on a blocking socket of its own. The reconciler has a thread of
+    /// its own for this; handing the dump to a pool thread instead cost ~20 ms more
+    /// in the VM (a new thread's malloc arena faulting its pages in).
+    pub fn dump(&mut self) -> Result<Observed, IpvsError> {
+        let result = dump_table(self.family, &mut self.dump_socket);
+        // After an error the socket may still hold part of an abandoned dump.
+        if result.is_err() {
+            self.dump_socket = None;
         }
-        Ok(obs)
+        result
     }
 
     pub async fn execute(&mut self, op: &Op) -> Result<(), IpvsError> {
@@ -421,6 +400,251 @@ impl Ipvs {
         )
         .await?;
         Ok(())
+    }
+}
+
+/// The whole table, on one socket: the services, then each one's destinations.
+/// (Dumping services on several threads at once gains nothing: the kernel runs
+/// IPVS dumps under its IPVS and generic netlink mutexes, one at a time; measured
+/// in the VM, two threads took longer than one.)
+fn dump_table(family: u16, slot: &mut Option<DumpSocket>) -> Result<Observed, IpvsError> {
+    let start = Instant::now();
+    let sock = match slot {
+        Some(s) => s,
+        None => slot.insert(DumpSocket::open(family)?),
+    };
+    sock.stats = DumpStats::default();
+    let mut obs = Observed::default();
+    for (spec, stats) in sock.services()? {
+        let key = spec.key;
+        let (dests, counters) = sock.dests(&key)?;
+        obs.dest_counters.insert(key, counters.into_iter().collect());
+        obs.service_stats.insert(key, stats);
+        obs.table.insert(spec, dests);
+    }
+    sock.stats.total = start.elapsed();
+    obs.read = sock.stats;
+    let DumpStats {
+        datagrams,
+        bytes,
+        kernel,
+        total,
+    } = sock.stats;
+    debug!(
+        services = obs.table.services.len(),
+        datagrams,
+        bytes,
+        kernel_ms = kernel.as_secs_f64() * 1e3,
+        total_ms = total.as_secs_f64() * 1e3,
+        "IPVS table read"
+    );
+    Ok(obs)
+}
+
+/// What reading the table took: the kernel's share is the time inside sendmsg and
+/// recvmsg (where it fills the dump's datagrams and copies them out), the rest is
+/// hafront's (decoding, building the table).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DumpStats {
+    pub datagrams: usize,
+    pub bytes: usize,
+    pub kernel: Duration,
+    pub total: Duration,
+}
+
+/// How a dump ended, when not well.
+enum DumpEnd {
+    Kernel(io::Error),
+    Protocol(String),
+}
+
+/// A blocking generic netlink socket for dumps (a receive timeout guards against a
+/// lost answer).
+struct DumpSocket {
+    fd: OwnedFd,
+    family: u16,
+    seq: u32,
+    rx: Vec<u8>,
+    stats: DumpStats,
+}
+
+impl DumpSocket {
+    fn open(family: u16) -> Result<DumpSocket, IpvsError> {
+        let sock_err = |e: nix::Error| IpvsError::Socket(e.into());
+        let fd = socket(
+            AddressFamily::Netlink,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC,
+            SockProtocol::NetlinkGeneric,
+        )
+        .map_err(sock_err)?;
+        bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).map_err(sock_err)?;
+        let timeout = nix::sys::time::TimeVal::new(ANSWER_TIMEOUT.as_secs() as _, 0);
+        setsockopt(&fd, sockopt::ReceiveTimeout, &timeout).map_err(sock_err)?;
+        Ok(DumpSocket {
+            fd,
+            family,
+            seq: 0,
+            rx: vec![0; RX_BUF],
+            stats: DumpStats::default(),
+        })
+    }
+
+    /// The services, in the kernel's order (those hafront cannot represent skipped).
+    fn services(&mut self) -> Result<Vec<(ServiceSpec, Stats)>, IpvsError> {
+        let mut services = Vec::new();
+        self.dump_each(
+            IpvsMessage::new(IpvsCmd::GetService, vec![]),
+            || "list services".into(),
+            |payload| {
+                let Some(attrs) = dump::nested(payload, IPVS_CMD_ATTR_SERVICE).map_err(|e| e.to_string())?
+                else {
+                    return Ok(());
+                };
+                match dump::service(attrs) {
+                    Ok(s) => services.push(s),
+                    Err(EntryError::Unsupported(e)) => {
+                        debug!(error = %e, "skipping a kernel service hafront cannot represent")
+                    }
+                    Err(e) => return Err(format!("service: {e}")),
+                }
+                Ok(())
+            },
+        )?;
+        Ok(services)
+    }
+
+    /// A service's destinations and their counters.
+    #[allow(clippy::type_complexity)]
+    fn dests(
+        &mut self,
+        key: &ServiceKey,
+    ) -> Result<(Vec<DestSpec>, Vec<(SocketAddr, DestCounters)>), IpvsError> {
+        let ipv6 = key.is_ipv6();
+        let (mut dests, mut counters) = (Vec::new(), Vec::new());
+        self.dump_each(
+            IpvsMessage::new(IpvsCmd::GetDest, vec![IpvsAttr::Service(key.attrs())]),
+            || format!("list real servers of {key}"),
+            |payload| {
+                let Some(attrs) = dump::nested(payload, IPVS_CMD_ATTR_DEST).map_err(|e| e.to_string())?
+                else {
+                    return Ok(());
+                };
+                match dump::dest(attrs, ipv6) {
+                    Ok((dest, c)) => {
+                        counters.push((dest.addr, c));
+                        dests.push(dest);
+                    }
+                    Err(EntryError::Unsupported(e)) => {
+                        debug!(service = %key, error = %e, "skipping a real server")
+                    }
+                    Err(e) => return Err(format!("real server: {e}")),
+                }
+                Ok(())
+            },
+        )?;
+        Ok((dests, counters))
+    }
+
+    /// Runs one dump and hands each reply's payload (the attributes after the generic
+    /// netlink header) to `each`, in place, in the receive buffer. The first error of
+    /// `each` (a malformed reply) is the dump's error once the kernel has finished it.
+    fn dump_each(
+        &mut self,
+        msg: IpvsMessage,
+        what: impl Fn() -> String,
+        mut each: impl FnMut(&[u8]) -> Result<(), String>,
+    ) -> Result<(), IpvsError> {
+        let protocol = |message: String| IpvsError::Protocol {
+            what: what(),
+            message,
+        };
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        let mut g = GenlMessage::from_payload(msg);
+        g.set_resolved_family_id(self.family);
+        let mut nl = NetlinkMessage::from(g);
+        nl.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+        nl.header.sequence_number = seq;
+        nl.finalize();
+        let mut buf = vec![0; nl.buffer_len()];
+        nl.serialize(&mut buf);
+        let t = Instant::now();
+        let n = send(self.fd.as_raw_fd(), &buf, MsgFlags::empty()).map_err(|e| protocol(e.to_string()))?;
+        if n != buf.len() {
+            return Err(protocol(format!("sent {n} of {} bytes", buf.len())));
+        }
+        self.stats.kernel += t.elapsed();
+        let mut failed = None;
+        loop {
+            let t = Instant::now();
+            let len = loop {
+                match recv(self.fd.as_raw_fd(), &mut self.rx, MsgFlags::MSG_TRUNC) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(nix::errno::Errno::EAGAIN) => {
+                        return Err(protocol("no answer from the kernel".into()))
+                    }
+                    Err(e) => return Err(protocol(e.to_string())),
+                    Ok(n) => break n,
+                }
+            };
+            if len > self.rx.len() {
+                return Err(protocol(format!("datagram of {len} bytes truncated")));
+            }
+            self.stats.kernel += t.elapsed();
+            self.stats.datagrams += 1;
+            self.stats.bytes += len;
+            let end = self.datagram(len, seq, &mut each, &mut failed);
+            if let Some(end) = end {
+                return end.map_err(|e| match e {
+                    DumpEnd::Kernel(source) => IpvsError::Kernel { what: what(), source },
+                    DumpEnd::Protocol(m) => protocol(m),
+                });
+            }
+        }
+    }
+
+    /// The messages of one dump datagram: `Some` at the dump's end.
+    fn datagram(
+        &self,
+        len: usize,
+        seq: u32,
+        each: &mut impl FnMut(&[u8]) -> Result<(), String>,
+        failed: &mut Option<String>,
+    ) -> Option<Result<(), DumpEnd>> {
+        for msg in split(&self.rx[..len]) {
+            let msg = match msg {
+                Ok(m) => m,
+                Err(e) => return Some(Err(DumpEnd::Protocol(e.to_string()))),
+            };
+            if u32::from_ne_bytes([msg[8], msg[9], msg[10], msg[11]]) != seq {
+                continue; // not ours (an earlier, abandoned dump)
+            }
+            let kind = u16::from_ne_bytes([msg[4], msg[5]]);
+            match kind {
+                // NLMSG_ERROR and NLMSG_DONE carry an errno (0 or negative) first.
+                NLMSG_ERROR | NLMSG_DONE => {
+                    let code = msg
+                        .get(16..20)
+                        .map(|c| i32::from_ne_bytes([c[0], c[1], c[2], c[3]]));
+                    return Some(match code {
+                        Some(c) if c < 0 => Err(DumpEnd::Kernel(io::Error::from_raw_os_error(-c))),
+                        _ => failed.take().map_or(Ok(()), |m| Err(DumpEnd::Protocol(m))),
+                    });
+                }
+                k if k == self.family => {
+                    let result = match msg.get(20..) {
+                        Some(payload) => each(payload),
+                        None => Err(format!("reply of {} bytes", msg.len())),
+                    };
+                    if let Err(m) = result {
+                        failed.get_or_insert(m);
+                    }
+                }
+                _ => {} // NLMSG_NOOP
+            }
+        }
+        None
     }
 }
 

@@ -5,12 +5,15 @@
 //!   (constants from include/uapi/linux/ip_vs.h, attribute enums with an `Other`
 //!   catch-all, `GenlFamily` impl; the family id is resolved at runtime);
 //! - `model`: typed services/destinations and `Table`;
+//! - `dump`: dump replies read in place into `model` types (no per-entry allocation);
 //! - `plan`: the pure reconciler (desired vs actual -> ops);
 //! - `io`: the thin executor over its own generic netlink socket (requests batched
-//!   per datagram, one ACK and one result per op).
+//!   per datagram, one ACK and one result per op), and the table dump on a blocking
+//!   socket.
 
 pub mod constants;
 pub mod desired;
+pub mod dump;
 pub mod error;
 pub mod io;
 pub mod message;

@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use serde::{Deserialize, Serialize};
 
 use super::constants::*;
-use super::nlas::{DestAttr, InetAddr, ServiceAttr, StatsAttr};
+use super::nlas::{DestAttr, InetAddr, ServiceAttr};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -107,7 +107,8 @@ pub fn inet_addr(ip: IpAddr) -> InetAddr {
     a
 }
 
-fn ip_of(a: &InetAddr, af: u16) -> Option<IpAddr> {
+/// The address of a kernel `nf_inet_addr` of family `af` (None: not IPv4/IPv6).
+pub fn ip_of(a: &InetAddr, af: u16) -> Option<IpAddr> {
     match af {
         AF_INET => Some(IpAddr::V4(Ipv4Addr::new(a[0], a[1], a[2], a[3]))),
         AF_INET6 => Some(IpAddr::V6(Ipv6Addr::from(*a))),
@@ -152,55 +153,6 @@ impl ServiceSpec {
         a.push(ServiceAttr::Timeout(self.timeout));
         a.push(ServiceAttr::Netmask(self.netmask));
         a
-    }
-
-    /// From a kernel dump entry. Unknown address families and protocols are errors
-    /// (the caller skips such services: they are not ours).
-    pub fn from_attrs(attrs: &[ServiceAttr]) -> Result<(ServiceSpec, Stats), String> {
-        let (mut af, mut proto, mut addr, mut port, mut mark) = (None, None, None, None, None);
-        let mut spec = ServiceSpec {
-            key: ServiceKey::Fwmark { ipv6: false, mark: 0 },
-            scheduler: String::new(),
-            flags: 0,
-            timeout: 0,
-            netmask: 0,
-            pe_name: None,
-        };
-        let mut stats = Stats::default();
-        for a in attrs {
-            match a {
-                ServiceAttr::AddressFamily(v) => af = Some(*v),
-                ServiceAttr::Protocol(v) => proto = Some(*v),
-                ServiceAttr::Address(v) => addr = Some(*v),
-                ServiceAttr::Port(v) => port = Some(*v),
-                ServiceAttr::Fwmark(v) => mark = Some(*v),
-                ServiceAttr::SchedName(s) => spec.scheduler = s.clone(),
-                ServiceAttr::Flags { flags, .. } => spec.flags = flags & !IP_VS_SVC_F_HASHED,
-                ServiceAttr::Timeout(v) => spec.timeout = *v,
-                ServiceAttr::Netmask(v) => spec.netmask = *v,
-                ServiceAttr::PeName(s) => spec.pe_name = Some(s.clone()).filter(|s| !s.is_empty()),
-                ServiceAttr::Stats64(s) => stats = Stats::from_attrs(s),
-                ServiceAttr::Stats(s) if stats == Stats::default() => stats = Stats::from_attrs(s),
-                _ => {}
-            }
-        }
-        let af = af.ok_or("service without address family")?;
-        spec.key = match (mark, proto, addr) {
-            (Some(mark), _, _) if mark != 0 => ServiceKey::Fwmark {
-                ipv6: af == AF_INET6,
-                mark,
-            },
-            (_, Some(p), Some(a)) => {
-                let protocol = Protocol::from_number(p).ok_or_else(|| format!("protocol {p}"))?;
-                let ip = ip_of(&a, af).ok_or_else(|| format!("address family {af}"))?;
-                ServiceKey::Addr {
-                    protocol,
-                    addr: SocketAddr::new(ip, port.unwrap_or(0)),
-                }
-            }
-            _ => return Err("service without address or fwmark".into()),
-        };
-        Ok((spec, stats))
     }
 }
 
@@ -316,45 +268,6 @@ impl DestSpec {
             DestAttr::Port(addr.port()),
         ]
     }
-
-    /// From a kernel dump entry; `service_af` is used when the kernel does not send
-    /// the destination's own family (kernels before 4.x).
-    pub fn from_attrs(attrs: &[DestAttr], service_ipv6: bool) -> Result<(DestSpec, DestCounters), String> {
-        let mut af = if service_ipv6 { AF_INET6 } else { AF_INET };
-        let (mut addr, mut port) = (None, 0);
-        let mut d = DestSpec::new(SocketAddr::from(([0, 0, 0, 0], 0)), Forward::Nat, 0);
-        let mut c = DestCounters::default();
-        for a in attrs {
-            match a {
-                DestAttr::AddressFamily(v) => af = *v,
-                DestAttr::Address(v) => addr = Some(*v),
-                DestAttr::Port(v) => port = *v,
-                DestAttr::FwdMethod(v) => d.forward = Forward::from_conn_flags(*v),
-                DestAttr::Weight(v) => d.weight = *v,
-                DestAttr::UpperThreshold(v) => d.upper_threshold = *v,
-                DestAttr::LowerThreshold(v) => d.lower_threshold = *v,
-                DestAttr::TunnelType(v) => d.tunnel_type = TunnelType::from_number(*v),
-                DestAttr::TunnelPort(v) => d.tunnel_port = *v,
-                DestAttr::TunnelFlags(v) => d.tunnel_flags = *v,
-                DestAttr::ActiveConns(v) => c.active_conns = *v,
-                DestAttr::InactiveConns(v) => c.inactive_conns = *v,
-                DestAttr::PersistentConns(v) => c.persistent_conns = *v,
-                DestAttr::Stats64(s) => c.stats = Stats::from_attrs(s),
-                DestAttr::Stats(s) if c.stats == Stats::default() => c.stats = Stats::from_attrs(s),
-                _ => {}
-            }
-        }
-        let addr = addr.ok_or("destination without address")?;
-        let ip = ip_of(&addr, af).ok_or_else(|| format!("address family {af}"))?;
-        d.addr = SocketAddr::new(ip, port);
-        if d.forward != Forward::Tun {
-            // Only meaningful for tunnels; the kernel reports zeros otherwise.
-            d.tunnel_type = TunnelType::Ipip;
-            d.tunnel_port = 0;
-            d.tunnel_flags = 0;
-        }
-        Ok((d, c))
-    }
 }
 
 /// Counters of a service or destination (64-bit versions when the kernel has them).
@@ -370,28 +283,6 @@ pub struct Stats {
     pub out_pps: u64,
     pub in_bps: u64,
     pub out_bps: u64,
-}
-
-impl Stats {
-    pub fn from_attrs(attrs: &[StatsAttr]) -> Stats {
-        let mut s = Stats::default();
-        for a in attrs {
-            match a {
-                StatsAttr::Conns(v) => s.conns = *v,
-                StatsAttr::InPkts(v) => s.in_pkts = *v,
-                StatsAttr::OutPkts(v) => s.out_pkts = *v,
-                StatsAttr::InBytes(v) => s.in_bytes = *v,
-                StatsAttr::OutBytes(v) => s.out_bytes = *v,
-                StatsAttr::Cps(v) => s.cps = *v,
-                StatsAttr::InPps(v) => s.in_pps = *v,
-                StatsAttr::OutPps(v) => s.out_pps = *v,
-                StatsAttr::InBps(v) => s.in_bps = *v,
-                StatsAttr::OutBps(v) => s.out_bps = *v,
-                _ => {}
-            }
-        }
-        s
-    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

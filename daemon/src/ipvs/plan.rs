@@ -91,18 +91,21 @@ pub fn plan(desired: &Table, actual: &Table, owned: &BTreeSet<ServiceKey>) -> Ve
                 if have.spec != want.spec {
                     ops.push(Op::SetService(want.spec.clone()));
                 }
-                for addr in have.dests.keys() {
-                    if !want.dests.contains_key(addr) {
-                        ops.push(Op::DelDest(*key, *addr));
-                    }
-                }
+                // Both sides are sorted by address: one merge pass, deletions first.
+                let mut adds = Vec::new();
+                let mut have_dests = have.dests.iter().peekable();
                 for (addr, d) in &want.dests {
-                    match have.dests.get(addr) {
-                        None => ops.push(Op::NewDest(*key, d.clone())),
-                        Some(h) if h != d => ops.push(Op::SetDest(*key, d.clone())),
+                    while let Some((gone, _)) = have_dests.next_if(|(a, _)| *a < addr) {
+                        ops.push(Op::DelDest(*key, *gone));
+                    }
+                    match have_dests.next_if(|(a, _)| *a == addr) {
+                        None => adds.push(Op::NewDest(*key, d.clone())),
+                        Some((_, h)) if h != d => adds.push(Op::SetDest(*key, d.clone())),
                         Some(_) => {}
                     }
                 }
+                ops.extend(have_dests.map(|(gone, _)| Op::DelDest(*key, *gone)));
+                ops.append(&mut adds);
             }
         }
     }
@@ -175,6 +178,38 @@ mod tests {
         assert_eq!(
             plan(&want, &have, &BTreeSet::new()),
             vec![Op::SetDest(s.key, dest("192.0.2.12:80", 5))]
+        );
+    }
+
+    #[test]
+    fn real_servers_are_merged_deletions_first() {
+        let s = svc("192.0.2.100:80", "wrr");
+        let have = table(&[(
+            s.clone(),
+            vec![
+                dest("192.0.2.11:80", 1),
+                dest("192.0.2.13:80", 1),
+                dest("192.0.2.15:80", 1),
+            ],
+        )]);
+        let want = table(&[(
+            s.clone(),
+            vec![
+                dest("192.0.2.12:80", 1),
+                dest("192.0.2.13:80", 4),
+                dest("192.0.2.16:80", 1),
+            ],
+        )]);
+        let a = |x: &str| x.parse().unwrap();
+        assert_eq!(
+            plan(&want, &have, &BTreeSet::new()),
+            vec![
+                Op::DelDest(s.key, a("192.0.2.11:80")),
+                Op::DelDest(s.key, a("192.0.2.15:80")),
+                Op::NewDest(s.key, dest("192.0.2.12:80", 1)),
+                Op::SetDest(s.key, dest("192.0.2.13:80", 4)),
+                Op::NewDest(s.key, dest("192.0.2.16:80", 1)),
+            ]
         );
     }
 

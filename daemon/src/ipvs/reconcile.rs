@@ -223,7 +223,7 @@ async fn sync(
         *ipvs = Some(conn);
     }
     let conn = ipvs.as_mut().expect("connected above");
-    let observed = conn.dump().await?;
+    let observed = conn.dump()?;
     let actual = &observed.table;
     let desired = desired(actual);
     let ops = plan(&desired, actual, owned);
@@ -296,7 +296,7 @@ fn snapshot(
                     disabled: o.disabled,
                     weight_override: o.weight,
                     counters: observed
-                        .and_then(|obs| obs.dest_counters.get(&(spec.key, rs.address)).copied()),
+                        .and_then(|obs| obs.dest_counters.get(&spec.key)?.get(&rs.address).copied()),
                 }
             })
             .collect();
@@ -329,6 +329,8 @@ pub struct SyncReport {
     pub ops: Vec<Op>,
     pub failed: usize,
     pub dump: Duration,
+    /// Of `dump`, the time inside the kernel's sendmsg/recvmsg.
+    pub dump_kernel: Duration,
     pub plan: Duration,
     pub apply: Duration,
     pub total: Duration,
@@ -344,8 +346,9 @@ pub async fn sync_once(cfg: &crate::config::Config, dry_run: bool) -> Result<Syn
         unsettled: BTreeSet::new(),
     };
     let t = std::time::Instant::now();
-    let actual = conn.dump().await?.table;
+    let observed = conn.dump()?;
     let dump = t.elapsed();
+    let actual = observed.table;
     let t = std::time::Instant::now();
     let desired = desired_table(&cfg.ipvs, &roles, &actual, |_, _| Health::UP);
     let ops = plan(&desired, &actual, &BTreeSet::new());
@@ -364,6 +367,7 @@ pub async fn sync_once(cfg: &crate::config::Config, dry_run: bool) -> Result<Syn
         ops,
         failed,
         dump,
+        dump_kernel: observed.read.kernel,
         plan: plan_time,
         apply: t.elapsed(),
         total: start.elapsed(),
