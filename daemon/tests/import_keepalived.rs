@@ -207,24 +207,91 @@ fn seed001_scripts_and_notify() {
     let (b, ib) = import("seed001_backup_notify.conf");
     assert_eq!(b.vrrp.instances["vi_1"].priority, 90);
     assert!(b.scripts.is_empty());
-    for (imp, name) in [
-        (&im, "seed001_master_script.conf"),
-        (&ib, "seed001_backup_notify.conf"),
-    ] {
-        let w = imp
-            .warnings
-            .iter()
-            .find(|w| w.keyword == "notify_master")
-            .unwrap();
-        assert_eq!(w.kind, WarningKind::Dropped);
-        assert_eq!(w.loc.line, line_of(name, "notify_master"));
-        assert!(w.why.contains("notifications"), "{w}");
-        assert!(w.to_string().starts_with(&format!(
-            "{}:{}: notify_master: ",
-            data(name).display(),
-            w.loc.line
-        )));
+    // The notify scripts are carried over, split as keepalived splits them.
+    for (cfg, imp) in [(&m, &im), (&b, &ib)] {
+        let i = &cfg.vrrp.instances["vi_1"];
+        assert_eq!(i.notify_master, ["/scripts/notify.sh", "master", "192.0.2.100"]);
+        assert_eq!(i.notify_backup, ["/scripts/notify.sh", "backup", "192.0.2.100"]);
+        assert!(
+            !imp.warnings.iter().any(|w| w.keyword.starts_with("notify")),
+            "{:?}",
+            imp.warnings
+        );
     }
+    // Each carried key names its keepalived line.
+    let line = line_of("seed001_backup_notify.conf", "notify_master");
+    assert!(ib.toml.contains(&format!("line {line}")), "{}", ib.toml);
+}
+
+/// Imports `text`; the TOML must load through the ordinary loader.
+fn import_text(text: &str) -> (Config, Import) {
+    let imp = import_str(text, "k.conf", Options::default()).unwrap_or_else(|e| panic!("{e}"));
+    let dir = scratch("text");
+    let out = dir.join("out.toml");
+    std::fs::write(&out, &imp.toml).unwrap();
+    let cfg = Config::from_files(&[&out])
+        .unwrap_or_else(|e| panic!("emitted TOML does not load: {e}\n{}", imp.toml));
+    std::fs::remove_dir_all(&dir).unwrap();
+    (cfg, imp)
+}
+
+#[test]
+fn notifications_mail_and_script_user_are_carried() {
+    let text = "global_defs {\n  router_id lb01\n  notification_email {\n    admin@example.org\n    \
+                ops@example.org\n  }\n  notification_email_from ka@example.org\n  smtp_server 192.0.2.25\n  \
+                smtp_connect_timeout 30\n  smtp_helo_name lb01.example.org\n  script_user root\n  \
+                enable_script_security\n}\nvrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  \
+                priority 100\n  virtual_ipaddress {\n    192.0.2.100/24\n  }\n  \
+                notify \"/bin/echo changed\" root\n  notify_fault /bin/true\n  notify_deleted /bin/true\n  \
+                smtp_alert\n}\n";
+    let (cfg, imp) = import_text(text);
+    let smtp = cfg.notify.smtp.as_ref().expect("notify.smtp");
+    assert_eq!(smtp.server, "192.0.2.25:25");
+    assert_eq!(smtp.from, "ka@example.org");
+    assert_eq!(smtp.to, ["admin@example.org", "ops@example.org"]);
+    assert_eq!(
+        smtp.tls,
+        hafront::config::notify::SmtpTls::None,
+        "keepalived mails in plain text"
+    );
+    assert_eq!(smtp.timeout, Duration::from_secs(30));
+    assert_eq!(cfg.security.script_user.as_deref(), Some("root"));
+    let i = &cfg.vrrp.instances["vi_1"];
+    assert_eq!(i.notify, ["/bin/echo", "changed"]);
+    assert_eq!(i.notify_fault, ["/bin/true"]);
+    assert!(
+        has_warning(&imp, "notify", WarningKind::Changed),
+        "the user after the script"
+    );
+    assert!(has_warning(&imp, "notify_deleted", WarningKind::Dropped));
+    assert!(
+        has_warning(&imp, "smtp_alert", WarningKind::Changed),
+        "mail is for every instance"
+    );
+    assert!(has_warning(&imp, "smtp_helo_name", WarningKind::Dropped));
+    assert!(has_warning(&imp, "enable_script_security", WarningKind::Changed));
+
+    // Without smtp_alert keepalived sends no mail: nothing is carried.
+    let quiet = text.replace("  smtp_alert\n", "");
+    let (cfg, imp) = import_text(&quiet);
+    assert!(cfg.notify.smtp.is_none());
+    assert!(has_warning(&imp, "smtp_server", WarningKind::Dropped));
+    // Mail asked for, but no sender: not carried, and said so.
+    let no_from = text.replace("  notification_email_from ka@example.org\n", "");
+    let (cfg, imp) = import_text(&no_from);
+    assert!(cfg.notify.smtp.is_none());
+    assert!(imp.warnings.iter().any(|w| w.keyword == "smtp_alert"
+        && w.kind == WarningKind::Dropped
+        && w.why.contains("notification_email_from")));
+    // A script user this machine lacks would make the configuration fail to load.
+    let nobody = text.replace("script_user root", "script_user hafront-no-such-user");
+    let (cfg, imp) = import_text(&nobody);
+    assert_eq!(cfg.security.script_user, None);
+    assert!(has_warning(&imp, "script_user", WarningKind::Dropped));
+    // A relative notify script that is not in PATH is an error naming the line.
+    let e = err(&text.replace("notify_fault /bin/true", "notify_fault no-such-notify-script.sh"));
+    assert_eq!(e.loc.line, 22, "{e}");
+    assert!(e.to_string().contains("not an absolute path"), "{e}");
 }
 
 #[test]
@@ -377,26 +444,35 @@ fn cli_import_output_strict_and_errors() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&r.stderr);
     assert!(r.status.success(), "{stderr}");
-    let line = line_of("seed001_master_script.conf", "notify_master");
+    let cfg = Config::from_files(&[&out]).unwrap();
+    assert_eq!(cfg.vrrp.instances["vi_1"].priority, 100);
+    assert_eq!(cfg.vrrp.instances["vi_1"].notify_master[0], "/scripts/notify.sh");
+    // What is not carried over is said on stderr with its line.
+    let r = hafront()
+        .arg("import-keepalived")
+        .arg(data("seed000_master.conf"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success(), "{stderr}");
+    let line = line_of("seed000_master.conf", "mcast_src_ip");
     assert!(
         stderr.contains(&format!(
-            "seed001_master_script.conf:{line}: notify_master: not carried over"
+            "seed000_master.conf:{line}: mcast_src_ip: not carried over"
         )),
         "{stderr}"
     );
-    let cfg = Config::from_files(&[&out]).unwrap();
-    assert_eq!(cfg.vrrp.instances["vi_1"].priority, 100);
 
     // --strict: a keyword not carried over is fatal (exit 2), named with its line.
     let r = hafront()
         .arg("import-keepalived")
         .arg("--strict")
-        .arg(data("seed001_master_script.conf"))
+        .arg(data("seed000_master.conf"))
         .output()
         .unwrap();
     assert_eq!(r.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&r.stderr);
-    assert!(stderr.contains(&format!(":{line}: notify_master")), "{stderr}");
+    assert!(stderr.contains(&format!(":{line}: mcast_src_ip")), "{stderr}");
     assert!(r.stdout.is_empty());
 
     // A syntax error: exit 2, file:line.

@@ -29,9 +29,12 @@ pub struct Converted {
     pub warnings: Vec<Warning>,
 }
 
-const NOTIFY_WHY: &str = "not carried over: hafront has no notifications yet (scripts, e-mail: issue 8)";
-const SCRIPT_SECURITY_WHY: &str = "not carried over: hafront runs scripts and exec checks as its own user, \
-     without a shell, from an absolute program path (see docs/migration.md)";
+const NO_EVENT_WHY: &str =
+    "not carried over: hafront notifies an instance's MASTER, BACKUP, FAULT and STOP only";
+const CHECKER_NOTIFY_WHY: &str = "not carried over: hafront has no notify scripts for real servers or \
+     quorum (its checks and IPVS state are in `hafront status`, the API and /metrics)";
+const SCRIPT_SECURITY_WHY: &str = "not carried over: hafront runs scripts and exec checks as \
+     security.script_user, without a shell, from an absolute program path (see docs/migration.md)";
 
 /// keepalived's defaults where they differ from hafront's.
 const KA_VRRP_VERSION: i64 = 2;
@@ -47,6 +50,15 @@ struct Globals {
     garp_repeat: Option<(i64, Loc)>,
     garp_refresh: Option<(Duration, Loc)>,
     garp_lower_prio: Option<(bool, Loc)>,
+    /// keepalived's e-mail settings (global_defs), carried as [notify.smtp] when
+    /// something asks for mail (smtp_alert).
+    smtp_server: Option<(String, Loc)>,
+    smtp_from: Option<(String, Loc)>,
+    smtp_to: Vec<(String, Loc)>,
+    smtp_to_block: Option<Loc>,
+    smtp_timeout: Option<(Duration, Loc)>,
+    /// Where mail is asked for: smtp_alert in an instance, group or global_defs.
+    smtp_alert: Option<Loc>,
 }
 
 struct TrackDef {
@@ -109,6 +121,7 @@ pub fn convert(tree: &[Node]) -> R<Converted> {
             _ => cx.other(n, "the top level")?,
         }
     }
+    cx.notify_smtp();
     Ok(Converted {
         sections: cx.sections,
         warnings: cx.warnings,
@@ -328,6 +341,7 @@ impl Cx {
             None => Section::new("node"),
         };
         node.comments.push(format!("{} global_defs", n.loc));
+        let mut script_user = None;
         for c in block(n)? {
             let kw = c.keyword.as_str();
             match kw {
@@ -372,9 +386,61 @@ impl Cx {
                         self.skip(c, format!("not carried over: hafront always uses the RFC group {default}"));
                     }
                 }
-                "notification_email" | "notification_email_from" | "smtp_server" | "smtp_connect_timeout"
-                | "smtp_helo_name" | "email_faults" | "no_email_faults" => self.skip(c, NOTIFY_WHY),
-                "enable_script_security" | "script_user" => self.skip(c, SCRIPT_SECURITY_WHY),
+                "notification_email" => {
+                    self.g.smtp_to_block = Some(c.loc.clone());
+                    for a in block(c)? {
+                        self.g.smtp_to.push((a.keyword.clone(), a.loc.clone()));
+                    }
+                }
+                "notification_email_from" => self.g.smtp_from = Some((arg(c, 0)?.to_string(), c.loc.clone())),
+                "smtp_server" => {
+                    // An address or a host name, then an optional port.
+                    let host = arg(c, 0)?;
+                    let p = match c.args.get(1) {
+                        Some(p) => port(c, p)?,
+                        None => 25,
+                    };
+                    let server = match host.parse::<IpAddr>() {
+                        Ok(a) => sockaddr(a, p),
+                        Err(_) => format!("{host}:{p}"),
+                    };
+                    self.g.smtp_server = Some((server, c.loc.clone()));
+                }
+                "smtp_connect_timeout" => self.g.smtp_timeout = Some((secs(c, 0)?, c.loc.clone())),
+                "smtp_alert" | "smtp_alert_vrrp" => {
+                    if c.args.first().is_none_or(|a| a != "false" && a != "no" && a != "off") {
+                        self.g.smtp_alert.get_or_insert(c.loc.clone());
+                    }
+                }
+                "smtp_helo_name" => self.skip(c, "not carried over: hafront says HELO with the node's host name"),
+                "email_faults" | "no_email_faults" | "smtp_alert_checker" => {
+                    self.skip(c, "not carried over: hafront mails instance state changes and split brain only")
+                }
+                "script_user" => {
+                    let user = arg(c, 0)?;
+                    // hafront refuses a configuration naming a user this machine lacks.
+                    if crate::notify::security::lookup_user(user).is_none() {
+                        self.skip(
+                            c,
+                            format!(
+                                "not carried over: no user {user:?} on this machine (scripts run as \
+                                 hafront-script if it exists, else as hafront's own user)"
+                            ),
+                        );
+                        continue;
+                    }
+                    let mut sec = Section::new("security");
+                    sec.set("script_user", user, Self::at(&n.loc, c));
+                    script_user = Some(sec);
+                    if c.args.len() > 1 {
+                        self.changed(c, "the group is not carried over: scripts run with the user's own group");
+                    }
+                }
+                "enable_script_security" => self.changed(
+                    c,
+                    "nothing to carry: hafront refuses scripts that others could change unless \
+                     security.script_security = false (on by default, unlike keepalived)",
+                ),
                 "vrrp_skip_check_adv_addr" => self.changed(
                     c,
                     "nothing to carry: hafront never drops an advert for its address list (a \
@@ -387,10 +453,85 @@ impl Cx {
                 _ => self.other(c, "global_defs")?,
             }
         }
+        if let Some(sec) = script_user {
+            // The last script_user of several global_defs wins, as in keepalived.
+            self.sections.retain(|s| s.path != "security");
+            self.sections.push(sec);
+        }
         if !node.entries.is_empty() {
             self.sections.insert(0, node);
         }
         Ok(())
+    }
+
+    /// [notify.smtp] from global_defs' e-mail settings, when something asked for mail
+    /// (keepalived sends none without smtp_alert) and the settings are complete.
+    fn notify_smtp(&mut self) {
+        let g = &self.g;
+        let Some(alert) = g.smtp_alert.clone() else {
+            let set = [
+                ("smtp_server", g.smtp_server.as_ref().map(|(_, l)| l)),
+                ("notification_email_from", g.smtp_from.as_ref().map(|(_, l)| l)),
+                ("notification_email", g.smtp_to_block.as_ref()),
+                ("smtp_connect_timeout", g.smtp_timeout.as_ref().map(|(_, l)| l)),
+            ];
+            let dropped: Vec<Warning> = set
+                .into_iter()
+                .filter_map(|(keyword, loc)| {
+                    Some(Warning {
+                        loc: loc?.clone(),
+                        keyword: keyword.into(),
+                        why: "not carried over: no smtp_alert asks for mail, so keepalived sends none".into(),
+                        kind: WarningKind::Dropped,
+                    })
+                })
+                .collect();
+            self.warnings.extend(dropped);
+            return;
+        };
+        let lacking = match (&g.smtp_server, &g.smtp_from, g.smtp_to.is_empty()) {
+            (None, _, _) => Some("smtp_server"),
+            (_, None, _) => Some("notification_email_from"),
+            (_, _, true) => Some("notification_email addresses"),
+            _ => None,
+        };
+        let (Some((server, server_loc)), Some((from, from_loc)), None) =
+            (g.smtp_server.clone(), g.smtp_from.clone(), lacking)
+        else {
+            self.warnings.push(Warning {
+                loc: alert,
+                keyword: "smtp_alert".into(),
+                why: format!(
+                    "not carried over: global_defs has no {}",
+                    lacking.unwrap_or("mail settings")
+                ),
+                kind: WarningKind::Dropped,
+            });
+            return;
+        };
+        let line = |l: &Loc| Some(l.to_string());
+        let mut sec = Section::new("notify.smtp");
+        sec.comments.push(format!(
+            "{alert} smtp_alert: hafront mails every instance's state changes (and split brain), \
+             over plain SMTP as keepalived (tls = \"starttls\" is better where the server offers it)"
+        ));
+        sec.set("server", server, line(&server_loc));
+        sec.set("from", from, line(&from_loc));
+        sec.put(
+            "to",
+            Value::List(
+                g.smtp_to
+                    .iter()
+                    .map(|(a, l)| (a.clone().into(), line(l)))
+                    .collect(),
+            ),
+            None,
+        );
+        sec.set("tls", "none", None);
+        if let Some((t, l)) = &g.smtp_timeout {
+            sec.set("timeout", dur(*t), line(l));
+        }
+        self.sections.push(sec);
     }
 
     // ---- vrrp_script, vrrp_track_file ---------------------------------------------
@@ -495,6 +636,43 @@ impl Cx {
                 ),
             )),
         }
+    }
+
+    /// A notify script: keepalived's `notify_x "/path arg ..." [user [group]]`
+    /// (the string split as keepalived splits it). `None`: nothing to carry.
+    fn notify_script(&mut self, c: &Node) -> R<Option<toml::Value>> {
+        let words = argv(arg(c, 0)?);
+        if words.is_empty() {
+            self.skip(c, "no command given");
+            return Ok(None);
+        }
+        let cmd = self.program(c, words)?;
+        if c.args.len() > 1 {
+            self.changed(
+                c,
+                "the user and group after the script are not carried over: notify scripts run as \
+                 security.script_user",
+            );
+        }
+        Ok(Some(toml::Value::Array(
+            cmd.into_iter().map(Into::into).collect(),
+        )))
+    }
+
+    /// smtp_alert in an instance or sync group: mail is wanted ([notify.smtp], at the end).
+    fn smtp_alert(&mut self, c: &Node) {
+        if c.args
+            .first()
+            .is_some_and(|a| a == "false" || a == "no" || a == "off")
+        {
+            return;
+        }
+        self.g.smtp_alert.get_or_insert(c.loc.clone());
+        self.changed(
+            c,
+            "mail is not per instance in hafront: with [notify.smtp] (from global_defs) every \
+             instance's state changes are mailed",
+        );
     }
 
     fn track_file(&mut self, n: &Node) -> R<()> {
@@ -692,14 +870,13 @@ impl Cx {
                     }
                 }
                 "garp_lower_prio_repeat" => garp.set("lower_prio_burst", int(c, 0, 0, i64::MAX)? > 0, at(c)),
-                "notify_master"
-                | "notify_backup"
-                | "notify_fault"
-                | "notify_stop"
-                | "notify"
-                | "notify_master_rx_lower_pri"
-                | "notify_deleted"
-                | "smtp_alert" => self.skip(c, NOTIFY_WHY),
+                "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" | "notify" => {
+                    if let Some(cmd) = self.notify_script(c)? {
+                        s.set(kw, cmd, at(c));
+                    }
+                }
+                "notify_master_rx_lower_pri" | "notify_deleted" => self.skip(c, NO_EVENT_WHY),
+                "smtp_alert" => self.smtp_alert(c),
                 "dont_track_primary" => self.skip(
                     c,
                     "not carried over: hafront always faults the instance while its interface is down",
@@ -1056,8 +1233,12 @@ impl Cx {
                         }
                     }
                 }
-                "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" | "notify"
-                | "smtp_alert" => self.skip(c, NOTIFY_WHY),
+                "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" | "notify" => self.skip(
+                    c,
+                    "not carried over: hafront runs notify scripts per instance; set them on the \
+                     group's instances (each then notifies its own changes)",
+                ),
+                "smtp_alert" => self.smtp_alert(c),
                 "global_tracking" | "sync_group_tracking_weight" => self.skip(
                     c,
                     "not carried over: hafront tracks per instance; a sync group carries faults only",
@@ -1221,7 +1402,7 @@ impl Cx {
                     c,
                     "not carried over: hafront has no such setting for a virtual service",
                 ),
-                "quorum_up" | "quorum_down" => self.skip(c, NOTIFY_WHY),
+                "quorum_up" | "quorum_down" => self.skip(c, CHECKER_NOTIFY_WHY),
                 _ => self.other(c, "virtual_server")?,
             }
         }
@@ -1309,7 +1490,7 @@ impl Cx {
                     t.insert("forwarding".into(), forwarding(c)?.into());
                 }
                 "delay_loop" => rs_defaults.interval = Some((secs(c, 0)?, c.loc.line)),
-                "notify_up" | "notify_down" => self.skip(c, NOTIFY_WHY),
+                "notify_up" | "notify_down" => self.skip(c, CHECKER_NOTIFY_WHY),
                 "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "DNS_CHECK" | "SMTP_CHECK"
                 | "PING_CHECK" | "UDP_CHECK" => {
                     block(c)?;
