@@ -447,11 +447,23 @@ async fn reload(
         sd_notify::NotifyState::Reloading,
         sd_notify::NotifyState::monotonic_usec_now().unwrap_or(sd_notify::NotifyState::Ready),
     ]);
-    let outcome = match config::load(opts) {
+    // Loading (parsing, validating, checking every script's ownership) takes tens of
+    // milliseconds for 10,000 real servers: not on the engine's thread, where it
+    // delayed every advert (scripts/bench-api with BENCH_RELOADS).
+    let load = {
+        let opts = opts.clone();
+        tokio::task::spawn_blocking(move || config::load(&opts))
+    };
+    let loaded = match load.await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("the configuration loader failed: {e}")),
+    };
+    let outcome = match loaded {
         Ok(cfg) => {
             info!(by, "configuration reloaded");
             apply_accept_mode(&cfg).await;
-            to.full.send_replace(Arc::new(cfg.clone()));
+            let cfg = Arc::new(cfg);
+            to.full.send_replace(cfg.clone());
             to.ipvs.send_if_modified(|c| {
                 let changed = **c != cfg.ipvs;
                 if changed {
@@ -472,7 +484,7 @@ async fn reload(
         }
         Err(error) => {
             warn!(by, %error, "new configuration rejected, keeping the running one");
-            Err(error.to_string())
+            Err(error)
         }
     };
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
