@@ -13,7 +13,6 @@ CHECK_ONCE=${CHECK_ONCE:-$HF_ROOT/target/release/examples/check_once}
 (cd "$HF_ROOT" && cargo build --release --quiet --example check_once)
 lab_up
 dir=$(lab_logdir)
-mkdir -p "$dir/nginx-tmp"
 
 # ------------------------------------------------------------ certificates
 # server: self-signed as `openssl req -x509` makes it (CA:TRUE); leaf: self-signed
@@ -32,18 +31,7 @@ openssl x509 -req -in "$dir/client.csr" -CA "$dir/clientca.pem" -CAkey "$dir/cli
     -days 2 -extfile "$dir/client.ext" -out "$dir/client.pem" 2>/dev/null
 
 # ------------------------------------------------------------ servers on node a
-cat >"$dir/nginx.conf" <<NGINX
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log $dir/nginx-error.log;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path $dir/nginx-tmp/body;
-    proxy_temp_path $dir/nginx-tmp/proxy;
-    fastcgi_temp_path $dir/nginx-tmp/fastcgi;
-    uwsgi_temp_path $dir/nginx-tmp/uwsgi;
-    scgi_temp_path $dir/nginx-tmp/scgi;
+{ nginx_conf_head "$dir/nginx" 1 256; cat; } >"$dir/nginx.conf" <<NGINX
     default_type text/plain;
     server {
         listen 192.0.2.1:80 default_server;

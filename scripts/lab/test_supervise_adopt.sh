@@ -6,20 +6,9 @@
 # restarted after its delay.
 source "$(cd "$(dirname "$0")" && pwd)/../lib/labtest.sh"
 
-mkdir -p "$dir/nginx-tmp" "$dir/www"
+mkdir -p "$dir/www"
 echo ok >"$dir/www/index.html"
-cat >"$dir/nginx.conf" <<NGINX
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log $dir/nginx-error.log;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path $dir/nginx-tmp/body;
-    proxy_temp_path $dir/nginx-tmp/proxy;
-    fastcgi_temp_path $dir/nginx-tmp/fastcgi;
-    uwsgi_temp_path $dir/nginx-tmp/uwsgi;
-    scgi_temp_path $dir/nginx-tmp/scgi;
+{ nginx_conf_head "$dir/nginx" 1 64; cat; } >"$dir/nginx.conf" <<NGINX
     server { listen 80; location / { return 200 "node-a\n"; } }
 }
 NGINX

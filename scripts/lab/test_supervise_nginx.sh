@@ -9,19 +9,8 @@
 source "$(cd "$(dirname "$0")" && pwd)/../lib/labtest.sh"
 
 nginx_conf() { # node
-    mkdir -p "$dir/nginx-$1-tmp"
+    nginx_conf_head "$dir/nginx-$1" 2 64
     cat <<NGINX
-worker_processes 2;
-pid $dir/nginx-$1.pid;
-error_log $dir/nginx-$1-error.log;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path $dir/nginx-$1-tmp/body;
-    proxy_temp_path $dir/nginx-$1-tmp/proxy;
-    fastcgi_temp_path $dir/nginx-$1-tmp/fastcgi;
-    uwsgi_temp_path $dir/nginx-$1-tmp/uwsgi;
-    scgi_temp_path $dir/nginx-$1-tmp/scgi;
     server {
         listen 80;
         location / { return 200 "node-$1\n"; }

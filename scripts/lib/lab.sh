@@ -181,3 +181,19 @@ lab_client_ping() { # vip: a few tries, the neighbour cache may be settling
     done
     return 1
 }
+
+# nginx_conf_head PREFIX WORKERS CONNECTIONS [MAIN_LINE] — the start of an nginx.conf
+# that runs unprivileged in a lab: pid PREFIX.pid, error log PREFIX-error.log, temp
+# directories under PREFIX-tmp/ (created), access log off. It ends inside `http {`:
+# the caller prints its servers and the closing brace.
+nginx_conf_head() {
+    local p=$1
+    mkdir -p "$p-tmp"
+    printf 'worker_processes %s;\npid %s.pid;\nerror_log %s-error.log;\n' "$2" "$p" "$p"
+    [ -z "${4:-}" ] || printf '%s\n' "$4"
+    printf 'events { worker_connections %s; }\nhttp {\n    access_log off;\n' "$3"
+    local t
+    for t in client_body:body proxy:proxy fastcgi:fastcgi uwsgi:uwsgi scgi:scgi; do
+        printf '    %s_temp_path %s-tmp/%s;\n' "${t%%:*}" "$p" "${t#*:}"
+    done
+}
