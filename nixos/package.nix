@@ -24,12 +24,18 @@ rustPlatform.buildRustPackage {
       let
         rel = lib.removePrefix (toString ../. + "/") (toString path);
       in
-      rel == "Cargo.toml" || rel == "Cargo.lock" || rel == "daemon" || lib.hasPrefix "daemon/" rel;
+      rel == "Cargo.toml"
+      || rel == "Cargo.lock"
+      || rel == "daemon"
+      || lib.hasPrefix "daemon/" rel
+      || rel == "crates"
+      || lib.hasPrefix "crates/" rel;
   };
 
   cargoLock.lockFile = ../Cargo.lock;
   cargoBuildFlags = [ "--package" "hafront" ];
-  cargoTestFlags = [ "--package" "hafront" ];
+  # The workspace's crates (crates/vrrp, crates/ipvs) have their own unit tests.
+  cargoTestFlags = [ "--workspace" ];
 
   # Unit, codec, replay and configuration tests run in the sandbox (no network
   # namespaces, no root); the lab tests (scripts/lab) and VM tests are separate.

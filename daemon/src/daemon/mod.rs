@@ -19,9 +19,9 @@ use crate::config::{self, Config, LoadOptions};
 use crate::ipvs::desired::Roles;
 use crate::net::accept::{self, AcceptPlan};
 use crate::net::{Links, NetError, VipExecutor};
-use crate::vrrp::error::IoError;
 use crate::vrrp::instance::State;
 use crate::vrrp::instance::{GarpParams, Params};
+use crate::vrrp::io::IoError;
 use engine::{Control, Engine, EngineSnapshot, InstanceSpec};
 
 #[derive(Debug, thiserror::Error)]

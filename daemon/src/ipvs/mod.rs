@@ -1,28 +1,21 @@
 //! IPVS (the kernel's layer-4 load balancer) over its generic netlink family
 //! "IPVS", with no ipvsadm in the loop.
 //!
-//! - `constants`, `nlas`, `message`: the family in the rust-netlink style
-//!   (constants from include/uapi/linux/ip_vs.h, attribute enums with an `Other`
-//!   catch-all, `GenlFamily` impl; the family id is resolved at runtime);
-//! - `model`: typed services/destinations and `Table`;
-//! - `dump`: dump replies read in place into `model` types (no per-entry allocation);
-//! - `plan`: the pure reconciler (desired vs actual -> ops);
+//! The codec, model, dump reader and planner are the `hafront-ipvs` crate
+//! (crates/ipvs), re-exported here. The daemon keeps what touches the machine or
+//! the configuration:
+//! - `desired`: the configuration and the current roles/health -> the wanted table;
 //! - `io`: the thin executor over its own generic netlink socket (requests batched
 //!   per datagram, one ACK and one result per op), and the table dump on a blocking
-//!   socket.
+//!   socket;
+//! - `reconcile`: the task that plans and applies.
 
-pub mod constants;
+// `plan` is both the module and the function (hafront_ipvs re-exports it at its root).
+pub use hafront_ipvs::{
+    constants, dump, error, message, model, nlas, plan, DestSpec, Forward, IpvsCmd, IpvsError, IpvsMessage,
+    Op, Protocol, ServiceKey, ServiceSpec, Table,
+};
+
 pub mod desired;
-pub mod dump;
-pub mod error;
 pub mod io;
-pub mod message;
-pub mod model;
-pub mod nlas;
-pub mod plan;
 pub mod reconcile;
-
-pub use error::IpvsError;
-pub use message::{IpvsCmd, IpvsMessage};
-pub use model::{DestSpec, Forward, Protocol, ServiceKey, ServiceSpec, Table};
-pub use plan::{plan, Op};

@@ -13,8 +13,21 @@ use nix::sys::socket::{
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
 use tokio::io::unix::AsyncFd;
 
-use super::error::IoError;
 use super::packet::{IPPROTO_VRRP, MCAST_V4, MCAST_V6};
+
+/// Socket-level failures of the VRRP I/O layer.
+#[derive(Debug, thiserror::Error)]
+pub enum IoError {
+    #[error("interface {0}: not found")]
+    NoInterface(String),
+    #[error("interface {iface}: {what}: {source}")]
+    Socket {
+        iface: String,
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// A received VRRP packet.
 #[derive(Debug)]

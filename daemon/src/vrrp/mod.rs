@@ -1,10 +1,9 @@
-//! VRRP v2/v3 (RFC 3768, RFC 5798): codec, sans-IO instances, and their I/O.
+//! VRRP v2/v3 (RFC 3768, RFC 5798): the sans-IO core lives in the `hafront-vrrp`
+//! crate (crates/vrrp), re-exported here; the sockets are the daemon's.
 
-pub mod error;
-pub mod hex;
-pub mod instance;
+pub use hafront_vrrp::{error, hex, instance, packet};
+
 pub mod io;
-pub mod packet;
 
 pub use instance::{Input, Instance, Output, Params, State, Timer};
 pub use packet::{Advert, Version};

@@ -898,6 +898,6 @@ mod hex_bytes {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let s = String::deserialize(d)?;
-        crate::vrrp::hex::decode(&s).map_err(serde::de::Error::custom)
+        crate::hex::decode(&s).map_err(serde::de::Error::custom)
     }
 }

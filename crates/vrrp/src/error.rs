@@ -1,5 +1,5 @@
-//! Errors of the VRRP layer: packet decoding (an event the instance counts, never a
-//! panic) and socket I/O.
+//! Errors of the VRRP core: packet decoding (an event the instance counts, never a
+//! panic). Socket errors are the daemon's (vrrp::io).
 
 use serde::{Deserialize, Serialize};
 
@@ -36,18 +36,4 @@ impl DecodeError {
             DecodeError::BadChecksum { .. } => "checksum",
         }
     }
-}
-
-/// Socket-level failures of the VRRP I/O layer.
-#[derive(Debug, thiserror::Error)]
-pub enum IoError {
-    #[error("interface {0}: not found")]
-    NoInterface(String),
-    #[error("interface {iface}: {what}: {source}")]
-    Socket {
-        iface: String,
-        what: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
 }

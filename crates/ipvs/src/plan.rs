@@ -115,7 +115,7 @@ pub fn plan(desired: &Table, actual: &Table, owned: &BTreeSet<ServiceKey>) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ipvs::model::{Forward, Protocol};
+    use crate::model::{Forward, Protocol};
 
     fn svc(addr: &str, sched: &str) -> ServiceSpec {
         let addr: SocketAddr = addr.parse().unwrap();

@@ -7,9 +7,9 @@
 //! destination of the table, so here the same attributes are read where they lie,
 //! with the same checks (lengths of headers and values), nothing allocated per
 //! destination, and the 32-bit statistics skipped when the 64-bit ones are there:
-//! ~6x faster than the codec's parse alone (examples/ipvs_dump_read.rs: 143 against
+//! ~6x faster than the codec's parse alone (daemon/examples/ipvs_dump_read.rs: 143 against
 //! 885 ns per destination on the host). Tests compare both on captured and on mutated
-//! replies (tests/ipvs_codec.rs).
+//! replies (daemon/tests/ipvs_codec.rs).
 
 use std::net::SocketAddr;
 
@@ -290,7 +290,7 @@ mod tests {
     use netlink_packet_core::Emitable;
 
     use super::*;
-    use crate::ipvs::nlas::{DestAttr, ServiceAttr, StatsAttr};
+    use crate::nlas::{DestAttr, ServiceAttr, StatsAttr};
 
     fn wire<T: netlink_packet_core::Nla>(attrs: &[T]) -> Vec<u8> {
         let mut buf = vec![0; attrs.buffer_len()];

@@ -1,0 +1,11 @@
+//! VRRP v2/v3 (RFC 3768, RFC 5798), sans-IO: the packet codec and the instance
+//! state machine. No sockets, no timers, no runtime: the daemon feeds inputs
+//! (received packets, fired timers, tracking) and executes the outputs.
+
+pub mod error;
+pub mod hex;
+pub mod instance;
+pub mod packet;
+
+pub use instance::{Input, Instance, Output, Params, State, Timer};
+pub use packet::{Advert, Version};
