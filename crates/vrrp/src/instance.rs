@@ -73,6 +73,44 @@ impl Default for GarpParams {
     }
 }
 
+/// The address owner's priority (RFC 5798 §5.2.4): the router that owns the
+/// virtual addresses; it never waits to become master and is never lowered.
+pub const OWNER_PRIORITY: u8 = 255;
+
+/// Whether `priority` is the address owner's.
+pub fn is_owner(priority: u8) -> bool {
+    priority == OWNER_PRIORITY
+}
+
+/// The address family of a virtual router (RFC 5798 §5.2.5: an advert carries
+/// addresses of one family).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub fn of(addr: IpAddr) -> Family {
+        if addr.is_ipv6() {
+            Family::V6
+        } else {
+            Family::V4
+        }
+    }
+
+    /// An instance's family is that of its first VIP (IPv4 without any). VIPs of
+    /// the other family move with the state but are not advertised, as keepalived
+    /// does with a mixed list.
+    pub fn of_vips(vips: &[IpNet]) -> Family {
+        vips.first().map_or(Family::V4, |n| Family::of(n.addr()))
+    }
+
+    pub fn is_ipv6(self) -> bool {
+        self == Family::V6
+    }
+}
+
 /// Everything the protocol needs to know about its configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Params {
@@ -112,7 +150,11 @@ pub struct Params {
 
 impl Params {
     pub fn is_owner(&self) -> bool {
-        self.priority == 255
+        is_owner(self.priority)
+    }
+
+    pub fn family(&self) -> Family {
+        Family::of_vips(&self.vips)
     }
     fn checksum_mode(&self) -> ChecksumMode {
         if self.checksum_compat {
@@ -617,7 +659,7 @@ impl Instance {
             }
         }
         // §7.1: the address list MAY be checked; a mismatch is logged, not dropped.
-        if advert.priority != 255 && !self.address_list_matches(&advert) {
+        if !is_owner(advert.priority) && !self.address_list_matches(&advert) {
             self.counters.address_list_mismatch += 1;
         }
         self.counters.adverts_received += 1;
@@ -640,12 +682,12 @@ impl Instance {
     /// advertised, as keepalived does with a mixed list (an advert carries one family,
     /// RFC 5798 §5.2.5).
     fn advertised_addresses(&self) -> Vec<IpAddr> {
-        let v6 = self.params.vips.first().is_some_and(|n| n.addr().is_ipv6());
+        let family = self.params.family();
         self.params
             .vips
             .iter()
             .map(|n| n.addr())
-            .filter(|a| a.is_ipv6() == v6)
+            .filter(|a| Family::of(*a) == family)
             .collect()
     }
 

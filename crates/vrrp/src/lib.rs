@@ -7,5 +7,5 @@ pub mod hex;
 pub mod instance;
 pub mod packet;
 
-pub use instance::{Input, Instance, Output, Params, State, Timer};
+pub use instance::{is_owner, Family, Input, Instance, Output, Params, State, Timer, OWNER_PRIORITY};
 pub use packet::{Advert, Version};

@@ -10,8 +10,8 @@ use tracing::info;
 
 use super::ApiError;
 use crate::config::Config;
-use crate::daemon::engine::Control;
-use crate::daemon::overrides::{Overrides, RealServerOverride, Store};
+use crate::overrides::{Overrides, RealServerOverride, Store};
+use crate::shared::Control;
 
 /// A reload request: answered with the outcome (`Err`: the new configuration was
 /// rejected and the running one kept).
@@ -98,7 +98,7 @@ impl Controls {
     pub async fn priority(&self, name: &str, priority: Option<u8>) -> Result<(), ApiError> {
         self.update(|cfg, o| {
             let inst = Self::instance(cfg, name)?;
-            if inst.priority == 255 {
+            if inst.is_owner() {
                 return Err(ApiError::Conflict(format!(
                     "instance {name:?} is the address owner (priority 255): its priority cannot change"
                 )));

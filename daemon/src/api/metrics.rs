@@ -9,9 +9,9 @@
 use std::fmt::Write;
 
 use super::Hub;
-use crate::daemon::engine::InstanceStatus;
 use crate::histogram::Histogram;
 use crate::ipvs::reconcile::RealServerStatus;
+use crate::shared::InstanceStatus;
 use crate::vrrp::State;
 
 /// keepalived's numbering: INIT=0 BACKUP=1 MASTER=2 FAULT=3.

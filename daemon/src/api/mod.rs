@@ -23,10 +23,11 @@ use std::time::SystemTime;
 
 use tokio::sync::watch;
 
+use crate::checks::CheckerSlot;
 use crate::config::Config;
-use crate::daemon::engine::EngineSnapshot;
-use crate::daemon::tracker::{CheckerSlot, TrackingSnapshot};
 use crate::ipvs::reconcile::IpvsSnapshot;
+use crate::shared::EngineSnapshot;
+use crate::shared::TrackingSnapshot;
 
 pub use controls::Controls;
 pub use error::ApiError;

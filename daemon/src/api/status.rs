@@ -7,10 +7,10 @@ use serde::Serialize;
 
 use super::Hub;
 use crate::checks::CheckStatus;
-use crate::daemon::engine::InstanceStatus;
-use crate::daemon::overrides::Overrides;
-use crate::daemon::tracker::InstanceTracking;
 use crate::ipvs::reconcile::IpvsSnapshot;
+use crate::overrides::Overrides;
+use crate::shared::InstanceStatus;
+use crate::shared::InstanceTracking;
 
 /// Check statuses: checks and tracking scripts (the script checker's names carry
 /// a prefix, removed here).

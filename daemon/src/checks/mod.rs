@@ -22,3 +22,6 @@ pub use scheduler::{
 };
 pub use spec::{CheckSpec, Digest};
 pub use state::{CheckState, Verdict};
+
+/// The checkers (checks, then scripts) once started.
+pub type CheckerSlot = std::sync::Arc<std::sync::Mutex<Vec<crate::checks::CheckerHandle>>>;

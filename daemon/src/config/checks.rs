@@ -452,7 +452,6 @@ pub fn parse_socket_addr(s: &str) -> Result<SocketAddr, String> {
 
 const DURATION_MAX: Duration = Duration::from_secs(3600);
 const COUNT_MAX: u32 = 1000;
-const IFNAME_MAX: usize = 15;
 
 pub(super) fn validate(checks: &BTreeMap<String, CheckConfig>, problems: &mut Vec<Problem>) {
     for (name, c) in checks {
@@ -492,7 +491,7 @@ pub(super) fn validate(checks: &BTreeMap<String, CheckConfig>, problems: &mut Ve
             p("fall", format!("must be 1..{COUNT_MAX}"));
         }
         if let Some(i) = &c.bind_interface {
-            if i.is_empty() || i.len() > IFNAME_MAX || i.contains(['/', ' ']) {
+            if !super::validate::is_interface_name(i) {
                 p("bind_interface", format!("{i:?} is not an interface name"));
             }
         }

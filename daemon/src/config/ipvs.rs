@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::validate::Problem;
-use crate::ipvs::model::{Forward, Protocol, TunnelType};
+use hafront_ipvs::model::{Forward, Protocol, TunnelType};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -244,7 +244,7 @@ pub(super) fn validate(
             }
         }
         if let Some(pe) = &s.persistence_engine {
-            if pe.is_empty() || pe.len() >= crate::ipvs::constants::IP_VS_PENAME_MAXLEN {
+            if pe.is_empty() || pe.len() >= hafront_ipvs::constants::IP_VS_PENAME_MAXLEN {
                 p("persistence_engine", "must be 1..15 characters".into());
             }
         }

@@ -175,7 +175,7 @@ pub(super) fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
         }
     }
     if let Some(u) = &cfg.security.script_user {
-        if crate::notify::security::lookup_user(u).is_none() {
+        if crate::process::security::lookup_user(u).is_none() {
             p(&["security", "script_user"], format!("no user named {u:?}"));
         }
     }

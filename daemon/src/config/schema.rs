@@ -12,7 +12,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use crate::track::TrackItem;
-pub use crate::vrrp::Version;
+pub use hafront_vrrp::Version;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -204,6 +204,16 @@ pub struct InstanceConfig {
 }
 
 impl InstanceConfig {
+    /// The family of the first VIP ([`Family::of_vips`]).
+    pub fn family(&self) -> hafront_vrrp::Family {
+        hafront_vrrp::Family::of_vips(&self.virtual_ips)
+    }
+
+    /// Priority 255: the address owner.
+    pub fn is_owner(&self) -> bool {
+        hafront_vrrp::is_owner(self.priority)
+    }
+
     /// The notify scripts by key.
     pub fn notify_scripts(&self) -> [(&'static str, &Vec<String>); 5] {
         [

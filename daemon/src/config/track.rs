@@ -113,7 +113,7 @@ pub(super) fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
                     );
                 }
                 let exists = match field {
-                    "track_interfaces" => !item.name.is_empty() && item.name.len() <= 15,
+                    "track_interfaces" => super::validate::is_interface_name(&item.name),
                     "track_scripts" => cfg.scripts.contains_key(&item.name),
                     "track_checks" => cfg.checks.contains_key(&item.name),
                     "track_services" => cfg.services.contains_key(&item.name),

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use hafront_vrrp::Family;
+
 use super::schema::{Config, InstanceConfig, Version};
 
 /// One problem: the dotted key path and what is wrong with it.
@@ -16,7 +18,19 @@ pub struct Problem {
 }
 
 /// Linux IFNAMSIZ − 1: also the longest address label.
-const IFNAME_MAX: usize = 15;
+pub const IFNAME_MAX: usize = 15;
+
+/// The one rule for an interface name (instances, tracked interfaces, checks'
+/// bind_interface, the keepalived import): 1..15 bytes, no '/' and no space.
+pub fn is_interface_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= IFNAME_MAX && !s.contains(['/', ' '])
+}
+
+/// An address label (IFA_LABEL): starts with the interface name, at most
+/// [`IFNAME_MAX`] bytes.
+pub fn is_address_label(label: &str, interface: &str) -> bool {
+    label.len() <= IFNAME_MAX && label.starts_with(interface)
+}
 /// keepalived's upper bound for preempt_delay.
 const PREEMPT_DELAY_MAX: Duration = Duration::from_secs(1000);
 
@@ -44,11 +58,11 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
     }
     super::api::validate(&cfg.api, &mut v.problems);
     // (interface, vrid, family) identifies a virtual router on the wire.
-    let mut seen: BTreeMap<(String, u8, bool), String> = BTreeMap::new();
+    let mut seen: BTreeMap<(String, u8, Family), String> = BTreeMap::new();
     for (name, inst) in &cfg.vrrp.instances {
         v.instance(name, inst);
-        if let Some(first) = inst.virtual_ips.first() {
-            let id = (inst.interface.clone(), inst.vrid, first.addr().is_ipv6());
+        if !inst.virtual_ips.is_empty() {
+            let id = (inst.interface.clone(), inst.vrid, inst.family());
             if let Some(other) = seen.insert(id, name.clone()) {
                 v.problem(
                     &["vrrp", "instances", name, "vrid"],
@@ -65,7 +79,7 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
     super::track::validate(cfg, &mut v.problems);
     super::services::validate(cfg, &mut v.problems);
     super::notify::validate(cfg, &mut v.problems);
-    crate::notify::security::validate(cfg, &mut v.problems);
+    crate::process::security::validate(cfg, &mut v.problems);
     v.problems
 }
 
@@ -108,7 +122,7 @@ impl Validator {
                 ),
             );
         }
-        if i.interface.is_empty() || i.interface.len() > IFNAME_MAX || i.interface.contains(['/', ' ']) {
+        if !is_interface_name(&i.interface) {
             self.problem(
                 &key("interface"),
                 format!("{:?} is not an interface name", i.interface),
@@ -126,7 +140,7 @@ impl Validator {
         self.advert_interval(&key("advert_interval"), i);
         self.virtual_ips(&key("virtual_ips"), i);
         if let Some(label) = &i.vip_label {
-            if label.len() > IFNAME_MAX || !label.starts_with(&i.interface) {
+            if !is_address_label(label, &i.interface) {
                 self.problem(
                     &key("vip_label"),
                     format!(
@@ -140,9 +154,9 @@ impl Validator {
         if i.preempt_delay > PREEMPT_DELAY_MAX {
             self.problem(&key("preempt_delay"), "must be at most 1000s");
         }
-        let v6 = i.virtual_ips.first().is_some_and(|n| n.addr().is_ipv6());
+        let family = i.family();
         for (n, peer) in i.unicast_peers.iter().enumerate() {
-            if peer.is_ipv6() != v6 {
+            if Family::of(*peer) != family {
                 self.problem(
                     &key("unicast_peers"),
                     format!(
@@ -157,7 +171,7 @@ impl Validator {
             }
         }
         if let Some(src) = i.unicast_source {
-            if src.is_ipv6() != v6 {
+            if Family::of(src) != family {
                 self.problem(&key("unicast_source"), "is not of the instance's address family");
             } else if i.unicast_peers.is_empty() {
                 self.problem(&key("unicast_source"), "is only used with unicast_peers");
@@ -178,7 +192,7 @@ impl Validator {
                 );
             }
         }
-        if i.checksum_compat && (i.version != Version::V3 || v6) {
+        if i.checksum_compat && (i.version != Version::V3 || family.is_ipv6()) {
             self.problem(&key("checksum_compat"), "only applies to VRRPv3 over IPv4");
         }
         if i.garp.master_burst == 0 || i.garp.master_burst > 100 {
@@ -264,8 +278,8 @@ impl Validator {
             }
         }
         // An advert carries at most 255 addresses of one family (8-bit count).
-        let v6 = vips[0].addr().is_ipv6();
-        if vips.iter().filter(|n| n.addr().is_ipv6() == v6).count() > 255 {
+        let family = Family::of_vips(vips);
+        if vips.iter().filter(|n| Family::of(n.addr()) == family).count() > 255 {
             self.problem(
                 key,
                 "at most 255 addresses of the advertised family fit in an advert",

@@ -10,7 +10,6 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::sync::{mpsc, oneshot};
@@ -18,70 +17,16 @@ use tracing::{debug, error, info, warn};
 
 use crate::histogram::{Histogram, FAILOVER_BUCKETS};
 use crate::net::{Iface, Links, VipCommand};
-use crate::vrrp::instance::{Counters, Reason};
+use crate::vrrp::instance::Reason;
 use crate::vrrp::io::{Received, VrrpSocket};
 use crate::vrrp::packet::{ChecksumMode, PacketAddrs, MCAST_V4, MCAST_V6};
-use crate::vrrp::{Input, Instance, Output, Params, State, Timer};
+use crate::vrrp::{Input, Instance, Output, State, Timer};
 
 use super::DaemonError;
-
-/// An instance as the engine needs it: protocol parameters plus where it lives.
-#[derive(Clone, Debug, PartialEq)]
-pub struct InstanceSpec {
-    pub interface: String,
-    pub label: Option<String>,
-    pub unicast_source: Option<IpAddr>,
-    /// The other members of this instance's sync groups (`params.synced` is set
-    /// when there are any).
-    pub sync_peers: Vec<String>,
-    /// `params.primary` is filled in from the interface when the instance starts.
-    pub params: Params,
-}
-
-impl InstanceSpec {
-    fn ipv6(&self) -> bool {
-        self.params.vips.first().is_some_and(|v| v.addr().is_ipv6())
-    }
-    /// What cannot change under a running instance (RFC 5798: a virtual router is
-    /// identified by interface, VRID and family).
-    fn identity(&self) -> (&str, u8, u8, bool) {
-        (
-            &self.interface,
-            self.params.vrid,
-            u8::from(self.params.version),
-            self.ipv6(),
-        )
-    }
-}
+// The shared vocabulary (crate::shared), where the engine's callers still look.
+pub use crate::shared::{Control, EngineSnapshot, InstanceSpec, InstanceStatus, Transition};
 
 type SockKey = (u32, bool);
-
-pub enum Control {
-    Reload(Vec<(String, InstanceSpec)>, oneshot::Sender<()>),
-    /// Tracking results by instance name: effective priority and fault.
-    Track(Vec<(String, u8, bool)>),
-    /// Operator maintenance by instance name (API); kept for instances created later.
-    Maintenance(String, bool),
-    Shutdown,
-}
-
-/// What the engine publishes after every change and once a tick: the API, the
-/// status file and the IPVS roles read it, never the engine itself.
-#[derive(Clone, Debug, Serialize)]
-pub struct EngineSnapshot {
-    pub instances: Vec<(String, InstanceStatus)>,
-    pub unknown_vrid_packets: u64,
-    /// Backup -> master after the old master went silent: time since its last advert.
-    pub failover_seconds: Histogram,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct Transition {
-    pub unix_ms: u128,
-    pub from: State,
-    pub to: State,
-    pub reason: &'static str,
-}
 
 struct Slot {
     name: String,
@@ -130,26 +75,6 @@ enum SyncMove {
     WantMaster,
     /// The member left mastership: the group follows to backup.
     LeftMaster,
-}
-
-/// A snapshot of one instance for status.json, the API and systemd's STATUS=.
-#[derive(Clone, Debug, Serialize)]
-pub struct InstanceStatus {
-    pub state: State,
-    pub interface: String,
-    pub vrid: u8,
-    pub version: u8,
-    /// Advertised now (tracking and API overrides applied).
-    pub priority: u8,
-    /// From the configuration.
-    pub configured_priority: u8,
-    pub maintenance: bool,
-    pub transitions: u64,
-    pub master: Option<IpAddr>,
-    pub vips: Vec<String>,
-    pub advert_interval_ms: u32,
-    pub counters: Counters,
-    pub last_transition: Option<Transition>,
 }
 
 impl Engine {

@@ -2,7 +2,6 @@
 //! notification and the status file.
 
 pub mod engine;
-pub mod overrides;
 pub mod status;
 pub mod tracker;
 
@@ -16,9 +15,9 @@ use tracing::{error, info, warn};
 
 use crate::config::ipvs::IpvsConfig;
 use crate::config::{self, Config, LoadOptions};
-use crate::ipvs::desired::Roles;
 use crate::net::accept::{self, AcceptPlan};
 use crate::net::{Links, NetError, VipExecutor};
+use crate::shared::Roles;
 use crate::vrrp::instance::State;
 use crate::vrrp::instance::{GarpParams, Params};
 use crate::vrrp::io::IoError;
@@ -45,7 +44,7 @@ pub fn specs_from_config(cfg: &Config) -> Vec<(String, InstanceSpec)> {
         .instances
         .iter()
         .map(|(name, i)| {
-            let unspecified: std::net::IpAddr = if i.virtual_ips.first().is_some_and(|v| v.addr().is_ipv6()) {
+            let unspecified: std::net::IpAddr = if i.family().is_ipv6() {
                 std::net::Ipv6Addr::UNSPECIFIED.into()
             } else {
                 std::net::Ipv4Addr::UNSPECIFIED.into()
@@ -130,7 +129,7 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     let vips = VipExecutor::spawn(links.clone());
     let (splitbrain_vips, splitbrain_links) = (vips.clone(), links.clone());
     let mut engine = Engine::new(links, vips);
-    crate::notify::security::init(&cfg);
+    crate::process::security::init(&cfg);
     // Also what the tracker, the supervisor and the API follow (reloads replace it).
     // One copy of the configuration for the whole daemon (10,000 checks are tens of MB).
     let cfg = Arc::new(cfg);
@@ -142,7 +141,7 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         engine.record_to(dir.clone());
     }
     // Operator overrides survive restarts: an instance in maintenance starts in it.
-    let store = overrides::Store::new(&cfg.state_dir);
+    let store = crate::overrides::Store::new(&cfg.state_dir);
     let stored = store.load();
     for name in &stored.maintenance {
         info!(instance = name.as_str(), "in maintenance (operator override)");

@@ -11,15 +11,15 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
-use serde::Serialize;
-
 use super::engine::Control;
-use super::overrides::Overrides;
+pub use crate::checks::CheckerSlot;
 use crate::checks::{CheckEvent, Checker, CheckerHandle};
 use crate::config::checks::CheckConfig;
 use crate::config::Config;
-use crate::ipvs::desired::Health;
 use crate::net::Links;
+use crate::overrides::Overrides;
+use crate::shared::Health;
+pub use crate::shared::{InstanceTracking, TrackedItemStatus, TrackingSnapshot};
 use crate::track::{effective, sync_group_faults, Kind, States, Tracked};
 
 const FILE_POLL: Duration = Duration::from_secs(1);
@@ -46,41 +46,6 @@ pub struct TrackerInputs {
 
 /// What the engine was last told, per instance.
 type Sent = BTreeMap<String, (u8, bool)>;
-
-/// The checkers (checks, then scripts) once started.
-pub type CheckerSlot = Arc<std::sync::Mutex<Vec<CheckerHandle>>>;
-
-/// Tracking as the API shows it.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct TrackingSnapshot {
-    pub instances: BTreeMap<String, InstanceTracking>,
-    /// Tracking scripts: `None` until their first verdict.
-    pub scripts: BTreeMap<String, Option<bool>>,
-}
-
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct InstanceTracking {
-    /// Configured priority, or the operator's override.
-    pub base_priority: u8,
-    pub priority_overridden: bool,
-    pub effective_priority: u8,
-    pub fault: bool,
-    /// Why it is in fault (tracked items, sync group).
-    pub reasons: Vec<String>,
-    pub items: Vec<TrackedItemStatus>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct TrackedItemStatus {
-    pub kind: &'static str,
-    pub name: String,
-    pub weight: i32,
-    /// `None`: no state yet (counts as healthy).
-    pub up: Option<bool>,
-    /// Tracked files: the value read.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub value: Option<i64>,
-}
 
 pub async fn run(mut inp: TrackerInputs) {
     let mut link_events = match crate::net::link::watch_links() {
@@ -318,7 +283,7 @@ async fn publish(cfg: &Config, overrides: &Overrides, states: &States, sent: &mu
     for (name, inst) in &cfg.vrrp.instances {
         // The owner's 255 is never overridden (the API refuses it too).
         let base = match overrides.priority.get(name) {
-            Some(p) if inst.priority != 255 => *p,
+            Some(p) if !inst.is_owner() => *p,
             _ => inst.priority,
         };
         let tracked = Tracked {

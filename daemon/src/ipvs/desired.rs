@@ -1,41 +1,10 @@
 //! From configuration (and the node's VRRP roles and real-server health) to the
 //! desired IPVS table. Pure, so every rule is a unit test.
 
-use std::collections::BTreeSet;
-
 use super::constants::*;
 use super::model::{DestSpec, Forward, ServiceKey, ServiceSpec, Table};
 use crate::config::ipvs::{IpvsConfig, IpvsServiceConfig, RealServerConfig, SchedulerFlag, TunnelChecksum};
-
-/// A real server's health: live or not, and the weight a dynamic check (exec with
-/// `dynamic_weight`, keepalived's misc_dynamic) gives it, if any.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Health {
-    pub up: bool,
-    pub weight: Option<u32>,
-}
-
-impl Health {
-    pub const UP: Health = Health {
-        up: true,
-        weight: None,
-    };
-    pub const DOWN: Health = Health {
-        up: false,
-        weight: None,
-    };
-}
-
-/// What the VRRP side tells IPVS.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Roles {
-    /// Instances this node is master of.
-    pub masters: BTreeSet<String>,
-    /// Instances that do not know yet whether they will be master (just started,
-    /// no advert heard): services that follow them are left as they are, so a
-    /// restart does not delete and re-create a live service.
-    pub unsettled: BTreeSet<String>,
-}
+pub use crate::shared::{Health, Roles};
 
 /// The desired table. `actual` is the kernel's table (for services whose instance
 /// is unsettled); `healthy(service, real_server)` is the health-check verdict.
@@ -161,6 +130,7 @@ fn dest_spec(s: &IpvsServiceConfig, rs: &RealServerConfig) -> DestSpec {
 mod tests {
     use super::*;
     use crate::config::ipvs::IpvsConfig;
+    use std::collections::BTreeSet;
     use std::net::SocketAddr;
 
     fn cfg(toml_text: &str) -> IpvsConfig {

@@ -19,13 +19,14 @@ use tracing::{debug, error, info, warn};
 
 use serde::Serialize;
 
-use super::desired::{desired_table, service_spec, Health, Roles};
+use super::desired::{desired_table, service_spec};
 use super::error::IpvsError;
 use super::io::{Ipvs, Observed};
 use super::model::{DestCounters, ServiceKey, Stats, Table};
 use super::plan::{plan, Op};
 use crate::config::ipvs::{IpvsConfig, RealServerConfig};
-use crate::daemon::overrides::Overrides;
+use crate::overrides::Overrides;
+use crate::shared::{Health, Roles};
 
 const RESYNC: Duration = Duration::from_secs(10);
 const BACKOFF_MIN: Duration = Duration::from_millis(500);

@@ -21,6 +21,7 @@ use super::emit::{Section, Value};
 use super::error::{ImportError, Loc, Warning, WarningKind};
 use super::parser::Node;
 use crate::config::ipvs::SCHEDULERS;
+use crate::config::validate::{is_address_label, is_interface_name};
 
 type R<T> = Result<T, ImportError>;
 
@@ -419,7 +420,7 @@ impl Cx {
                 "script_user" => {
                     let user = arg(c, 0)?;
                     // hafront refuses a configuration naming a user this machine lacks.
-                    if crate::notify::security::lookup_user(user).is_none() {
+                    if crate::process::security::lookup_user(user).is_none() {
                         self.skip(
                             c,
                             format!(
@@ -759,7 +760,7 @@ impl Cx {
                 },
                 "interface" => {
                     let i = arg(c, 0)?;
-                    if i.is_empty() || i.len() > 15 || i.contains('/') {
+                    if !is_interface_name(i) {
                         return Err(ImportError::new(
                             &c.loc,
                             format!("interface {i:?}: not an interface name"),
@@ -953,7 +954,7 @@ impl Cx {
         }
         s.put("virtual_ips", Value::List(vips), None);
         if let Some((l, c)) = label {
-            if !l.starts_with(&interface) || l.len() > 15 {
+            if !is_address_label(&l, &interface) {
                 return Err(ImportError::new(
                     &c.loc,
                     format!("label {l}: must start with the interface name {interface} and be at most 15 characters"),
@@ -1201,7 +1202,7 @@ impl Cx {
             },
             _ => {
                 let i = &t.keyword;
-                if i.is_empty() || i.len() > 15 || i.contains('/') {
+                if !is_interface_name(i) {
                     return Err(ImportError::new(
                         &t.loc,
                         format!("track_interface {i:?}: not an interface name"),

@@ -29,12 +29,7 @@ impl AcceptPlan {
     pub fn from_config(cfg: &Config) -> AcceptPlan {
         let mut plan = AcceptPlan::default();
         // The address owner (priority 255) always accepts: the addresses are its own.
-        for inst in cfg
-            .vrrp
-            .instances
-            .values()
-            .filter(|i| !i.accept && i.priority != 255)
-        {
+        for inst in cfg.vrrp.instances.values().filter(|i| !i.accept && !i.is_owner()) {
             for vip in &inst.virtual_ips {
                 match vip.addr() {
                     IpAddr::V4(a) => plan.v4.insert(a),
@@ -96,7 +91,7 @@ pub enum AcceptError {
 /// Installs the plan. An empty plan removes the table (left over from an earlier
 /// run, or no longer wanted after a reload); without nft that is not an error.
 pub async fn apply(plan: &AcceptPlan) -> Result<(), AcceptError> {
-    let mut child = match tokio::process::Command::new("nft")
+    let mut child = match crate::process::command("nft", crate::process::Child::Tool)
         .args(["-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

@@ -7,12 +7,10 @@
 //! concurrently and out of order). A failing notifier is logged, and the next one
 //! runs.
 
-pub mod security;
 pub mod smtp;
 pub mod webhook;
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::process::{command, Child, GroupGuard};
 use crate::vrrp::State;
 
 /// A state change of an instance.
@@ -298,33 +297,20 @@ fn mail_text(cfg: &Config, ev: &Event) -> (String, String) {
 /// Runs a script to its end (the caller's timeout drops this future, which kills
 /// the script's process group).
 async fn run_script(argv: &[String], extra: &[String], env: &[(&'static str, String)]) -> Result<(), String> {
-    let mut cmd = tokio::process::Command::new(&argv[0]);
-    cmd.args(&argv[1..])
+    let mut child = command(&argv[0], Child::Script)
+        .args(&argv[1..])
         .args(extra)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdin(Stdio::null())
-        .process_group(0)
-        .kill_on_drop(true);
-    security::apply(&mut cmd);
-    let mut child = cmd.spawn().map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
-    let guard = KillGroup(child.id());
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
+    let guard = GroupGuard::new(child.id());
     let status = child.wait().await.map_err(|e| e.to_string())?;
-    std::mem::forget(guard);
+    guard.disarm();
     if status.success() {
         Ok(())
     } else {
         Err(format!("{} {status}", argv[0]))
-    }
-}
-
-/// Kills a timed-out script's whole group (its children too).
-struct KillGroup(Option<u32>);
-
-impl Drop for KillGroup {
-    fn drop(&mut self) {
-        if let Some(pid) = self.0 {
-            crate::supervise::process::kill_group(pid);
-        }
     }
 }
 

@@ -23,8 +23,8 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::daemon::engine::EngineSnapshot;
 use crate::net::{Links, VipCommand};
+use crate::shared::EngineSnapshot;
 use crate::vrrp::State;
 
 /// The `split_brain` field of an instance.

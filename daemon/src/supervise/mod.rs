@@ -18,7 +18,7 @@ use tracing::info;
 
 use crate::config::services::ServiceConfig;
 use crate::config::Config;
-use crate::ipvs::desired::{Health, Roles};
+use crate::shared::{Health, Roles};
 use runner::{Cmd, Runner};
 
 /// A change of a service, for tracking.

@@ -7,12 +7,12 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use nix::sys::signal::{kill, killpg, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use tokio::io::unix::AsyncFd;
-use tokio::process::Command;
 
 use crate::config::services::{ServiceConfig, ServiceKind};
+use crate::process::{command, Child};
+pub use crate::process::{kill_group, signal_group, signal_pid};
 
 /// The argv that runs the server in the foreground (so it stays our child and its
 /// death is a SIGCHLD, not a poll).
@@ -56,9 +56,8 @@ pub async fn config_test(s: &ServiceConfig) -> Result<(), String> {
     let Some(argv) = test_argv(s) else {
         return Ok(());
     };
-    let out = Command::new(&argv[0])
+    let out = command(&argv[0], Child::Tool)
         .args(&argv[1..])
-        .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();
     let limit = s.test_timeout.unwrap_or(Duration::from_secs(10));
@@ -77,24 +76,7 @@ pub async fn config_test(s: &ServiceConfig) -> Result<(), String> {
 /// workers that would keep the listening socket) can be killed.
 pub fn spawn(s: &ServiceConfig) -> io::Result<tokio::process::Child> {
     let argv = run_argv(s);
-    Command::new(&argv[0])
-        .args(&argv[1..])
-        .stdin(Stdio::null())
-        .process_group(0)
-        .spawn()
-}
-
-/// SIGKILL to a process group; orphans left by a dead leader go too.
-pub fn kill_group(pgid: u32) {
-    let _ = killpg(Pid::from_raw(pgid as i32), Signal::SIGKILL);
-}
-
-pub fn signal_group(pgid: u32, sig: Signal) -> nix::Result<()> {
-    killpg(Pid::from_raw(pgid as i32), sig)
-}
-
-pub fn signal_pid(pid: u32, sig: Signal) -> nix::Result<()> {
-    kill(Pid::from_raw(pid as i32), sig)
+    command(&argv[0], Child::Server).args(&argv[1..]).spawn()
 }
 
 /// The PID an adopted service runs as: the first number in its pidfile, or the
@@ -104,9 +86,8 @@ pub async fn adopted_pid(s: &ServiceConfig) -> Option<u32> {
         read_pidfile(file)?
     } else {
         let unit = s.systemd_unit.as_ref()?;
-        let out = Command::new("systemctl")
+        let out = command("systemctl", Child::Tool)
             .args(["show", "--property=MainPID", "--value", unit])
-            .stdin(Stdio::null())
             .stderr(Stdio::null())
             .output()
             .await

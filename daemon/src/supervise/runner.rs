@@ -14,7 +14,7 @@ use tracing::{error, info, warn};
 use super::process::{self, PidWatch};
 use super::{ServiceEvent, ServiceStatus, Snapshot};
 use crate::config::services::{RunOn, ServiceConfig};
-use crate::ipvs::desired::{Health, Roles};
+use crate::shared::{Health, Roles};
 
 pub(super) enum Cmd {
     Update(Arc<ServiceConfig>),
@@ -353,7 +353,7 @@ impl Runner {
                                 Some(Cmd::Reload) => {
                                     let unit = self.spec.systemd_unit.clone();
                                     self.reload(|sig| match &unit {
-                                        Some(u) => std::process::Command::new("systemctl")
+                                        Some(u) => crate::process::std_command("systemctl", crate::process::Child::Tool)
                                             .args(["reload", u])
                                             .status()
                                             .map(|_| ())

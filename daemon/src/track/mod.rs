@@ -119,8 +119,8 @@ pub fn effective(t: &Tracked, states: &States) -> Effective {
             _ => {}
         }
     }
-    let priority = if t.priority == 255 {
-        255
+    let priority = if crate::vrrp::is_owner(t.priority) {
+        t.priority
     } else {
         (i64::from(t.priority) + delta).clamp(1, 254) as u8
     };

@@ -5,5 +5,5 @@ pub use hafront_vrrp::{error, hex, instance, packet};
 
 pub mod io;
 
-pub use instance::{Input, Instance, Output, Params, State, Timer};
+pub use instance::{is_owner, Family, Input, Instance, Output, Params, State, Timer, OWNER_PRIORITY};
 pub use packet::{Advert, Version};

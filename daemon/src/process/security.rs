@@ -50,13 +50,6 @@ pub fn script_credentials() -> Option<Credentials> {
     SCRIPT_CREDENTIALS.get().copied().flatten()
 }
 
-/// Applies the script user to a command about to be spawned.
-pub fn apply(cmd: &mut tokio::process::Command) {
-    if let Some(c) = script_credentials() {
-        cmd.uid(c.uid).gid(c.gid);
-    }
-}
-
 /// Why `path` is unsafe to run as root, if it is: the file or a directory on its
 /// path (symbolic links followed) writable by a user other than root.
 pub fn insecure(path: &Path) -> Option<String> {

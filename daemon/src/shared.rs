@@ -1,0 +1,154 @@
+//! The vocabulary the daemon's parts share, at the bottom so that none of them
+//! imports another to speak to it: the engine's control messages and snapshots
+//! (read by the API, the status file, the split-brain monitor, IPVS), the node's
+//! VRRP roles and real-server health (IPVS, the supervisor, the tracker), and
+//! tracking as the API shows it. Data only: no task, no I/O.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use crate::histogram::Histogram;
+use crate::vrrp::instance::Counters;
+use crate::vrrp::{Params, State};
+
+/// An instance as the engine needs it: protocol parameters plus where it lives.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InstanceSpec {
+    pub interface: String,
+    pub label: Option<String>,
+    pub unicast_source: Option<IpAddr>,
+    /// The other members of this instance's sync groups (`params.synced` is set
+    /// when there are any).
+    pub sync_peers: Vec<String>,
+    /// `params.primary` is filled in from the interface when the instance starts.
+    pub params: Params,
+}
+
+impl InstanceSpec {
+    pub(crate) fn ipv6(&self) -> bool {
+        self.params.family().is_ipv6()
+    }
+    /// What cannot change under a running instance (RFC 5798: a virtual router is
+    /// identified by interface, VRID and family).
+    pub(crate) fn identity(&self) -> (&str, u8, u8, bool) {
+        (
+            &self.interface,
+            self.params.vrid,
+            u8::from(self.params.version),
+            self.ipv6(),
+        )
+    }
+}
+
+/// What the engine is told by the tracker, the API and the reload path.
+pub enum Control {
+    Reload(Vec<(String, InstanceSpec)>, oneshot::Sender<()>),
+    /// Tracking results by instance name: effective priority and fault.
+    Track(Vec<(String, u8, bool)>),
+    /// Operator maintenance by instance name (API); kept for instances created later.
+    Maintenance(String, bool),
+    Shutdown,
+}
+
+/// What the engine publishes after every change and once a tick: the API, the
+/// status file and the IPVS roles read it, never the engine itself.
+#[derive(Clone, Debug, Serialize)]
+pub struct EngineSnapshot {
+    pub instances: Vec<(String, InstanceStatus)>,
+    pub unknown_vrid_packets: u64,
+    /// Backup -> master after the old master went silent: time since its last advert.
+    pub failover_seconds: Histogram,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Transition {
+    pub unix_ms: u128,
+    pub from: State,
+    pub to: State,
+    pub reason: &'static str,
+}
+
+/// A snapshot of one instance for status.json, the API and systemd's STATUS=.
+#[derive(Clone, Debug, Serialize)]
+pub struct InstanceStatus {
+    pub state: State,
+    pub interface: String,
+    pub vrid: u8,
+    pub version: u8,
+    /// Advertised now (tracking and API overrides applied).
+    pub priority: u8,
+    /// From the configuration.
+    pub configured_priority: u8,
+    pub maintenance: bool,
+    pub transitions: u64,
+    pub master: Option<IpAddr>,
+    pub vips: Vec<String>,
+    pub advert_interval_ms: u32,
+    pub counters: Counters,
+    pub last_transition: Option<Transition>,
+}
+
+/// A real server's health: live or not, and the weight a dynamic check (exec with
+/// `dynamic_weight`, keepalived's misc_dynamic) gives it, if any.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Health {
+    pub up: bool,
+    pub weight: Option<u32>,
+}
+
+impl Health {
+    pub const UP: Health = Health {
+        up: true,
+        weight: None,
+    };
+    pub const DOWN: Health = Health {
+        up: false,
+        weight: None,
+    };
+}
+
+/// What the VRRP side tells IPVS.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Roles {
+    /// Instances this node is master of.
+    pub masters: BTreeSet<String>,
+    /// Instances that do not know yet whether they will be master (just started,
+    /// no advert heard): services that follow them are left as they are, so a
+    /// restart does not delete and re-create a live service.
+    pub unsettled: BTreeSet<String>,
+}
+
+/// Tracking as the API shows it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TrackingSnapshot {
+    pub instances: BTreeMap<String, InstanceTracking>,
+    /// Tracking scripts: `None` until their first verdict.
+    pub scripts: BTreeMap<String, Option<bool>>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct InstanceTracking {
+    /// Configured priority, or the operator's override.
+    pub base_priority: u8,
+    pub priority_overridden: bool,
+    pub effective_priority: u8,
+    pub fault: bool,
+    /// Why it is in fault (tracked items, sync group).
+    pub reasons: Vec<String>,
+    pub items: Vec<TrackedItemStatus>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TrackedItemStatus {
+    pub kind: &'static str,
+    pub name: String,
+    pub weight: i32,
+    /// `None`: no state yet (counts as healthy).
+    pub up: Option<bool>,
+    /// Tracked files: the value read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<i64>,
+}
