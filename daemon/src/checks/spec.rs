@@ -591,7 +591,7 @@ fn http_spec(c: &CheckConfig, errs: &mut Vec<SpecError>) -> Option<HttpSpec> {
         errs.push(("method", "a HEAD response has no body to check".into()));
     }
     let tls = if https {
-        match tls::client_config(c) {
+        match tls::client_config(c.into()) {
             Ok(cfg) => Some(cfg),
             Err(e) => {
                 errs.push(e);

@@ -3,6 +3,7 @@
 //! `tls_verify = false` accepts any certificate (signatures of the handshake are
 //! still checked, so the peer must hold the key of the certificate it sent).
 
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -40,9 +41,42 @@ fn default_roots() -> RootCertStore {
     }
 }
 
-/// The client configuration of an https check. Checks without a CA file or client
-/// certificate share one configuration (and its session cache).
-pub fn client_config(c: &CheckConfig) -> Result<Arc<ClientConfig>, SpecError> {
+/// What a TLS client configuration is made of: an https check's keys, or what a
+/// notifier (SMTP, webhook) asks for. The default verifies against the bundled
+/// roots, with no client certificate.
+#[derive(Clone, Copy, Debug)]
+pub struct TlsOptions<'a> {
+    pub tls_verify: bool,
+    pub ca_file: Option<&'a Path>,
+    pub client_cert: Option<&'a Path>,
+    pub client_key: Option<&'a Path>,
+}
+
+impl Default for TlsOptions<'_> {
+    fn default() -> Self {
+        TlsOptions {
+            tls_verify: true,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+        }
+    }
+}
+
+impl<'a> From<&'a CheckConfig> for TlsOptions<'a> {
+    fn from(c: &'a CheckConfig) -> Self {
+        TlsOptions {
+            tls_verify: c.tls_verify,
+            ca_file: c.ca_file.as_deref(),
+            client_cert: c.client_cert.as_deref(),
+            client_key: c.client_key.as_deref(),
+        }
+    }
+}
+
+/// A TLS client configuration. Those without a CA file or client certificate are
+/// shared (and so is their session cache). Errors name the key.
+pub fn client_config(c: TlsOptions) -> Result<Arc<ClientConfig>, SpecError> {
     static VERIFY: OnceLock<Arc<ClientConfig>> = OnceLock::new();
     static NO_VERIFY: OnceLock<Arc<ClientConfig>> = OnceLock::new();
     let plain = c.ca_file.is_none() && c.client_cert.is_none() && c.client_key.is_none();

@@ -73,9 +73,11 @@ async fn tls_connect(
     host: &str,
     tcp: TcpStream,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
-    let mut check = crate::config::CheckConfig::new(crate::config::CheckKind::Https);
-    check.ca_file = cfg.ca_file.clone();
-    let base = crate::checks::tls::client_config(&check).map_err(|e| format!("TLS: {e:?}"))?;
+    let base = crate::checks::tls::client_config(crate::checks::tls::TlsOptions {
+        ca_file: cfg.ca_file.as_deref(),
+        ..Default::default()
+    })
+    .map_err(|e| format!("TLS: {e:?}"))?;
     // No ALPN: the checks' configuration offers http/1.1.
     let mut c = (*base).clone();
     c.alpn_protocols.clear();

@@ -55,10 +55,7 @@ pub async fn post(w: &WebhookConfig, body: &serde_json::Value) -> Result<u16, St
         .await
         .map_err(|e| format!("connect {}:{}: {e}", t.host, t.port))?;
     let status = if t.tls {
-        let cfg = crate::checks::tls::client_config(&crate::config::CheckConfig::new(
-            crate::config::CheckKind::Https,
-        ))
-        .map_err(|e| format!("TLS: {e:?}"))?;
+        let cfg = crate::checks::tls::client_config(Default::default()).map_err(|e| format!("TLS: {e:?}"))?;
         let name =
             rustls_pki_types::ServerName::try_from(t.host.clone()).map_err(|e| format!("{}: {e}", t.host))?;
         let tls = tokio_rustls::TlsConnector::from(cfg)
