@@ -8,6 +8,7 @@ pub mod keepalived;
 pub mod net;
 pub mod notify;
 pub mod overrides;
+pub mod preflight;
 pub mod process;
 pub mod shared;
 pub mod splitbrain;

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use hafront::config::{self, Config, LoadOptions, LogFormat};
+use hafront::config::{Config, LogFormat};
+use hafront::preflight::{self, LoadOptions};
 
 #[derive(Parser)]
 #[command(
@@ -137,7 +138,7 @@ enum OnOff {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::CheckConfig(args) => match config::load_with_warnings(&args.options()) {
+        Command::CheckConfig(args) => match preflight::load_with_warnings(&args.options()) {
             Ok((cfg, warnings)) => {
                 print_import_warnings(&warnings);
                 print!("{}", cfg.to_redacted_toml());
@@ -150,7 +151,7 @@ fn main() -> ExitCode {
         },
         Command::Run(args) => {
             let opts = args.options();
-            let cfg = match config::load_with_warnings(&opts) {
+            let cfg = match preflight::load_with_warnings(&opts) {
                 Ok((cfg, warnings)) => {
                     print_import_warnings(&warnings);
                     cfg
@@ -174,13 +175,13 @@ fn main() -> ExitCode {
         Command::Ctl { socket, action } => ctl(&socket.path(), action),
         Command::Replay { dir } => replay(&dir),
         Command::ImportKeepalived { file, output, strict } => ExitCode::from(
-            hafront::keepalived::import_command(&file, output.as_deref(), strict),
+            hafront::preflight::import_command(&file, output.as_deref(), strict),
         ),
         Command::IpvsSync {
             config: args,
             dry_run,
         } => {
-            let cfg = match config::load(&args.options()) {
+            let cfg = match preflight::load(&args.options()) {
                 Ok(cfg) => cfg,
                 Err(e) => {
                     eprintln!("hafront: invalid configuration:\n{e}");

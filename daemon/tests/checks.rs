@@ -15,7 +15,8 @@ use figment::Jail;
 use hafront::checks::dns;
 use hafront::checks::probe::{self, echo_request, exit_verdict, parse_echo_reply, ProbeError};
 use hafront::checks::{CheckSpec, CheckState, Checker, CheckerOptions, Digest, Verdict};
-use hafront::config::{load, CheckConfig, CheckKind, LoadOptions, StatusRange};
+use hafront::config::{CheckConfig, CheckKind, StatusRange};
+use hafront::preflight::{load, LoadOptions};
 
 // ---------------------------------------------------------------- state machine
 

@@ -9,7 +9,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use figment::Jail;
-use hafront::config::{load, Config, ConfigError, LoadOptions, REDACTED};
+use hafront::config::{Config, ConfigError, REDACTED};
+use hafront::preflight::{load, LoadOptions};
 
 const BASE: &str = r#"
 [node]

@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use hafront::config::{self, CheckKind, Config, LoadOptions};
+use hafront::config::{CheckKind, Config};
 use hafront::ipvs::model::{Forward, Protocol};
 use hafront::keepalived::{import_file, import_str, Import, ImportError, Options, WarningKind};
+use hafront::preflight::{self, LoadOptions};
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -36,7 +37,7 @@ fn import(name: &str) -> (Config, Import) {
     std::fs::write(&out, &imp.toml).unwrap();
     let from_file = Config::from_files(&[&out])
         .unwrap_or_else(|e| panic!("{name}: emitted TOML does not load: {e}\n{}", imp.toml));
-    let in_memory = config::load(&LoadOptions {
+    let in_memory = preflight::load(&LoadOptions {
         files: vec![],
         env: false,
         keepalived: Some(path),

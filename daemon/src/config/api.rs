@@ -73,11 +73,6 @@ pub(super) fn validate(api: &ApiConfig, problems: &mut Vec<Problem>) {
             problem("token", "must be at least 16 characters".into());
         }
     }
-    if api.token_file.is_some() {
-        if let Err(e) = api.load_token() {
-            problem("token_file", e);
-        }
-    }
     if let Some(addr) = api.listen {
         if !addr.ip().is_loopback() && api.token.is_none() && api.token_file.is_none() {
             problem(

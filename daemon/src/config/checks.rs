@@ -4,7 +4,8 @@
 //! here, and a key that does not apply to the check's `kind` is an error.
 //!
 //! Kind-specific parsing (URLs, targets, digests, PEM files) lives in
-//! `crate::checks::spec`, so that validation and the running checker agree.
+//! `crate::checks::spec`; `crate::preflight` runs it on every check, so that
+//! check-config and the running checker agree.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -233,6 +234,13 @@ impl CheckConfig {
     /// The effective warm-up bound.
     pub fn warmup(&self) -> Duration {
         self.warmup.unwrap_or(self.interval)
+    }
+
+    /// Every kind-specific key that is set applies to the kind (otherwise the
+    /// check is reported for that and not compiled).
+    pub fn keys_fit_kind(&self) -> bool {
+        let allowed = kind_keys(self.kind);
+        self.kind_keys_set().iter().all(|k| allowed.contains(k))
     }
 
     /// The kind-specific keys that are set, for the "does not apply" rule.
@@ -496,10 +504,8 @@ pub(super) fn validate(checks: &BTreeMap<String, CheckConfig>, problems: &mut Ve
             }
         }
         let allowed = kind_keys(c.kind);
-        let mut misplaced = false;
         for key in c.kind_keys_set() {
             if !allowed.contains(&key) {
-                misplaced = true;
                 p(
                     key,
                     format!(
@@ -508,14 +514,6 @@ pub(super) fn validate(checks: &BTreeMap<String, CheckConfig>, problems: &mut Ve
                         allowed.join(", ")
                     ),
                 );
-            }
-        }
-        if misplaced {
-            continue;
-        }
-        if let Err(errs) = crate::checks::spec::CheckSpec::build(name, c) {
-            for (field, message) in errs {
-                p(field, message);
             }
         }
     }

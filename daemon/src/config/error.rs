@@ -9,9 +9,10 @@ pub enum ConfigError {
     File { path: PathBuf, source: std::io::Error },
     #[error("{}", Issues(.0))]
     Invalid(Vec<Issue>),
-    /// A keepalived configuration that cannot be imported.
-    #[error("{0}")]
-    Keepalived(#[from] crate::keepalived::ImportError),
+    /// A layer the caller could not produce (a keepalived configuration that
+    /// cannot be imported): where, and why.
+    #[error("{at}: {message}")]
+    Import { at: String, message: String },
 }
 
 /// One problem with the configuration.
@@ -59,10 +60,10 @@ impl ConfigError {
                 message: source.to_string(),
             }],
             ConfigError::Invalid(v) => v.clone(),
-            ConfigError::Keepalived(e) => vec![Issue {
+            ConfigError::Import { at, message } => vec![Issue {
                 key: String::new(),
-                source: e.loc.to_string(),
-                message: e.message.clone(),
+                source: at.clone(),
+                message: message.clone(),
             }],
         }
     }

@@ -3,6 +3,12 @@
 //! (`HAFRONT_VRRP__INSTANCES__WEB__PRIORITY=90`). Unknown keys are errors, and
 //! every error names the key and the source of its value. The key table is in
 //! docs/configuration.md.
+//!
+//! The bottom layer: the schema and its pure validation, no look at the machine.
+//! What needs the machine (files, users, PEM certificates, script ownership) is
+//! `crate::preflight`, which also imports keepalived configurations: it hands
+//! them here as named TOML layers, and its checks come back through
+//! [`load_checked`] so that their errors name sources like the others.
 
 pub mod api;
 pub mod checks;
@@ -12,7 +18,7 @@ pub mod notify;
 mod schema;
 pub mod services;
 pub mod track;
-pub(crate) mod validate;
+pub mod validate;
 
 use std::path::{Path, PathBuf};
 
@@ -24,48 +30,50 @@ pub use error::{ConfigError, Issue};
 pub use schema::{
     Config, GarpConfig, InstanceConfig, LogConfig, LogFormat, NodeConfig, Secret, VrrpConfig, REDACTED,
 };
+pub use validate::Problem;
 
 pub const ENV_PREFIX: &str = "HAFRONT_";
 pub const ENV_SPLIT: &str = "__";
 
-/// What to layer.
+/// A TOML text layered above the defaults and below the files (a keepalived
+/// configuration the caller imported); errors give `name` as the source.
+#[derive(Clone, Debug)]
+pub struct Layer {
+    pub name: String,
+    pub toml: String,
+}
+
+/// What to layer, lowest precedence first: defaults < `layers` < `files` <
+/// `HAFRONT_*` environment.
 #[derive(Clone, Debug, Default)]
-pub struct LoadOptions {
+pub struct Sources {
+    pub layers: Vec<Layer>,
     /// TOML files, lowest precedence first.
     pub files: Vec<PathBuf>,
     /// Read `HAFRONT_*` environment variables.
     pub env: bool,
-    /// A keepalived configuration imported in memory, layered between the defaults
-    /// and the files (`--keepalived-config`).
-    pub keepalived: Option<PathBuf>,
 }
 
-/// Loads, layers and validates the configuration. Warnings of a keepalived import
-/// are logged.
-pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
-    let (cfg, warnings) = load_with_warnings(opts)?;
-    for w in &warnings {
-        tracing::warn!(at = %w.loc, keyword = %w.keyword, "keepalived import: {}", w.why);
-    }
-    Ok(cfg)
+/// Loads, layers and validates the configuration (schema and pure rules only).
+pub fn load(src: &Sources) -> Result<Config, ConfigError> {
+    load_checked(src, |_| Vec::new())
 }
 
-/// As [`load`], returning the warnings of a keepalived import instead of logging
-/// them (the command line prints them before logging is set up).
-pub fn load_with_warnings(
-    opts: &LoadOptions,
-) -> Result<(Config, Vec<crate::keepalived::Warning>), ConfigError> {
+/// As [`load`], with the caller's own problems (`more`, run on a configuration
+/// that passed the pure rules' parsing) reported with the others, each naming
+/// the source of its key.
+pub fn load_checked(
+    src: &Sources,
+    more: impl FnOnce(&Config) -> Vec<Problem>,
+) -> Result<Config, ConfigError> {
     let mut figment = Figment::from(Serialized::defaults(Config::default()));
-    let mut warnings = Vec::new();
-    if let Some(path) = &opts.keepalived {
-        let import = crate::keepalived::import_file(path, Default::default())?;
-        warnings = import.warnings;
+    for layer in &src.layers {
         figment = figment.merge(Imported {
-            name: format!("{} (imported from keepalived)", path.display()),
-            toml: import.toml,
+            name: layer.name.clone(),
+            toml: layer.toml.clone(),
         });
     }
-    for path in &opts.files {
+    for path in &src.files {
         // figment treats a missing file as empty: a typo in -c must not silently
         // start a node without its instances.
         if let Err(source) = std::fs::File::open(path) {
@@ -76,13 +84,14 @@ pub fn load_with_warnings(
         }
         figment = figment.merge(Toml::file_exact(path));
     }
-    if opts.env {
+    if src.env {
         figment = figment.merge(Env::prefixed(ENV_PREFIX).split(ENV_SPLIT));
     }
     let cfg: Config = figment.extract().map_err(|e| from_figment(&figment, e))?;
-    let problems = validate::validate(&cfg);
+    let mut problems = validate::validate(&cfg);
+    problems.extend(more(&cfg));
     if problems.is_empty() {
-        Ok((cfg, warnings))
+        Ok(cfg)
     } else {
         Err(ConfigError::Invalid(
             problems
@@ -97,8 +106,8 @@ pub fn load_with_warnings(
     }
 }
 
-/// The TOML of a keepalived import as a figment provider named after its file, so
-/// that errors say where a value came from.
+/// A named layer as a figment provider, so that errors say where a value came
+/// from.
 struct Imported {
     name: String,
     toml: String,
@@ -184,12 +193,12 @@ impl Config {
         toml::to_string(self).unwrap_or_else(|e| format!("# cannot print the configuration: {e}\n"))
     }
 
-    /// Loads from explicit files only, ignoring the environment (tests, tools).
+    /// Loads from explicit files only, ignoring the environment, without the
+    /// machine checks of `crate::preflight` (tests, tools).
     pub fn from_files(files: &[&Path]) -> Result<Config, ConfigError> {
-        load(&LoadOptions {
+        load(&Sources {
             files: files.iter().map(|p| p.to_path_buf()).collect(),
-            env: false,
-            keepalived: None,
+            ..Default::default()
         })
     }
 }

@@ -120,7 +120,7 @@ pub(super) fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
         p(&["notify", "timeout"], "must be more than 0".into());
     }
     if let Some(s) = &n.smtp {
-        if crate::notify::smtp::split_server(&s.server).is_err() {
+        if split_server(&s.server).is_err() {
             p(
                 &["notify", "smtp", "server"],
                 format!("{:?} is not host:port (e.g. \"mail.example.org:587\")", s.server),
@@ -164,7 +164,7 @@ pub(super) fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
     }
     for (i, w) in n.webhooks.iter().enumerate() {
         let idx = i.to_string();
-        if let Err(e) = crate::notify::webhook::parse_url(&w.url) {
+        if let Err(e) = parse_url(&w.url) {
             p(&["notify", "webhooks", &idx, "url"], e);
         }
         if w.timeout.is_zero() {
@@ -172,11 +172,6 @@ pub(super) fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
                 &["notify", "webhooks", &idx, "timeout"],
                 "must be more than 0".into(),
             );
-        }
-    }
-    if let Some(u) = &cfg.security.script_user {
-        if crate::process::security::lookup_user(u).is_none() {
-            p(&["security", "script_user"], format!("no user named {u:?}"));
         }
     }
     for (iname, inst) in &cfg.vrrp.instances {
@@ -209,4 +204,64 @@ pub(super) fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
             }
         }
     }
+}
+
+/// An SMTP server: `host:port`, `host` (port 25), `[v6]:port`.
+pub fn split_server(server: &str) -> Result<(String, u16), String> {
+    let s = server.trim();
+    if s.is_empty() {
+        return Err("empty".into());
+    }
+    if let Some(rest) = s.strip_prefix('[') {
+        let (host, tail) = rest.split_once(']').ok_or("unclosed [")?;
+        let port = match tail.strip_prefix(':') {
+            Some(p) => p.parse().map_err(|_| "bad port")?,
+            None if tail.is_empty() => 25,
+            None => return Err("junk after ]".into()),
+        };
+        return Ok((host.to_string(), port));
+    }
+    match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => Ok((h.to_string(), p.parse().map_err(|_| "bad port")?)),
+        Some(_) => Err("IPv6 addresses go in brackets".into()),
+        None => Ok((s.to_string(), 25)),
+    }
+}
+
+/// A parsed webhook URL.
+#[derive(Debug)]
+pub struct Target {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+    pub authority: String,
+}
+
+pub fn parse_url(url: &str) -> Result<Target, String> {
+    let uri: hyper::Uri = url.parse().map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    let tls = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => return Err(format!("{url:?}: only http:// and https:// URLs")),
+    };
+    let authority = uri.authority().ok_or_else(|| format!("{url:?} has no host"))?;
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    if host.is_empty() {
+        return Err(format!("{url:?} has no host"));
+    }
+    Ok(Target {
+        tls,
+        port: authority.port_u16().unwrap_or(if tls { 443 } else { 80 }),
+        path: uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into()),
+        authority: authority.as_str().to_string(),
+        host,
+    })
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-pub use crate::track::TrackItem;
+pub use super::track::TrackItem;
 pub use hafront_vrrp::Version;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -12,6 +12,15 @@ use super::schema::duration;
 use super::validate::Problem;
 use super::Config;
 
+/// `{ name, weight }` in `track_*` lists.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackItem {
+    pub name: String,
+    #[serde(default)]
+    pub weight: i32,
+}
+
 /// keepalived's vrrp_script: a command run every `interval`; exit 0 is success.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,7 +105,7 @@ pub(super) fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
         }
     }
     for (iname, inst) in &cfg.vrrp.instances {
-        let lists: [(&str, &Vec<crate::track::TrackItem>); 5] = [
+        let lists: [(&str, &Vec<TrackItem>); 5] = [
             ("track_interfaces", &inst.track_interfaces),
             ("track_scripts", &inst.track_scripts),
             ("track_checks", &inst.track_checks),

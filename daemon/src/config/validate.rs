@@ -79,7 +79,6 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
     super::track::validate(cfg, &mut v.problems);
     super::services::validate(cfg, &mut v.problems);
     super::notify::validate(cfg, &mut v.problems);
-    crate::process::security::validate(cfg, &mut v.problems);
     v.problems
 }
 

@@ -14,9 +14,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
 use crate::config::ipvs::IpvsConfig;
-use crate::config::{self, Config, LoadOptions};
+use crate::config::{self, Config};
 use crate::net::accept::{self, AcceptPlan};
 use crate::net::{Links, NetError, VipExecutor};
+use crate::preflight::{self, LoadOptions};
 use crate::shared::Roles;
 use crate::vrrp::instance::State;
 use crate::vrrp::instance::{GarpParams, Params};
@@ -451,7 +452,7 @@ async fn reload(
     // delayed every advert (scripts/bench-api with BENCH_RELOADS).
     let load = {
         let opts = opts.clone();
-        tokio::task::spawn_blocking(move || config::load(&opts))
+        tokio::task::spawn_blocking(move || preflight::load(&opts))
     };
     let loaded = match load.await {
         Ok(r) => r.map_err(|e| e.to_string()),

@@ -121,17 +121,16 @@ pub async fn apply(plan: &AcceptPlan) -> Result<(), AcceptError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, LoadOptions};
+    use crate::config::{Config, Sources};
 
     fn cfg(text: &str) -> Config {
         let dir = std::env::temp_dir().join(format!("hafront-accept-{}-{}", std::process::id(), text.len()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("a.toml");
         std::fs::write(&f, text).unwrap();
-        let c = crate::config::load(&LoadOptions {
+        let c = crate::config::load(&Sources {
             files: vec![f],
-            env: false,
-            keepalived: None,
+            ..Default::default()
         })
         .unwrap();
         std::fs::remove_dir_all(&dir).unwrap();

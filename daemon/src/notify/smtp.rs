@@ -6,29 +6,8 @@ use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+pub use crate::config::notify::split_server;
 use crate::config::notify::{SmtpConfig, SmtpTls};
-
-/// `host:port`, `host` (port 25), `[v6]:port`.
-pub fn split_server(server: &str) -> Result<(String, u16), String> {
-    let s = server.trim();
-    if s.is_empty() {
-        return Err("empty".into());
-    }
-    if let Some(rest) = s.strip_prefix('[') {
-        let (host, tail) = rest.split_once(']').ok_or("unclosed [")?;
-        let port = match tail.strip_prefix(':') {
-            Some(p) => p.parse().map_err(|_| "bad port")?,
-            None if tail.is_empty() => 25,
-            None => return Err("junk after ]".into()),
-        };
-        return Ok((host.to_string(), port));
-    }
-    match s.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') => Ok((h.to_string(), p.parse().map_err(|_| "bad port")?)),
-        Some(_) => Err("IPv6 addresses go in brackets".into()),
-        None => Ok((s.to_string(), 25)),
-    }
-}
 
 pub struct Mail<'a> {
     pub subject: &'a str,

@@ -4,49 +4,12 @@
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::header::{CONTENT_TYPE, HOST, USER_AGENT};
-use hyper::{Request, Uri};
+use hyper::Request;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::config::notify::WebhookConfig;
-
-/// A parsed webhook URL.
-#[derive(Debug)]
-pub struct Target {
-    pub tls: bool,
-    pub host: String,
-    pub port: u16,
-    pub path: String,
-    pub authority: String,
-}
-
-pub fn parse_url(url: &str) -> Result<Target, String> {
-    let uri: Uri = url.parse().map_err(|e| format!("{url:?} is not a URL: {e}"))?;
-    let tls = match uri.scheme_str() {
-        Some("http") => false,
-        Some("https") => true,
-        _ => return Err(format!("{url:?}: only http:// and https:// URLs")),
-    };
-    let authority = uri.authority().ok_or_else(|| format!("{url:?} has no host"))?;
-    let host = authority
-        .host()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    if host.is_empty() {
-        return Err(format!("{url:?} has no host"));
-    }
-    Ok(Target {
-        tls,
-        port: authority.port_u16().unwrap_or(if tls { 443 } else { 80 }),
-        path: uri
-            .path_and_query()
-            .map(|p| p.as_str().to_string())
-            .unwrap_or_else(|| "/".into()),
-        authority: authority.as_str().to_string(),
-        host,
-    })
-}
+pub use crate::config::notify::{parse_url, Target};
 
 /// POSTs `body`; a non-2xx answer is an error.
 pub async fn post(w: &WebhookConfig, body: &serde_json::Value) -> Result<u16, String> {

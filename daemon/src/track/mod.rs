@@ -11,16 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
-
-/// `{ name, weight }` in `track_*` lists.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrackItem {
-    pub name: String,
-    #[serde(default)]
-    pub weight: i32,
-}
+pub use crate::config::track::TrackItem;
 
 /// Where a tracked item's state comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
