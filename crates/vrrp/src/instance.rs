@@ -12,7 +12,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use super::error::DecodeError;
-use super::packet::{Advert, Auth, ChecksumMode, PacketAddrs, Version};
+use super::packet::{Advert, Auth, ChecksumMode, PacketAddrs, Version, MCAST_V4, MCAST_V6};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -156,7 +156,22 @@ impl Params {
     pub fn family(&self) -> Family {
         Family::of_vips(&self.vips)
     }
-    fn checksum_mode(&self) -> ChecksumMode {
+    /// Where adverts go: every unicast peer, else the VRRP multicast group of the
+    /// primary address's family (RFC 5798 §5.1.1.2, §5.1.2.2).
+    pub fn destinations(&self) -> Vec<IpAddr> {
+        if !self.unicast_peers.is_empty() {
+            return self.unicast_peers.clone();
+        }
+        vec![if self.primary.is_ipv6() {
+            IpAddr::V6(MCAST_V6)
+        } else {
+            IpAddr::V4(MCAST_V4)
+        }]
+    }
+
+    /// The checksum adverts are sent and checked with (`checksum_compat`: keepalived's
+    /// VRRPv3-over-IPv4 checksum without the pseudo-header).
+    pub fn checksum_mode(&self) -> ChecksumMode {
         if self.checksum_compat {
             ChecksumMode::V2Compatible
         } else {

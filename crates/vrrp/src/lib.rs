@@ -6,6 +6,9 @@ pub mod error;
 pub mod hex;
 pub mod instance;
 pub mod packet;
+pub mod router;
+pub mod sync;
 
 pub use instance::{is_owner, Family, Input, Instance, Output, Params, State, Timer, OWNER_PRIORITY};
 pub use packet::{Advert, Version};
+pub use router::{Delivery, Routed, Router};

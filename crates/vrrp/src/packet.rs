@@ -130,7 +130,8 @@ fn is_auth_none(a: &Auth) -> bool {
 }
 
 /// How the VRRPv3-over-IPv4 checksum is computed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ChecksumMode {
     /// RFC 5798 §5.2.8: pseudo-header + VRRP message.
     #[default]

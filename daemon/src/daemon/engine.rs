@@ -19,8 +19,9 @@ use crate::histogram::{Histogram, FAILOVER_BUCKETS};
 use crate::net::{Iface, Links, VipCommand};
 use crate::vrrp::instance::Reason;
 use crate::vrrp::io::{Received, VrrpSocket};
-use crate::vrrp::packet::{ChecksumMode, PacketAddrs, MCAST_V4, MCAST_V6};
-use crate::vrrp::{Input, Instance, Output, State, Timer};
+use crate::vrrp::packet::PacketAddrs;
+use crate::vrrp::router::{Delivery, Routed, Router};
+use crate::vrrp::{Input, Output, State, Timer};
 
 use super::DaemonError;
 // The shared vocabulary (crate::shared), where the engine's callers still look.
@@ -31,7 +32,6 @@ type SockKey = (u32, bool);
 struct Slot {
     name: String,
     spec: InstanceSpec,
-    inst: Instance,
     iface: Iface,
     key: SockKey,
     deadlines: HashMap<Timer, Instant>,
@@ -50,10 +50,11 @@ pub struct Engine {
     packets_tx: mpsc::Sender<(SockKey, Received)>,
     packets_rx: mpsc::Receiver<(SockKey, Received)>,
     slots: HashMap<u64, Slot>,
+    /// The instances themselves, with the protocol decisions around them (VRID
+    /// demultiplexing, own packets, destinations, sync groups).
+    router: Router<u64, SockKey>,
     next_id: u64,
-    by_vrid: HashMap<(SockKey, u8), u64>,
     timers: BTreeSet<(Instant, u64, Timer)>,
-    unknown_vrid: u64,
     dirty: bool,
     /// The last tracking result per instance name, also given to instances created
     /// later (a reload that restarts an instance must not forget it).
@@ -64,17 +65,6 @@ pub struct Engine {
     record_dir: Option<std::path::PathBuf>,
     /// State changes for the notifier (scripts, webhooks, mail); never blocks.
     notify: Option<crate::notify::Sender>,
-    /// Sync-group moves found while executing outputs, carried out after them.
-    sync_pending: Vec<(u64, SyncMove)>,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum SyncMove {
-    /// The member's Master_Down_Timer fired: the group goes master if every
-    /// member wants to (or is master already).
-    WantMaster,
-    /// The member left mastership: the group follows to backup.
-    LeftMaster,
 }
 
 impl Engine {
@@ -87,17 +77,15 @@ impl Engine {
             packets_tx,
             packets_rx,
             slots: HashMap::new(),
+            router: Router::new(),
             next_id: 1,
-            by_vrid: HashMap::new(),
             timers: BTreeSet::new(),
-            unknown_vrid: 0,
             dirty: true,
             tracking: HashMap::new(),
             maintenance: HashMap::new(),
             failover: Histogram::new(&FAILOVER_BUCKETS),
             record_dir: None,
             notify: None,
-            sync_pending: Vec::new(),
         }
     }
 
@@ -130,8 +118,8 @@ impl Engine {
             self.spawn_reader(key, sock.clone());
             self.sockets.insert(key, sock);
         }
-        if let Some(other) = self.by_vrid.get(&(key, spec.params.vrid)) {
-            let other = &self.slots[other].name;
+        if let Some(other) = self.router.by_vrid(key, spec.params.vrid) {
+            let other = &self.slots[&other].name;
             return Err(DaemonError::Conflict(format!(
                 "instances {other} and {name} both use VRID {} on {}",
                 spec.params.vrid, iface.name
@@ -142,19 +130,21 @@ impl Engine {
         let up = iface.up;
         info!(instance = name, vrid = spec.params.vrid, iface = iface.name, primary = %spec.params.primary,
               priority = spec.params.priority, version = u8::from(spec.params.version), "instance starting");
-        let inst = Instance::new(spec.params.clone());
         let recorder = self.record_dir.as_ref().and_then(|dir| {
             Recorder::create(&dir.join(name), &spec.params)
                 .inspect_err(|error| warn!(instance = name, %error, "input recorder not started"))
                 .ok()
         });
-        self.by_vrid.insert((key, spec.params.vrid), id);
+        self.router
+            .add(id, name, key, spec.params.clone(), spec.sync_peers.clone());
+        if recorder.is_some() {
+            self.router.record(id);
+        }
         self.slots.insert(
             id,
             Slot {
                 name: name.to_string(),
                 spec,
-                inst,
                 iface,
                 key,
                 deadlines: HashMap::new(),
@@ -198,104 +188,47 @@ impl Engine {
     }
 
     fn feed(&mut self, id: u64, input: Input) {
-        let Some(slot) = self.slots.get_mut(&id) else {
-            return;
-        };
-        if let Some(r) = &mut slot.recorder {
-            r.input(&input);
-        }
-        let outputs = slot.inst.handle(input);
-        self.execute(id, outputs);
-        while let Some((id, m)) = self.sync_pending.pop() {
-            self.sync_group_move(id, m);
-        }
+        let routed = self.router.handle(id, input);
+        self.execute(routed);
     }
 
-    /// keepalived's sync groups: a group becomes master only when every member's
-    /// Master_Down_Timer has fired (so a member whose peer is still master holds
-    /// the group back, which is what stops two half-groups from flapping), and
-    /// goes backup as soon as one member leaves mastership.
-    fn sync_group_move(&mut self, id: u64, m: SyncMove) {
-        let Some(slot) = self.slots.get(&id) else { return };
-        let peers: Vec<u64> = slot
-            .spec
-            .sync_peers
-            .iter()
-            .flat_map(|p| self.ids_named(p))
-            .collect();
-        match m {
-            SyncMove::WantMaster => {
-                let all_peers_present = slot.spec.sync_peers.iter().all(|p| !self.ids_named(p).is_empty());
-                let ready = all_peers_present
-                    && peers.iter().all(|p| {
-                        self.slots
-                            .get(p)
-                            .is_some_and(|s| s.inst.wants_master() || s.inst.state() == State::Master)
-                    });
-                if !ready {
-                    debug!(instance = slot.name, "sync group: waiting for the other members");
-                    return;
-                }
-                for member in std::iter::once(id).chain(peers) {
-                    if self
-                        .slots
-                        .get(&member)
-                        .is_some_and(|s| s.inst.state() == State::Backup)
-                    {
-                        self.feed(member, Input::SyncGroup { to: State::Master });
-                    }
-                }
-            }
-            SyncMove::LeftMaster => {
-                for member in peers {
-                    if self
-                        .slots
-                        .get(&member)
-                        .is_some_and(|s| s.inst.state() == State::Master)
-                    {
-                        self.feed(member, Input::SyncGroup { to: State::Backup });
-                    }
-                }
-            }
-        }
-    }
-
-    fn execute(&mut self, id: u64, outputs: Vec<Output>) {
-        for output in outputs {
+    /// Carries out what the router decided, in order.
+    fn execute(&mut self, routed: Vec<(u64, Routed)>) {
+        for (id, routed) in routed {
             let Some(slot) = self.slots.get_mut(&id) else {
-                return;
+                continue;
             };
-            match output {
-                Output::SendAdvert { advert } => {
-                    let src = slot.spec.params.primary;
-                    let dsts: Vec<IpAddr> = if slot.spec.params.unicast_peers.is_empty() {
-                        vec![if src.is_ipv6() {
-                            IpAddr::V6(MCAST_V6)
-                        } else {
-                            IpAddr::V4(MCAST_V4)
-                        }]
-                    } else {
-                        slot.spec.params.unicast_peers.clone()
-                    };
-                    let mode = if slot.spec.params.checksum_compat {
-                        ChecksumMode::V2Compatible
-                    } else {
-                        ChecksumMode::Rfc
-                    };
+            let output = match routed {
+                Routed::Send {
+                    src,
+                    dst,
+                    checksum,
+                    advert,
+                } => {
                     let Some(sock) = self.sockets.get(&slot.key) else {
                         continue;
                     };
-                    for dst in dsts {
-                        match advert.encode(PacketAddrs { src, dst }, mode) {
-                            Ok(bytes) => {
-                                if let Err(error) = sock.send(&bytes, src, dst) {
-                                    warn!(instance = slot.name, %dst, %error, "advert not sent");
-                                }
+                    match advert.encode(PacketAddrs { src, dst }, checksum) {
+                        Ok(bytes) => {
+                            if let Err(error) = sock.send(&bytes, src, dst) {
+                                warn!(instance = slot.name, %dst, %error, "advert not sent");
                             }
-                            Err(error) => error!(instance = slot.name, %error, "advert not encodable"),
                         }
+                        Err(error) => error!(instance = slot.name, %error, "advert not encodable"),
                     }
+                    continue;
                 }
+                Routed::Fed { input } => {
+                    if let Some(r) = &mut slot.recorder {
+                        r.input(&input);
+                    }
+                    continue;
+                }
+                Routed::Output { output } => output,
+            };
+            let priority = self.router.instance(id).map_or(0, |i| i.priority());
+            match output {
+                Output::SendAdvert { .. } | Output::WantMaster => {} // the router's
                 Output::AddVips { vips } => {
                     let _ = self.vips.send(VipCommand::Add {
                         instance: slot.name.clone(),
@@ -331,22 +264,14 @@ impl Engine {
                         self.timers.remove(&(old, id, timer));
                     }
                 }
-                Output::WantMaster => self.sync_pending.push((id, SyncMove::WantMaster)),
                 Output::StateChange { from, to, reason } => {
-                    if from == State::Master
-                        && to == State::Backup
-                        && reason != Reason::SyncGroup
-                        && !slot.spec.sync_peers.is_empty()
-                    {
-                        self.sync_pending.push((id, SyncMove::LeftMaster));
-                    }
                     info!(
                         instance = slot.name,
                         vrid = slot.spec.params.vrid,
                         from = from.as_str(),
                         state = to.as_str(),
                         reason = reason.as_str(),
-                        priority = slot.inst.priority(),
+                        priority,
                         "state changed"
                     );
                     slot.last_transition = Some(Transition {
@@ -362,7 +287,7 @@ impl Engine {
                             vrid: slot.spec.params.vrid,
                             from,
                             to,
-                            priority: slot.inst.priority(),
+                            priority,
                             reason: reason_str(reason),
                             vips: slot.spec.params.vips.iter().map(|v| v.to_string()).collect(),
                             unix_ms: unix_ms(),
@@ -405,11 +330,7 @@ impl Engine {
 
     /// The slot of an instance (a list: during a restart by reload, none).
     fn ids_named(&self, name: &str) -> Vec<u64> {
-        self.slots
-            .iter()
-            .filter(|(_, s)| s.name == name)
-            .map(|(id, _)| *id)
-            .collect()
+        self.router.ids_named(name)
     }
 
     pub fn set_maintenance(&mut self, name: String, on: bool) {
@@ -457,34 +378,18 @@ impl Engine {
     }
 
     fn dispatch(&mut self, key: SockKey, p: Received) {
-        let Some(&vrid) = p.payload.get(1) else {
-            self.unknown_vrid += 1;
-            return;
-        };
-        let Some(&id) = self.by_vrid.get(&(key, vrid)) else {
-            self.unknown_vrid += 1;
-            debug!(src = %p.src, vrid, "advert for a VRID not configured here");
-            return;
-        };
-        if self
-            .slots
-            .get(&id)
-            .is_some_and(|s| s.spec.params.primary == p.src)
-        {
-            return; // our own packet
+        let src = p.src;
+        let (delivery, routed) = self.router.packet(key, p.src, p.dst, p.ttl, p.payload);
+        match delivery {
+            Delivery::To(id) => {
+                if let Some(slot) = self.slots.get_mut(&id) {
+                    slot.last_rx = Some(Instant::now());
+                }
+            }
+            Delivery::UnknownVrid(Some(vrid)) => debug!(%src, vrid, "advert for a VRID not configured here"),
+            Delivery::UnknownVrid(None) | Delivery::Own => {}
         }
-        if let Some(slot) = self.slots.get_mut(&id) {
-            slot.last_rx = Some(Instant::now());
-        }
-        self.feed(
-            id,
-            Input::Packet {
-                src: p.src,
-                dst: p.dst,
-                ttl: p.ttl,
-                payload: p.payload,
-            },
-        );
+        self.execute(routed);
     }
 
     /// Waits until the VIP executor has carried out everything asked so far.
@@ -545,11 +450,11 @@ impl Engine {
 
     fn remove_instance(&mut self, id: u64) {
         self.feed(id, Input::Shutdown);
+        self.router.remove(id);
         if let Some(slot) = self.slots.remove(&id) {
             for (timer, at) in slot.deadlines {
                 self.timers.remove(&(at, id, timer));
             }
-            self.by_vrid.remove(&(slot.key, slot.spec.params.vrid));
         }
     }
 
@@ -566,23 +471,24 @@ impl Engine {
     pub fn status(&self) -> Vec<(String, InstanceStatus)> {
         let mut v: Vec<(String, InstanceStatus)> = self
             .slots
-            .values()
-            .map(|s| {
+            .iter()
+            .filter_map(|(id, s)| Some((s, self.router.instance(*id)?)))
+            .map(|(s, inst)| {
                 (
                     s.name.clone(),
                     InstanceStatus {
-                        state: s.inst.state(),
+                        state: inst.state(),
                         interface: s.iface.name.clone(),
                         vrid: s.spec.params.vrid,
                         version: u8::from(s.spec.params.version),
-                        priority: s.inst.priority(),
+                        priority: inst.priority(),
                         configured_priority: s.spec.params.priority,
-                        maintenance: s.inst.in_maintenance(),
+                        maintenance: inst.in_maintenance(),
                         transitions: s.transitions,
-                        master: s.inst.master(),
+                        master: inst.master(),
                         vips: s.spec.params.vips.iter().map(|v| v.to_string()).collect(),
                         advert_interval_ms: u32::from(s.spec.params.interval_cs) * 10,
-                        counters: s.inst.counters().clone(),
+                        counters: inst.counters().clone(),
                         last_transition: s.last_transition.clone(),
                     },
                 )
@@ -593,13 +499,13 @@ impl Engine {
     }
 
     pub fn unknown_vrid(&self) -> u64 {
-        self.unknown_vrid
+        self.router.unknown_vrid()
     }
 
     pub fn snapshot(&self) -> EngineSnapshot {
         EngineSnapshot {
             instances: self.status(),
-            unknown_vrid_packets: self.unknown_vrid,
+            unknown_vrid_packets: self.router.unknown_vrid(),
             failover_seconds: self.failover.clone(),
         }
     }
