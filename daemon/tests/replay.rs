@@ -18,6 +18,10 @@ use hafront::vrrp::packet::{Advert, ChecksumMode, PacketAddrs, MCAST_V4, MCAST_V
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+#[path = "../../crates/vrrp/tests/common/mod.rs"]
+mod common;
+use common::{default_params, merge};
+
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Step {
@@ -46,34 +50,6 @@ enum Mangle {
 
 fn ttl255() -> u8 {
     255
-}
-
-fn default_params() -> Value {
-    json!({
-        "name": "web",
-        "version": 3,
-        "vrid": 51,
-        "priority": 100,
-        "interval_cs": 100,
-        "vips": ["192.0.2.100/24"],
-        "preempt": true,
-        "preempt_delay_ms": 0,
-        "primary": "192.0.2.1",
-        "unicast_peers": [],
-        "checksum_compat": false,
-        "garp": {"master_burst": 5, "master_delay_ms": 5000, "master_repeat": 5, "refresh_ms": null, "lower_prio_burst": true}
-    })
-}
-
-fn merge(base: &mut Value, over: &Value) {
-    match (base, over) {
-        (Value::Object(b), Value::Object(o)) => {
-            for (k, v) in o {
-                merge(b.entry(k.clone()).or_insert(Value::Null), v);
-            }
-        }
-        (b, o) => *b = o.clone(),
-    }
 }
 
 fn to_input(step: Step) -> Input {
@@ -110,7 +86,7 @@ fn to_input(step: Step) -> Input {
 }
 
 fn run_case(dir: &Path) -> String {
-    let mut params = default_params();
+    let mut params = default_params("web");
     if let Ok(text) = std::fs::read_to_string(dir.join("params.json")) {
         let over: Value =
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: params.json: {e}", dir.display()));

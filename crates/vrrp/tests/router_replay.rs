@@ -25,6 +25,9 @@ use hafront_vrrp::{Delivery, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+mod common;
+use common::{default_params, merge};
+
 #[derive(Deserialize)]
 struct Topology {
     instances: BTreeMap<String, Node>,
@@ -63,34 +66,6 @@ struct Packet {
 
 fn ttl255() -> u8 {
     255
-}
-
-fn default_params(name: &str) -> Value {
-    json!({
-        "name": name,
-        "version": 3,
-        "vrid": 51,
-        "priority": 100,
-        "interval_cs": 100,
-        "vips": ["192.0.2.100/24"],
-        "preempt": true,
-        "preempt_delay_ms": 0,
-        "primary": "192.0.2.1",
-        "unicast_peers": [],
-        "checksum_compat": false,
-        "garp": {"master_burst": 5, "master_delay_ms": 5000, "master_repeat": 5, "refresh_ms": null, "lower_prio_burst": true}
-    })
-}
-
-fn merge(base: &mut Value, over: &Value) {
-    match (base, over) {
-        (Value::Object(b), Value::Object(o)) => {
-            for (k, v) in o {
-                merge(b.entry(k.clone()).or_insert(Value::Null), v);
-            }
-        }
-        (b, o) => *b = o.clone(),
-    }
 }
 
 fn run_case(dir: &Path) -> String {
