@@ -39,6 +39,20 @@ pub struct ScriptConfig {
     pub fall: u32,
 }
 
+impl ScriptConfig {
+    /// keepalived's vrrp_script is an exec check: exit 0 up, anything else down.
+    pub fn as_check(&self) -> super::CheckConfig {
+        super::CheckConfig {
+            command: self.command.clone(),
+            interval: self.interval,
+            timeout: self.timeout,
+            rise: self.rise,
+            fall: self.fall,
+            ..super::CheckConfig::new(super::CheckKind::Exec)
+        }
+    }
+}
+
 /// keepalived's vrrp_track_file: an integer read from a file (a missing or empty
 /// file counts as 0).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -61,6 +61,8 @@ pub struct Engine {
     tracking: HashMap<String, (u8, bool)>,
     maintenance: HashMap<String, bool>,
     failover: Histogram,
+    /// Who else follows link events (the tracker), after the engine.
+    link_followers: Vec<mpsc::UnboundedSender<(u32, bool)>>,
     /// Where protocol inputs are recorded (`log.record_dir`).
     record_dir: Option<std::path::PathBuf>,
     /// State changes for the notifier (scripts, webhooks, mail); never blocks.
@@ -84,9 +86,15 @@ impl Engine {
             tracking: HashMap::new(),
             maintenance: HashMap::new(),
             failover: Histogram::new(&FAILOVER_BUCKETS),
+            link_followers: Vec::new(),
             record_dir: None,
             notify: None,
         }
+    }
+
+    /// Passes every link event on to `tx` once the instances have seen it.
+    pub fn forward_links_to(&mut self, tx: mpsc::UnboundedSender<(u32, bool)>) {
+        self.link_followers.push(tx);
     }
 
     /// Sends every state change to the notifier.
@@ -563,7 +571,10 @@ impl Engine {
                 },
                 _ = sleep => self.fire_due_timers(),
                 Some((key, p)) = self.packets_rx.recv() => self.dispatch(key, p),
-                Some((index, up)) = links.recv() => self.link_changed(index, up),
+                Some((index, up)) = links.recv() => {
+                    self.link_changed(index, up);
+                    self.link_followers.retain(|f| f.send((index, up)).is_ok());
+                }
                 _ = second.tick() => {
                     self.flush_recordings();
                     tick(self)

@@ -126,10 +126,13 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     let links = Links::connect()?;
     let links_for_tracker = links.clone();
     // Subscribe before looking interfaces up, so no change falls in between.
+    // One subscription: the engine acts on each event, then passes it to the tracker.
     let link_events = crate::net::link::watch_links()?;
+    let (tracker_links_tx, tracker_links_rx) = mpsc::unbounded_channel();
     let vips = VipExecutor::spawn(links.clone());
     let (splitbrain_vips, splitbrain_links) = (vips.clone(), links.clone());
     let mut engine = Engine::new(links, vips);
+    engine.forward_links_to(tracker_links_tx);
     crate::process::security::init(&cfg);
     // Also what the tracker, the supervisor and the API follow (reloads replace it).
     // One copy of the configuration for the whole daemon (10,000 checks are tens of MB).
@@ -220,6 +223,7 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         engine: ctl_tx.clone(),
         check_states: check_states_tx,
         links: links_for_tracker,
+        link_events: Some(tracker_links_rx),
         services: service_events_rx,
     };
     // The tracker and every check run on a thread of their own: 10,000 checks a

@@ -20,7 +20,7 @@ use crate::net::Links;
 use crate::overrides::Overrides;
 use crate::shared::Health;
 pub use crate::shared::{InstanceTracking, TrackedItemStatus, TrackingSnapshot};
-use crate::track::{effective, sync_group_faults, Kind, States, Tracked};
+use crate::track::{effective, sync_group_faults, Fault, Kind, States, Tracked};
 
 const FILE_POLL: Duration = Duration::from_secs(1);
 /// Scripts run in their own checker, under this prefix, so their names never
@@ -40,6 +40,9 @@ pub struct TrackerInputs {
     /// servers.
     pub check_states: watch::Sender<BTreeMap<String, Health>>,
     pub links: Links,
+    /// Link events (index, up): the engine passes on what its one subscription
+    /// hears; `None` when there is none.
+    pub link_events: Option<mpsc::UnboundedReceiver<(u32, bool)>>,
     /// Supervised services going up, down or failed (`crate::supervise`).
     pub services: mpsc::UnboundedReceiver<crate::supervise::ServiceEvent>,
 }
@@ -48,13 +51,7 @@ pub struct TrackerInputs {
 type Sent = BTreeMap<String, (u8, bool)>;
 
 pub async fn run(mut inp: TrackerInputs) {
-    let mut link_events = match crate::net::link::watch_links() {
-        Ok(rx) => Some(rx),
-        Err(error) => {
-            warn!(%error, "cannot watch links: tracked interfaces keep their start state");
-            None
-        }
-    };
+    let mut link_events = inp.link_events.take();
     let (ev_tx, mut events) = mpsc::unbounded_channel::<CheckEvent>();
     let mut checkers: Option<(CheckerHandle, CheckerHandle)> = None;
     let mut states = States::default();
@@ -227,34 +224,12 @@ fn spawn_forwarding(
     }
 }
 
-/// keepalived's vrrp_script is an exec check: exit 0 up, anything else down.
+/// Tracking scripts as exec checks, under their prefix.
 fn scripts_as_checks(cfg: &Config) -> BTreeMap<String, CheckConfig> {
-    let mut out = BTreeMap::new();
-    for (name, s) in &cfg.scripts {
-        let mut t = toml::Table::new();
-        t.insert("kind".into(), "exec".into());
-        t.insert(
-            "command".into(),
-            toml::Value::Array(s.command.iter().map(|a| a.clone().into()).collect()),
-        );
-        t.insert(
-            "interval".into(),
-            humantime::format_duration(s.interval).to_string().into(),
-        );
-        t.insert(
-            "timeout".into(),
-            humantime::format_duration(s.timeout).to_string().into(),
-        );
-        t.insert("rise".into(), i64::from(s.rise).into());
-        t.insert("fall".into(), i64::from(s.fall).into());
-        match t.try_into::<CheckConfig>() {
-            Ok(c) => {
-                out.insert(format!("{SCRIPT_PREFIX}{name}"), c);
-            }
-            Err(error) => warn!(script = name.as_str(), %error, "script not started"),
-        }
-    }
-    out
+    cfg.scripts
+        .iter()
+        .map(|(name, s)| (format!("{SCRIPT_PREFIX}{name}"), s.as_check()))
+        .collect()
 }
 
 /// Reads every tracked file; true when a value changed. Missing, empty or
@@ -279,7 +254,7 @@ fn read_files(cfg: &Config, states: &mut States) -> bool {
 async fn publish(cfg: &Config, overrides: &Overrides, states: &States, sent: &mut Sent, inp: &TrackerInputs) {
     let engine = &inp.engine;
     let mut snapshot = TrackingSnapshot::default();
-    let mut own: BTreeMap<String, (u8, Vec<String>)> = BTreeMap::new();
+    let mut own: BTreeMap<String, (u8, Vec<Fault>)> = BTreeMap::new();
     for (name, inst) in &cfg.vrrp.instances {
         // The owner's 255 is never overridden (the API refuses it too).
         let base = match overrides.priority.get(name) {
@@ -326,7 +301,9 @@ async fn publish(cfg: &Config, overrides: &Overrides, states: &States, sent: &mu
         if states.up.get(&(Kind::Interface, inst.interface.clone())) == Some(&false) {
             // Not a tracking fault of its own (the engine handles the link), but it
             // counts for the sync group.
-            e.faults.push(format!("interface {} down", inst.interface));
+            e.faults.push(Fault::OwnLink {
+                interface: inst.interface.clone(),
+            });
         }
         own.insert(name.clone(), (e.priority, e.faults));
     }
@@ -346,9 +323,9 @@ async fn publish(cfg: &Config, overrides: &Overrides, states: &States, sent: &mu
     for (name, (priority, faults)) in &own {
         let inst = &cfg.vrrp.instances[name];
         // The instance's own link is the engine's business: only tracking faults here.
-        let tracking_faults: Vec<&String> = faults
+        let tracking_faults: Vec<&Fault> = faults
             .iter()
-            .filter(|f| **f != format!("interface {} down", inst.interface))
+            .filter(|f| !matches!(f, Fault::OwnLink { .. }))
             .collect();
         let by_group = group_faults.get(name).cloned().unwrap_or_default();
         let fault = !tracking_faults.is_empty() || !by_group.is_empty();
@@ -356,8 +333,8 @@ async fn publish(cfg: &Config, overrides: &Overrides, states: &States, sent: &mu
             t.fault = fault;
             t.reasons = tracking_faults
                 .iter()
-                .map(|s| s.to_string())
-                .chain(by_group.iter().cloned())
+                .map(|f| f.to_string())
+                .chain(by_group.iter().map(|f| f.to_string()))
                 .collect();
         }
         let now = (*priority, fault);
@@ -372,7 +349,7 @@ async fn publish(cfg: &Config, overrides: &Overrides, states: &States, sent: &mu
                     instance = name.as_str(),
                     priority,
                     fault,
-                    reasons = ?tracking_faults.iter().map(|s| s.as_str()).chain(by_group.iter().map(|s| s.as_str())).collect::<Vec<_>>(),
+                    reasons = ?tracking_faults.iter().map(|f| f.to_string()).chain(by_group.iter().map(|f| f.to_string())).collect::<Vec<_>>(),
                     "tracking changed"
                 );
             }

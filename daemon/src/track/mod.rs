@@ -36,6 +36,34 @@ impl Kind {
     }
 }
 
+/// Why an instance is in fault. Shown to operators as text (its `Display`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// An item tracked with weight 0 is down.
+    Down { kind: Kind, name: String },
+    /// A file tracked with weight 0 holds a non-zero value.
+    File { name: String, value: i64 },
+    /// A supervised service past its restart limit, whatever its weight.
+    ServiceFailed { name: String },
+    /// The instance's own interface is down: the engine's business (the instance
+    /// sees the link itself), but it faults the rest of its sync groups.
+    OwnLink { interface: String },
+    /// Another member of one of its sync groups is in fault.
+    SyncGroup { group: String, member: String },
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::Down { kind, name } => write!(f, "{} {name} down", kind.as_str()),
+            Fault::File { name, value } => write!(f, "file {name} = {value}"),
+            Fault::ServiceFailed { name } => write!(f, "service {name} failed (restart limit)"),
+            Fault::OwnLink { interface } => write!(f, "interface {interface} down"),
+            Fault::SyncGroup { group, member } => write!(f, "sync group {group}: {member} in fault"),
+        }
+    }
+}
+
 /// What one instance tracks.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tracked {
@@ -76,7 +104,7 @@ impl States {
 pub struct Effective {
     pub priority: u8,
     /// The items that fault the instance (empty: no fault).
-    pub faults: Vec<String>,
+    pub faults: Vec<Fault>,
 }
 
 pub fn effective(t: &Tracked, states: &States) -> Effective {
@@ -87,7 +115,10 @@ pub fn effective(t: &Tracked, states: &States) -> Effective {
             let value = states.file_values.get(&item.name).copied().unwrap_or(0);
             if item.weight == 0 {
                 if value != 0 {
-                    faults.push(format!("file {} = {value}", item.name));
+                    faults.push(Fault::File {
+                        name: item.name.clone(),
+                        value,
+                    });
                 }
             } else {
                 delta += value.saturating_mul(i64::from(item.weight));
@@ -95,7 +126,9 @@ pub fn effective(t: &Tracked, states: &States) -> Effective {
             continue;
         }
         if *kind == Kind::Service && states.failed_services.contains(&item.name) {
-            faults.push(format!("service {} failed (restart limit)", item.name));
+            faults.push(Fault::ServiceFailed {
+                name: item.name.clone(),
+            });
             continue;
         }
         let up = states
@@ -104,7 +137,10 @@ pub fn effective(t: &Tracked, states: &States) -> Effective {
             .copied()
             .unwrap_or(true);
         match (item.weight, up) {
-            (0, false) => faults.push(format!("{} {} down", kind.as_str(), item.name)),
+            (0, false) => faults.push(Fault::Down {
+                kind: *kind,
+                name: item.name.clone(),
+            }),
             (w, false) if w < 0 => delta += i64::from(w),
             (w, true) if w > 0 => delta += i64::from(w),
             _ => {}
@@ -123,8 +159,8 @@ pub fn effective(t: &Tracked, states: &States) -> Effective {
 pub fn sync_group_faults(
     groups: &BTreeMap<String, Vec<String>>,
     faulted: &BTreeSet<String>,
-) -> BTreeMap<String, Vec<String>> {
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+) -> BTreeMap<String, Vec<Fault>> {
+    let mut out: BTreeMap<String, Vec<Fault>> = BTreeMap::new();
     for (group, members) in groups {
         let bad: Vec<&String> = members.iter().filter(|m| faulted.contains(*m)).collect();
         if bad.is_empty() {
@@ -133,9 +169,10 @@ pub fn sync_group_faults(
         for m in members {
             for b in &bad {
                 if *b != m {
-                    out.entry(m.clone())
-                        .or_default()
-                        .push(format!("sync group {group}: {b} in fault"));
+                    out.entry(m.clone()).or_default().push(Fault::SyncGroup {
+                        group: group.clone(),
+                        member: b.to_string(),
+                    });
                 }
             }
         }
@@ -201,7 +238,15 @@ mod tests {
             }
         );
         s.set(Kind::Interface, "eth1", false);
-        assert_eq!(effective(&t, &s).faults, vec!["interface eth1 down".to_string()]);
+        let faults = effective(&t, &s).faults;
+        assert_eq!(
+            faults,
+            vec![Fault::Down {
+                kind: Kind::Interface,
+                name: "eth1".into()
+            }]
+        );
+        assert_eq!(faults[0].to_string(), "interface eth1 down");
     }
 
     #[test]
@@ -217,7 +262,11 @@ mod tests {
         assert!(s.set_service_failed("nginx", true));
         assert_eq!(
             effective(&t, &s).faults,
-            vec!["service nginx failed (restart limit)".to_string()]
+            vec![Fault::ServiceFailed { name: "nginx".into() }]
+        );
+        assert_eq!(
+            effective(&t, &s).faults[0].to_string(),
+            "service nginx failed (restart limit)"
         );
         assert!(s.set_service_failed("nginx", false));
         s.set(Kind::Service, "nginx", true);
@@ -240,7 +289,7 @@ mod tests {
         s.set_file("load", 10);
         assert_eq!(effective(&t, &s).priority, 80);
         s.set_file("maint", 1);
-        assert_eq!(effective(&t, &s).faults, vec!["file maint = 1".to_string()]);
+        assert_eq!(effective(&t, &s).faults[0].to_string(), "file maint = 1");
     }
 
     #[test]
@@ -248,7 +297,7 @@ mod tests {
         let groups = BTreeMap::from([("edge".to_string(), vec!["web".to_string(), "db".to_string()])]);
         let faulted = BTreeSet::from(["db".to_string()]);
         let f = sync_group_faults(&groups, &faulted);
-        assert_eq!(f["web"], vec!["sync group edge: db in fault".to_string()]);
+        assert_eq!(f["web"][0].to_string(), "sync group edge: db in fault");
         assert!(!f.contains_key("db"));
         assert!(sync_group_faults(&groups, &BTreeSet::new()).is_empty());
     }
