@@ -1,0 +1,549 @@
+//! `vrrp_instance` blocks: one `[vrrp.instances.NAME]` each, with their VIPs and
+//! tracked items.
+
+use super::*;
+
+impl Cx {
+    pub(super) fn instance(&mut self, n: &Node) -> R<()> {
+        let kname = name_arg(n)?.to_string();
+        let name = self
+            .instances
+            .get(&kname)
+            .cloned()
+            .unwrap_or_else(|| hafront_name(&kname));
+        let mut s = Section::new(format!("vrrp.instances.{name}"));
+        let mut garp = Section::new(format!("vrrp.instances.{name}.garp"));
+        s.comments.push(format!(
+            "{} vrrp_instance {kname}{}",
+            n.loc,
+            renamed(&kname, &name)
+        ));
+        let at = |c: &Node| Self::at(&n.loc, c);
+
+        let mut interface: Option<String> = None;
+        let mut version: Option<(i64, Option<String>)> = None;
+        let mut advert: Option<(Duration, &Node)> = None;
+        let mut auth: Option<(&Node, Option<&Node>)> = None;
+        let mut vips: Vec<(toml::Value, Option<String>)> = Vec::new();
+        let mut vip_nodes: Vec<(&Node, IpNet)> = Vec::new();
+        let mut label: Option<(String, &Node)> = None;
+        let mut state: Option<&Node> = None;
+        let mut mcast_src: Option<&Node> = None;
+        let mut unicast_src: Option<&Node> = None;
+        let mut peers: Vec<(toml::Value, Option<String>)> = Vec::new();
+        let mut tracks: BTreeMap<&str, Vec<(toml::Value, Option<String>)>> = BTreeMap::new();
+        let mut accept_set = false;
+
+        for c in block(n)? {
+            let kw = c.keyword.as_str();
+            match kw {
+                "state" => match arg(c, 0)? {
+                    "MASTER" | "BACKUP" => state = Some(c),
+                    other => {
+                        return Err(ImportError::new(
+                            &c.loc,
+                            format!("state {other}: must be MASTER or BACKUP"),
+                        ))
+                    }
+                },
+                "interface" => {
+                    let i = arg(c, 0)?;
+                    if !is_interface_name(i) {
+                        return Err(ImportError::new(
+                            &c.loc,
+                            format!("interface {i:?}: not an interface name"),
+                        ));
+                    }
+                    interface = Some(i.to_string());
+                    s.set("interface", i, at(c));
+                }
+                "virtual_router_id" => s.set("vrid", int(c, 0, 1, 255)?, at(c)),
+                "priority" => s.set("priority", int(c, 0, 1, 255)?, at(c)),
+                "advert_int" => advert = Some((secs(c, 0)?, c)),
+                "version" => version = Some((int(c, 0, 2, 3)?, at(c))),
+                "authentication" => auth = self.authentication(c)?.map(|pass| (c, pass)),
+                "virtual_ipaddress" | "virtual_ipaddress_excluded" => {
+                    if kw == "virtual_ipaddress_excluded" {
+                        self.changed(
+                            c,
+                            "carried over as ordinary virtual_ips: hafront advertises every VIP of the \
+                             instance's family",
+                        );
+                    }
+                    for v in block(c)? {
+                        let net = self.vip(v, interface.as_deref(), &mut label)?;
+                        if vip_nodes.iter().any(|(_, o)| o.addr() == net.addr()) {
+                            self.skip(v, format!("{} is listed twice", net.addr()));
+                            continue;
+                        }
+                        vip_nodes.push((v, net));
+                        vips.push((net.to_string().into(), at(v)));
+                    }
+                }
+                "unicast_src_ip" => unicast_src = Some(c),
+                "mcast_src_ip" => mcast_src = Some(c),
+                "unicast_peer" => {
+                    for p in block(c)? {
+                        let a = ip(p, &p.keyword)?;
+                        if !p.args.is_empty() {
+                            self.skip(
+                                p,
+                                format!("{}: not carried over (hafront takes the address only)", p.head()),
+                            );
+                        }
+                        peers.push((a.to_string().into(), at(p)));
+                    }
+                }
+                "nopreempt" => s.set("preempt", false, at(c)),
+                "preempt" => s.set("preempt", true, at(c)),
+                "preempt_delay" => {
+                    let d = secs(c, 0)?;
+                    if d > Duration::from_secs(1000) {
+                        return Err(ImportError::new(&c.loc, "preempt_delay: at most 1000 seconds"));
+                    }
+                    s.set("preempt_delay", dur(d), at(c));
+                }
+                "track_script" | "track_interface" | "track_file" => {
+                    for t in block(c)? {
+                        if let Some(item) = self.track_item(kw, t)? {
+                            tracks.entry(kw).or_default().push((item, at(t)));
+                        }
+                    }
+                }
+                "accept" => {
+                    accept_set = true;
+                    s.set("accept", true, at(c));
+                }
+                "no_accept" => {
+                    accept_set = true;
+                    s.set("accept", false, at(c));
+                }
+                "garp_master_delay" => garp.set("master_delay", dur(secs(c, 0)?), at(c)),
+                "garp_master_repeat" => {
+                    let r = int(c, 0, 1, 100)?;
+                    garp.set("master_burst", r, at(c));
+                    garp.set("master_repeat", r, at(c));
+                }
+                "garp_master_refresh" => {
+                    let d = secs(c, 0)?;
+                    if !d.is_zero() {
+                        garp.set("refresh", dur(d.max(Duration::from_secs(1))), at(c));
+                    }
+                }
+                "garp_lower_prio_repeat" => garp.set("lower_prio_burst", int(c, 0, 0, i64::MAX)? > 0, at(c)),
+                "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" | "notify" => {
+                    if let Some(cmd) = self.notify_script(c)? {
+                        s.set(kw, cmd, at(c));
+                    }
+                }
+                "notify_master_rx_lower_pri" | "notify_deleted" => self.skip(c, NO_EVENT_WHY),
+                "smtp_alert" => self.smtp_alert(c),
+                "dont_track_primary" => self.skip(
+                    c,
+                    "not carried over: hafront always faults the instance while its interface is down",
+                ),
+                "use_vmac" | "vmac_xmit_base" => self.skip(
+                    c,
+                    "not carried over: hafront has no VMAC interfaces; the VIPs go on the interface itself",
+                ),
+                "track_process" | "track_bfd" | "virtual_routes" | "virtual_rules" => {
+                    self.skip(c, "not carried over: hafront has no equivalent (the whole block)")
+                }
+                _ => self.other(c, "vrrp_instance")?,
+            }
+        }
+
+        let Some(interface) = interface else {
+            return Err(ImportError::new(
+                &n.loc,
+                format!("vrrp_instance {kname}: 'interface' is required"),
+            ));
+        };
+        if !s.has("vrid") {
+            return Err(ImportError::new(
+                &n.loc,
+                format!("vrrp_instance {kname}: 'virtual_router_id' is required"),
+            ));
+        }
+        if vips.is_empty() {
+            return Err(ImportError::new(
+                &n.loc,
+                format!("vrrp_instance {kname}: no virtual_ipaddress (hafront needs at least one VIP)"),
+            ));
+        }
+        let (version, vcomment) = match (version, &self.g.version) {
+            (Some(v), _) => v,
+            (None, Some((v, loc))) => (*v, Some(format!("vrrp_version at {loc}"))),
+            (None, None) => (
+                KA_VRRP_VERSION,
+                Some("keepalived's default (hafront's is 3)".to_string()),
+            ),
+        };
+        s.set("version", version, vcomment);
+        if let Some((d, c)) = advert {
+            check_advert_int(c, d, version)?;
+            s.set("advert_interval", dur(d), at(c));
+        }
+        if version == 2 {
+            if let Some((_, net)) = vip_nodes.iter().find(|(_, v)| v.addr().is_ipv6()) {
+                return Err(ImportError::new(
+                    &n.loc,
+                    format!("vrrp_instance {kname}: VIP {net} is IPv6 but VRRPv2 carries IPv4 only (set version 3)"),
+                ));
+            }
+        }
+        s.put("virtual_ips", Value::List(vips), None);
+        if let Some((l, c)) = label {
+            if !is_address_label(&l, &interface) {
+                return Err(ImportError::new(
+                    &c.loc,
+                    format!("label {l}: must start with the interface name {interface} and be at most 15 characters"),
+                ));
+            }
+            s.set("vip_label", l, at(c));
+        }
+        if let Some((c, pass)) = auth {
+            self.auth_pass(&mut s, &n.loc, version, c, pass)?;
+        }
+        self.unicast(&mut s, &n.loc, peers, unicast_src, mcast_src)?;
+        if self.g.strict.is_some() && !accept_set {
+            s.set("accept", false, Some("vrrp_strict".into()));
+        }
+        for (kw, key) in [
+            ("track_interface", "track_interfaces"),
+            ("track_script", "track_scripts"),
+            ("track_file", "track_files"),
+        ] {
+            if let Some(items) = tracks.remove(kw) {
+                s.put(key, Value::List(items), None);
+            }
+        }
+        if let Some(c) = state {
+            self.initial_state(&mut s, c)?;
+        }
+        self.garp_defaults(&mut garp);
+        self.sections.push(s);
+        if !garp.entries.is_empty() {
+            self.sections.push(garp);
+        }
+        Ok(())
+    }
+
+    /// An `authentication` block: its auth_pass line (`None`: AH, not carried
+    /// over).
+    fn authentication<'a>(&mut self, c: &'a Node) -> R<Option<Option<&'a Node>>> {
+        let mut pass = None;
+        for a in block(c)? {
+            match a.keyword.as_str() {
+                "auth_type" => match arg(a, 0)? {
+                    "PASS" => {}
+                    "AH" => self.skip(
+                        a,
+                        "not carried over: hafront has no IPsec-AH authentication (adverts \
+                         go without it; peers still using AH will drop them)",
+                    ),
+                    other => {
+                        return Err(ImportError::new(
+                            &a.loc,
+                            format!("auth_type {other}: must be PASS or AH"),
+                        ))
+                    }
+                },
+                "auth_pass" => pass = Some(a),
+                _ => self.other(a, "authentication")?,
+            }
+        }
+        let ah = block(c)?
+            .iter()
+            .any(|a| a.keyword == "auth_type" && a.args.first().is_some_and(|t| t == "AH"));
+        Ok((!ah).then_some(pass))
+    }
+
+    /// VRRPv2 simple-text authentication, the first 8 characters as keepalived.
+    fn auth_pass(
+        &mut self,
+        s: &mut Section,
+        loc: &Loc,
+        version: i64,
+        c: &Node,
+        pass: Option<&Node>,
+    ) -> R<()> {
+        if version != 2 {
+            self.skip(
+                c,
+                "not carried over: VRRPv3 has no authentication (keepalived ignores it too)",
+            );
+        } else if self.g.strict.is_some() {
+            self.skip(
+                c,
+                "not carried over: keepalived ignores authentication under vrrp_strict, so adverts carry none",
+            );
+        } else if let Some(p) = pass {
+            let mut pw = arg(p, 0)?.to_string();
+            if pw.is_empty() || !pw.is_ascii() {
+                return Err(ImportError::new(
+                    &p.loc,
+                    "auth_pass: must be 1 to 8 ASCII characters",
+                ));
+            }
+            if pw.len() > 8 {
+                pw.truncate(8);
+                self.changed(p, "truncated to its first 8 characters, as keepalived does");
+            }
+            s.set("auth_pass", pw, Self::at(loc, p));
+        } else {
+            return Err(ImportError::new(&c.loc, "authentication: auth_pass is missing"));
+        }
+        Ok(())
+    }
+
+    /// Unicast peers and their source; without peers, the source addresses are
+    /// not carried over.
+    fn unicast(
+        &mut self,
+        s: &mut Section,
+        loc: &Loc,
+        peers: Vec<(toml::Value, Option<String>)>,
+        unicast_src: Option<&Node>,
+        mcast_src: Option<&Node>,
+    ) -> R<()> {
+        if !peers.is_empty() {
+            s.put("unicast_peers", Value::List(peers), None);
+            if let Some(c) = unicast_src.or(mcast_src) {
+                let a = ip(c, arg(c, 0)?)?;
+                s.set("unicast_source", a.to_string(), Self::at(loc, c));
+            }
+        } else {
+            if let Some(c) = unicast_src {
+                self.skip(c, "not carried over: only used with unicast_peer");
+            }
+            if let Some(c) = mcast_src {
+                ip(c, arg(c, 0)?)?;
+                self.skip(
+                    c,
+                    "not carried over: hafront sends multicast adverts from the interface's primary address",
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// `state MASTER|BACKUP`: hafront has no initial state; said so in a comment.
+    fn initial_state(&mut self, s: &mut Section, c: &Node) -> R<()> {
+        let prio = s
+            .entries
+            .iter()
+            .find(|e| e.key == "priority")
+            .and_then(|e| match &e.value {
+                Value::One(v) => v.as_integer(),
+                _ => None,
+            })
+            .unwrap_or(100);
+        let why = format!(
+            "hafront has no initial state: the highest priority (here {prio}) becomes master, \
+             as keepalived also ends up doing; state {} only shortened keepalived's start",
+            arg(c, 0)?
+        );
+        s.comments
+            .push(format!("line {}: state {}: {why}", c.loc.line, arg(c, 0)?));
+        self.changed(c, why);
+        Ok(())
+    }
+
+    /// The instance's garp settings where it has none of its own: global_defs'.
+    fn garp_defaults(&self, garp: &mut Section) {
+        let g = &self.g;
+        if !garp.has("master_delay") {
+            if let Some((d, loc)) = &g.garp_delay {
+                garp.set(
+                    "master_delay",
+                    dur(*d),
+                    Some(format!("vrrp_garp_master_delay at {loc}")),
+                );
+            }
+        }
+        if !garp.has("master_burst") {
+            if let Some((r, loc)) = &g.garp_repeat {
+                garp.set(
+                    "master_burst",
+                    *r,
+                    Some(format!("vrrp_garp_master_repeat at {loc}")),
+                );
+                garp.set(
+                    "master_repeat",
+                    *r,
+                    Some(format!("vrrp_garp_master_repeat at {loc}")),
+                );
+            }
+        }
+        if !garp.has("refresh") {
+            if let Some((d, loc)) = &g.garp_refresh {
+                if !d.is_zero() {
+                    garp.set(
+                        "refresh",
+                        dur((*d).max(Duration::from_secs(1))),
+                        Some(format!("vrrp_garp_master_refresh at {loc}")),
+                    );
+                }
+            }
+        }
+        if !garp.has("lower_prio_burst") {
+            if let Some((b, loc)) = &g.garp_lower_prio {
+                garp.set(
+                    "lower_prio_burst",
+                    *b,
+                    Some(format!("vrrp_garp_lower_prio_repeat at {loc}")),
+                );
+            }
+        }
+    }
+
+    /// One line of virtual_ipaddress: `ADDR[/PREFIX] [dev IF] [label L] [...]`.
+    pub(super) fn vip<'a>(
+        &mut self,
+        v: &'a Node,
+        interface: Option<&str>,
+        label: &mut Option<(String, &'a Node)>,
+    ) -> R<IpNet> {
+        if v.children.is_some() {
+            return Err(ImportError::new(&v.loc, "unexpected block in virtual_ipaddress"));
+        }
+        let text = v.keyword.as_str();
+        let net: IpNet = match text.parse::<IpNet>() {
+            Ok(n) => n,
+            Err(_) => match text.parse::<IpAddr>() {
+                Ok(a) => IpNet::from(a),
+                Err(_) => {
+                    return Err(ImportError::new(
+                        &v.loc,
+                        format!("virtual_ipaddress: {text:?} is not an IP address (ADDR or ADDR/PREFIX)"),
+                    ))
+                }
+            },
+        };
+        let a = net.addr();
+        if a.is_unspecified() || a.is_multicast() || a.is_loopback() {
+            return Err(ImportError::new(
+                &v.loc,
+                format!("virtual_ipaddress: {a} is not a usable unicast address"),
+            ));
+        }
+        let mut opts = v.args.iter();
+        while let Some(o) = opts.next() {
+            match o.as_str() {
+                "dev" => {
+                    let dev = opts.next().map(String::as_str).unwrap_or("");
+                    if Some(dev) != interface {
+                        return Err(ImportError::new(
+                            &v.loc,
+                            format!(
+                                "{}: dev {dev}: hafront puts an instance's VIPs on its own interface{}",
+                                v.head(),
+                                interface.map(|i| format!(" ({i})")).unwrap_or_default()
+                            ),
+                        ));
+                    }
+                }
+                "label" => {
+                    let l = opts.next().cloned().unwrap_or_default();
+                    match label {
+                        Some((prev, _)) if *prev != l => {
+                            self.skip(
+                                v,
+                                format!("label {l}: not carried over: hafront gives all VIPs of an instance one label ({prev})"),
+                            );
+                        }
+                        Some(_) => {}
+                        None => *label = Some((l, v)),
+                    }
+                }
+                other => {
+                    // brd, scope, no_track, preferred_lft...: value-taking or not, the
+                    // rest of the line is not carried over.
+                    let rest: Vec<&str> = std::iter::once(other)
+                        .chain(opts.by_ref().map(String::as_str))
+                        .collect();
+                    self.skip(
+                        v,
+                        format!(
+                            "{}: not carried over (hafront takes the address, prefix, dev and label)",
+                            rest.join(" ")
+                        ),
+                    );
+                    break;
+                }
+            }
+        }
+        Ok(net)
+    }
+
+    pub(super) fn track_item(&mut self, kw: &str, t: &Node) -> R<Option<toml::Value>> {
+        let explicit = match t.args.first().map(String::as_str) {
+            Some("weight") => Some(int(t, 1, -253, 253)?),
+            Some(_) | None => None,
+        };
+        if t.args.iter().any(|a| a == "reverse") {
+            self.skip(t, "reverse: not carried over (hafront has no reversed weights)");
+        }
+        match kw {
+            "track_script" => match self.scripts.get(&t.keyword) {
+                Some(Some(def)) => Ok(Some(track_table(&def.name, explicit.unwrap_or(def.weight)))),
+                Some(None) => Ok(None), // already reported at the vrrp_script
+                None => {
+                    self.skip(
+                        t,
+                        format!(
+                            "no vrrp_script named {}: not carried over (keepalived ignores it too)",
+                            t.keyword
+                        ),
+                    );
+                    Ok(None)
+                }
+            },
+            "track_file" => match self.files.get(&t.keyword) {
+                Some(def) => Ok(Some(track_table(&def.name, explicit.unwrap_or(def.weight)))),
+                None => Err(ImportError::new(
+                    &t.loc,
+                    format!("no vrrp_track_file named {}", t.keyword),
+                )),
+            },
+            _ => {
+                let i = &t.keyword;
+                if !is_interface_name(i) {
+                    return Err(ImportError::new(
+                        &t.loc,
+                        format!("track_interface {i:?}: not an interface name"),
+                    ));
+                }
+                Ok(Some(track_table(i, explicit.unwrap_or(0))))
+            }
+        }
+    }
+
+    // ---- vrrp_sync_group ------------------------------------------------------------
+}
+
+/// advert_int as the version allows it: whole seconds 1..255 (RFC 3768 §5.3.7),
+/// centiseconds 1..4095 (RFC 5798 §5.2.7).
+fn check_advert_int(c: &Node, d: Duration, version: i64) -> R<()> {
+    let ok = if version == 2 {
+        d.subsec_nanos() == 0 && (1..=255).contains(&d.as_secs())
+    } else {
+        d.as_nanos() % 10_000_000 == 0 && d >= Duration::from_millis(10) && d <= Duration::from_millis(40_950)
+    };
+    if !ok {
+        return Err(ImportError::new(
+            &c.loc,
+            format!(
+                "advert_int {}: VRRPv{version} needs {}",
+                arg(c, 0)?,
+                if version == 2 {
+                    "whole seconds 1..255"
+                } else {
+                    "0.01..40.95 seconds in steps of 0.01"
+                }
+            ),
+        ));
+    }
+    Ok(())
+}
