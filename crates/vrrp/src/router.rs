@@ -205,17 +205,20 @@ impl<I: Copy + Ord, K: Copy + Ord> Router<I, K> {
             match output {
                 Output::SendAdvert { advert } => {
                     let p = slot.inst.params();
-                    let src = p.primary;
-                    for dst in p.destinations() {
-                        out.push((
-                            id,
-                            Routed::Send {
-                                src,
-                                dst,
-                                checksum: p.checksum_mode(),
-                                advert: advert.clone(),
-                            },
-                        ));
+                    let (src, checksum) = (p.primary, p.checksum_mode());
+                    let send = |dst, advert| Routed::Send {
+                        src,
+                        dst,
+                        checksum,
+                        advert,
+                    };
+                    let mut dsts = p.destinations();
+                    // The advert moves into the last (usually the only) destination.
+                    if let Some(last) = dsts.pop() {
+                        for dst in dsts {
+                            out.push((id, send(dst, advert.clone())));
+                        }
+                        out.push((id, send(last, advert)));
                     }
                 }
                 Output::WantMaster => self.pending.push((id, Move::WantMaster)),

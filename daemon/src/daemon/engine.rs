@@ -234,7 +234,6 @@ impl Engine {
                 }
                 Routed::Output { output } => output,
             };
-            let priority = self.router.instance(id).map_or(0, |i| i.priority());
             match output {
                 Output::SendAdvert { .. } | Output::WantMaster => {} // the router's
                 Output::AddVips { vips } => {
@@ -273,6 +272,7 @@ impl Engine {
                     }
                 }
                 Output::StateChange { from, to, reason } => {
+                    let priority = self.router.instance(id).map_or(0, |i| i.priority());
                     info!(
                         instance = slot.name,
                         vrid = slot.spec.params.vrid,
