@@ -55,11 +55,19 @@ fn references(module: &[String], source: &str) -> Vec<String> {
     // which each one opened.
     let mut inline: Vec<i64> = Vec::new();
     let mut depth: i64 = 0;
+    // The text of a `crate::{` group not closed yet on its first line.
+    let mut pending_group: Option<String> = None;
     for line in source.lines() {
         let code = match line.find("//") {
             Some(i) => &line[..i],
             None => line,
         };
+        if pending_group.is_some() {
+            group_text(code, &mut pending_group, &mut out);
+            if pending_group.is_some() {
+                continue;
+            }
+        }
         let t = code.trim();
         if (t.starts_with("mod ") || t.starts_with("pub mod ") || t.starts_with("pub(crate) mod "))
             && t.ends_with('{')
@@ -75,19 +83,10 @@ fn references(module: &[String], source: &str) -> Vec<String> {
         while let Some(i) = rest.find("crate::") {
             let after = &rest[i + "crate::".len()..];
             if let Some(group) = after.strip_prefix('{') {
-                // use crate::{a::b, c}; a group may span lines: its first line is enough
-                // for the names on it, and rustfmt puts one per line otherwise.
-                let end = group.find('}').unwrap_or(group.len());
-                for item in group[..end].split(',') {
-                    let name: String = item
-                        .trim()
-                        .chars()
-                        .take_while(|c| c.is_alphanumeric() || *c == '_')
-                        .collect();
-                    if !name.is_empty() && name != "self" {
-                        out.push(name);
-                    }
-                }
+                // use crate::{a::b, c}; or a group over several lines (rustfmt's
+                // layout for long ones): collected up to its closing brace.
+                pending_group = Some(String::new());
+                group_text(group, &mut pending_group, &mut out);
             } else {
                 let name: String = after
                     .chars()
@@ -123,6 +122,51 @@ fn references(module: &[String], source: &str) -> Vec<String> {
     out.sort();
     out.dedup();
     out
+}
+
+/// Adds `text` to an open `crate::{` group; at its closing brace, the first name of
+/// each top-level item goes to `out` and the group is closed.
+fn group_text(text: &str, group: &mut Option<String>, out: &mut Vec<String>) {
+    let Some(acc) = group.as_mut() else { return };
+    let mut depth = 0;
+    for (i, c) in text.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth > 0 => depth -= 1,
+            '}' => {
+                acc.push_str(&text[..i]);
+                let mut level = 0;
+                let mut items = vec![String::new()];
+                for c in acc.chars() {
+                    match c {
+                        '{' => level += 1,
+                        '}' => level -= 1,
+                        ',' if level == 0 => {
+                            items.push(String::new());
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    items.last_mut().expect("one item").push(c);
+                }
+                for item in items {
+                    let name: String = item
+                        .trim()
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    if !name.is_empty() && name != "self" {
+                        out.push(name);
+                    }
+                }
+                *group = None;
+                return;
+            }
+            _ => {}
+        }
+    }
+    acc.push_str(text);
+    acc.push('\n');
 }
 
 /// (from module, to module) pairs that go against the layers.
@@ -198,6 +242,10 @@ fn the_scan_catches_violations() {
             "    if crate::notify::smtp::split_server(s).is_err() {",
         ),
         ("config/mod.rs", "use crate::{keepalived, vrrp::Version};"),
+        (
+            "config/mod.rs",
+            "use crate::{\n    vrrp::{Params, State},\n    checks::spec::CheckSpec,\n};",
+        ),
         ("config/checks.rs", "use super::super::daemon::engine::Control;"),
         ("config/mod.rs", "use super::api::Api;"),
         (
@@ -231,6 +279,15 @@ fn the_scan_catches_violations() {
             "//! `crate::checks::spec`, so that validation and the checker agree.",
         ),
         ("api/mod.rs", "use crate::{shared::EngineSnapshot, config};"),
+        (
+            "api/mod.rs",
+            "use crate::{\n    shared::{Control, EngineSnapshot},\n    config,\n};",
+        ),
+        // `api` is inside the nested group (shared::api), not a top module here.
+        (
+            "splitbrain/mod.rs",
+            "use crate::{shared::{Control, api}, config};",
+        ),
     ];
     for (file, line) in fine {
         assert_eq!(violations(&m(file), line), Vec::new(), "{file}: {line}");
