@@ -73,9 +73,9 @@ pub(super) fn validate(api: &ApiConfig, problems: &mut Vec<Problem>) {
             problem("token", "must be at least 16 characters".into());
         }
     }
-    if api.token_file.is_some() {
-        if let Err(e) = api.load_token() {
-            problem("token_file", e);
+    if let Some(f) = &api.token_file {
+        if !f.is_absolute() {
+            problem("token_file", "must be an absolute path".into());
         }
     }
     if let Some(addr) = api.listen {

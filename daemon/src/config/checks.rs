@@ -514,7 +514,16 @@ pub(super) fn validate(checks: &BTreeMap<String, CheckConfig>, problems: &mut Ve
         if misplaced {
             continue;
         }
-        if let Err(errs) = crate::checks::spec::CheckSpec::build(name, c) {
+        // The TLS files are read where the daemon runs (validate::host); here only
+        // the rules about their keys.
+        if let Err((field, message)) = crate::checks::tls::tls_file_keys(c) {
+            p(field, message);
+        }
+        let mut without_files = c.clone();
+        without_files.ca_file = None;
+        without_files.client_cert = None;
+        without_files.client_key = None;
+        if let Err(errs) = crate::checks::spec::CheckSpec::build(name, &without_files) {
             for (field, message) in errs {
                 p(field, message);
             }

@@ -38,6 +38,9 @@ pub struct LoadOptions {
     /// A keepalived configuration imported in memory, layered between the defaults
     /// and the files (`--keepalived-config`).
     pub keepalived: Option<PathBuf>,
+    /// Check only what the configuration says, nothing of this machine
+    /// (`check-config --offline`, see [`validate::Scope`]).
+    pub offline: bool,
 }
 
 /// Loads, layers and validates the configuration. Warnings of a keepalived import
@@ -80,7 +83,12 @@ pub fn load_with_warnings(
         figment = figment.merge(Env::prefixed(ENV_PREFIX).split(ENV_SPLIT));
     }
     let cfg: Config = figment.extract().map_err(|e| from_figment(&figment, e))?;
-    let problems = validate::validate(&cfg);
+    let scope = if opts.offline {
+        validate::Scope::Offline
+    } else {
+        validate::Scope::Host
+    };
+    let problems = validate::validate(&cfg, scope);
     if problems.is_empty() {
         Ok((cfg, warnings))
     } else {
@@ -190,6 +198,7 @@ impl Config {
             files: files.iter().map(|p| p.to_path_buf()).collect(),
             env: false,
             keepalived: None,
+            offline: false,
         })
     }
 }

@@ -174,11 +174,6 @@ pub(super) fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
             );
         }
     }
-    if let Some(u) = &cfg.security.script_user {
-        if crate::notify::security::lookup_user(u).is_none() {
-            p(&["security", "script_user"], format!("no user named {u:?}"));
-        }
-    }
     for (iname, inst) in &cfg.vrrp.instances {
         if let Some(d) = inst.split_brain_probe {
             if d < Duration::from_millis(100) {

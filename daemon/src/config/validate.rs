@@ -20,7 +20,21 @@ const IFNAME_MAX: usize = 15;
 /// keepalived's upper bound for preempt_delay.
 const PREEMPT_DELAY_MAX: Duration = Duration::from_secs(1000);
 
-pub fn validate(cfg: &Config) -> Vec<Problem> {
+/// What validation may look at besides the configuration itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Scope {
+    /// Also this machine: the files the configuration names are read (API token,
+    /// TLS certificates and keys), `security.script_user` is looked up, and a root
+    /// daemon checks who can change its scripts. What `run`, reload and
+    /// `check-config` do.
+    #[default]
+    Host,
+    /// Only what the configuration says (`check-config --offline`): for a build
+    /// sandbox or another machine, where those files and users do not exist.
+    Offline,
+}
+
+pub fn validate(cfg: &Config, scope: Scope) -> Vec<Problem> {
     let mut v = Validator::default();
     if cfg.node.name.trim().is_empty() {
         v.problem(&["node", "name"], "must not be empty");
@@ -65,8 +79,40 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
     super::track::validate(cfg, &mut v.problems);
     super::services::validate(cfg, &mut v.problems);
     super::notify::validate(cfg, &mut v.problems);
-    crate::notify::security::validate(cfg, &mut v.problems);
+    if scope == Scope::Host {
+        host(cfg, &mut v.problems);
+    }
     v.problems
+}
+
+/// The checks only this machine can answer (see [`Scope::Host`]).
+fn host(cfg: &Config, problems: &mut Vec<Problem>) {
+    let mut p = |key: &[&str], message: String| {
+        problems.push(Problem {
+            key: key.iter().map(|s| s.to_string()).collect(),
+            message,
+        })
+    };
+    if cfg.api.token_file.is_some() {
+        if let Err(e) = cfg.api.load_token() {
+            p(&["api", "token_file"], e);
+        }
+    }
+    if let Some(u) = &cfg.security.script_user {
+        if crate::notify::security::lookup_user(u).is_none() {
+            p(&["security", "script_user"], format!("no user named {u:?}"));
+        }
+    }
+    for (name, c) in &cfg.checks {
+        let files = c.ca_file.is_some() || c.client_cert.is_some() || c.client_key.is_some();
+        // Only when the pure rules passed (they are reported already).
+        if c.kind == super::CheckKind::Https && files && crate::checks::tls::tls_file_keys(c).is_ok() {
+            if let Err((field, message)) = crate::checks::tls::client_config(c) {
+                p(&["checks", name, field], message);
+            }
+        }
+    }
+    crate::notify::security::validate(cfg, problems);
 }
 
 #[derive(Default)]

@@ -97,6 +97,7 @@ pub fn import_command(file: &Path, output: Option<&Path>, strict: bool) -> u8 {
         files: Vec::new(),
         env: false,
         keepalived: Some(file.to_path_buf()),
+        offline: false,
     };
     if let Err(e) = crate::config::load_with_warnings(&check) {
         eprintln!("hafront: the imported configuration is not valid for hafront:\n{e}");

@@ -137,6 +137,7 @@ mod tests {
             files: vec![f],
             env: false,
             keepalived: None,
+            offline: false,
         })
         .unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
