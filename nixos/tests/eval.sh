@@ -251,7 +251,18 @@ i = f["image"]
 check(i["Entrypoint"][1:] == ["--", i["Entrypoint"][2]] and i["Entrypoint"][0].endswith("/bin/tini")
       and i["Entrypoint"][2].endswith("-hafront-%s/bin/hafront" % version) and i["Cmd"] == ["run", "-c", "/etc/hafront/hafront.toml"],
       "oci-image: tini -- hafront run -c /etc/hafront/hafront.toml")
-check({"tini", "iproute2", "nftables"} <= set(i["contents"]), "oci-image: tini, iproute2, nftables in the image")
+check({"tini", "iproute2", "nftables", "nginx", "usr-bin-env", "fake-nss"} <= set(i["contents"]),
+      "oci-image: tini, iproute2, nftables, nginx (run by hafront), /usr/bin/env, passwd/group (fakeNss)")
+check(i["name"] == "hafront" and i["tag"] == "latest",
+      "oci-image: tagged hafront:latest, what `docker load < result && docker run ... hafront` runs")
+check(i["created"] == "2026-12-04T10:15:30Z", "oci-image: created = the flake's last commit date (%s)" % i["created"])
+sed = [l for l in i["extraCommands"].splitlines() if l.startswith("sed ")]
+check(len(sed) == 1 and 'binary = "/nix/store/00000000000000000000000000000000-nginx/bin/nginx"' in sed[0],
+      "oci-image: its hafront.toml names nixpkgs' nginx binary")
+with open(os.path.join(tmp, "image-sed"), "w") as out:
+    out.write(sed[0] if sed else "")
+check(f["formatter"] == "nixfmt", "flake: formatter pkgs.nixfmt (nixfmt-rfc-style is deprecated)")
+check(o["apps"]["vm-test"].get("meta", {}).get("description", "") != "", "flake: apps.vm-test has meta.description")
 v = f["vmTest"]
 check(v["nodes"] == ["backup", "client", "master"] and len(v["subtests"]) == 7,
       "vm-test: master, backup, client; %d subtests" % len(v["subtests"]))
@@ -298,6 +309,19 @@ for k, e in json.load(open(sys.argv[1]))["settings"].items():
         ok "hafront check-config --offline accepts nixos/tests/configfile.toml (the configFile case)"
     else
         fail "nixos/tests/configfile.toml: $(cat "$tmp/cf.check")"
+    fi
+    # The Nix image's copy of containers/hafront.toml (its sed, a stand-in for
+    # nixpkgs' nginx path): the daemon accepts it, and the binary key landed in
+    # [services.nginx].
+    if [ -s "$tmp/image-sed" ]; then
+        mkdir -p "$tmp/img/etc/hafront"
+        (cd "$tmp/img" && sed "s|/nix/store/[0-9a-z]*-hafront.toml|$root/containers/hafront.toml|" "$tmp/image-sed" | sh)
+        if env -i PATH="$PATH" "$HF_BIN" check-config --offline --no-env -c "$tmp/img/etc/hafront/hafront.toml" >"$tmp/img.check" 2>&1 &&
+            awk '/^\[services.nginx\]/ { t = 1; next } /^\[/ { t = 0 } t && /^binary = "\/nix\/store\/.*-nginx\/bin\/nginx"$/ { f = 1 } END { exit !f }' "$tmp/img.check"; then
+            ok "the Nix image's hafront.toml (sed in extraCommands) passes check-config, services.nginx.binary is nixpkgs' nginx"
+        else
+            fail "the Nix image's hafront.toml: $(cat "$tmp/img.check")"
+        fi
     fi
     # Why the build uses --offline: the full check reads the token file, which is
     # not in a build sandbox (nor here).
