@@ -264,14 +264,27 @@ with open(os.path.join(tmp, "image-sed"), "w") as out:
 check(f["formatter"] == "nixfmt", "flake: formatter pkgs.nixfmt (nixfmt-rfc-style is deprecated)")
 check(o["apps"]["vm-test"].get("meta", {}).get("description", "") != "", "flake: apps.vm-test has meta.description")
 v = f["vmTest"]
-check(v["nodes"] == ["backup", "client", "master"] and len(v["subtests"]) == 7,
-      "vm-test: master, backup, client; %d subtests" % len(v["subtests"]))
+check(v["nodes"] == ["app", "backup", "client", "master"] and len(v["subtests"]) == 7,
+      "vm-test: master, backup, real server app, client; %d subtests" % len(v["subtests"]))
+try:
+    compile(v["testScript"], "testScript", "exec")
+    check(True, "vm-test: the testScript is valid Python")
+except SyntaxError as e:
+    check(False, "vm-test: the testScript does not compile: %s" % e)
+ts = v["testScript"]
+check("master.wait_until_fails(has_vip" in ts and "master.wait_until_fails(ipvs_service" in ts,
+      "vm-test: the cut master is asserted to drop the VIP and its IPVS service")
+check(ts.count("client.wait_until_succeeds(through_ipvs") == 2 and ts.count("assert conns(") == 2,
+      "vm-test: traffic through IPVS (client -> VIP:8080 -> app) asserted on the master, then on the backup, by the director's connection counter")
 n = f["vmNodes"]
 for k in ("master", "backup", "master-reweighted"):
     check(n[k]["failedAssertions"] == [] and n[k]["kernelModules"] == ["ip_vs", "ip_vs_rr"] and "-p 112" in n[k]["firewall"],
           "vm-test node %s: evaluates through the module, no failed assertion, IPVS modules, VRRP allowed" % k)
     json.dump({"settings": n[k]["settings"]}, open(os.path.join(tmp, "vm-%s.json" % k), "w"))
 w = lambda k: n[k]["settings"]["ipvs"]["services"]["app"]["real_servers"][0]["weight"]
+svc = n["master"]["settings"]["ipvs"]["services"]["app"]
+check(svc["forwarding"] == "dr" and svc["real_servers"][0]["address"] == "192.0.2.20:8080",
+      "vm-test: IPVS direct routing to the real server app (192.0.2.20:8080)")
 check(n["master"]["settings"]["vrrp"]["instances"]["web"]["priority"] == 150 and
       n["backup"]["settings"]["vrrp"]["instances"]["web"]["priority"] == 100 and (w("master"), w("master-reweighted")) == (1, 5),
       "vm-test: priorities 150/100; the specialisation changes only a weight (1 -> 5)")

@@ -127,6 +127,7 @@ in
   vmTest = {
     inherit (test) name;
     nodes = builtins.attrNames test.nodes;
+    inherit (test) testScript;
     subtests = lib.filter (l: lib.hasPrefix "with subtest(" l) (
       map (lib.removePrefix "    ") (lib.splitString "\n" test.testScript)
     );
