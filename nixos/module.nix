@@ -629,10 +629,19 @@ in
         })
       ];
       # firewalld ignores extraCommands and extraInputRules: the protocol goes into
-      # the zone NixOS makes the default (nixos-fw-default).
+      # the zone NixOS makes the default (firewall-firewalld.nix). Only that one: a
+      # definition of another zone here would replace the zone firewalld ships.
       services.firewalld.zones = mkIf (firewallBackend == "firewalld") {
-        ${config.services.firewalld.settings.DefaultZone}.protocols = [ "vrrp" ];
+        nixos-fw-default.protocols = [ "vrrp" ];
       };
+      assertions = [
+        {
+          assertion =
+            firewallBackend != "firewalld"
+            || config.services.firewalld.settings.DefaultZone == "nixos-fw-default";
+          message = "${opt}.openFirewall: firewalld's default zone is ${config.services.firewalld.settings.DefaultZone}, not NixOS' nixos-fw-default; set ${opt}.openFirewall = false and add \"vrrp\" to services.firewalld.zones.${config.services.firewalld.settings.DefaultZone}.protocols";
+        }
+      ];
     })
 
     (mkIf cfg.ipvs.enable {

@@ -94,6 +94,24 @@ let
       };
     };
 
+    # firewalld with another default zone: an assertion says what to do.
+    firewalldZone = {
+      services.firewalld = {
+        enable = true;
+        settings.DefaultZone = "public";
+      };
+      networking.nftables.enable = true;
+      services.hafront = {
+        enable = true;
+        openFirewall = true;
+        settings.vrrp.instances.web = {
+          interface = "eth0";
+          vrid = 7;
+          virtual_ips = [ "192.0.2.7/24" ];
+        };
+      };
+    };
+
     # The build machine cannot run the target's hafront (aarch64 target).
     cross.services.hafront = {
       enable = true;

@@ -80,7 +80,7 @@ echo "eval: nixpkgs lib at $lib${commit:+ (nixpkgs $commit)}"
 ev() { # case -> JSON on stdout
     nix-instantiate --readonly-mode --eval --strict --json "$here/eval.nix" --arg lib "import $lib" --argstr case "$1"
 }
-cases=(full nftables firewalld cross configfile outside outsideIpvs dirs bad empty disabled)
+cases=(full nftables firewalld firewalldZone cross configfile outside outsideIpvs dirs bad empty disabled)
 for c in "${cases[@]}"; do
     if ev "$c" >"$tmp/$c.json" 2>"$tmp/$c.err"; then :; else
         fail "evaluating case $c: $(tail -n 5 "$tmp/$c.err")"
@@ -180,6 +180,11 @@ check(fwd["firewall"]["backend"] == "firewalld" and fwd["firewall"]["extraComman
       and fwd["firewalldZones"].get("nixos-fw-default", {}).get("protocols") == ["vrrp"]
       and fwd["failedAssertions"] == [],
       "openFirewall (firewalld backend): protocol vrrp in the default zone nixos-fw-default, not in rules firewalld ignores")
+fz = load("firewalldZone")
+check(fz["failedAssertions"] == ['services.hafront.openFirewall: firewalld\'s default zone is public, not NixOS\' nixos-fw-default;'
+      ' set services.hafront.openFirewall = false and add "vrrp" to services.firewalld.zones.public.protocols']
+      and "public" not in fz["firewalldZones"],
+      "openFirewall (firewalld, another default zone): an assertion, and no zone of firewalld's replaced")
 cf = load("configfile")
 check(cf["kernelModules"] == ["ip_vs", "ip_vs_sh"] and cf["sysctl"] == {} and cf["warnings"] == []
       and "check-config --offline --no-env -c /nix/store/" in (cf["etcSourceScript"] or ""),
