@@ -43,7 +43,8 @@ dockerTools.buildLayeredImage {
   # "nginx"): the image's copy of the default configuration names its binary.
   extraCommands = ''
     chmod u+w etc
-    mkdir -p etc/hafront etc/nginx run/hafront var/lib/hafront var/www/html tmp
+    # var/log/nginx: the error log nixpkgs' nginx opens before it reads its configuration.
+    mkdir -p etc/hafront etc/nginx run/hafront var/lib/hafront var/log/nginx var/www/html tmp
     chmod 1777 tmp
     sed 's|^kind = "nginx"$|&\nbinary = "${lib.getExe nginx}"|' ${./hafront.toml} >etc/hafront/hafront.toml
     cp ${./nginx-nix.conf} etc/nginx/nginx.conf
