@@ -388,8 +388,9 @@ in
       description = ''
         Accept VRRP (IP protocol 112, IPv4 and IPv6) in the NixOS firewall, on every
         `networking.firewall.backend`: an `ip46tables` rule (iptables), a rule in
-        `extraInputRules` (nftables), the protocol `vrrp` in firewalld's default
-        zone (firewalld).
+        `extraInputRules` (nftables), the protocol `vrrp` in NixOS' default zone
+        `nixos-fw-default` (firewalld; with another `DefaultZone` an assertion asks
+        you to add it there).
       '';
     };
 
