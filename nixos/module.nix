@@ -6,6 +6,7 @@
 # set under `settings`; the daemon rejects unknown keys, so a typo fails the build.
 {
   config,
+  options,
   lib,
   pkgs,
   ...
@@ -277,7 +278,11 @@ let
     k: lib.length (lib.filter (o: o.key == k.key) routerKeys) > 1
   ) routerKeys;
 
-  firewallBackend = config.networking.firewall.backend;
+  # networking.firewall.backend and the firewalld module are recent in nixpkgs; an
+  # older NixOS has only the iptables and nftables firewalls.
+  firewallBackend =
+    config.networking.firewall.backend
+      or (if config.networking.nftables.enable then "nftables" else "iptables");
 in
 {
   options.services.hafront = {
@@ -629,12 +634,6 @@ in
           '';
         })
       ];
-      # firewalld ignores extraCommands and extraInputRules: the protocol goes into
-      # the zone NixOS makes the default (firewall-firewalld.nix). Only that one: a
-      # definition of another zone here would replace the zone firewalld ships.
-      services.firewalld.zones = mkIf (firewallBackend == "firewalld") {
-        nixos-fw-default.protocols = [ "vrrp" ];
-      };
       assertions = [
         {
           assertion =
@@ -643,6 +642,14 @@ in
           message = "${opt}.openFirewall: firewalld's default zone is ${config.services.firewalld.settings.DefaultZone}, not NixOS' nixos-fw-default; set ${opt}.openFirewall = false and add \"vrrp\" to services.firewalld.zones.${config.services.firewalld.settings.DefaultZone}.protocols";
         }
       ];
+    })
+    # firewalld ignores extraCommands and extraInputRules: the protocol goes into
+    # the zone NixOS makes the default (firewall-firewalld.nix). Only that one: a
+    # definition of another zone here would replace the zone firewalld ships.
+    (lib.optionalAttrs (options.services ? firewalld) {
+      services.firewalld.zones = mkIf (cfg.openFirewall && firewallBackend == "firewalld") {
+        nixos-fw-default.protocols = [ "vrrp" ];
+      };
     })
 
     (mkIf cfg.ipvs.enable {

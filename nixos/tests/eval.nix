@@ -15,6 +15,7 @@ let
     (import ./stubs.nix {
       inherit lib;
       cross = case == "cross";
+      legacyFirewall = lib.hasPrefix "legacy" case;
     })
     pkgs
     nixosStubs
@@ -100,6 +101,31 @@ let
         enable = true;
         settings.DefaultZone = "public";
       };
+      networking.nftables.enable = true;
+      services.hafront = {
+        enable = true;
+        openFirewall = true;
+        settings.vrrp.instances.web = {
+          interface = "eth0";
+          vrid = 7;
+          virtual_ips = [ "192.0.2.7/24" ];
+        };
+      };
+    };
+
+    # A NixOS without networking.firewall.backend and the firewalld module.
+    legacy = {
+      services.hafront = {
+        enable = true;
+        openFirewall = true;
+        settings.vrrp.instances.web = {
+          interface = "eth0";
+          vrid = 7;
+          virtual_ips = [ "192.0.2.7/24" ];
+        };
+      };
+    };
+    legacyNftables = {
       networking.nftables.enable = true;
       services.hafront = {
         enable = true;
@@ -260,7 +286,7 @@ in
   inherit (c) warnings;
   paths = c.systemd.paths;
   envRestart = c.systemd.services.hafront-environment or null;
-  firewalldZones = c.services.firewalld.zones;
+  firewalldZones = c.services.firewalld.zones or null;
   etcSource = toString etc.source;
   etcSourceScript = etc.source.script or null;
   etcSourceLocal = etc.source.local or false;

@@ -80,7 +80,7 @@ echo "eval: nixpkgs lib at $lib${commit:+ (nixpkgs $commit)}"
 ev() { # case -> JSON on stdout
     nix-instantiate --readonly-mode --eval --strict --json "$here/eval.nix" --arg lib "import $lib" --argstr case "$1"
 }
-cases=(full nftables firewalld firewalldZone cross configfile outside outsideIpvs dirs bad empty disabled)
+cases=(full nftables firewalld firewalldZone legacy legacyNftables cross configfile outside outsideIpvs dirs bad empty disabled)
 for c in "${cases[@]}"; do
     if ev "$c" >"$tmp/$c.json" 2>"$tmp/$c.err"; then :; else
         fail "evaluating case $c: $(tail -n 5 "$tmp/$c.err")"
@@ -185,6 +185,11 @@ check(fz["failedAssertions"] == ['services.hafront.openFirewall: firewalld\'s de
       ' set services.hafront.openFirewall = false and add "vrrp" to services.firewalld.zones.public.protocols']
       and "public" not in fz["firewalldZones"],
       "openFirewall (firewalld, another default zone): an assertion, and no zone of firewalld's replaced")
+lg, lgn = load("legacy"), load("legacyNftables")
+check("backend" not in lg["firewall"] and lg["firewalldZones"] is None and "-p 112" in lg["firewall"]["extraCommands"]
+      and "meta l4proto 112 accept" in lgn["firewall"]["extraInputRules"] and lgn["firewall"]["extraCommands"] == ""
+      and lg["failedAssertions"] == [] == lgn["failedAssertions"],
+      "openFirewall on a NixOS without firewall.backend and firewalld: iptables or nftables by networking.nftables.enable")
 cf = load("configfile")
 check(cf["kernelModules"] == ["ip_vs", "ip_vs_sh"] and cf["sysctl"] == {} and cf["warnings"] == []
       and "check-config --offline --no-env -c /nix/store/" in (cf["etcSourceScript"] or ""),

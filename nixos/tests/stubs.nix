@@ -6,6 +6,8 @@
   lib,
   # The build machine cannot execute the target's binaries (a cross build).
   cross ? false,
+  # A NixOS from before networking.firewall.backend and the firewalld module.
+  legacyFirewall ? false,
 }:
 let
   inherit (lib) mkOption types;
@@ -79,7 +81,9 @@ rec {
   nixosStubs =
     { config, ... }:
     {
-    options = {
+    # Merged deeply: the parts share top-level keys (services).
+    options = lib.foldl' lib.recursiveUpdate { } [
+    {
       assertions = mkOption {
         type = types.listOf types.unspecified;
         default = [ ];
@@ -187,6 +191,8 @@ rec {
           type = types.bool;
           default = true;
         };
+      }
+      // lib.optionalAttrs (!legacyFirewall) {
         # nixos/modules/services/networking/firewall.nix
         backend = mkOption {
           type = types.enum [
@@ -202,6 +208,8 @@ rec {
             else
               "iptables";
         };
+      }
+      // {
         extraCommands = mkOption {
           type = types.lines;
           default = "";
@@ -223,6 +231,8 @@ rec {
         type = types.attrsOf types.anything;
         default = { };
       };
+    }
+    (lib.optionalAttrs (!legacyFirewall) {
       # nixos/modules/services/networking/firewalld/{default,settings,zone}.nix
       services.firewalld = {
         enable = mkOption {
@@ -255,6 +265,8 @@ rec {
           default = { };
         };
       };
+    })
+    {
       services.nginx = {
         enable = mkOption {
           type = types.bool;
@@ -265,13 +277,16 @@ rec {
           default = { };
         };
       };
-    };
+    }
+    ];
     # nixos/modules/services/networking/firewall-firewalld.nix: NixOS' own default
     # zone when the firewall runs on firewalld.
-    config = lib.mkIf (config.networking.firewall.enable && config.networking.firewall.backend == "firewalld") {
-      services.firewalld.settings.DefaultZone = lib.mkDefault "nixos-fw-default";
-      services.firewalld.zones.nixos-fw-default = { };
-    };
+    config = lib.optionalAttrs (!legacyFirewall) (
+      lib.mkIf (config.networking.firewall.enable && config.networking.firewall.backend == "firewalld") {
+        services.firewalld.settings.DefaultZone = lib.mkDefault "nixos-fw-default";
+        services.firewalld.zones.nixos-fw-default = { };
+      }
+    );
   };
 
 }
