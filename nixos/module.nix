@@ -496,6 +496,10 @@ in
           ${opt}.configFile is not a path literal, so it is not read at evaluation: if it
           declares [ipvs.services], set ${opt}.ipvs.enable and ${opt}.ipvs.schedulers
           (hafront has no CAP_SYS_MODULE to load ip_vs itself).''
+        ++ lib.optional (cfg.configFile != null && cfg.nginx.enable) ''
+          ${opt}.nginx.enable adds [services.${cfg.nginx.checkName}], [checks.${cfg.nginx.checkName}] and the
+          instances' tracks to ${opt}.settings, which ${opt}.configFile replaces:
+          write them into that file.''
         ++ lib.optional (cfg.checkConfig && !configInStore) ''
           ${opt}.configFile (${toString cfg.configFile}) is outside the Nix store: it is
           not checked at build time, only by `systemctl reload hafront` and at start.'';

@@ -154,6 +154,11 @@ let
       enable = true;
       configFile = ./configfile.toml;
     };
+    configfileNginx.services.hafront = {
+      enable = true;
+      configFile = ./configfile.toml;
+      nginx.enable = true;
+    };
 
     # configFile outside the store: no build-time check (the sandbox cannot read
     # it), IPVS modules only when asked for; both said in warnings.

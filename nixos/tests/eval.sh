@@ -80,7 +80,7 @@ echo "eval: nixpkgs lib at $lib${commit:+ (nixpkgs $commit)}"
 ev() { # case -> JSON on stdout
     nix-instantiate --readonly-mode --eval --strict --json "$here/eval.nix" --arg lib "import $lib" --argstr case "$1"
 }
-cases=(full nftables firewalld firewalldZone legacy legacyNftables cross configfile outside outsideIpvs dirs bad empty disabled)
+cases=(full nftables firewalld firewalldZone legacy legacyNftables cross configfile configfileNginx outside outsideIpvs dirs bad empty disabled)
 for c in "${cases[@]}"; do
     if ev "$c" >"$tmp/$c.json" 2>"$tmp/$c.err"; then :; else
         fail "evaluating case $c: $(tail -n 5 "$tmp/$c.err")"
@@ -194,6 +194,9 @@ cf = load("configfile")
 check(cf["kernelModules"] == ["ip_vs", "ip_vs_sh"] and cf["sysctl"] == {} and cf["warnings"] == []
       and "check-config --offline --no-env -c /nix/store/" in (cf["etcSourceScript"] or ""),
       "configFile (path literal): read at evaluation, its IPVS scheduler loaded (%s), checked at build time" % cf["kernelModules"])
+cfn = load("configfileNginx")
+check(len(cfn["warnings"]) == 1 and "configFile replaces" in cfn["warnings"][0],
+      "configFile with nginx.enable: a warning that the generated nginx entries do not reach the file")
 out = load("outside")
 check(out["etcSource"] == "/etc/hafront-site/hafront.toml" and out["etcSourceScript"] is None and len(out["warnings"]) == 2
       and "not checked at build time" in out["warnings"][1] and "ipvs.enable" in out["warnings"][0],
