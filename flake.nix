@@ -22,7 +22,16 @@
         in
         {
           inherit hafront;
-          oci-image = pkgs.callPackage ./containers/image.nix { inherit hafront; };
+          # hafront:latest, created at the date of the flake's last commit.
+          oci-image = pkgs.callPackage ./containers/image.nix {
+            inherit hafront;
+            created =
+              let
+                d = self.lastModifiedDate or "19700101000001";
+                at = builtins.substring;
+              in
+              "${at 0 4 d}-${at 4 2 d}-${at 6 2 d}T${at 8 2 d}:${at 10 2 d}:${at 12 2 d}Z";
+          };
           default = hafront;
         }
       );
@@ -36,7 +45,8 @@
         };
       nixosModules.default = self.nixosModules.hafront;
 
-      # NixOS VM tests (master, backup, client); `nix flake check` runs them.
+      # NixOS VM tests (master, backup, client); `nix flake check` runs them, which
+      # needs KVM (`--option system-features kvm`; without it the check cannot run).
       checks = forAllSystems (
         system: pkgs: {
           package = self.packages.${system}.hafront;
@@ -50,6 +60,7 @@
           vm-test = {
             type = "app";
             program = "${self.checks.${system}.vm-test.driver}/bin/nixos-test-driver";
+            meta.description = "hafront's NixOS VM test (master, backup, client): its driver, --interactive for a shell";
           };
         }
       );
@@ -78,6 +89,7 @@
         }
       );
 
-      formatter = forAllSystems (_system: pkgs: pkgs.nixfmt-rfc-style);
+      # nixfmt is the RFC 166 style (nixfmt-rfc-style is its deprecated alias).
+      formatter = forAllSystems (_system: pkgs: pkgs.nixfmt);
     };
 }

@@ -3,6 +3,8 @@
 # - `hafront check-config` accepts appliance/hafront.toml alone and layered with
 #   node-a.env / node-b.env, and the effective configuration carries each node's
 #   name, priority and unicast peer (the env layering really applies);
+# - nginx is followed by [services.nginx] (systemd_unit adoption) and track_services,
+#   not a pidof script; the API token comes from the unit's credential;
 # - every other shipped TOML (containers/) passes check-config too;
 # - `systemd-analyze verify` accepts hafront.service without a single warning (with
 #   ExecStart pointing at the built binary); skipped, with a message, when
@@ -19,13 +21,15 @@ fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 ok() { echo "ok:   $*"; }
 
-# check-config with exactly the variables of an env file (none from the caller).
+# check-config with exactly the variables of an env file (none from the caller), plus
+# EXTRA_ENV (what the unit's Environment= adds).
+EXTRA_ENV=()
 check() { # out envfile|"" file...
     local out=$1 envfile=$2 vars=() args=() f
     shift 2
     [ -z "$envfile" ] || mapfile -t vars < <(grep -Ev '^[[:space:]]*(#|$)' "$envfile")
     for f in "$@"; do args+=(-c "$f"); done
-    env -i PATH="$PATH" "${vars[@]}" "$HF_BIN" check-config "${args[@]}" >"$out" 2>&1
+    env -i PATH="$PATH" "${vars[@]}" "${EXTRA_ENV[@]}" "$HF_BIN" check-config "${args[@]}" >"$out" 2>&1
 }
 # The value of KEY in TABLE of check-config's printed TOML.
 value() { # file table key
@@ -59,6 +63,35 @@ if [ "$(value "$tmp/a" vrrp.instances.web virtual_ips)" = '["192.0.2.100/24"]' ]
 else
     fail "shared keys missing from the effective config"
 fi
+# nginx is followed by hafront itself (the distribution's unit adopted), tracked as a
+# service; the pidof script is only a commented alternative.
+if [ "$(value "$tmp/a" services.nginx systemd_unit)" = '"nginx.service"' ] &&
+    grep -q '^track_services = \[ { name = "nginx" } \]' appliance/hafront.toml &&
+    ! grep -Eq '^[^#]*pidof' appliance/hafront.toml; then
+    ok "nginx: [services.nginx] adopts nginx.service, tracked with track_services; no active pidof script"
+else
+    fail "appliance/hafront.toml does not follow nginx through [services.nginx] + track_services"
+fi
+# The API token: a root-only file the unit passes as a credential, named through
+# Environment=HAFRONT_API__TOKEN_FILE=%d/api-token. As the service sees it:
+mkdir -p "$tmp/credentials"
+(umask 077 && openssl rand -hex 32 >"$tmp/credentials/api-token")
+EXTRA_ENV=(HAFRONT_API__TOKEN_FILE="$tmp/credentials/api-token")
+if check "$tmp/tok" appliance/node-a.env appliance/hafront.toml &&
+    [ "$(value "$tmp/tok" api token_file)" = "\"$tmp/credentials/api-token\"" ]; then
+    ok "api.token_file from the unit's credential (HAFRONT_API__TOKEN_FILE=%d/api-token) passes check-config"
+else
+    fail "token credential: $(cat "$tmp/tok")"
+fi
+rm "$tmp/credentials/api-token"
+if check "$tmp/tok" appliance/node-a.env appliance/hafront.toml; then
+    fail "check-config accepted a missing api.token_file"
+elif grep -q 'api.token_file' "$tmp/tok"; then
+    ok "without the credential, check-config (the unit's ExecReload) refuses, naming api.token_file"
+else
+    fail "missing token: $(cat "$tmp/tok")"
+fi
+EXTRA_ENV=()
 # A typo in an env file is an error naming the variable, not a silent default.
 printf 'HAFRONT_VRRP__INSTANCES__WEB__PRIORITI=90\n' >"$tmp/typo.env"
 if check "$tmp/typo" "$tmp/typo.env" appliance/hafront.toml; then
@@ -85,7 +118,8 @@ if command -v systemd-analyze >/dev/null 2>&1; then
     fi
     for k in 'Type=notify' 'WatchdogSec=' 'ExecReload=/bin/kill -HUP $MAINPID' \
         'AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW' 'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW' \
-        'NoNewPrivileges=yes' 'ProtectSystem=strict'; do
+        'NoNewPrivileges=yes' 'ProtectSystem=strict' 'LoadCredential=api-token:/etc/hafront/api-token' \
+        'Environment=HAFRONT_API__TOKEN_FILE=%d/api-token' 'StateDirectory=hafront' 'LimitNOFILE='; do
         awk -v k="$k" 'index($0, k) == 1 { f = 1 } END { exit !f }' appliance/hafront.service ||
             fail "hafront.service lacks $k"
     done

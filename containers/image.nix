@@ -1,45 +1,62 @@
-# The OCI image built by Nix: `nix build .#oci-image && docker load < result`.
-# Same contract as containers/Containerfile: tini as PID 1 forwarding signals to
-# hafront, iproute2 and nftables on PATH, the default configuration in /etc/hafront.
-#   docker run -d --privileged --net=host -v /etc/hafront:/etc/hafront:ro \
-#       --env-file node-a.env hafront:<version>
+# The OCI image built by Nix: `nix build .#oci-image && docker load < result` loads
+# hafront:latest. Same contract as containers/Containerfile: tini as PID 1
+# forwarding signals to hafront, iproute2 and nftables on PATH, nginx run by hafront
+# ([services.nginx] in the default configuration, /etc/hafront/hafront.toml).
+#   docker run -d --cap-add NET_ADMIN --cap-add NET_RAW --net=host \
+#       -v /etc/hafront:/etc/hafront:ro --env-file node-a.env hafront:latest
 {
+  lib,
   dockerTools,
   hafront,
+  nginx,
   tini,
   iproute2,
   nftables,
   coreutils,
   bashInteractive,
+  # ISO 8601; the flake passes its last commit's date (reproducible, and not 1970).
+  created ? "1970-01-01T00:00:01Z",
 }:
 
 dockerTools.buildLayeredImage {
   name = "hafront";
-  tag = hafront.version;
+  # What `docker run ... hafront` looks for (hafront:latest); the version is a label.
+  tag = "latest";
+  inherit created;
 
   contents = [
     hafront
     tini
     iproute2
     nftables
+    nginx
     # A shell and coreutils for exec checks and track scripts, and for debugging.
     coreutils
     bashInteractive
     dockerTools.binSh
+    dockerTools.usrBinEnv
+    # /etc/passwd and /etc/group with root and nobody: nginx's workers run as nobody.
+    dockerTools.fakeNss
   ];
 
+  # nixpkgs' nginx is not at /usr/sbin/nginx (the daemon's default for kind =
+  # "nginx"): the image's copy of the default configuration names its binary.
   extraCommands = ''
-    mkdir -p etc/hafront run/hafront tmp
+    chmod u+w etc
+    # var/log/nginx: the error log nixpkgs' nginx opens before it reads its configuration.
+    mkdir -p etc/hafront etc/nginx run/hafront var/lib/hafront var/log/nginx var/www/html tmp
     chmod 1777 tmp
-    cp ${./hafront.toml} etc/hafront/hafront.toml
+    sed 's|^kind = "nginx"$|&\nbinary = "${lib.getExe nginx}"|' ${./hafront.toml} >etc/hafront/hafront.toml
+    cp ${./nginx-nix.conf} etc/nginx/nginx.conf
+    echo ok >var/www/html/index.html
   '';
 
   config = {
     # See containers/Containerfile for why tini is PID 1.
     Entrypoint = [
-      "${tini}/bin/tini"
+      (lib.getExe tini)
       "--"
-      "${hafront}/bin/hafront"
+      (lib.getExe hafront)
     ];
     Cmd = [
       "run"
@@ -50,7 +67,7 @@ dockerTools.buildLayeredImage {
     StopSignal = "SIGTERM";
     Labels = {
       "org.opencontainers.image.title" = "hafront";
-      "org.opencontainers.image.description" = "High-availability daemon: VRRP, IPVS, health checks (run with --privileged --net=host)";
+      "org.opencontainers.image.description" = "High-availability daemon: VRRP, IPVS, health checks (run with --cap-add NET_ADMIN --cap-add NET_RAW --net=host)";
       "org.opencontainers.image.version" = hafront.version;
     };
   };

@@ -6,17 +6,21 @@
 # namespace it creates (documentation addresses 192.0.2.0/24, no route out).
 #
 # A node is a pod: a holder container owns the network namespace (eth0 is there with
-# its address before hafront starts, as on a host), the hafront container and an
-# nginx container join it (--network container:...). It shows:
-#   - the image's PID 1 is tini and hafront its child; the default config plus
+# its address before hafront starts, as on a host), the hafront container joins it
+# (--network container:...). It shows:
+#   - the image's PID 1 is tini, hafront its child, and nginx hafront's child (the
+#     default config supervises it: [services.nginx]); the default config plus
 #     --env-file appliance/node-X.env makes a master (150) and a backup (100);
 #   - the VIP on the master, and the client's HTTP request through it answered there;
 #   - SIGHUP (docker kill -s HUP) reloads without a state change;
 #   - the master's hafront container killed (SIGKILL): the backup takes the VIP and
 #     answers the client; started again, hafront first removes the VIP left behind
 #     (seen with `ip monitor`), then preempts;
-#   - the master's nginx killed: its http check lowers the priority, the VIP moves,
-#     and comes back with nginx;
+#   - the master's nginx SIGKILLed: hafront restarts it at once, the client is
+#     answered by node-a again;
+#   - the master's nginx killed with a broken configuration: the restarts fail, the
+#     service and the http check lower the priority, the VIP moves; the
+#     configuration repaired, nginx runs again and the VIP comes back;
 #   - docker stop (SIGTERM through tini): hafront exits 0 at once, the VIP is gone
 #     from the master when stop returns, and the backup takes over within the skew.
 #
@@ -166,14 +170,14 @@ plug() { # node address : holder container with eth0 on the switch
     nsenter -t "$pid" -n ip addr add "$addr/24" dev eth0
     nsenter -t "$pid" -n ip link set eth0 up
 }
-web() { # node : nginx in the node's namespace, saying which node answers
-    run "$P-$1-web" --network "container:$P-$1-net" --entrypoint /bin/sh "$base" \
-        -c "echo node-$1 >/var/www/html/index.html && exec nginx -g 'daemon off;'"
-}
-hafront() { # node : the image as documented, with the node's env file
+hafront() { # node : the image as documented, with the node's env file; its nginx
+    # (run by hafront) says which node answers
+    echo "node-$1" >"$tmp/index-$1.html"
     run "$P-$1" --network "container:$P-$1-net" "${caps[@]}" \
+        -v "$tmp/index-$1.html:/var/www/html/index.html:ro" \
         --env-file "appliance/node-$1.env" -e HAFRONT_VRRP__INSTANCES__WEB__ADVERT_INTERVAL=100ms "$img"
 }
+nginx_pid() { docker exec "$P-$1" sh -c 'cat /run/nginx.pid 2>/dev/null' || true; }
 has_vip() { nsenter -t "${PID[$1]}" -n ip -o -4 addr show dev eth0 | grep -q " $VIP/24"; }
 no_vip() { ! has_vip "$1"; }
 served_by() { [ "$(docker exec "$P-c" curl -sf --max-time 1 "http://$VIP/")" = "node-$1" ]; }
@@ -184,8 +188,6 @@ plug b 192.0.2.2
 plug c 192.0.2.10
 # the client: a plain container of the base image
 run "$P-c" --network "container:$P-c-net" --entrypoint /usr/bin/tini "$base" -- sleep infinity
-web a
-web b
 t0=$(now_ms)
 hafront a
 hafront b
@@ -204,6 +206,11 @@ init=$(docker exec "$P-a" cat /proc/1/comm)
 hf_ppid=$(docker exec "$P-a" sh -c 'for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = hafront ] && awk "{print \$4}" $p/stat; done; true')
 [ "$init" = tini ] && [ "$hf_ppid" = 1 ] && ok "PID 1 is tini, hafront is its child" ||
     fail "PID 1 is '$init', hafront's parent '$hf_ppid'"
+ng=$(nginx_pid a)
+ng_parent=$(docker exec "$P-a" sh -c "awk '{print \$4}' /proc/$ng/stat 2>/dev/null; true")
+hf_pid=$(docker exec "$P-a" sh -c 'for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = hafront ] && basename $p; done; true')
+[ -n "$ng" ] && [ "$ng_parent" = "$hf_pid" ] && ok "nginx (master $ng) is hafront's child: [services.nginx], no pidof script" ||
+    fail "nginx master '$ng' has parent '$ng_parent', hafront is '$hf_pid'"
 
 # ---- SIGHUP through tini: reload, no state change ---------------------------------------------
 before="$(transitions a) $(transitions b)"
@@ -255,18 +262,32 @@ esac
 wait_for 10 served_by a && ok "client served by node-a again" || fail "client not served by node-a after preempt"
 
 # ---- nginx killed on the master ------------------------------------------------------------------
+old=$(nginx_pid a)
 t0=$(now_ms)
-docker kill "$P-a-web" >/dev/null
-if wait_for 15 has_vip b && wait_for 5 no_vip a; then
-    ok "nginx killed on node-a: http check down (fall 2 x 500 ms), priority 150-60 < 100, VIP on node-b after $(( $(now_ms) - t0 )) ms"
+docker exec "$P-a" kill -KILL "$old"
+restarted() { local p; p=$(nginx_pid a); [ -n "$p" ] && [ "$p" != "$old" ] && docker exec "$P-a" kill -0 "$p"; }
+if wait_for 10 restarted; then
+    ok "nginx SIGKILLed on node-a: hafront saw it exit and started it again (master $old -> $(nginx_pid a)) after $(( $(now_ms) - t0 )) ms"
 else
-    fail "VIP did not move when node-a's nginx died"
+    fail "hafront did not restart node-a's nginx"
+fi
+docker logs "$P-a" 2>&1 | grep -q 'service down: restarting' && ok "hafront logged the death of nginx" ||
+    fail "no 'service down' in node-a's log"
+wait_for 10 served_by a && ok "client answered by node-a's restarted nginx" || fail "client not served by node-a after the restart"
+
+# nginx dies and cannot start again (a broken configuration): the VIP moves.
+t0=$(now_ms)
+docker exec "$P-a" sh -c 'echo "broken;" >/etc/nginx/conf.d/zz-broken.conf && kill -KILL "$(cat /run/nginx.pid)"'
+if wait_for 15 has_vip b && wait_for 5 no_vip a; then
+    ok "nginx down for good on node-a (restarts fail 'nginx -t'): priority lowered, VIP on node-b after $(( $(now_ms) - t0 )) ms"
+else
+    fail "VIP did not move when node-a's nginx could not start"
 fi
 wait_for 10 served_by b && ok "client served by node-b" || fail "client not served by node-b after nginx died"
-docker start "$P-a-web" >/dev/null
+docker exec "$P-a" rm -f /etc/nginx/conf.d/zz-broken.conf
 t0=$(now_ms)
-if wait_for 15 has_vip a && wait_for 5 no_vip b; then
-    ok "nginx back on node-a: check rises, VIP back on node-a after $(( $(now_ms) - t0 )) ms"
+if wait_for 30 has_vip a && wait_for 5 no_vip b; then
+    ok "configuration repaired: hafront's next restart runs nginx, VIP back on node-a after $(( $(now_ms) - t0 )) ms"
 else
     fail "VIP did not return to node-a with nginx"
 fi

@@ -6,6 +6,7 @@
 # set under `settings`; the daemon rejects unknown keys, so a typo fails the build.
 {
   config,
+  options,
   lib,
   pkgs,
   ...
@@ -20,6 +21,7 @@ let
     mkDefault
     types
     literalExpression
+    literalMD
     ;
 
   cfg = config.services.hafront;
@@ -103,14 +105,23 @@ let
         track_checks = trackOption "health checks (names under `settings.checks`)";
         track_scripts = trackOption "scripts (names under `settings.scripts`)";
         track_files = trackOption "files (names under `settings.files`)";
+        track_services = trackOption "services (names under `settings.services`)";
       };
-      # nginx integration: every selected instance tracks the nginx health check.
-      config.track_checks = mkIf (cfg.nginx.enable && builtins.elem name nginxInstances) [
-        {
-          name = cfg.nginx.checkName;
-          inherit (cfg.nginx) weight;
-        }
-      ];
+      # nginx integration: every selected instance tracks the adopted nginx unit and
+      # its health check.
+      config =
+        let
+          track = [
+            {
+              name = cfg.nginx.checkName;
+              inherit (cfg.nginx) weight;
+            }
+          ];
+        in
+        mkIf (cfg.nginx.enable && builtins.elem name nginxInstances) {
+          track_checks = track;
+          track_services = track;
+        };
     };
 
   ipvsServiceModule = {
@@ -161,6 +172,11 @@ let
         default = { };
         description = "Tracked files (`[files.<name>]`).";
       };
+      services = mkOption {
+        type = types.attrsOf settingsFormat.type;
+        default = { };
+        description = "Supervised or adopted services (`[services.<name>]`).";
+      };
     };
   };
 
@@ -175,24 +191,54 @@ let
   generatedConfig = settingsFormat.generate "hafront.toml" cfg.settings;
   configFile = if cfg.configFile != null then cfg.configFile else generatedConfig;
 
-  # The config file, validated by the daemon at build time.
+  # A configFile given as a path literal (./hafront.toml) is read at evaluation, so
+  # that what it says drives the IPVS modules as `settings` would. A string path
+  # (a derivation's output, a file outside the store) is not: no import from
+  # derivation, and nothing outside the store is readable at evaluation or build.
+  fileSettings =
+    if cfg.configFile != null && builtins.isPath cfg.configFile then
+      builtins.fromTOML (builtins.readFile cfg.configFile)
+    else
+      null;
+  configInStore =
+    cfg.configFile == null
+    || builtins.isPath cfg.configFile
+    || lib.hasPrefix builtins.storeDir (toString cfg.configFile);
+
+  # The daemon that checks the file at build time runs on the build machine: the
+  # target's package when the build machine can execute it, else the build
+  # platform's (cross builds), as nixpkgs' man-db module does.
+  checkPackage =
+    if pkgs.stdenv.buildPlatform.canExecute pkgs.stdenv.hostPlatform then
+      cfg.package
+    else
+      pkgs.buildPackages.hafront or (pkgs.buildPackages.callPackage ./package.nix { });
+
+  # The config file, validated by the daemon at build time. --offline: only what
+  # the file says (api.token_file, TLS files, security.script_user and script
+  # ownership exist on the target, not in the build sandbox); --no-env: the
+  # build's environment is not the service's.
   checkedConfig =
-    if cfg.checkConfig then
-      pkgs.runCommand "hafront-checked.toml"
-        {
-          nativeBuildInputs = [ cfg.package ];
-          preferLocalBuild = true;
-        }
-        ''
-          # --no-env: the build's environment is not the service's; keys that come
-          # from environmentFile at run time are not checked here.
-          hafront check-config --no-env -c ${configFile} >/dev/null
-          cp ${configFile} $out
-        ''
+    if cfg.checkConfig && configInStore then
+      pkgs.runCommandLocal "hafront-checked.toml" { } ''
+        ${lib.getExe checkPackage} check-config --offline --no-env -c ${configFile} >/dev/null
+        cp ${configFile} $out
+      ''
     else
       configFile;
 
-  schedulersInSettings = lib.unique (lib.mapAttrsToList (_: s: s.scheduler) services);
+  # What the daemon will run with, as far as evaluation can tell.
+  effectiveSettings = if cfg.configFile == null then cfg.settings else fileSettings;
+  effectiveServices =
+    if effectiveSettings == null then { } else effectiveSettings.ipvs.services or { };
+  schedulersInSettings = lib.unique (
+    lib.mapAttrsToList (_: s: s.scheduler or "wlc") effectiveServices
+  );
+
+  credentialsDir = "/run/credentials/hafront.service";
+  # The daemon's defaults, and the unit's StateDirectory / RuntimeDirectory.
+  stateDir = "/var/lib/hafront";
+  runtimeDir = "/run/hafront";
 
   trackAssertions = lib.concatLists (
     lib.mapAttrsToList (
@@ -203,7 +249,10 @@ let
           message = "${opt}.settings.vrrp.instances.${iname}.${kind}: \"${t.name}\" is not defined in ${opt}.settings.${table}";
         }) inst.${kind};
       in
-      ref "track_checks" "checks" ++ ref "track_scripts" "scripts" ++ ref "track_files" "files"
+      ref "track_checks" "checks"
+      ++ ref "track_scripts" "scripts"
+      ++ ref "track_files" "files"
+      ++ ref "track_services" "services"
     ) instances
   );
 
@@ -229,19 +278,11 @@ let
     k: lib.length (lib.filter (o: o.key == k.key) routerKeys) > 1
   ) routerKeys;
 
-  vrrpFirewall = {
-    iptables = {
-      extraCommands = ''
-        ip46tables -A nixos-fw -p 112 -m comment --comment "services.hafront.openFirewall" -j nixos-fw-accept
-      '';
-      extraStopCommands = ''
-        ip46tables -D nixos-fw -p 112 -m comment --comment "services.hafront.openFirewall" -j nixos-fw-accept 2>/dev/null || true
-      '';
-    };
-    nftables.extraInputRules = ''
-      meta l4proto 112 accept comment "services.hafront.openFirewall: VRRP"
-    '';
-  };
+  # networking.firewall.backend and the firewalld module are recent in nixpkgs; an
+  # older NixOS has only the iptables and nftables firewalls.
+  firewallBackend =
+    config.networking.firewall.backend
+      or (if config.networking.nftables.enable then "nftables" else "iptables");
 in
 {
   options.services.hafront = {
@@ -288,8 +329,12 @@ in
       type = types.bool;
       default = true;
       description = ''
-        Validate the configuration at build time with `hafront check-config --no-env`.
-        Turn off when required keys come only from `environmentFile`.
+        Validate the configuration at build time with `hafront check-config
+        --offline --no-env`: every key, type, range and cross-reference, nothing of
+        the machine (token and certificate files, users, script ownership are
+        checked by `systemctl reload` and at start). Turn off when required keys
+        come only from `environmentFile`. A `configFile` outside the Nix store is
+        not checked at build time (the build cannot read it).
       '';
     };
 
@@ -300,37 +345,90 @@ in
       description = ''
         Environment file of the unit, for secrets kept out of the Nix store, e.g.
         `HAFRONT_VRRP__INSTANCES__WEB__AUTH_PASS=...` (a `HAFRONT_*` variable
-        overrides the key it names).
+        overrides the key it names). systemd reads it as root, so a root-only file
+        works. The daemon keeps the environment it started with (a reload does not
+        re-read it), so a change of this file restarts hafront: at once when its
+        path changes (`restartTriggers`), and through `hafront-environment.path`
+        when its content changes in place (`restartOnEnvironmentChange`).
+      '';
+    };
+
+    restartOnEnvironmentChange = mkOption {
+      type = types.bool;
+      default = true;
+      description = ''
+        Restart hafront when the content of `environmentFile` changes (a systemd
+        path unit watching it). A restart is a planned handover: the peer takes
+        the VIPs within its skew time and this node preempts them back.
+      '';
+    };
+
+    credentials = mkOption {
+      type = types.attrsOf types.path;
+      default = { };
+      example = literalExpression ''{ api-token = "/run/secrets/hafront-api-token"; }'';
+      description = ''
+        Files passed to the service with systemd's `LoadCredential=`: systemd
+        reads them as root, so root-only secrets work for the dynamic user the
+        service runs as. The service sees each as
+        `${credentialsDir}/<name>`; name that path in the configuration
+        (`api.token_file`, `checks.<name>.ca_file`, ...).
+      '';
+    };
+
+    apiTokenFile = mkOption {
+      type = types.nullOr types.path;
+      default = null;
+      example = "/run/secrets/hafront-api-token";
+      description = ''
+        A root-only file holding the API's bearer token: passed as the credential
+        `api-token` and set as `settings.api.token_file`
+        (`${credentialsDir}/api-token`).
       '';
     };
 
     openFirewall = mkOption {
       type = types.bool;
       default = false;
-      description = "Accept VRRP (IP protocol 112) in the NixOS firewall.";
+      description = ''
+        Accept VRRP (IP protocol 112, IPv4 and IPv6) in the NixOS firewall, on every
+        `networking.firewall.backend`: an `ip46tables` rule (iptables), a rule in
+        `extraInputRules` (nftables), the protocol `vrrp` in NixOS' default zone
+        `nixos-fw-default` (firewalld; with another `DefaultZone` an assertion asks
+        you to add it there).
+      '';
     };
 
     ipvs = {
       enable = mkOption {
         type = types.bool;
-        default = services != { };
-        defaultText = literalExpression "config.services.hafront.settings.ipvs.services != { }";
-        description = "Load the IPVS kernel modules at boot (hafront runs without CAP_SYS_MODULE).";
+        default = effectiveServices != { };
+        defaultText = literalMD ''
+          whether `settings.ipvs.services` (or the `[ipvs.services]` of a
+          `configFile` given as a path literal) declares a service
+        '';
+        description = ''
+          Load the IPVS kernel modules at boot (hafront runs without
+          CAP_SYS_MODULE). Set it, and `ipvs.schedulers`, when `configFile` is not a
+          path literal: such a file is not read at evaluation.
+        '';
       };
       schedulers = mkOption {
         type = types.listOf types.str;
         default = schedulersInSettings;
-        defaultText = literalExpression "the schedulers named in settings.ipvs.services";
+        defaultText = literalMD "the schedulers of those services (`wlc` where none is named)";
         description = "IPVS schedulers whose modules (`ip_vs_<name>`) are loaded at boot.";
       };
     };
 
     nginx = {
       enable = mkEnableOption ''
-        nginx on this node (`services.nginx`), with a loopback health endpoint that
-        hafront checks over HTTP and every selected instance tracks. (Supervision of
-        nginx by hafront itself, `[services.nginx]`, needs the daemon to run as root;
-        this module keeps it unprivileged)'';
+        nginx on this node (`services.nginx`), followed by hafront in two ways that
+        every selected instance tracks: `[services.nginx]` adopts `nginx.service`
+        (`systemd_unit`: its death is seen at once through a pidfd, no `pidof`
+        poll), and an http check of a loopback health endpoint catches an nginx
+        that runs but does not answer. systemd starts and restarts nginx; hafront
+        stays unprivileged'';
       healthPort = mkOption {
         type = types.port;
         default = 8099;
@@ -339,12 +437,12 @@ in
       checkName = mkOption {
         type = types.str;
         default = "nginx";
-        description = "Name of the generated check under `settings.checks`.";
+        description = "Name of the generated check under `settings.checks` and of the adopted service under `settings.services`.";
       };
       weight = mkOption {
         type = types.ints.between (-253) 253;
         default = 0;
-        description = "Tracking weight: 0 faults the instance while nginx fails; negative lowers its priority.";
+        description = "Tracking weight of both the service and the check: 0 faults the instance while nginx fails; negative lowers its priority.";
       };
       instances = mkOption {
         type = types.nullOr (types.listOf types.str);
@@ -368,6 +466,18 @@ in
           } share interface, vrid and address family (one virtual router on the wire)";
         }
       ]
+      ++ lib.optionals (effectiveSettings != null) [
+        # The unit's StateDirectory/RuntimeDirectory are the only paths the dynamic
+        # user can write (ProtectSystem=strict), and state_dir must survive a stop.
+        {
+          assertion = (effectiveSettings.state_dir or stateDir) == stateDir;
+          message = "${opt}.settings.state_dir must be ${stateDir} (the unit's StateDirectory, owned by its dynamic user; every other path is read-only for it), not ${effectiveSettings.state_dir or ""}";
+        }
+        {
+          assertion = (effectiveSettings.runtime_dir or runtimeDir) == runtimeDir;
+          message = "${opt}.settings.runtime_dir must be ${runtimeDir} (the unit's RuntimeDirectory), not ${effectiveSettings.runtime_dir or ""}";
+        }
+      ]
       ++ instanceAssertions
       ++ trackAssertions
       ++ lib.mapAttrsToList (sname: s: {
@@ -381,6 +491,24 @@ in
         } not in ${opt}.settings.vrrp.instances";
       };
 
+      warnings =
+        lib.optional (cfg.configFile != null && fileSettings == null && !cfg.ipvs.enable) ''
+          ${opt}.configFile is not a path literal, so it is not read at evaluation: if it
+          declares [ipvs.services], set ${opt}.ipvs.enable and ${opt}.ipvs.schedulers
+          (hafront has no CAP_SYS_MODULE to load ip_vs itself).''
+        ++ lib.optional (cfg.configFile != null && cfg.nginx.enable) ''
+          ${opt}.nginx.enable adds [services.${cfg.nginx.checkName}], [checks.${cfg.nginx.checkName}] and the
+          instances' tracks to ${opt}.settings, which ${opt}.configFile replaces:
+          write them into that file.''
+        ++ lib.optional (cfg.checkConfig && !configInStore) ''
+          ${opt}.configFile (${toString cfg.configFile}) is outside the Nix store: it is
+          not checked at build time, only by `systemctl reload hafront` and at start.'';
+
+      services.hafront.credentials = mkIf (cfg.apiTokenFile != null) { api-token = cfg.apiTokenFile; };
+      services.hafront.settings = mkIf (cfg.apiTokenFile != null) {
+        api.token_file = mkDefault "${credentialsDir}/api-token";
+      };
+
       environment.etc."hafront/hafront.toml".source = checkedConfig;
       environment.systemPackages = [ cfg.package ];
 
@@ -389,35 +517,53 @@ in
         wantedBy = [ "multi-user.target" ];
         wants = [ "network-online.target" ];
         after = [ "network-online.target" ];
-        # accept = false drives nftables through `nft`.
-        path = [ pkgs.nftables ];
+        # accept = false drives nftables through `nft`; an adopted unit
+        # (systemd_unit) is followed through `systemctl show`.
+        path = [
+          pkgs.nftables
+          config.systemd.package
+        ];
         # A new configuration is a reload (SIGHUP: unchanged instances keep their
         # state, no VIP moves); a new package or unit is a restart, which hands the
         # VIPs over with priority-0 adverts. stopIfChanged = false keeps that restart
         # one step (no stop before the new system is activated).
         reloadTriggers = [ checkedConfig ];
+        # The daemon keeps the environment it started with: another environment
+        # file is a restart (a file changed in place: hafront-environment.path).
+        restartTriggers = lib.optional (cfg.environmentFile != null) cfg.environmentFile;
         stopIfChanged = false;
         serviceConfig = {
           Type = "notify";
           NotifyAccess = "main";
           WatchdogSec = mkDefault "5s";
-          ExecStart = "${cfg.package}/bin/hafront run -c ${configPath}";
+          ExecStart = "${lib.getExe cfg.package} run -c ${configPath}";
           ExecReload = [
-            # Refuse the reload (and keep the running config) when the file is invalid.
-            "${cfg.package}/bin/hafront check-config -c ${configPath}"
-            "${pkgs.coreutils}/bin/kill -HUP $MAINPID"
+            # Refuse the reload (and keep the running config) when the file is
+            # invalid; here, on the target, the machine is checked too (token and
+            # certificate files, users, script ownership).
+            "${lib.getExe cfg.package} check-config -c ${configPath}"
+            "${lib.getExe' pkgs.coreutils "kill"} -HUP $MAINPID"
           ];
           EnvironmentFile = mkIf (cfg.environmentFile != null) cfg.environmentFile;
+          # Root-only secrets for the dynamic user: ${credentialsDir}/<name>.
+          LoadCredential = mkIf (cfg.credentials != { }) (
+            lib.mapAttrsToList (name: path: "${name}:${path}") cfg.credentials
+          );
           KillMode = "mixed";
           TimeoutStopSec = "10s";
           Restart = "on-failure";
           RestartSec = "1s";
           # 2: invalid configuration; a restart does not fix it.
           RestartPreventExitStatus = 2;
+          # runtime_dir: status file, API socket; emptied at every stop.
           RuntimeDirectory = "hafront";
           RuntimeDirectoryMode = "0755";
-          # state_dir (/var/lib/hafront): API overrides (maintenance...) survive restarts.
+          # state_dir (/var/lib/hafront, owned by the dynamic user, 0700): what must
+          # survive a restart: API overrides (maintenance...) and the IPVS services
+          # hafront created (ipvs-owned.json).
           StateDirectory = "hafront";
+          StateDirectoryMode = "0700";
+          LimitNOFILE = 65536;
 
           DynamicUser = true;
           AmbientCapabilities = [
@@ -459,16 +605,62 @@ in
       };
     }
 
+    (mkIf (cfg.environmentFile != null && cfg.restartOnEnvironmentChange) {
+      # The environment file changed in place (a secret rotated): restart, since a
+      # reload would validate the new file but the daemon would keep the old values.
+      systemd.paths.hafront-environment = {
+        wantedBy = [ "multi-user.target" ];
+        pathConfig.PathChanged = cfg.environmentFile;
+      };
+      systemd.services.hafront-environment = {
+        description = "Restart hafront for its changed environment file";
+        serviceConfig = {
+          Type = "oneshot";
+          ExecStart = "${lib.getExe' config.systemd.package "systemctl"} try-restart hafront.service";
+        };
+      };
+    })
+
+    # VRRP is IP protocol 112 (RFC 5798 section 5.1.1.3 / 5.1.2.4), for IPv4 and IPv6.
     (mkIf cfg.openFirewall {
-      networking.firewall =
-        if config.networking.nftables.enable then vrrpFirewall.nftables else vrrpFirewall.iptables;
+      networking.firewall = mkMerge [
+        (mkIf (firewallBackend == "iptables") {
+          extraCommands = ''
+            ip46tables -A nixos-fw -p 112 -m comment --comment "services.hafront.openFirewall" -j nixos-fw-accept
+          '';
+          extraStopCommands = ''
+            ip46tables -D nixos-fw -p 112 -m comment --comment "services.hafront.openFirewall" -j nixos-fw-accept 2>/dev/null || true
+          '';
+        })
+        (mkIf (firewallBackend == "nftables") {
+          extraInputRules = ''
+            meta l4proto 112 accept comment "services.hafront.openFirewall: VRRP"
+          '';
+        })
+      ];
+      assertions = [
+        {
+          assertion =
+            firewallBackend != "firewalld"
+            || config.services.firewalld.settings.DefaultZone == "nixos-fw-default";
+          message = "${opt}.openFirewall: firewalld's default zone is ${config.services.firewalld.settings.DefaultZone}, not NixOS' nixos-fw-default; set ${opt}.openFirewall = false and add \"vrrp\" to services.firewalld.zones.${config.services.firewalld.settings.DefaultZone}.protocols";
+        }
+      ];
+    })
+    # firewalld ignores extraCommands and extraInputRules: the protocol goes into
+    # the zone NixOS makes the default (firewall-firewalld.nix). Only that one: a
+    # definition of another zone here would replace the zone firewalld ships.
+    (lib.optionalAttrs (options.services ? firewalld) {
+      services.firewalld.zones = mkIf (cfg.openFirewall && firewallBackend == "firewalld") {
+        nixos-fw-default.protocols = [ "vrrp" ];
+      };
     })
 
     (mkIf cfg.ipvs.enable {
       boot.kernelModules = [ "ip_vs" ] ++ map (s: "ip_vs_${s}") cfg.ipvs.schedulers;
       # A NAT director routes the real servers' replies back to the clients.
-      boot.kernel.sysctl."net.ipv4.ip_forward" = mkIf (lib.any (s: s.forwarding == "nat") (
-        builtins.attrValues services
+      boot.kernel.sysctl."net.ipv4.ip_forward" = mkIf (lib.any (s: (s.forwarding or "nat") == "nat") (
+        builtins.attrValues effectiveServices
       )) (mkDefault 1);
     })
 
@@ -484,6 +676,13 @@ in
           ];
           locations."= /healthz".return = "200 ok";
         };
+      };
+      # Adopted, not started: systemd runs nginx (and restarts it); hafront sees
+      # its MainPID die at once. (`[services.nginx]` without systemd_unit would
+      # have hafront start nginx itself, which needs it to run as root.)
+      services.hafront.settings.services.${cfg.nginx.checkName} = {
+        kind = mkDefault "nginx";
+        systemd_unit = mkDefault "nginx.service";
       };
       services.hafront.settings.checks.${cfg.nginx.checkName} = {
         kind = mkDefault "http";

@@ -9,6 +9,10 @@
 #  2. traffic flows through the VIP to both real servers;
 #  3. a weight change + SIGHUP is one SET_DEST, nothing re-created;
 #  4. a restart with the same configuration writes nothing;
+#  4b. a service removed from the configuration while hafront was down (crashed,
+#     runtime_dir emptied as systemd does at every stop) is removed at start: the
+#     ownership record is in state_dir; one left in runtime_dir by an older version
+#     is found and moved to state_dir;
 #  5. a kernel refusal is logged with the service named and retried;
 #  6. SIGTERM removes hafront's services, and only those.
 set -eu
@@ -237,6 +241,45 @@ sleep 2   # a few reconcile passes
 [ "$(count 'op=')" = "$ops_before" ] || fail "restart with an unchanged configuration wrote to IPVS: $(sed -n '/---- restart/,$p' "$log" | grep 'op=')"
 wait_table 5 || fail "table changed across a restart"
 pass "restart with the same configuration: zero IPVS writes"
+
+# 4b. Which services are hafront's survives a crash and an emptied runtime_dir.
+state=/var/lib/hafront
+drop_dns() { sed -i '/^\[ipvs.services.dns\]/,/^real_servers/d' /etc/hafront.toml; }
+dns_gone() {
+    i=0
+    while ipvsadm -Sn | grep -q '203.0.113.100:53'; do
+        i=$((i + 1)); [ $i -lt 100 ] || return 1; sleep 0.1
+    done
+}
+crash() { kill -KILL "$pid"; wait "$pid" 2>/dev/null || true; }
+crash
+[ -s "$state/ipvs-owned.json" ] || fail "no ownership record in state_dir ($state)"
+[ ! -e /run/hafront/ipvs-owned.json ] || fail "an ownership record in runtime_dir"
+rm -rf /run/hafront   # systemd's RuntimeDirectoryPreserve=no, at every stop
+drop_dns
+echo "---- restart, dns removed while down" >>"$log"
+start
+dns_gone || fail "the udp service removed from the configuration while hafront was down stayed in the kernel"
+ipvsadm -Sn | grep -q '203.0.113.200:443' || fail "the foreign service went too"
+pass "service removed while hafront was down (runtime_dir emptied) is removed at start: ownership is in state_dir"
+# As an older version left it: the record in runtime_dir, none in state_dir.
+write_config 5
+kill -HUP "$pid"
+wait_table 5 || fail "dns service not restored"
+sleep 0.5
+crash
+mkdir -p /run/hafront
+mv "$state/ipvs-owned.json" /run/hafront/ipvs-owned.json
+drop_dns
+echo "---- restart, record in runtime_dir" >>"$log"
+start
+dns_gone || fail "with the record an older version left in runtime_dir, the removed service stayed"
+[ -s "$state/ipvs-owned.json" ] && [ ! -e /run/hafront/ipvs-owned.json ] ||
+    fail "the record was not moved from runtime_dir to state_dir"
+pass "a record left in runtime_dir by an older version is found and moved to state_dir"
+write_config 5
+kill -HUP "$pid"
+wait_table 5 || fail "dns service not restored"
 
 # 5. A kernel refusal (scheduler "twos" is not in this kernel): logged with the
 # service named, retried with backoff, the daemon and the other services unharmed.

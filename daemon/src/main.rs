@@ -32,12 +32,24 @@ struct ConfigArgs {
     keepalived: Option<PathBuf>,
 }
 
+#[derive(clap::Args, Clone)]
+struct CheckArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Check only what the files say, nothing of this machine: no token_file,
+    /// ca_file or certificate read, no script_user lookup, no script ownership.
+    /// For a build sandbox or another machine (the NixOS module's build-time check).
+    #[arg(long)]
+    offline: bool,
+}
+
 impl ConfigArgs {
     fn options(&self) -> LoadOptions {
         LoadOptions {
             files: self.files.clone(),
             env: !self.no_env,
             keepalived: self.keepalived.clone(),
+            offline: false,
         }
     }
 }
@@ -48,7 +60,7 @@ enum Command {
     Run(ConfigArgs),
     /// Validate the layered configuration and print it (secrets redacted).
     /// Exit 0 when valid, 2 when not.
-    CheckConfig(ConfigArgs),
+    CheckConfig(CheckArgs),
     /// Show the state of the running daemon (asks its API socket).
     Status {
         #[command(flatten)]
@@ -138,7 +150,10 @@ enum OnOff {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::CheckConfig(args) => match preflight::load_with_warnings(&args.options()) {
+        Command::CheckConfig(args) => match preflight::load_with_warnings(&LoadOptions {
+            offline: args.offline,
+            ..args.config.options()
+        }) {
             Ok((cfg, warnings)) => {
                 print_import_warnings(&warnings);
                 print!("{}", cfg.to_redacted_toml());

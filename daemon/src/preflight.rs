@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::checks::spec::CheckSpec;
+use crate::checks::tls::{self, TlsOptions};
 use crate::config::{self, Config, ConfigError, Layer, Problem, Sources};
 use crate::keepalived;
 use crate::process::security;
@@ -23,6 +24,10 @@ pub struct LoadOptions {
     /// A keepalived configuration imported in memory, layered between the defaults
     /// and the files (`--keepalived-config`).
     pub keepalived: Option<PathBuf>,
+    /// Check only what the configuration says, nothing of this machine
+    /// (`check-config --offline`: a build sandbox or another machine, where the
+    /// token file, the TLS files and the script user do not exist).
+    pub offline: bool,
 }
 
 /// Loads, layers, validates and checks the configuration against the machine.
@@ -49,7 +54,11 @@ pub fn load_with_warnings(opts: &LoadOptions) -> Result<(Config, Vec<keepalived:
         warnings = import.warnings;
         sources.layers.push(keepalived_layer(path, import.toml));
     }
-    let cfg = config::load_checked(&sources, check)?;
+    let cfg = if opts.offline {
+        config::load_checked(&sources, check_offline)?
+    } else {
+        config::load_checked(&sources, check)?
+    };
     Ok((cfg, warnings))
 }
 
@@ -102,6 +111,36 @@ pub fn check(cfg: &Config) -> Vec<Problem> {
     problems
 }
 
+/// What `check-config --offline` adds to the pure rules: each check is compiled
+/// without its files (regexes, targets), and only the rules about the TLS file
+/// keys are checked (not the files).
+pub fn check_offline(cfg: &Config) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (name, c) in &cfg.checks {
+        if !c.keys_fit_kind() {
+            continue; // reported by config
+        }
+        let mut errs = Vec::new();
+        if let Err(e) = tls::tls_file_keys(&TlsOptions::from(c)) {
+            errs.push(e);
+        }
+        let mut without_files = c.clone();
+        without_files.ca_file = None;
+        without_files.client_cert = None;
+        without_files.client_key = None;
+        if let Err(e) = CheckSpec::build(name, &without_files) {
+            errs.extend(e);
+        }
+        for (field, message) in errs {
+            problems.push(Problem {
+                key: vec!["checks".into(), name.clone(), field.to_string()],
+                message,
+            });
+        }
+    }
+    problems
+}
+
 /// `hafront import-keepalived FILE [-o OUT] [--strict]`: prints the warnings on
 /// stderr, checks that the result is a valid hafront configuration, writes it.
 /// Returns the exit code: 0, or 2 when the file cannot be imported.
@@ -122,6 +161,7 @@ pub fn import_command(file: &Path, output: Option<&Path>, strict: bool) -> u8 {
         files: Vec::new(),
         env: false,
         keepalived: Some(file.to_path_buf()),
+        offline: false,
     };
     if let Err(e) = load_with_warnings(&check) {
         eprintln!("hafront: the imported configuration is not valid for hafront:\n{e}");

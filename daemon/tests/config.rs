@@ -657,3 +657,85 @@ fn services_and_notify_defaults_and_redaction() {
         Ok(())
     });
 }
+
+/// `check-config --offline` checks what the file says and nothing of this machine
+/// (the NixOS module runs it in the build sandbox, where the token file, the
+/// script user and the certificates do not exist); plain `check-config` checks both.
+#[test]
+fn check_config_offline_reads_nothing_of_the_machine() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("hafront-offline-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // A script in a directory everyone can write to: a root daemon refuses it.
+    let scripts = dir.join("scripts");
+    std::fs::create_dir_all(&scripts).unwrap();
+    let script = scripts.join("check.sh");
+    std::fs::write(&script, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&scripts, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let machine = format!(
+        "{BASE}track_scripts = [ {{ name = \"s\" }} ]\n\
+         [api]\nlisten = \"127.0.0.1:9165\"\ntoken_file = \"/nonexistent/hafront/api-token\"\n\
+         [security]\nscript_user = \"hafront-no-such-user\"\n\
+         [scripts.s]\ncommand = [\"{}\"]\n\
+         [checks.tls]\nkind = \"https\"\nurl = \"https://192.0.2.1/\"\nca_file = \"/nonexistent/hafront/ca.pem\"\n\
+         client_cert = \"/nonexistent/hafront/c.pem\"\nclient_key = \"/nonexistent/hafront/k.pem\"\n",
+        script.display()
+    );
+    let file = dir.join("machine.toml");
+    std::fs::write(&file, &machine).unwrap();
+    let run = |file: &PathBuf, extra: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hafront"));
+        cmd.env_clear()
+            .arg("check-config")
+            .args(extra)
+            .arg("-c")
+            .arg(file);
+        cmd.output().unwrap()
+    };
+
+    let out = run(&file, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for key in ["api.token_file", "security.script_user", "checks.tls.ca_file"] {
+        assert!(
+            stderr.contains(key),
+            "check-config must check {key} here: {stderr}"
+        );
+    }
+    if nix::unistd::geteuid().is_root() {
+        assert!(stderr.contains("scripts.s.command"), "{stderr}");
+    }
+
+    let out = run(&file, &["--offline"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "--offline: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // What the file itself says is still checked.
+    let pure = format!(
+        "{machine}tls_verify = false\n[checks.half]\nkind = \"https\"\nurl = \"https://192.0.2.2/\"\n\
+         client_cert = \"/nonexistent/hafront/c.pem\"\n"
+    )
+    .replace("/nonexistent/hafront/api-token", "api-token");
+    let file = dir.join("pure.toml");
+    std::fs::write(&file, pure).unwrap();
+    let out = run(&file, &["--offline"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for (key, why) in [
+        ("api.token_file", "absolute path"),
+        ("checks.tls.ca_file", "no effect with tls_verify = false"),
+        ("checks.half.client_key", "required with client_cert"),
+    ] {
+        assert!(
+            stderr.lines().any(|l| l.contains(key) && l.contains(why)),
+            "--offline must still report {key} ({why}): {stderr}"
+        );
+    }
+    std::fs::set_permissions(&scripts, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -41,6 +41,7 @@ fn import(name: &str) -> (Config, Import) {
         files: vec![],
         env: false,
         keepalived: Some(path),
+        offline: false,
     })
     .unwrap_or_else(|e| panic!("{name}: {e}"));
     assert_eq!(from_file, in_memory, "{name}");

@@ -11,7 +11,15 @@
 }:
 
 let
-  inherit (import ./stubs.nix { inherit lib; }) pkgs nixosStubs;
+  inherit
+    (import ./stubs.nix {
+      inherit lib;
+      cross = case == "cross";
+      legacyFirewall = lib.hasPrefix "legacy" case;
+    })
+    pkgs
+    nixosStubs
+    ;
 
   # The configurations under test.
   cases = {
@@ -21,6 +29,8 @@ let
         enable = true;
         openFirewall = true;
         environmentFile = "/run/secrets/hafront.env";
+        apiTokenFile = "/run/secrets/hafront-api-token";
+        credentials.ca = "/run/secrets/backend-ca.pem";
         nginx = {
           enable = true;
           weight = -50;
@@ -29,6 +39,7 @@ let
         settings = {
           node.name = "node-a";
           log.level = "debug";
+          api.listen = "127.0.0.1:9165";
           scripts.maintenance_off = {
             command = [
               "/run/current-system/sw/bin/test"
@@ -65,6 +76,116 @@ let
               { address = "198.51.100.12:8080"; }
             ];
           };
+        };
+      };
+    };
+
+    # The firewall on firewalld: neither extraCommands nor extraInputRules apply.
+    firewalld = {
+      services.firewalld.enable = true;
+      networking.nftables.enable = true;
+      services.hafront = {
+        enable = true;
+        openFirewall = true;
+        settings.vrrp.instances.web = {
+          interface = "eth0";
+          vrid = 7;
+          virtual_ips = [ "192.0.2.7/24" ];
+        };
+      };
+    };
+
+    # firewalld with another default zone: an assertion says what to do.
+    firewalldZone = {
+      services.firewalld = {
+        enable = true;
+        settings.DefaultZone = "public";
+      };
+      networking.nftables.enable = true;
+      services.hafront = {
+        enable = true;
+        openFirewall = true;
+        settings.vrrp.instances.web = {
+          interface = "eth0";
+          vrid = 7;
+          virtual_ips = [ "192.0.2.7/24" ];
+        };
+      };
+    };
+
+    # A NixOS without networking.firewall.backend and the firewalld module.
+    legacy = {
+      services.hafront = {
+        enable = true;
+        openFirewall = true;
+        settings.vrrp.instances.web = {
+          interface = "eth0";
+          vrid = 7;
+          virtual_ips = [ "192.0.2.7/24" ];
+        };
+      };
+    };
+    legacyNftables = {
+      networking.nftables.enable = true;
+      services.hafront = {
+        enable = true;
+        openFirewall = true;
+        settings.vrrp.instances.web = {
+          interface = "eth0";
+          vrid = 7;
+          virtual_ips = [ "192.0.2.7/24" ];
+        };
+      };
+    };
+
+    # The build machine cannot run the target's hafront (aarch64 target).
+    cross.services.hafront = {
+      enable = true;
+      settings.vrrp.instances.web = {
+        interface = "eth0";
+        vrid = 7;
+        virtual_ips = [ "192.0.2.7/24" ];
+      };
+    };
+
+    # configFile as a path literal: read at evaluation, so its IPVS services load
+    # the modules; checked at build time like settings.
+    configfile.services.hafront = {
+      enable = true;
+      configFile = ./configfile.toml;
+    };
+    configfileNginx.services.hafront = {
+      enable = true;
+      configFile = ./configfile.toml;
+      nginx.enable = true;
+    };
+
+    # configFile outside the store: no build-time check (the sandbox cannot read
+    # it), IPVS modules only when asked for; both said in warnings.
+    outside.services.hafront = {
+      enable = true;
+      configFile = "/etc/hafront-site/hafront.toml";
+    };
+    outsideIpvs.services.hafront = {
+      enable = true;
+      configFile = "/etc/hafront-site/hafront.toml";
+      ipvs = {
+        enable = true;
+        schedulers = [ "mh" ];
+      };
+    };
+
+    # state_dir / runtime_dir elsewhere than the unit's StateDirectory /
+    # RuntimeDirectory: not writable for the service (ProtectSystem=strict).
+    dirs.services.hafront = {
+      enable = true;
+      settings = {
+        state_dir = "/srv/hafront";
+        runtime_dir = "/run/hafront";
+        vrrp.instances.web = {
+          interface = "eth0";
+          vrid = 7;
+          virtual_ips = [ "192.0.2.7/24" ];
         };
       };
     };
@@ -164,10 +285,16 @@ in
       serviceConfig
       ;
     path = map (p: p.name) unit.path;
-    reloadTriggers = map (t: t.outPath) unit.reloadTriggers;
+    reloadTriggers = map toString unit.reloadTriggers;
+    restartTriggers = map toString unit.restartTriggers;
   };
-  etcSource = etc.source.outPath;
+  inherit (c) warnings;
+  paths = c.systemd.paths;
+  envRestart = c.systemd.services.hafront-environment or null;
+  firewalldZones = c.services.firewalld.zones or null;
+  etcSource = toString etc.source;
   etcSourceScript = etc.source.script or null;
+  etcSourceLocal = etc.source.local or false;
   # What the TOML generator gets: the content of the generated file.
   settings = c.services.hafront.settings;
   firewall = c.networking.firewall;

@@ -11,7 +11,7 @@ let
       args:
       drv "${args.pname}-${args.version}" {
         inherit args;
-        inherit (args) version;
+        inherit (args) version meta;
         # Coercing the filtered source runs its filter over the tree (read-only mode:
         # hashed, not copied).
         srcPath = "${args.src}";
@@ -25,8 +25,11 @@ let
     dockerTools = {
       buildLayeredImage = args: drv "hafront-image" { inherit args; };
       binSh = drv "bin-sh" { };
+      usrBinEnv = drv "usr-bin-env" { };
+      fakeNss = drv "fake-nss" { };
     };
-    tini = drv "tini" { };
+    tini = drv "tini" { meta.mainProgram = "tini"; };
+    nginx = drv "nginx" { meta.mainProgram = "nginx"; };
     iproute2 = drv "iproute2" { };
     bashInteractive = drv "bash" { };
     testers.runNixOSTest =
@@ -36,15 +39,18 @@ let
         driver = drv "nixos-test-driver" { };
       };
     mkShell = args: drv "shell" { inherit args; };
-    nixfmt-rfc-style = drv "nixfmt" { };
+    nixfmt = drv "nixfmt" { };
   };
   nixpkgs = {
     inherit lib;
     legacyPackages = lib.genAttrs [ "x86_64-linux" "aarch64-linux" ] (_: pkgs);
   };
+  # As Nix gives it to a flake: the date of its last commit.
+  self = flake // {
+    lastModifiedDate = "20261204101530";
+  };
   flake = (import ../../flake.nix).outputs {
-    self = flake;
-    inherit nixpkgs;
+    inherit self nixpkgs;
   };
   sys = "x86_64-linux";
   hafront = flake.packages.${sys}.hafront;
@@ -102,10 +108,16 @@ in
     mainProgram = hafront.args.meta.mainProgram;
   };
   image = {
-    inherit (image) name tag;
+    inherit (image)
+      name
+      tag
+      created
+      extraCommands
+      ;
     inherit (image.config) Entrypoint Cmd StopSignal;
     contents = map (c: c.name) image.contents;
   };
+  formatter = flake.formatter.${sys}.name;
   modulePackage = (evalNode [ flake.nixosModules.default ]).services.hafront.package.name;
   vmNodes = {
     master = nodeResult (node "master");
@@ -115,6 +127,7 @@ in
   vmTest = {
     inherit (test) name;
     nodes = builtins.attrNames test.nodes;
+    inherit (test) testScript;
     subtests = lib.filter (l: lib.hasPrefix "with subtest(" l) (
       map (lib.removePrefix "    ") (lib.splitString "\n" test.testScript)
     );

@@ -2,7 +2,13 @@
 # `pkgs` whose derivations are plain records (nothing is built), and the NixOS options
 # that nixos/module.nix sets, declared with NixOS' types (or close enough).
 # Used by eval.nix and flake-eval.nix.
-{ lib }:
+{
+  lib,
+  # The build machine cannot execute the target's binaries (a cross build).
+  cross ? false,
+  # A NixOS from before networking.firewall.backend and the firewalld module.
+  legacyFirewall ? false,
+}:
 let
   inherit (lib) mkOption types;
 in
@@ -20,14 +26,30 @@ rec {
 
   pkgs = {
     inherit lib;
-    stdenv.hostPlatform.system = "x86_64-linux";
+    stdenv = {
+      hostPlatform.system = if cross then "aarch64-linux" else "x86_64-linux";
+      buildPlatform = {
+        system = "x86_64-linux";
+        canExecute = _platform: !cross;
+      };
+    };
+    # The build platform's packages (nixpkgs' splicing): a hafront that runs on
+    # the build machine.
+    buildPackages = {
+      hafront = drv "hafront-0.1.0-build-platform" { meta.mainProgram = "hafront"; };
+    };
     ipvsadm = drv "ipvsadm" { };
     curl = drv "curl" { };
     hafront = drv "hafront-0.1.0" { meta.mainProgram = "hafront"; };
     nftables = drv "nftables" { };
     coreutils = drv "coreutils" { };
+    systemd = drv "systemd" { };
     # Records the build script so the test can assert what the build would run.
     runCommand = name: env: script: drv name { inherit env script; };
+    runCommandLocal = name: env: script: drv name {
+      inherit env script;
+      local = true;
+    };
     callPackage = _: _: throw "eval stub: pkgs.callPackage is not available (pkgs.hafront is set)";
     formats.toml =
       { }:
@@ -56,8 +78,12 @@ rec {
   };
 
   # The NixOS options module.nix uses, with NixOS' types (or close enough).
-  nixosStubs = {
-    options = {
+  nixosStubs =
+    { config, ... }:
+    {
+    # Merged deeply: the parts share top-level keys (services).
+    options = lib.foldl' lib.recursiveUpdate { } [
+    {
       assertions = mkOption {
         type = types.listOf types.unspecified;
         default = [ ];
@@ -106,6 +132,10 @@ rec {
                 type = types.listOf types.unspecified;
                 default = [ ];
               };
+              environment = mkOption {
+                type = types.attrsOf types.str;
+                default = { };
+              };
               restartIfChanged = mkOption {
                 type = types.bool;
                 default = true;
@@ -127,6 +157,27 @@ rec {
         );
         default = { };
       };
+      systemd.package = mkOption {
+        type = types.package;
+        default = pkgs.systemd;
+      };
+      systemd.paths = mkOption {
+        type = types.attrsOf (
+          types.submodule {
+            options = {
+              wantedBy = mkOption {
+                type = types.listOf types.str;
+                default = [ ];
+              };
+              pathConfig = mkOption {
+                type = types.attrsOf types.anything;
+                default = { };
+              };
+            };
+          }
+        );
+        default = { };
+      };
       networking.hostName = mkOption {
         type = types.str;
         default = "nixos";
@@ -136,6 +187,29 @@ rec {
         default = false;
       };
       networking.firewall = {
+        enable = mkOption {
+          type = types.bool;
+          default = true;
+        };
+      }
+      // lib.optionalAttrs (!legacyFirewall) {
+        # nixos/modules/services/networking/firewall.nix
+        backend = mkOption {
+          type = types.enum [
+            "iptables"
+            "nftables"
+            "firewalld"
+          ];
+          default =
+            if config.services.firewalld.enable then
+              "firewalld"
+            else if config.networking.nftables.enable then
+              "nftables"
+            else
+              "iptables";
+        };
+      }
+      // {
         extraCommands = mkOption {
           type = types.lines;
           default = "";
@@ -157,6 +231,42 @@ rec {
         type = types.attrsOf types.anything;
         default = { };
       };
+    }
+    (lib.optionalAttrs (!legacyFirewall) {
+      # nixos/modules/services/networking/firewalld/{default,settings,zone}.nix
+      services.firewalld = {
+        enable = mkOption {
+          type = types.bool;
+          default = false;
+        };
+        settings = mkOption {
+          type = types.submodule {
+            freeformType = types.attrsOf (types.either types.bool types.nonEmptyStr);
+            options.DefaultZone = mkOption {
+              type = types.nonEmptyStr;
+              default = "public";
+            };
+          };
+          default = { };
+        };
+        zones = mkOption {
+          type = types.attrsOf (
+            types.submodule {
+              options.protocols = mkOption {
+                type = types.listOf types.nonEmptyStr;
+                default = [ ];
+              };
+              options.ports = mkOption {
+                type = types.listOf types.anything;
+                default = [ ];
+              };
+            }
+          );
+          default = { };
+        };
+      };
+    })
+    {
       services.nginx = {
         enable = mkOption {
           type = types.bool;
@@ -167,7 +277,16 @@ rec {
           default = { };
         };
       };
-    };
+    }
+    ];
+    # nixos/modules/services/networking/firewall-firewalld.nix: NixOS' own default
+    # zone when the firewall runs on firewalld.
+    config = lib.optionalAttrs (!legacyFirewall) (
+      lib.mkIf (config.networking.firewall.enable && config.networking.firewall.backend == "firewalld") {
+        services.firewalld.settings.DefaultZone = lib.mkDefault "nixos-fw-default";
+        services.firewalld.zones.nixos-fw-default = { };
+      }
+    );
   };
 
 }

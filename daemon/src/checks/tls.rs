@@ -41,6 +41,19 @@ fn default_roots() -> RootCertStore {
     }
 }
 
+/// The rules about `ca_file`, `client_cert` and `client_key` that need no file
+/// read (`check-config --offline` checks only these).
+pub fn tls_file_keys(c: &TlsOptions) -> Result<(), SpecError> {
+    if !c.tls_verify && c.ca_file.is_some() {
+        return Err(("ca_file", "has no effect with tls_verify = false".into()));
+    }
+    match (&c.client_cert, &c.client_key) {
+        (Some(_), None) => Err(("client_key", "is required with client_cert".into())),
+        (None, Some(_)) => Err(("client_cert", "is required with client_key".into())),
+        _ => Ok(()),
+    }
+}
+
 /// What a TLS client configuration is made of: an https check's keys, or what a
 /// notifier (SMTP, webhook) asks for. The default verifies against the bundled
 /// roots, with no client certificate.
@@ -104,6 +117,7 @@ pub fn client_config(c: TlsOptions) -> Result<Arc<ClientConfig>, SpecError> {
                 .clone()
         });
     }
+    tls_file_keys(&c)?;
     let with_verifier = if c.tls_verify {
         let mut roots = default_roots();
         let mut pinned = Vec::new();
@@ -131,17 +145,11 @@ pub fn client_config(c: TlsOptions) -> Result<Arc<ClientConfig>, SpecError> {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(Verifier { inner, pinned }))
     } else {
-        if c.ca_file.is_some() {
-            return Err(("ca_file", "has no effect with tls_verify = false".into()));
-        }
         builder()
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerify(provider())))
     };
     let cfg = match (&c.client_cert, &c.client_key) {
-        (None, None) => with_verifier.with_no_client_auth(),
-        (Some(_), None) => return Err(("client_key", "is required with client_cert".into())),
-        (None, Some(_)) => return Err(("client_cert", "is required with client_key".into())),
         (Some(cert), Some(key)) => {
             let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
                 .and_then(|it| it.collect::<Result<Vec<_>, _>>())
@@ -158,6 +166,8 @@ pub fn client_config(c: TlsOptions) -> Result<Arc<ClientConfig>, SpecError> {
                 .with_client_auth_cert(chain, key_der)
                 .map_err(|e| ("client_key", format!("{}: {e}", key.display())))?
         }
+        // Mismatched pairs were refused by tls_file_keys.
+        _ => with_verifier.with_no_client_auth(),
     };
     Ok(finish(cfg))
 }

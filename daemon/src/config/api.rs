@@ -73,6 +73,11 @@ pub(super) fn validate(api: &ApiConfig, problems: &mut Vec<Problem>) {
             problem("token", "must be at least 16 characters".into());
         }
     }
+    if let Some(f) = &api.token_file {
+        if !f.is_absolute() {
+            problem("token_file", "must be an absolute path".into());
+        }
+    }
     if let Some(addr) = api.listen {
         if !addr.ip().is_loopback() && api.token.is_none() && api.token_file.is_none() {
             problem(

@@ -187,6 +187,7 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         config: ipvs_cfg_rx,
         checks: check_states_rx,
         roles: roles_rx,
+        state_dir: cfg.state_dir.clone(),
         runtime_dir: cfg.runtime_dir.clone(),
         overrides: overrides_rx.clone(),
         status: ipvs_status_tx,

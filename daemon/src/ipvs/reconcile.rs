@@ -4,13 +4,16 @@
 //! retried with backoff; nothing here can stop the daemon, and a kernel without
 //! IPVS leaves VRRP running with one clear error.
 //!
-//! Which services hafront owns survives restarts in `<runtime_dir>/ipvs-owned.json`,
+//! Which services hafront owns survives restarts in `<state_dir>/ipvs-owned.json`,
 //! so a service removed from the configuration while hafront was down is still
-//! removed, and services created by others are never touched.
+//! removed, and services created by others are never touched. (Not runtime_dir:
+//! systemd empties `RuntimeDirectory=` at every stop, and ownership would be lost
+//! across exactly the crash-and-reconfigure it exists for. A file an older version
+//! left in runtime_dir is read once and moved.)
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +42,9 @@ pub struct ReconcilerInputs {
     /// Health-check verdicts by check name (real servers with `check`); a check
     /// without a verdict yet counts as up, as keepalived starts real servers.
     pub checks: watch::Receiver<std::collections::BTreeMap<String, Health>>,
+    /// Where `ipvs-owned.json` lives.
+    pub state_dir: PathBuf,
+    /// Where older versions kept it: read once, then moved to `state_dir`.
     pub runtime_dir: PathBuf,
     /// Operator overrides: real servers disabled or re-weighted through the API.
     pub overrides: watch::Receiver<Arc<Overrides>>,
@@ -97,11 +103,7 @@ pub struct Pass {
 }
 
 pub async fn run(mut inp: ReconcilerInputs) {
-    let owned_path = inp.runtime_dir.join("ipvs-owned.json");
-    let mut owned: BTreeSet<ServiceKey> = std::fs::read(&owned_path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
+    let (owned_path, mut owned) = load_owned(&inp.state_dir, &inp.runtime_dir);
     let mut ipvs: Option<Ipvs> = None;
     let mut backoff = BACKOFF_MIN;
     let mut unavailable_logged = false;
@@ -316,12 +318,60 @@ fn snapshot(
     out
 }
 
-fn save_owned(path: &std::path::Path, owned: &BTreeSet<ServiceKey>) {
+const OWNED_FILE: &str = "ipvs-owned.json";
+
+fn read_owned(path: &Path) -> Option<BTreeSet<ServiceKey>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(error) => {
+            warn!(path = %path.display(), %error, "cannot read the IPVS services hafront owns");
+            return None;
+        }
+    };
+    match serde_json::from_slice(&bytes) {
+        Ok(owned) => Some(owned),
+        Err(error) => {
+            warn!(path = %path.display(), %error, "unreadable record of the IPVS services hafront owns; ignored");
+            None
+        }
+    }
+}
+
+/// The services hafront owns, from `<state_dir>/ipvs-owned.json`, merged with a
+/// file an older version left in `runtime_dir` (which is then moved to state_dir
+/// and removed). Returns the path to save to.
+fn load_owned(state_dir: &Path, runtime_dir: &Path) -> (PathBuf, BTreeSet<ServiceKey>) {
+    let path = state_dir.join(OWNED_FILE);
+    let mut owned = read_owned(&path).unwrap_or_default();
+    let legacy = runtime_dir.join(OWNED_FILE);
+    if legacy != path {
+        if let Some(old) = read_owned(&legacy) {
+            info!(from = %legacy.display(), to = %path.display(), services = old.len(),
+                  "moving the record of owned IPVS services to state_dir");
+            owned.extend(old);
+            // Remove the old file only once the new one holds everything.
+            if save_owned(&path, &owned) {
+                if let Err(error) = std::fs::remove_file(&legacy) {
+                    warn!(path = %legacy.display(), %error, "cannot remove the old record of owned IPVS services");
+                }
+            }
+        }
+    }
+    (path, owned)
+}
+
+fn save_owned(path: &Path, owned: &BTreeSet<ServiceKey>) -> bool {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
     let tmp = path.with_extension("json.tmp");
     let text = serde_json::to_vec(owned).unwrap_or_default();
     if let Err(error) = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, path)) {
         warn!(path = %path.display(), %error, "cannot record the IPVS services hafront owns");
+        return false;
     }
+    true
 }
 
 /// What `hafront ipvs-sync` did.
@@ -373,4 +423,63 @@ pub async fn sync_once(cfg: &crate::config::Config, dry_run: bool) -> Result<Syn
         apply: t.elapsed(),
         total: start.elapsed(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipvs::Protocol;
+
+    fn key(port: u16) -> ServiceKey {
+        ServiceKey::Addr {
+            protocol: Protocol::Tcp,
+            addr: SocketAddr::from(([192, 0, 2, 100], port)),
+        }
+    }
+
+    fn dirs(name: &str) -> (PathBuf, PathBuf) {
+        let base = std::env::temp_dir().join(format!("hafront-owned-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let run = base.join("run");
+        std::fs::create_dir_all(&run).unwrap();
+        // state_dir does not exist yet: the first save creates it.
+        (base.join("state"), run)
+    }
+
+    #[test]
+    fn owned_services_are_kept_in_state_dir() {
+        let (state, run) = dirs("state");
+        let (path, owned) = load_owned(&state, &run);
+        assert_eq!(path, state.join("ipvs-owned.json"));
+        assert!(owned.is_empty());
+        assert!(save_owned(&path, &BTreeSet::from([key(80)])));
+        // runtime_dir emptied (systemd's RuntimeDirectoryPreserve=no): still owned.
+        std::fs::remove_dir_all(&run).unwrap();
+        assert_eq!(load_owned(&state, &run).1, BTreeSet::from([key(80)]));
+        let _ = std::fs::remove_dir_all(state.parent().unwrap());
+    }
+
+    #[test]
+    fn a_file_left_in_runtime_dir_by_an_older_version_is_moved() {
+        let (state, run) = dirs("legacy");
+        let legacy = run.join("ipvs-owned.json");
+        std::fs::write(&legacy, serde_json::to_vec(&BTreeSet::from([key(80)])).unwrap()).unwrap();
+        let (path, owned) = load_owned(&state, &run);
+        assert_eq!(owned, BTreeSet::from([key(80)]));
+        assert!(!legacy.exists(), "the old file is removed once moved");
+        assert_eq!(read_owned(&path), Some(BTreeSet::from([key(80)])));
+        // Both present (a crash between the write and the removal): the union.
+        std::fs::write(&legacy, serde_json::to_vec(&BTreeSet::from([key(443)])).unwrap()).unwrap();
+        assert_eq!(load_owned(&state, &run).1, BTreeSet::from([key(80), key(443)]));
+        let _ = std::fs::remove_dir_all(state.parent().unwrap());
+    }
+
+    #[test]
+    fn an_unreadable_record_is_ignored() {
+        let (state, run) = dirs("bad");
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::write(state.join("ipvs-owned.json"), b"{not json").unwrap();
+        assert!(load_owned(&state, &run).1.is_empty());
+        let _ = std::fs::remove_dir_all(state.parent().unwrap());
+    }
 }
