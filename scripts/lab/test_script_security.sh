@@ -21,7 +21,10 @@ chmod 755 "$dir/bin"
 chmod 1777 "$dir/out" # the scripts (as nobody) write their uid here
 cat >"$dir/bin/whoami.sh" <<'SH'
 #!/bin/sh
-id -u >"$(dirname "$0")/../out/$1"
+# Written aside and renamed: the test reads these files while the next run of
+# the script rewrites them.
+out="$(dirname "$0")/../out"
+id -u >"$out/.$1.$$" && mv -f "$out/.$1.$$" "$out/$1"
 SH
 chmod 755 "$dir/bin/whoami.sh"
 cp "$dir/bin/whoami.sh" "$dir/bin/ww.sh" && chmod 777 "$dir/bin/ww.sh"
