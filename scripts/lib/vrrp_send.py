@@ -6,7 +6,7 @@ Each CASE is one of: good, ttl, checksum, truncated, version, vrid, v2, auth, ga
 count0 (v3 count 0 with one address), long (count 1, three addresses), count255 (1480
 bytes claiming 255 addresses): the last three with valid checksums (issue 14, defect 1),
 prio0 (a priority-0 advert, "I am leaving").
-"good" is a valid v3 advert with priority 254 (a node that accepted the broken ones
+"good" is a valid v3 advert with priority 254 (or --prio) (a node that accepted the broken ones
 would react to it the same way).
 """
 import argparse
@@ -47,11 +47,12 @@ def main():
     ap.add_argument("--vrid", type=int, default=51)
     ap.add_argument("--vip", default="192.0.2.100")
     ap.add_argument("--count", type=int, default=1)
+    ap.add_argument("--prio", type=int, default=254, help="priority of good adverts")
     ap.add_argument("cases", nargs="+")
     a = ap.parse_args()
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 112)
     s.bind((a.src, 0))
-    good = advert(3, a.vrid, 254, a.src, a.dst, [a.vip])
+    good = advert(3, a.vrid, a.prio, a.src, a.dst, [a.vip])
     for case in a.cases:
         ttl = 255
         if case == "good":

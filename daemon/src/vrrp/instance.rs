@@ -278,6 +278,10 @@ pub struct Instance {
     maintenance: bool,
     /// Sync group: the Master_Down_Timer fired and the group has not moved yet.
     want_master: bool,
+    /// Master: it re-asserted itself (advert + announcement) on a lower-priority or
+    /// priority-0 advert since the Adver_Timer last fired. At most one re-assertion
+    /// per Advertisement_Interval, so spoofed adverts cannot be amplified.
+    reasserted: bool,
     counters: Counters,
 }
 
@@ -296,6 +300,7 @@ impl Instance {
             effective_priority: None,
             maintenance: false,
             want_master: false,
+            reasserted: false,
             counters: Counters::default(),
         }
     }
@@ -506,6 +511,7 @@ impl Instance {
             (Timer::MasterDown, State::Backup) => self.change_state(State::Master, Reason::MasterDown, out),
             // RFC 5798 §6.4.3: Adver_Timer fires -> send an advertisement, re-arm.
             (Timer::Advert, State::Master) => {
+                self.reasserted = false;
                 self.send_advert(self.priority(), out);
                 out.push(Output::TimerStart {
                     timer: Timer::Advert,
@@ -659,6 +665,24 @@ impl Instance {
 
     /// RFC 5798 §6.4.2, Backup receives an ADVERTISEMENT.
     fn backup_advert(&mut self, src: IpAddr, advert: &Advert, out: &mut Vec<Output>) {
+        let preempt = self.params.preempt && !self.preempt_held;
+        let lowered = preempt && self.params.fast_preempt && advert.priority < self.priority();
+        if (advert.priority == 0 || lowered) && self.master != Some(src) {
+            // Not in the RFC, which trusts every sender: "the master leaves" (priority
+            // 0) and fast preempt's "the master is lower now" speed up a takeover, so
+            // only the master we follow may say them. From anyone else (a spoofed or
+            // stray advert) they are discarded and the Master_Down_Timer runs on; a
+            // real master that went silent is still replaced when it expires.
+            return self.reject(
+                src,
+                "not_master",
+                format!(
+                    "priority {} from {src}, which is not the current master",
+                    advert.priority
+                ),
+                out,
+            );
+        }
         if advert.priority == 0 {
             // "Set the Master_Down_Timer to Skew_Time".
             self.master = None;
@@ -668,8 +692,7 @@ impl Instance {
             });
             return;
         }
-        let preempt = self.params.preempt && !self.preempt_held;
-        if preempt && self.params.fast_preempt && advert.priority < self.priority() {
+        if lowered {
             // The master announced a lower priority (tracking): take over now.
             return self.timer(Timer::MasterDown, out);
         }
@@ -691,7 +714,11 @@ impl Instance {
     /// RFC 5798 §6.4.3, Master receives an ADVERTISEMENT.
     fn master_advert(&mut self, src: IpAddr, advert: &Advert, out: &mut Vec<Output>) {
         if advert.priority == 0 {
-            // "Send an ADVERTISEMENT; Reset the Adver_Timer to Advertisement_Interval".
+            // "Send an ADVERTISEMENT; Reset the Adver_Timer to Advertisement_Interval",
+            // once per interval (see `reasserted`).
+            if std::mem::replace(&mut self.reasserted, true) {
+                return;
+            }
             self.send_advert(self.priority(), out);
             out.push(Output::TimerStart {
                 timer: Timer::Advert,
@@ -710,7 +737,13 @@ impl Instance {
         }
         // A lower-priority master exists (split brain healing, or a peer that just
         // came up): assert ourselves at once instead of at the next tick, and refresh
-        // the neighbours' caches in case they followed the other master.
+        // the neighbours' caches in case they followed the other master. Once per
+        // Advertisement_Interval: a flood of (spoofed) lower-priority adverts must
+        // not become a flood of adverts and gratuitous ARPs; the regular advert at
+        // the next tick answers any that come after this one.
+        if std::mem::replace(&mut self.reasserted, true) {
+            return;
+        }
         self.send_advert(ours, out);
         out.push(Output::TimerStart {
             timer: Timer::Advert,
@@ -748,6 +781,7 @@ impl Instance {
     fn change_state(&mut self, to: State, reason: Reason, out: &mut Vec<Output>) {
         let from = self.state;
         self.want_master = false;
+        self.reasserted = false;
         // Exit actions.
         match from {
             State::Master => {
