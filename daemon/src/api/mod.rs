@@ -42,6 +42,8 @@ pub struct Hub {
     pub ipvs: watch::Receiver<Arc<IpvsSnapshot>>,
     pub services: watch::Receiver<Arc<crate::supervise::Snapshot>>,
     pub split_brain: watch::Receiver<Arc<crate::splitbrain::Snapshot>>,
+    /// The last configuration reload's outcome.
+    pub reload: watch::Receiver<Arc<crate::daemon::reload::ReloadStatus>>,
     pub checkers: CheckerSlot,
     pub controls: Arc<Controls>,
 }

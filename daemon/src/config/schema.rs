@@ -140,6 +140,7 @@ pub struct InstanceConfig {
     pub version: Version,
     #[serde(with = "duration", default = "default_advert_interval")]
     pub advert_interval: Duration,
+    #[serde(deserialize_with = "vip_list")]
     pub virtual_ips: Vec<IpNet>,
     /// IPv4 address label (`eth0:vip`), as keepalived's `label`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -231,6 +232,8 @@ pub struct GarpConfig {
     pub refresh: Option<Duration>,
     /// Re-announce when a lower-priority advert is heard while master.
     pub lower_prio_burst: bool,
+    /// One announcement per VIP with every advert while master (partition heal).
+    pub with_advert: bool,
 }
 
 impl Default for GarpConfig {
@@ -241,6 +244,7 @@ impl Default for GarpConfig {
             master_repeat: 5,
             refresh: None,
             lower_prio_burst: true,
+            with_advert: true,
         }
     }
 }
@@ -314,6 +318,38 @@ fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 
 /// Durations: a humantime string (`"100ms"`, `"1s"`, `"1m 30s"`) or a number of
 /// seconds (`1`, `0.1`, keepalived-style).
+/// `virtual_ips`: ipnet's own parser says "invalid IP address syntax" for any
+/// fault; this names what was written and which part is wrong. Element by element,
+/// so that the error's key keeps the index (`virtual_ips.0`).
+fn vip_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    struct Vip(IpNet);
+    impl<'de> Deserialize<'de> for Vip {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let text = String::deserialize(d)?;
+            parse_vip(&text).map(Vip).map_err(serde::de::Error::custom)
+        }
+    }
+    Ok(Vec::<Vip>::deserialize(d)?.into_iter().map(|v| v.0).collect())
+}
+
+/// One VIP, `address/prefix`.
+pub fn parse_vip(text: &str) -> Result<IpNet, String> {
+    let Some((addr, prefix)) = text.split_once('/') else {
+        return Err(format!(
+            "{text:?}: a prefix length is required (e.g. \"{text}/24\")"
+        ));
+    };
+    let addr: std::net::IpAddr = addr
+        .parse()
+        .map_err(|_| format!("{text:?}: invalid address {addr:?} (IPv4 or IPv6)"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let len: u8 =
+        prefix.parse().ok().filter(|n| *n <= max).ok_or_else(|| {
+            format!("{text:?}: invalid prefix length {prefix} (0..={max} for this address)")
+        })?;
+    IpNet::new(addr, len).map_err(|e| format!("{text:?}: {e}"))
+}
+
 pub mod duration {
     use super::*;
 

@@ -3,6 +3,7 @@
 
 pub mod engine;
 pub mod overrides;
+pub mod reload;
 pub mod status;
 pub mod tracker;
 
@@ -70,6 +71,7 @@ pub fn specs_from_config(cfg: &Config) -> Vec<(String, InstanceSpec)> {
                     master_repeat: i.garp.master_repeat,
                     refresh_ms: i.garp.refresh.map(|d| d.as_millis() as u64),
                     lower_prio_burst: i.garp.lower_prio_burst,
+                    with_advert: i.garp.with_advert,
                 },
                 synced: false,
             };
@@ -227,6 +229,12 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     on_own_thread("hafront-checks", "tracking is off", tracker::run(tracker_inputs));
 
     let (reload_tx, reload_rx) = mpsc::channel(4);
+    let (reload_status_tx, reload_status_rx) = watch::channel(Arc::new(reload::ReloadStatus::started(
+        started
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+    )));
     let hub = crate::api::Hub {
         node: cfg.node.name.clone(),
         started,
@@ -236,6 +244,7 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         ipvs: ipvs_status_rx,
         services: services_rx,
         split_brain: split_brain_rx,
+        reload: reload_status_rx,
         checkers,
         controls: Arc::new(crate::api::Controls::new(
             store,
@@ -259,6 +268,7 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         Reloaders {
             ipvs: ipvs_cfg_tx,
             full: full_cfg_tx,
+            status: reload_status_tx,
         },
     ));
     let watchdog = sd_notify::watchdog_enabled();
@@ -397,6 +407,7 @@ fn publish_roles(tx: &watch::Sender<Roles>, snap: &EngineSnapshot) {
 struct Reloaders {
     ipvs: watch::Sender<Arc<IpvsConfig>>,
     full: watch::Sender<Arc<Config>>,
+    status: watch::Sender<Arc<reload::ReloadStatus>>,
 }
 
 /// Signals and API reload requests: SIGTERM/SIGINT stop the engine, SIGHUP and
@@ -488,6 +499,8 @@ async fn reload(
         }
     };
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    to.status
+        .send_modify(|s| *s = Arc::new(s.after(by, &outcome, reload::unix_ms_now())));
     Some(outcome)
 }
 

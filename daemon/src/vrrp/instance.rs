@@ -59,6 +59,11 @@ pub struct GarpParams {
     pub master_repeat: u32,
     pub refresh_ms: Option<u64>,
     pub lower_prio_burst: bool,
+    /// One announcement per VIP with every advert while master, so that clients
+    /// that followed another master during a partition come back within one
+    /// interval of the heal, whatever the order the paths come back in.
+    #[serde(default)]
+    pub with_advert: bool,
 }
 
 impl Default for GarpParams {
@@ -69,6 +74,7 @@ impl Default for GarpParams {
             master_repeat: 5,
             refresh_ms: None,
             lower_prio_burst: true,
+            with_advert: false,
         }
     }
 }
@@ -517,6 +523,13 @@ impl Instance {
                     timer: Timer::Advert,
                     after_us: self.advert_us(),
                 });
+                if self.params.garp.with_advert {
+                    // Partition heal: when the winner's advert reaches the loser first,
+                    // the loser yields silently and the winner hears nothing; only
+                    // its own periodic announcement moves the clients that learned
+                    // the loser's MAC (docs/architecture.md, "Partition heal").
+                    out.push(Output::Announce { count: 1 });
+                }
             }
             (Timer::Garp, State::Master) => {
                 let count = if self.second_burst_pending {
