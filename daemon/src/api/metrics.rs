@@ -240,6 +240,20 @@ pub fn render(hub: &Hub) -> String {
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0),
     );
+    m.family(
+        "hafront_vip_drift_repairs_total",
+        "counter",
+        "VIPs changed behind hafront's back and repaired: restored (missing on a master) or removed (present on a non-master)",
+    );
+    for (instance, c) in hub.vip_drift.snapshot() {
+        for (action, n) in [("restored", c.restored), ("removed", c.removed)] {
+            m.sample(
+                "hafront_vip_drift_repairs_total",
+                &[("instance", &instance), ("action", action)],
+                n as f64,
+            );
+        }
+    }
     // Prometheus' own names (prometheus_config_last_reload_*): a rejected reload
     // leaves the old configuration running, which only these make visible.
     let reload = hub.reload.borrow().clone();

@@ -44,6 +44,8 @@ pub struct Hub {
     pub split_brain: watch::Receiver<Arc<crate::splitbrain::Snapshot>>,
     /// The last configuration reload's outcome.
     pub reload: watch::Receiver<Arc<crate::daemon::reload::ReloadStatus>>,
+    /// VIPs repaired after something else changed them.
+    pub vip_drift: Arc<crate::net::vip::Drift>,
     pub checkers: CheckerSlot,
     pub controls: Arc<Controls>,
 }

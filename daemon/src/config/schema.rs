@@ -123,6 +123,20 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields, default)]
 pub struct VrrpConfig {
     pub instances: BTreeMap<String, InstanceConfig>,
+    /// Every instance stays backup and silent this long after hafront starts
+    /// (keepalived's `vrrp_startup_delay`).
+    #[serde(with = "duration")]
+    pub startup_delay: Duration,
+    /// ... and until the system has been up this long (keepalived 2.4's
+    /// `vrrp_delay_after_boot`): only a start soon after boot waits.
+    #[serde(with = "duration")]
+    pub delay_after_boot: Duration,
+    /// SCHED_RR priority (1..99) of the engine thread, 0 = normal scheduling
+    /// (keepalived's `vrrp_rt_priority`).
+    pub rt_priority: u8,
+    /// mlockall (current and future pages, as they are touched), so the engine never
+    /// waits for a page to come back from swap (keepalived's `vrrp_no_swap`).
+    pub lock_memory: bool,
     /// Instances that move together; a fault in one faults all.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub sync_groups: BTreeMap<String, super::track::SyncGroupConfig>,
@@ -142,6 +156,11 @@ pub struct InstanceConfig {
     pub advert_interval: Duration,
     #[serde(deserialize_with = "vip_list")]
     pub virtual_ips: Vec<IpNet>,
+    /// VIPs (of `virtual_ips`) that hafront does not restore when something else
+    /// removes them, nor remove when something else adds them (keepalived's
+    /// `no_track`).
+    #[serde(default, deserialize_with = "vip_list", skip_serializing_if = "Vec::is_empty")]
+    pub vip_no_track: Vec<IpNet>,
     /// IPv4 address label (`eth0:vip`), as keepalived's `label`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vip_label: Option<String>,

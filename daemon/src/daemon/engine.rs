@@ -30,6 +30,8 @@ use super::DaemonError;
 pub struct InstanceSpec {
     pub interface: String,
     pub label: Option<String>,
+    /// VIPs left alone when something else removes or adds them.
+    pub vip_no_track: Vec<ipnet::IpNet>,
     pub unicast_source: Option<IpAddr>,
     /// The other members of this instance's sync groups (`params.synced` is set
     /// when there are any).
@@ -688,6 +690,40 @@ impl Engine {
         }
     }
 
+    /// VIP drift: once a tick, every master's VIPs must be on its interface and
+    /// every backup's must not (networkd, netplan or an admin's `ip addr flush`
+    /// change addresses behind our back: keepalived issues #836, #1385, #2479). The
+    /// executor checks and repairs on its own task, in order with the transitions'
+    /// commands, so a check never undoes a newer transition.
+    fn verify_vips(&self) {
+        for slot in self.slots.values() {
+            let tracked: Vec<ipnet::IpNet> = slot
+                .spec
+                .params
+                .vips
+                .iter()
+                .filter(|v| !slot.spec.vip_no_track.contains(v))
+                .copied()
+                .collect();
+            if tracked.is_empty() {
+                continue;
+            }
+            let present = match slot.inst.state() {
+                State::Master => true,
+                State::Backup | State::Fault => false,
+                State::Initialize => continue,
+            };
+            let _ = self.vips.send(VipCommand::Ensure {
+                instance: slot.name.clone(),
+                iface: slot.iface.clone(),
+                vips: tracked,
+                present,
+                label: slot.spec.label.clone(),
+                announce: slot.spec.params.garp.master_burst,
+            });
+        }
+    }
+
     /// Runs until a Shutdown control message; `on_change` is called after any state
     /// change (status file, systemd STATUS=), `tick` every `tick_every`.
     pub async fn run(
@@ -735,6 +771,7 @@ impl Engine {
                 Some((index, up)) = links.recv() => self.link_changed(index, up),
                 _ = second.tick() => {
                     self.flush_recordings();
+                    self.verify_vips();
                     tick(self)
                 }
             }

@@ -41,6 +41,33 @@ pub enum DaemonError {
 
 /// Protocol parameters from the configuration (the primary address is filled in
 /// from the interface at start).
+/// When this process started (the start-up delay counts from it).
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// What is left of the start-up hold: `vrrp.startup_delay` since this process
+/// started and `vrrp.delay_after_boot` since boot (CLOCK_BOOTTIME), the longer. An
+/// instance a reload (re)starts later gets what is left, usually nothing.
+fn startup_hold(cfg: &Config) -> Duration {
+    let since_start = STARTED.get_or_init(std::time::Instant::now).elapsed();
+    let after_start = cfg.vrrp.startup_delay.saturating_sub(since_start);
+    let after_boot = match boot_uptime() {
+        Some(up) => cfg.vrrp.delay_after_boot.saturating_sub(up),
+        None => Duration::ZERO,
+    };
+    after_start.max(after_boot)
+}
+
+/// Time since boot, suspend included.
+fn boot_uptime() -> Option<Duration> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the valid pointer given.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    (rc == 0).then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+}
+
 pub fn specs_from_config(cfg: &Config) -> Vec<(String, InstanceSpec)> {
     cfg.vrrp
         .instances
@@ -61,6 +88,7 @@ pub fn specs_from_config(cfg: &Config) -> Vec<(String, InstanceSpec)> {
                 preempt: i.preempt,
                 preempt_delay_ms: i.preempt_delay.as_millis() as u64,
                 fast_preempt: i.fast_preempt,
+                startup_hold_ms: startup_hold(cfg).as_millis() as u64,
                 primary: unspecified,
                 unicast_peers: i.unicast_peers.clone(),
                 auth_pass: i.auth_pass.as_ref().map(|s| s.expose().to_string()),
@@ -88,6 +116,7 @@ pub fn specs_from_config(cfg: &Config) -> Vec<(String, InstanceSpec)> {
             let spec = InstanceSpec {
                 interface: i.interface.clone(),
                 label: i.vip_label.clone(),
+                vip_no_track: i.vip_no_track.clone(),
                 unicast_source: i.unicast_source,
                 sync_peers,
                 params,
@@ -120,16 +149,57 @@ pub fn run(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         .enable_all()
         .build()
         .map_err(DaemonError::Runtime)?;
+    // This thread runs the engine (VRRP timers, adverts, the VIP executor).
+    realtime(&cfg);
     rt.block_on(run_async(opts, cfg))
+}
+
+/// `vrrp.lock_memory` and `vrrp.rt_priority` (keepalived's `vrrp_no_swap` and
+/// `vrrp_rt_priority`), applied once at start: adverts on time under memory
+/// pressure and CPU load. A refusal (no CAP_IPC_LOCK / CAP_SYS_NICE, systemd's
+/// RestrictRealtime) is a warning: VRRP runs on without.
+fn realtime(cfg: &Config) {
+    if cfg.vrrp.lock_memory {
+        // MCL_ONFAULT: pages are locked as they are touched, so reserved but unused
+        // memory (thread stacks) is not made resident.
+        // SAFETY: a syscall taking flags only.
+        let rc = unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE | libc::MCL_ONFAULT) };
+        if rc == 0 {
+            info!("vrrp.lock_memory: memory locked");
+        } else {
+            let error = std::io::Error::last_os_error();
+            warn!(%error, "vrrp.lock_memory: mlockall refused, memory can be swapped out");
+        }
+    }
+    if cfg.vrrp.rt_priority > 0 {
+        let param = libc::sched_param {
+            sched_priority: i32::from(cfg.vrrp.rt_priority),
+        };
+        // SCHED_RESET_ON_FORK: threads and processes started later (checks, API,
+        // IPVS, notify scripts, supervised servers) get normal scheduling.
+        // SAFETY: `param` is a valid sched_param for the duration of the call.
+        let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_RR | libc::SCHED_RESET_ON_FORK, &param) };
+        if rc == 0 {
+            info!(
+                priority = cfg.vrrp.rt_priority,
+                "vrrp.rt_priority: engine thread on SCHED_RR"
+            );
+        } else {
+            let error = std::io::Error::last_os_error();
+            warn!(%error, "vrrp.rt_priority: SCHED_RR refused, the engine runs with normal scheduling");
+        }
+    }
 }
 
 async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     let started = std::time::SystemTime::now();
+    STARTED.get_or_init(std::time::Instant::now);
     let links = Links::connect()?;
     let links_for_tracker = links.clone();
     // Subscribe before looking interfaces up, so no change falls in between.
     let link_events = crate::net::link::watch_links()?;
-    let vips = VipExecutor::spawn(links.clone());
+    let vip_drift = Arc::new(crate::net::vip::Drift::default());
+    let vips = VipExecutor::spawn(links.clone(), vip_drift.clone());
     let (splitbrain_vips, splitbrain_links) = (vips.clone(), links.clone());
     let mut engine = Engine::new(links, vips);
     crate::notify::security::init(&cfg);
@@ -245,6 +315,7 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         services: services_rx,
         split_brain: split_brain_rx,
         reload: reload_status_rx,
+        vip_drift,
         checkers,
         controls: Arc::new(crate::api::Controls::new(
             store,

@@ -49,6 +49,8 @@ pub enum Timer {
     Garp,
     /// End of the preempt delay after startup.
     PreemptDelay,
+    /// End of the start-up hold (`startup_hold_ms`).
+    StartupHold,
 }
 
 /// Gratuitous ARP / unsolicited NA policy.
@@ -114,6 +116,13 @@ pub struct Params {
     /// the wire exchange stays RFC-conformant for the peer.
     #[serde(default)]
     pub fast_preempt: bool,
+    /// Not in the RFCs (keepalived's `vrrp_startup_delay` / `vrrp_delay_after_boot`):
+    /// for this long after Startup the instance stays Backup and silent, whatever
+    /// it hears or does not hear, even as address owner; a node whose links come up
+    /// slowly after a reboot must not take mastership from a working master it
+    /// cannot hear yet. 0 = no hold.
+    #[serde(default)]
+    pub startup_hold_ms: u64,
 }
 
 impl Params {
@@ -284,6 +293,10 @@ pub struct Instance {
     maintenance: bool,
     /// Sync group: the Master_Down_Timer fired and the group has not moved yet.
     want_master: bool,
+    /// Start-up hold: no mastership until `Timer::StartupHold` fires.
+    startup_held: bool,
+    /// The Master_Down_Timer fired during the hold (no master heard since).
+    down_while_held: bool,
     /// Master: it re-asserted itself (advert + announcement) on a lower-priority or
     /// priority-0 advert since the Adver_Timer last fired. At most one re-assertion
     /// per Advertisement_Interval, so spoofed adverts cannot be amplified.
@@ -307,6 +320,8 @@ impl Instance {
             maintenance: false,
             want_master: false,
             reasserted: false,
+            startup_held: false,
+            down_while_held: false,
             counters: Counters::default(),
         }
     }
@@ -394,7 +409,20 @@ impl Instance {
                 after_us: self.params.preempt_delay_ms * 1000,
             });
         }
-        if !self.params.is_owner() || !self.link_up || self.track_fault || self.maintenance {
+        if self.params.startup_hold_ms > 0 {
+            self.startup_held = true;
+            self.down_while_held = false;
+            out.push(Output::TimerStart {
+                timer: Timer::StartupHold,
+                after_us: self.params.startup_hold_ms * 1000,
+            });
+        }
+        if !self.params.is_owner()
+            || !self.link_up
+            || self.track_fault
+            || self.maintenance
+            || self.startup_held
+        {
             // A VIP left behind by an earlier run (or by keepalived after a kill) must
             // not stay on a node that is not master.
             out.push(Output::RemoveVips {
@@ -407,6 +435,10 @@ impl Instance {
             self.change_state(State::Fault, Reason::TrackFault, out);
         } else if self.maintenance {
             self.change_state(State::Backup, Reason::Maintenance, out);
+        } else if self.startup_held {
+            // The owner too: it takes over when the hold ends (see `timer`).
+            self.down_while_held = self.params.is_owner();
+            self.change_state(State::Backup, Reason::Startup, out);
         } else if self.params.is_owner() {
             self.change_state(State::Master, Reason::AddressOwner, out);
         } else {
@@ -508,6 +540,12 @@ impl Instance {
                     after_us: self.master_down_us(),
                 });
             }
+            (Timer::MasterDown, State::Backup) if self.startup_held => {
+                // Start-up hold: stay backup; take over when it ends unless a
+                // master is heard meanwhile.
+                self.master = None;
+                self.down_while_held = true;
+            }
             (Timer::MasterDown, State::Backup) if self.params.synced => {
                 // Wait for the group (the engine answers with Input::SyncGroup).
                 self.master = None;
@@ -547,6 +585,12 @@ impl Instance {
                 }
             }
             (Timer::PreemptDelay, _) => self.preempt_held = false,
+            (Timer::StartupHold, _) => {
+                self.startup_held = false;
+                if self.state == State::Backup && std::mem::take(&mut self.down_while_held) {
+                    self.timer(Timer::MasterDown, out);
+                }
+            }
             // A timer that raced with a state change is stale: ignore it.
             _ => {}
         }
@@ -712,6 +756,7 @@ impl Instance {
         if !preempt || advert.priority >= self.priority() {
             self.master = Some(src);
             self.want_master = false;
+            self.down_while_held = false;
             if self.params.version == Version::V3 {
                 // "Set Master_Adver_Interval to Adver Interval contained in the ADVERTISEMENT".
                 self.master_adver_interval_cs = advert.interval_cs;
@@ -858,6 +903,11 @@ impl Instance {
                 out.push(Output::TimerStop {
                     timer: Timer::PreemptDelay,
                 });
+                if std::mem::take(&mut self.startup_held) {
+                    out.push(Output::TimerStop {
+                        timer: Timer::StartupHold,
+                    });
+                }
                 self.preempt_held = false;
             }
         }
