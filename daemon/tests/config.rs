@@ -710,3 +710,23 @@ fn bad_prefix_length_names_what_was_written() {
         Ok(())
     });
 }
+
+/// Issue 14, defect 3: the split-brain probe is on by default for an instance with
+/// an IPv4 VIP (two-way VRRP loss has no in-band signal), off with "0s", and off
+/// for an IPv6-only instance (the probe is ARP).
+#[test]
+fn split_brain_probe_default() {
+    use hafront::config::SPLIT_BRAIN_PROBE_DEFAULT;
+    Jail::expect_with(|jail| {
+        let v6 = BASE.replace("192.0.2.100/24", "2001:db8::100/64");
+        jail.create_file("a.toml", BASE)?;
+        jail.create_file("off.toml", &format!("{BASE}split_brain_probe = \"0s\"\n"))?;
+        jail.create_file("v6.toml", &v6)?;
+        let every =
+            |f: &str| load(&opts(&[f], false)).unwrap().vrrp.instances["web"].split_brain_probe_every();
+        assert_eq!(every("a.toml"), Some(SPLIT_BRAIN_PROBE_DEFAULT));
+        assert_eq!(every("off.toml"), None);
+        assert_eq!(every("v6.toml"), None);
+        Ok(())
+    });
+}

@@ -23,6 +23,7 @@ pub use checks::{CheckConfig, CheckKind, StatusRange};
 pub use error::{ConfigError, Issue};
 pub use schema::{
     Config, GarpConfig, InstanceConfig, LogConfig, LogFormat, NodeConfig, Secret, VrrpConfig, REDACTED,
+    SPLIT_BRAIN_PROBE_DEFAULT,
 };
 
 pub const ENV_PREFIX: &str = "HAFRONT_";

@@ -218,12 +218,31 @@ pub struct InstanceConfig {
     pub notify: Vec<String>,
     /// Out-of-band split-brain probe while master: every this often, an ARP probe
     /// (RFC 5227, sender address 0) asks who holds the first IPv4 VIP; an answer
-    /// from another MAC means another node holds it too. Off when unset.
+    /// from another MAC means another node holds it too. Unset: every
+    /// `SPLIT_BRAIN_PROBE_DEFAULT` when the instance has an IPv4 VIP; `0s`: off.
     #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
     pub split_brain_probe: Option<Duration>,
 }
 
+/// Default period of the split-brain ARP probe (instances with an IPv4 VIP): a
+/// two-way VRRP loss is caught within seconds, and 255 instances probing cost 51
+/// broadcast frames a second, only while master.
+pub const SPLIT_BRAIN_PROBE_DEFAULT: Duration = Duration::from_secs(5);
+
 impl InstanceConfig {
+    /// The split-brain probe period in effect (see `split_brain_probe`).
+    pub fn split_brain_probe_every(&self) -> Option<Duration> {
+        match self.split_brain_probe {
+            Some(d) if d.is_zero() => None,
+            Some(d) => Some(d),
+            None => self
+                .virtual_ips
+                .iter()
+                .any(|v| v.addr().is_ipv4())
+                .then_some(SPLIT_BRAIN_PROBE_DEFAULT),
+        }
+    }
+
     /// The notify scripts by key.
     pub fn notify_scripts(&self) -> [(&'static str, &Vec<String>); 5] {
         [
