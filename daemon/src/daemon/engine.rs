@@ -112,6 +112,10 @@ pub struct Engine {
     timers: BTreeSet<(Instant, u64, Timer)>,
     unknown_vrid: u64,
     dirty: bool,
+    /// Address change pokes (`net::link::watch_addresses`) and when the VIP check
+    /// they ask for is due (bursts coalesce into one check).
+    addr_events: Option<mpsc::UnboundedReceiver<()>>,
+    verify_due: Option<Instant>,
     /// The last tracking result per instance name, also given to instances created
     /// later (a reload that restarts an instance must not forget it).
     tracking: HashMap<String, (u8, bool)>,
@@ -169,6 +173,8 @@ impl Engine {
             timers: BTreeSet::new(),
             unknown_vrid: 0,
             dirty: true,
+            addr_events: None,
+            verify_due: None,
             tracking: HashMap::new(),
             maintenance: HashMap::new(),
             failover: Histogram::new(&FAILOVER_BUCKETS),
@@ -176,6 +182,11 @@ impl Engine {
             notify: None,
             sync_pending: Vec::new(),
         }
+    }
+
+    /// Checks the VIPs soon after any address change, not only every tick.
+    pub fn watch_addresses(&mut self, rx: mpsc::UnboundedReceiver<()>) {
+        self.addr_events = Some(rx);
     }
 
     /// Sends every state change to the notifier.
@@ -769,6 +780,24 @@ impl Engine {
                 _ = sleep => self.fire_due_timers(),
                 Some((key, p)) = self.packets_rx.recv() => self.dispatch(key, p),
                 Some((index, up)) = links.recv() => self.link_changed(index, up),
+                Some(()) = async {
+                    match self.addr_events.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    // 20 ms: one check for a burst (a flush removes many addresses).
+                    self.verify_due.get_or_insert(Instant::now() + Duration::from_millis(20));
+                }
+                _ = async {
+                    match self.verify_due {
+                        Some(at) => tokio::time::sleep_until(at.into()).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    self.verify_due = None;
+                    self.verify_vips();
+                }
                 _ = second.tick() => {
                     self.flush_recordings();
                     self.verify_vips();

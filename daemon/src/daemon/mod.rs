@@ -198,10 +198,12 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     let links_for_tracker = links.clone();
     // Subscribe before looking interfaces up, so no change falls in between.
     let link_events = crate::net::link::watch_links()?;
+    let addr_events = crate::net::link::watch_addresses()?;
     let vip_drift = Arc::new(crate::net::vip::Drift::default());
     let vips = VipExecutor::spawn(links.clone(), vip_drift.clone());
     let (splitbrain_vips, splitbrain_links) = (vips.clone(), links.clone());
     let mut engine = Engine::new(links, vips);
+    engine.watch_addresses(addr_events);
     crate::notify::security::init(&cfg);
     // Also what the tracker, the supervisor and the API follow (reloads replace it).
     // One copy of the configuration for the whole daemon (10,000 checks are tens of MB).
