@@ -724,12 +724,12 @@ impl Instance {
     fn backup_advert(&mut self, src: IpAddr, advert: &Advert, out: &mut Vec<Output>) {
         let preempt = self.params.preempt && !self.preempt_held;
         let lowered = preempt && self.params.fast_preempt && advert.priority < self.priority();
-        if (advert.priority == 0 || lowered) && self.master != Some(src) {
+        if advert.priority == 0 && self.master != Some(src) {
             // Not in the RFC, which trusts every sender: "the master leaves" (priority
-            // 0) and fast preempt's "the master is lower now" speed up a takeover, so
-            // only the master we follow may say them. From anyone else (a spoofed or
-            // stray advert) they are discarded and the Master_Down_Timer runs on; a
-            // real master that went silent is still replaced when it expires.
+            // 0) cuts the wait to Skew_Time, so only the master we follow may say it.
+            // From anyone else (a spoofed or stray advert) it is discarded and
+            // counted, and the Master_Down_Timer runs on; a real master that went
+            // silent is still replaced when it expires.
             return self.reject(
                 src,
                 "not_master",
@@ -739,6 +739,12 @@ impl Instance {
                 ),
                 out,
             );
+        }
+        if lowered && self.master != Some(src) {
+            // Not the master we follow (a lower master we are about to preempt, or a
+            // forged advert): RFC 5798 §6.4.2, "Discard the ADVERTISEMENT", and let
+            // the Master_Down_Timer preempt.
+            return;
         }
         if advert.priority == 0 {
             // "Set the Master_Down_Timer to Skew_Time".
