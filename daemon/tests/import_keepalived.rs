@@ -941,3 +941,18 @@ fn mutated_inputs_never_panic() {
     // Both outcomes are exercised.
     assert!(ok > 100 && failed > 100, "ok {ok}, failed {failed}");
 }
+
+/// keepalived's `no_track` on a VIP becomes `vip_no_track` (issue 14, VIP drift).
+#[test]
+fn no_track_vips_are_carried() {
+    let (cfg, _imp) = import_text(
+        "vrrp_instance web {\n  interface eth0\n  virtual_router_id 51\n  priority 100\n  \
+         virtual_ipaddress {\n    192.0.2.100/24\n    192.0.2.101/24 no_track\n  }\n}\n",
+    );
+    let web = &cfg.vrrp.instances["web"];
+    assert_eq!(web.virtual_ips.len(), 2);
+    assert_eq!(
+        web.vip_no_track,
+        vec!["192.0.2.101/24".parse::<ipnet::IpNet>().unwrap()]
+    );
+}
