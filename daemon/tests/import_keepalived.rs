@@ -956,3 +956,17 @@ fn no_track_vips_are_carried() {
         vec!["192.0.2.101/24".parse::<ipnet::IpNet>().unwrap()]
     );
 }
+
+/// keepalived's start-up delay, real-time priority and no-swap carry over (issue 14).
+#[test]
+fn startup_delay_rt_priority_and_no_swap_are_carried() {
+    let (cfg, _imp) = import_text(
+        "global_defs {\n  vrrp_startup_delay 5\n  vrrp_rt_priority 20\n  vrrp_no_swap\n}\n\
+         vrrp_instance web {\n  interface eth0\n  virtual_router_id 51\n  priority 100\n  \
+         virtual_ipaddress {\n    192.0.2.100/24\n  }\n}\n",
+    );
+    assert_eq!(cfg.vrrp.startup_delay, std::time::Duration::from_secs(5));
+    assert_eq!(cfg.vrrp.rt_priority, 20);
+    assert!(cfg.vrrp.lock_memory);
+    assert_eq!(cfg.vrrp.instances.len(), 1);
+}
