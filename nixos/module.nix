@@ -420,13 +420,19 @@ in
           StateDirectory = "hafront";
 
           DynamicUser = true;
+          # CAP_IPC_LOCK, CAP_SYS_NICE and RestrictRealtime = false only allow what
+          # vrrp.lock_memory and vrrp.rt_priority ask for (both off by default).
           AmbientCapabilities = [
             "CAP_NET_ADMIN"
             "CAP_NET_RAW"
+            "CAP_IPC_LOCK"
+            "CAP_SYS_NICE"
           ];
           CapabilityBoundingSet = [
             "CAP_NET_ADMIN"
             "CAP_NET_RAW"
+            "CAP_IPC_LOCK"
+            "CAP_SYS_NICE"
           ];
           NoNewPrivileges = true;
           ProtectSystem = "strict";
@@ -447,7 +453,7 @@ in
             "AF_PACKET"
           ];
           RestrictNamespaces = true;
-          RestrictRealtime = true;
+          RestrictRealtime = false;
           RestrictSUIDSGID = true;
           LockPersonality = true;
           MemoryDenyWriteExecute = true;
