@@ -566,13 +566,19 @@ in
           LimitNOFILE = 65536;
 
           DynamicUser = true;
+          # CAP_IPC_LOCK, CAP_SYS_NICE and RestrictRealtime = false only allow what
+          # vrrp.lock_memory and vrrp.rt_priority ask for (both off by default).
           AmbientCapabilities = [
             "CAP_NET_ADMIN"
             "CAP_NET_RAW"
+            "CAP_IPC_LOCK"
+            "CAP_SYS_NICE"
           ];
           CapabilityBoundingSet = [
             "CAP_NET_ADMIN"
             "CAP_NET_RAW"
+            "CAP_IPC_LOCK"
+            "CAP_SYS_NICE"
           ];
           NoNewPrivileges = true;
           ProtectSystem = "strict";
@@ -593,7 +599,7 @@ in
             "AF_PACKET"
           ];
           RestrictNamespaces = true;
-          RestrictRealtime = true;
+          RestrictRealtime = false;
           RestrictSUIDSGID = true;
           LockPersonality = true;
           MemoryDenyWriteExecute = true;

@@ -465,6 +465,23 @@ fn status(socket: &std::path::Path, json: bool) -> ExitCode {
         doc["pid"],
         doc["uptime_seconds"]
     );
+    let r = &doc["reload"];
+    let reload_at = r["last_unix_ms"]
+        .as_u64()
+        .map(|ms| {
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+            humantime::format_rfc3339_seconds(t).to_string()
+        })
+        .unwrap_or_else(|| "-".into());
+    match r["successful"].as_bool() {
+        Some(true) => println!("config: last load ({}) at {reload_at}: ok", s(&r["by"])),
+        Some(false) => println!(
+            "config: last reload ({}) at {reload_at} FAILED, the previous configuration runs: {}",
+            s(&r["by"]),
+            s(&r["error"])
+        ),
+        None => {}
+    }
     println!(
         "{:<16} {:<8} {:>4} {:>9} {:<10} {:<18} VIPS",
         "INSTANCE", "STATE", "VRID", "PRIO", "IFACE", "MASTER"

@@ -3,6 +3,9 @@
 //! (read by the API, the status file, the split-brain monitor, IPVS), the node's
 //! VRRP roles and real-server health (IPVS, the supervisor, the tracker), and
 //! tracking as the API shows it. Data only: no task, no I/O.
+//! The last reload's outcome is in [`reload`].
+
+pub mod reload;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -19,6 +22,8 @@ use crate::vrrp::{Params, State};
 pub struct InstanceSpec {
     pub interface: String,
     pub label: Option<String>,
+    /// VIPs left alone when something else removes or adds them.
+    pub vip_no_track: Vec<ipnet::IpNet>,
     pub unicast_source: Option<IpAddr>,
     /// The other members of this instance's sync groups (`params.synced` is set
     /// when there are any).

@@ -739,3 +739,77 @@ fn check_config_offline_reads_nothing_of_the_machine() {
     std::fs::set_permissions(&scripts, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Issue 14, defect 8: an environment variable for an instance no file defines (a
+/// typo of its name) is reported as that, naming the variable and the instance,
+/// not as a missing `interface` blamed on a variable never set.
+#[test]
+fn env_var_for_an_unknown_instance_names_it() {
+    Jail::expect_with(|jail| {
+        jail.set_env("HAFRONT_VRRP__INSTANCES__WBE__PRIORITY", "90");
+        let errs = errors(jail, &[("a.toml", BASE)], true);
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        let (key, source, message) = &errs[0];
+        assert_eq!(key, "vrrp.instances.wbe");
+        assert_eq!(
+            source,
+            "environment variable HAFRONT_VRRP__INSTANCES__WBE__PRIORITY"
+        );
+        assert!(message.contains("\"wbe\""), "{message}");
+        assert!(
+            message.contains("web"),
+            "the defined instances are listed: {message}"
+        );
+        assert!(!message.contains("interface is required"), "{message}");
+        Ok(())
+    });
+}
+
+/// Issue 14, defect 8: a prefix length out of range names the prefix as written.
+#[test]
+fn bad_prefix_length_names_what_was_written() {
+    let text = BASE.replace("192.0.2.100/24", "192.0.2.100/33");
+    Jail::expect_with(|jail| {
+        let errs = errors(jail, &[("a.toml", &text)], false);
+        assert!(
+            errs.iter()
+                .any(|(k, s, m)| k.starts_with("vrrp.instances.web.virtual_ips")
+                    && s == "a.toml"
+                    && m.contains("192.0.2.100/33")
+                    && m.contains("prefix length 33")
+                    && !m.contains("invalid IP address syntax")),
+            "{errs:#?}"
+        );
+        Ok(())
+    });
+    let text = BASE.replace("192.0.2.100/24", "2001:db8::1/129");
+    Jail::expect_with(|jail| {
+        let errs = errors(jail, &[("a.toml", &text)], false);
+        assert!(
+            errs.iter()
+                .any(|(_, _, m)| m.contains("2001:db8::1/129") && m.contains("prefix length 129")),
+            "{errs:#?}"
+        );
+        Ok(())
+    });
+}
+
+/// Issue 14, defect 3: the split-brain probe is on by default for an instance with
+/// an IPv4 VIP (two-way VRRP loss has no in-band signal), off with "0s", and off
+/// for an IPv6-only instance (the probe is ARP).
+#[test]
+fn split_brain_probe_default() {
+    use hafront::config::SPLIT_BRAIN_PROBE_DEFAULT;
+    Jail::expect_with(|jail| {
+        let v6 = BASE.replace("192.0.2.100/24", "2001:db8::100/64");
+        jail.create_file("a.toml", BASE)?;
+        jail.create_file("off.toml", &format!("{BASE}split_brain_probe = \"0s\"\n"))?;
+        jail.create_file("v6.toml", &v6)?;
+        let every =
+            |f: &str| load(&opts(&[f], false)).unwrap().vrrp.instances["web"].split_brain_probe_every();
+        assert_eq!(every("a.toml"), Some(SPLIT_BRAIN_PROBE_DEFAULT));
+        assert_eq!(every("off.toml"), None);
+        assert_eq!(every("v6.toml"), None);
+        Ok(())
+    });
+}

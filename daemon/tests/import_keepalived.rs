@@ -943,3 +943,32 @@ fn mutated_inputs_never_panic() {
     // Both outcomes are exercised.
     assert!(ok > 100 && failed > 100, "ok {ok}, failed {failed}");
 }
+
+/// keepalived's `no_track` on a VIP becomes `vip_no_track` (issue 14, VIP drift).
+#[test]
+fn no_track_vips_are_carried() {
+    let (cfg, _imp) = import_text(
+        "vrrp_instance web {\n  interface eth0\n  virtual_router_id 51\n  priority 100\n  \
+         virtual_ipaddress {\n    192.0.2.100/24\n    192.0.2.101/24 no_track\n  }\n}\n",
+    );
+    let web = &cfg.vrrp.instances["web"];
+    assert_eq!(web.virtual_ips.len(), 2);
+    assert_eq!(
+        web.vip_no_track,
+        vec!["192.0.2.101/24".parse::<ipnet::IpNet>().unwrap()]
+    );
+}
+
+/// keepalived's start-up delay, real-time priority and no-swap carry over (issue 14).
+#[test]
+fn startup_delay_rt_priority_and_no_swap_are_carried() {
+    let (cfg, _imp) = import_text(
+        "global_defs {\n  vrrp_startup_delay 5\n  vrrp_rt_priority 20\n  vrrp_no_swap\n}\n\
+         vrrp_instance web {\n  interface eth0\n  virtual_router_id 51\n  priority 100\n  \
+         virtual_ipaddress {\n    192.0.2.100/24\n  }\n}\n",
+    );
+    assert_eq!(cfg.vrrp.startup_delay, std::time::Duration::from_secs(5));
+    assert_eq!(cfg.vrrp.rt_priority, 20);
+    assert!(cfg.vrrp.lock_memory);
+    assert_eq!(cfg.vrrp.instances.len(), 1);
+}

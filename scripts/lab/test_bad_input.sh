@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Malformed, truncated, wrong-version, wrong-VRID, TTL != 255, bad-checksum and
+# Malformed, truncated, length not matching the address count (valid checksums),
+# wrong-version, wrong-VRID, TTL != 255, bad-checksum and
 # wrong-auth adverts (each claiming priority 254) are dropped and counted: no panic,
 # no state change. Then a valid priority-254 advert does move the master, which
 # proves the broken ones were really seen and refused. Invalid configuration exits 2
@@ -19,7 +20,7 @@ hf_start a "$dir/a.toml"
 hf_wait_state a web master 5 || fail "a not master"
 hf_wait_state a legacy master 8 || fail "a not master of legacy"
 
-send --count 3 ttl checksum truncated version v2 garbage vrid
+send --count 3 ttl checksum truncated version v2 garbage vrid count0 long count255
 send --count 3 --vrid 60 --vip 192.0.2.60 auth
 sleep 0.5
 kill -0 "${HF_PID[a]}" || fail "hafront died on bad input"
@@ -30,6 +31,9 @@ for reason in ttl checksum packet_length version; do
     n=$(hf_field a "s['instances']['web']['counters']['rejected'].get('$reason', 0)")
     [ "$n" -ge 3 ] || fail "rejected[$reason] = $n, want >= 3"
 done
+# truncated + count0 + long + count255, 3 each (issue 14, defect 1).
+n=$(hf_field a "s['instances']['web']['counters']['rejected'].get('packet_length', 0)")
+[ "$n" -ge 12 ] || fail "rejected[packet_length] = $n, want >= 12"
 n=$(hf_field a "s['instances']['legacy']['counters']['rejected'].get('auth', 0)")
 [ "$n" -ge 3 ] || fail "legacy rejected[auth] = $n, want >= 3"
 [ "$(hf_field a "s['unknown_vrid_packets']")" -ge 3 ] || fail "wrong-VRID packets not counted"

@@ -26,17 +26,7 @@ ka_stop() { # stops keepalived and its VRRP child: every keepalived process in b
     kill -TERM "$ka_pid" 2>/dev/null || true
     wait "$ka_pid" 2>/dev/null || true
     lab_untrack_pid "$ka_pid"
-    local p
-    for _ in $(seq 50); do
-        local left=""
-        for p in $(ip netns pids "$LAB-b"); do
-            [ "$(cat /proc/"$p"/comm 2>/dev/null)" = keepalived ] && left="$left $p"
-        done
-        [ -z "$left" ] && break
-        # shellcheck disable=SC2086
-        kill -TERM $left 2>/dev/null || true
-        sleep 0.1
-    done
+    lab_stop_named b keepalived
     ka_pid=""
 }
 

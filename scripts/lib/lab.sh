@@ -132,6 +132,22 @@ lab_down() {
     return $rc
 }
 
+# lab_stop_named NODE COMM — SIGTERM every process named COMM in the node's namespace
+# (ours: the lab created it) until none is left, 5 s at most (keepalived's children).
+lab_stop_named() {
+    local p left
+    for _ in $(seq 50); do
+        left=""
+        for p in $(ip netns pids "$LAB-$1"); do
+            [ "$(cat /proc/"$p"/comm 2>/dev/null)" = "$2" ] && left="$left $p"
+        done
+        [ -z "$left" ] && return 0
+        # shellcheck disable=SC2086
+        kill -TERM $left 2>/dev/null || true
+        sleep 0.1
+    done
+}
+
 lab_cut() { ip -n "$LAB-sw" link set "p$1" down; }
 lab_heal() { ip -n "$LAB-sw" link set "p$1" up; }
 

@@ -2,8 +2,11 @@
 """Send hand-made (and deliberately broken) VRRP packets, for lab tests.
 
 Run inside a namespace: ip netns exec NS python3 vrrp_send.py --src 192.0.2.10 CASE...
-Each CASE is one of: good, ttl, checksum, truncated, version, vrid, v2, auth, garbage.
-"good" is a valid v3 advert with priority 254 (a node that accepted the broken ones
+Each CASE is one of: good, ttl, checksum, truncated, version, vrid, v2, auth, garbage,
+count0 (v3 count 0 with one address), long (count 1, three addresses), count255 (1480
+bytes claiming 255 addresses): the last three with valid checksums (issue 14, defect 1),
+prio0 (a priority-0 advert, "I am leaving").
+"good" is a valid v3 advert with priority 254 (or --prio) (a node that accepted the broken ones
 would react to it the same way).
 """
 import argparse
@@ -21,10 +24,11 @@ def csum(data: bytes) -> int:
     return ~s & 0xFFFF
 
 
-def advert(version, vrid, prio, src, dst, vips, interval_cs=10, auth=None):
-    addrs = b"".join(socket.inet_aton(v) for v in vips)
+def advert(version, vrid, prio, src, dst, vips, interval_cs=10, auth=None, count=None, pad=0):
+    addrs = b"".join(socket.inet_aton(v) for v in vips) + bytes(pad)
+    count = len(vips) if count is None else count
     if version == 3:
-        hdr = struct.pack("!BBBBHH", 0x31, vrid, prio, len(vips), interval_cs, 0)
+        hdr = struct.pack("!BBBBHH", 0x31, vrid, prio, count, interval_cs, 0)
         body = hdr + addrs
         pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 112, len(body))
         c = csum(pseudo + body)
@@ -43,11 +47,12 @@ def main():
     ap.add_argument("--vrid", type=int, default=51)
     ap.add_argument("--vip", default="192.0.2.100")
     ap.add_argument("--count", type=int, default=1)
+    ap.add_argument("--prio", type=int, default=254, help="priority of good adverts")
     ap.add_argument("cases", nargs="+")
     a = ap.parse_args()
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 112)
     s.bind((a.src, 0))
-    good = advert(3, a.vrid, 254, a.src, a.dst, [a.vip])
+    good = advert(3, a.vrid, a.prio, a.src, a.dst, [a.vip])
     for case in a.cases:
         ttl = 255
         if case == "good":
@@ -66,6 +71,16 @@ def main():
             pkt = advert(2, a.vrid, 254, a.src, a.dst, [a.vip], interval_cs=100)
         elif case == "auth":
             pkt = advert(2, a.vrid, 254, a.src, a.dst, [a.vip], interval_cs=100, auth="wrong")
+        elif case == "count0":
+            pkt = advert(3, a.vrid, 254, a.src, a.dst, [a.vip], count=0)
+        elif case == "long":
+            b = socket.inet_ntoa(struct.pack("!I", struct.unpack("!I", socket.inet_aton(a.vip))[0] + 1))
+            c = socket.inet_ntoa(struct.pack("!I", struct.unpack("!I", socket.inet_aton(a.vip))[0] + 2))
+            pkt = advert(3, a.vrid, 254, a.src, a.dst, [a.vip, b, c], count=1)
+        elif case == "count255":
+            pkt = advert(3, a.vrid, 254, a.src, a.dst, [a.vip], count=255, pad=1480 - 12)
+        elif case == "prio0":
+            pkt = advert(3, a.vrid, 0, a.src, a.dst, [a.vip])
         elif case == "garbage":
             pkt = os.urandom(37)
         else:

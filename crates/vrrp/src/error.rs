@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 pub enum DecodeError {
     #[error("truncated: {len} bytes, need {need}")]
     Truncated { len: usize, need: usize },
+    #[error("too long: {len} bytes, the address count gives {need}")]
+    TooLong { len: usize, need: usize },
+    #[error("address count 0 (RFC 5798 §5.2.5: the minimum is 1)")]
+    ZeroCount,
     #[error("unknown VRRP version {0}")]
     UnknownVersion(u8),
     #[error("unknown VRRP packet type {0}")]
@@ -27,7 +31,9 @@ impl DecodeError {
     /// Short stable name used as a counter label.
     pub fn counter(&self) -> &'static str {
         match self {
-            DecodeError::Truncated { .. } => "packet_length",
+            DecodeError::Truncated { .. } | DecodeError::TooLong { .. } | DecodeError::ZeroCount => {
+                "packet_length"
+            }
             DecodeError::UnknownVersion(_) => "version",
             DecodeError::UnknownType(_) => "type",
             DecodeError::ZeroVrid => "vrid",

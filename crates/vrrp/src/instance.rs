@@ -49,6 +49,8 @@ pub enum Timer {
     Garp,
     /// End of the preempt delay after startup.
     PreemptDelay,
+    /// End of the start-up hold (`startup_hold_ms`).
+    StartupHold,
 }
 
 /// Gratuitous ARP / unsolicited NA policy.
@@ -59,6 +61,11 @@ pub struct GarpParams {
     pub master_repeat: u32,
     pub refresh_ms: Option<u64>,
     pub lower_prio_burst: bool,
+    /// One announcement per VIP with every advert while master, so that clients
+    /// that followed another master during a partition come back within one
+    /// interval of the heal, whatever the order the paths come back in.
+    #[serde(default)]
+    pub with_advert: bool,
 }
 
 impl Default for GarpParams {
@@ -69,6 +76,7 @@ impl Default for GarpParams {
             master_repeat: 5,
             refresh_ms: None,
             lower_prio_burst: true,
+            with_advert: false,
         }
     }
 }
@@ -146,6 +154,13 @@ pub struct Params {
     /// the wire exchange stays RFC-conformant for the peer.
     #[serde(default)]
     pub fast_preempt: bool,
+    /// Not in the RFCs (keepalived's `vrrp_startup_delay` / `vrrp_delay_after_boot`):
+    /// for this long after Startup the instance stays Backup and silent, whatever
+    /// it hears or does not hear, even as address owner; a node whose links come up
+    /// slowly after a reboot must not take mastership from a working master it
+    /// cannot hear yet. 0 = no hold.
+    #[serde(default)]
+    pub startup_hold_ms: u64,
 }
 
 impl Params {
@@ -335,6 +350,14 @@ pub struct Instance {
     maintenance: bool,
     /// Sync group: the Master_Down_Timer fired and the group has not moved yet.
     want_master: bool,
+    /// Start-up hold: no mastership until `Timer::StartupHold` fires.
+    startup_held: bool,
+    /// The Master_Down_Timer fired during the hold (no master heard since).
+    down_while_held: bool,
+    /// Master: it re-asserted itself (advert + announcement) on a lower-priority or
+    /// priority-0 advert since the Adver_Timer last fired. At most one re-assertion
+    /// per Advertisement_Interval, so spoofed adverts cannot be amplified.
+    reasserted: bool,
     counters: Counters,
 }
 
@@ -353,6 +376,9 @@ impl Instance {
             effective_priority: None,
             maintenance: false,
             want_master: false,
+            reasserted: false,
+            startup_held: false,
+            down_while_held: false,
             counters: Counters::default(),
         }
     }
@@ -440,7 +466,20 @@ impl Instance {
                 after_us: self.params.preempt_delay_ms * 1000,
             });
         }
-        if !self.params.is_owner() || !self.link_up || self.track_fault || self.maintenance {
+        if self.params.startup_hold_ms > 0 {
+            self.startup_held = true;
+            self.down_while_held = false;
+            out.push(Output::TimerStart {
+                timer: Timer::StartupHold,
+                after_us: self.params.startup_hold_ms * 1000,
+            });
+        }
+        if !self.params.is_owner()
+            || !self.link_up
+            || self.track_fault
+            || self.maintenance
+            || self.startup_held
+        {
             // A VIP left behind by an earlier run (or by keepalived after a kill) must
             // not stay on a node that is not master.
             out.push(Output::RemoveVips {
@@ -453,6 +492,10 @@ impl Instance {
             self.change_state(State::Fault, Reason::TrackFault, out);
         } else if self.maintenance {
             self.change_state(State::Backup, Reason::Maintenance, out);
+        } else if self.startup_held {
+            // The owner too: it takes over when the hold ends (see `timer`).
+            self.down_while_held = self.params.is_owner();
+            self.change_state(State::Backup, Reason::Startup, out);
         } else if self.params.is_owner() {
             self.change_state(State::Master, Reason::AddressOwner, out);
         } else {
@@ -554,6 +597,12 @@ impl Instance {
                     after_us: self.master_down_us(),
                 });
             }
+            (Timer::MasterDown, State::Backup) if self.startup_held => {
+                // Start-up hold: stay backup; take over when it ends unless a
+                // master is heard meanwhile.
+                self.master = None;
+                self.down_while_held = true;
+            }
             (Timer::MasterDown, State::Backup) if self.params.synced => {
                 // Wait for the group (the engine answers with Input::SyncGroup).
                 self.master = None;
@@ -563,11 +612,19 @@ impl Instance {
             (Timer::MasterDown, State::Backup) => self.change_state(State::Master, Reason::MasterDown, out),
             // RFC 5798 §6.4.3: Adver_Timer fires -> send an advertisement, re-arm.
             (Timer::Advert, State::Master) => {
+                self.reasserted = false;
                 self.send_advert(self.priority(), out);
                 out.push(Output::TimerStart {
                     timer: Timer::Advert,
                     after_us: self.advert_us(),
                 });
+                if self.params.garp.with_advert {
+                    // Partition heal: when the winner's advert reaches the loser first,
+                    // the loser yields silently and the winner hears nothing; only
+                    // its own periodic announcement moves the clients that learned
+                    // the loser's MAC (docs/architecture.md, "Partition heal").
+                    out.push(Output::Announce { count: 1 });
+                }
             }
             (Timer::Garp, State::Master) => {
                 let count = if self.second_burst_pending {
@@ -585,6 +642,12 @@ impl Instance {
                 }
             }
             (Timer::PreemptDelay, _) => self.preempt_held = false,
+            (Timer::StartupHold, _) => {
+                self.startup_held = false;
+                if self.state == State::Backup && std::mem::take(&mut self.down_while_held) {
+                    self.timer(Timer::MasterDown, out);
+                }
+            }
             // A timer that raced with a state change is stale: ignore it.
             _ => {}
         }
@@ -716,6 +779,30 @@ impl Instance {
 
     /// RFC 5798 §6.4.2, Backup receives an ADVERTISEMENT.
     fn backup_advert(&mut self, src: IpAddr, advert: &Advert, out: &mut Vec<Output>) {
+        let preempt = self.params.preempt && !self.preempt_held;
+        let lowered = preempt && self.params.fast_preempt && advert.priority < self.priority();
+        if advert.priority == 0 && self.master != Some(src) {
+            // Not in the RFC, which trusts every sender: "the master leaves" (priority
+            // 0) cuts the wait to Skew_Time, so only the master we follow may say it.
+            // From anyone else (a spoofed or stray advert) it is discarded and
+            // counted, and the Master_Down_Timer runs on; a real master that went
+            // silent is still replaced when it expires.
+            return self.reject(
+                src,
+                "not_master",
+                format!(
+                    "priority {} from {src}, which is not the current master",
+                    advert.priority
+                ),
+                out,
+            );
+        }
+        if lowered && self.master != Some(src) {
+            // Not the master we follow (a lower master we are about to preempt, or a
+            // forged advert): RFC 5798 §6.4.2, "Discard the ADVERTISEMENT", and let
+            // the Master_Down_Timer preempt.
+            return;
+        }
         if advert.priority == 0 {
             // "Set the Master_Down_Timer to Skew_Time".
             self.master = None;
@@ -725,14 +812,14 @@ impl Instance {
             });
             return;
         }
-        let preempt = self.params.preempt && !self.preempt_held;
-        if preempt && self.params.fast_preempt && advert.priority < self.priority() {
+        if lowered {
             // The master announced a lower priority (tracking): take over now.
             return self.timer(Timer::MasterDown, out);
         }
         if !preempt || advert.priority >= self.priority() {
             self.master = Some(src);
             self.want_master = false;
+            self.down_while_held = false;
             if self.params.version == Version::V3 {
                 // "Set Master_Adver_Interval to Adver Interval contained in the ADVERTISEMENT".
                 self.master_adver_interval_cs = advert.interval_cs;
@@ -748,7 +835,11 @@ impl Instance {
     /// RFC 5798 §6.4.3, Master receives an ADVERTISEMENT.
     fn master_advert(&mut self, src: IpAddr, advert: &Advert, out: &mut Vec<Output>) {
         if advert.priority == 0 {
-            // "Send an ADVERTISEMENT; Reset the Adver_Timer to Advertisement_Interval".
+            // "Send an ADVERTISEMENT; Reset the Adver_Timer to Advertisement_Interval",
+            // once per interval (see `reasserted`).
+            if std::mem::replace(&mut self.reasserted, true) {
+                return;
+            }
             self.send_advert(self.priority(), out);
             out.push(Output::TimerStart {
                 timer: Timer::Advert,
@@ -767,7 +858,13 @@ impl Instance {
         }
         // A lower-priority master exists (split brain healing, or a peer that just
         // came up): assert ourselves at once instead of at the next tick, and refresh
-        // the neighbours' caches in case they followed the other master.
+        // the neighbours' caches in case they followed the other master. Once per
+        // Advertisement_Interval: a flood of (spoofed) lower-priority adverts must
+        // not become a flood of adverts and gratuitous ARPs; the regular advert at
+        // the next tick answers any that come after this one.
+        if std::mem::replace(&mut self.reasserted, true) {
+            return;
+        }
         self.send_advert(ours, out);
         out.push(Output::TimerStart {
             timer: Timer::Advert,
@@ -805,6 +902,7 @@ impl Instance {
     fn change_state(&mut self, to: State, reason: Reason, out: &mut Vec<Output>) {
         let from = self.state;
         self.want_master = false;
+        self.reasserted = false;
         // Exit actions.
         match from {
             State::Master => {
@@ -868,6 +966,11 @@ impl Instance {
                 out.push(Output::TimerStop {
                     timer: Timer::PreemptDelay,
                 });
+                if std::mem::take(&mut self.startup_held) {
+                    out.push(Output::TimerStop {
+                        timer: Timer::StartupHold,
+                    });
+                }
                 self.preempt_held = false;
             }
         }

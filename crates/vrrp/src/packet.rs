@@ -244,10 +244,23 @@ impl Advert {
             return Err(DecodeError::V2OverIpv6);
         }
         let count = buf[3] as usize;
+        // RFC 5798 §5.2.5: "The minimum value is 1" (VRRPv3). RFC 3768 §5.3.5 sets no
+        // minimum for VRRPv2 (keepalived sends 0 for an instance without VIPs).
+        if version == Version::V3 && count == 0 {
+            return Err(DecodeError::ZeroCount);
+        }
         let alen = if ipv6 { 16 } else { 4 };
+        // RFC 3768 §5 / RFC 5798 §5.2: the message is the header, `count` addresses and
+        // (v2) the authentication data, nothing more. The kernel trims link padding
+        // (the IP total length bounds a raw socket's datagram), so any other length is
+        // a malformed or forged advert: one claiming fewer addresses than it carries
+        // must not be trusted for its priority.
         let need = HEADER_LEN + count * alen + if version == Version::V2 { V2_AUTH_LEN } else { 0 };
         if buf.len() < need {
             return Err(DecodeError::Truncated { len: buf.len(), need });
+        }
+        if buf.len() > need {
+            return Err(DecodeError::TooLong { len: buf.len(), need });
         }
         let got = u16::from_be_bytes([buf[6], buf[7]]);
         let valid = checksum_for(version, buf, addrs, ChecksumMode::Rfc) == 0
@@ -418,6 +431,86 @@ mod tests {
             Advert::decode(&compat, other, ChecksumMode::V2Compatible).unwrap(),
             a
         );
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        crate::hex::decode(s).unwrap()
+    }
+
+    /// Issue 14's vectors (src 192.0.2.3, dst 224.0.0.18): checksums valid, priority
+    /// 254, lengths that disagree with the count. keepalived drops them; so must we.
+    #[test]
+    fn advert_length_must_match_count() {
+        let addrs = v4([192, 0, 2, 3], MCAST_V4);
+        let count0 = hex("3133fe00000a6bcac0000264");
+        let count1_three = hex("3133fe01000ae6f4c0000264c0000265c0000266");
+        for buf in [&count0, &count1_three] {
+            // The checksum is right: only the length can reject them.
+            assert_eq!(checksum_for(Version::V3, buf, addrs, ChecksumMode::Rfc), 0);
+        }
+        let e = Advert::decode(&count0, addrs, ChecksumMode::Rfc).unwrap_err();
+        assert_eq!(e, DecodeError::ZeroCount);
+        assert_eq!(e.counter(), "packet_length");
+        let e = Advert::decode(&count1_three, addrs, ChecksumMode::Rfc).unwrap_err();
+        assert_eq!(e, DecodeError::TooLong { len: 20, need: 12 });
+        assert_eq!(e.counter(), "packet_length");
+
+        // 1500 bytes claiming 255 addresses, valid checksum.
+        let mut big = vec![0u8; 1480];
+        big[..8].copy_from_slice(&[0x31, 51, 254, 255, 0, 10, 0, 0]);
+        let sum = checksum_for(Version::V3, &big, addrs, ChecksumMode::Rfc);
+        big[6..8].copy_from_slice(&sum.to_be_bytes());
+        assert_eq!(checksum_for(Version::V3, &big, addrs, ChecksumMode::Rfc), 0);
+        let e = Advert::decode(&big, addrs, ChecksumMode::Rfc).unwrap_err();
+        assert_eq!(
+            e,
+            DecodeError::TooLong {
+                len: 1480,
+                need: 8 + 255 * 4
+            }
+        );
+        assert_eq!(e.counter(), "packet_length");
+    }
+
+    /// RFC 3768 §5: v2's length includes the 8 octets of authentication data; an
+    /// advert without them or with extra octets is refused; count 0 is allowed (no
+    /// minimum in RFC 3768, keepalived sends it for an instance without VIPs).
+    #[test]
+    fn v2_length_includes_auth_data() {
+        let addrs = v4([192, 0, 2, 3], MCAST_V4);
+        let mut a = Advert {
+            version: Version::V2,
+            vrid: 51,
+            priority: 100,
+            interval_cs: 100,
+            addresses: vec!["192.0.2.100".parse().unwrap()],
+            auth: Auth::None,
+        };
+        let good = a.encode(addrs, ChecksumMode::Rfc).unwrap();
+        assert_eq!(good.len(), 8 + 4 + 8);
+        // Re-checksummed copies so only the length is wrong.
+        let resum = |mut b: Vec<u8>| {
+            b[6] = 0;
+            b[7] = 0;
+            let s = checksum_for(Version::V2, &b, addrs, ChecksumMode::Rfc);
+            b[6..8].copy_from_slice(&s.to_be_bytes());
+            b
+        };
+        let short = resum(good[..12].to_vec());
+        assert_eq!(
+            Advert::decode(&short, addrs, ChecksumMode::Rfc).unwrap_err(),
+            DecodeError::Truncated { len: 12, need: 20 }
+        );
+        let mut long = good.clone();
+        long.extend_from_slice(&[0, 0, 0, 0]);
+        let long = resum(long);
+        assert_eq!(
+            Advert::decode(&long, addrs, ChecksumMode::Rfc).unwrap_err(),
+            DecodeError::TooLong { len: 24, need: 20 }
+        );
+        a.addresses.clear();
+        let empty = a.encode(addrs, ChecksumMode::Rfc).unwrap();
+        assert_eq!(Advert::decode(&empty, addrs, ChecksumMode::Rfc).unwrap(), a);
     }
 
     #[test]

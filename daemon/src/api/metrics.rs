@@ -241,6 +241,43 @@ pub fn render(hub: &Hub) -> String {
             .unwrap_or(0.0),
     );
     m.family(
+        "hafront_vip_drift_repairs_total",
+        "counter",
+        "VIPs changed behind hafront's back and repaired: restored (missing on a master) or removed (present on a non-master)",
+    );
+    for (instance, c) in hub.vip_drift.snapshot() {
+        for (action, n) in [("restored", c.restored), ("removed", c.removed)] {
+            m.sample(
+                "hafront_vip_drift_repairs_total",
+                &[("instance", &instance), ("action", action)],
+                n as f64,
+            );
+        }
+    }
+    // Prometheus' own names (prometheus_config_last_reload_*): a rejected reload
+    // leaves the old configuration running, which only these make visible.
+    let reload = hub.reload.borrow().clone();
+    m.family(
+        "hafront_config_last_reload_successful",
+        "gauge",
+        "Whether the last configuration load (start or reload) was applied",
+    );
+    m.sample(
+        "hafront_config_last_reload_successful",
+        &[],
+        if reload.successful { 1.0 } else { 0.0 },
+    );
+    m.family(
+        "hafront_config_last_reload_success_timestamp_seconds",
+        "gauge",
+        "When a configuration was last applied (start or reload), Unix seconds",
+    );
+    m.sample(
+        "hafront_config_last_reload_success_timestamp_seconds",
+        &[],
+        reload.last_success_unix_ms as f64 / 1000.0,
+    );
+    m.family(
         "hafront_vrrp_state",
         "gauge",
         "VRRP state: 0 init, 1 backup, 2 master, 3 fault",

@@ -43,6 +43,10 @@ pub struct Hub {
     pub ipvs: watch::Receiver<Arc<IpvsSnapshot>>,
     pub services: watch::Receiver<Arc<crate::supervise::Snapshot>>,
     pub split_brain: watch::Receiver<Arc<crate::splitbrain::Snapshot>>,
+    /// The last configuration reload's outcome.
+    pub reload: watch::Receiver<Arc<crate::shared::reload::ReloadStatus>>,
+    /// VIPs repaired after something else changed them.
+    pub vip_drift: Arc<crate::net::vip::Drift>,
     pub checkers: CheckerSlot,
     pub controls: Arc<Controls>,
 }

@@ -55,6 +55,8 @@ struct Document<'a> {
     services: &'a crate::supervise::Snapshot,
     overrides: &'a Overrides,
     unknown_vrid_packets: u64,
+    /// The last configuration load (start or reload) and its outcome.
+    reload: &'a crate::shared::reload::ReloadStatus,
 }
 
 /// The status document, serialized straight from the snapshots (no intermediate
@@ -66,6 +68,7 @@ pub fn document(hub: &Hub) -> Vec<u8> {
     let overrides = hub.controls.overrides();
     let split_brain = hub.split_brain.borrow().clone();
     let services = hub.services.borrow().clone();
+    let reload = hub.reload.borrow().clone();
     let (checks, scripts) = checks(hub);
     let uptime = SystemTime::now()
         .duration_since(hub.started)
@@ -101,6 +104,7 @@ pub fn document(hub: &Hub) -> Vec<u8> {
         services: &services,
         overrides: &overrides,
         unknown_vrid_packets: engine.unknown_vrid_packets,
+        reload: &reload,
     };
     let mut out = serde_json::to_vec(&doc).unwrap_or_default();
     out.push(b'\n');

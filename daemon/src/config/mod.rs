@@ -29,6 +29,7 @@ pub use checks::{CheckConfig, CheckKind, StatusRange};
 pub use error::{ConfigError, Issue};
 pub use schema::{
     Config, GarpConfig, InstanceConfig, LogConfig, LogFormat, NodeConfig, Secret, VrrpConfig, REDACTED,
+    SPLIT_BRAIN_PROBE_DEFAULT,
 };
 pub use validate::Problem;
 
@@ -84,10 +85,18 @@ pub fn load_checked(
         }
         figment = figment.merge(Toml::file_exact(path));
     }
+    let files_only = figment.clone();
     if src.env {
         figment = figment.merge(Env::prefixed(ENV_PREFIX).split(ENV_SPLIT));
     }
-    let cfg: Config = figment.extract().map_err(|e| from_figment(&figment, e))?;
+    let cfg: Config = figment.extract().map_err(|e| {
+        let err = from_figment(&figment, e);
+        if src.env {
+            env_only_instances(&files_only, err)
+        } else {
+            err
+        }
+    })?;
     let mut problems = validate::validate(&cfg);
     problems.extend(more(&cfg));
     if problems.is_empty() {
@@ -159,6 +168,65 @@ fn from_figment(figment: &Figment, err: figment::Error) -> ConfigError {
         })
         .collect();
     ConfigError::Invalid(issues)
+}
+
+/// An instance that only environment variables mention and that cannot be built is
+/// most likely a typo of an instance name (`HAFRONT_VRRP__INSTANCES__WBE__PRIORITY`):
+/// its problems ("interface is required", blamed on a variable never set) become
+/// one issue naming the instance, the variables that mention it, and the instances
+/// the files define.
+fn env_only_instances(files_only: &Figment, err: ConfigError) -> ConfigError {
+    let ConfigError::Invalid(issues) = err else {
+        return err;
+    };
+    let defined: Vec<String> = match files_only.find_value("vrrp.instances") {
+        Ok(figment::value::Value::Dict(_, d)) => d.keys().cloned().collect(),
+        _ => Vec::new(),
+    };
+    let instance_of = |key: &str| -> Option<String> {
+        let rest = key.strip_prefix("vrrp.instances.")?;
+        let name = rest.split('.').next()?;
+        (!defined.iter().any(|d| d == name)).then(|| name.to_string())
+    };
+    let mut out: Vec<Issue> = Vec::new();
+    for issue in issues {
+        let Some(name) = instance_of(&issue.key) else {
+            out.push(issue);
+            continue;
+        };
+        if out.iter().any(|i| i.key == format!("vrrp.instances.{name}")) {
+            continue;
+        }
+        let prefix = format!(
+            "{ENV_PREFIX}VRRP{ENV_SPLIT}INSTANCES{ENV_SPLIT}{}{ENV_SPLIT}",
+            name.to_ascii_uppercase()
+        );
+        let mut vars: Vec<String> = std::env::vars()
+            .map(|(k, _)| k)
+            .filter(|k| k.to_ascii_uppercase().starts_with(&prefix))
+            .collect();
+        vars.sort();
+        if vars.is_empty() {
+            out.push(issue);
+            continue;
+        }
+        let known = if defined.is_empty() {
+            "no file defines any instance".to_string()
+        } else {
+            format!("the files define {}", defined.join(", "))
+        };
+        out.push(Issue {
+            key: format!("vrrp.instances.{name}"),
+            source: format!("environment variable {}", vars.join(", ")),
+            message: format!(
+                "instance \"{name}\" is set only by the environment and cannot be built ({}: {}); {known}. \
+                 A typo of the instance name? (An instance defined in the environment alone needs \
+                 interface, vrid and virtual_ips.)",
+                issue.key, issue.message
+            ),
+        });
+    }
+    ConfigError::Invalid(out)
 }
 
 /// The source of the value at `key`, or of its closest parent that has one.

@@ -175,11 +175,11 @@ pub(super) fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
         }
     }
     for (iname, inst) in &cfg.vrrp.instances {
-        if let Some(d) = inst.split_brain_probe {
+        if let Some(d) = inst.split_brain_probe.filter(|d| !d.is_zero()) {
             if d < Duration::from_millis(100) {
                 p(
                     &["vrrp", "instances", iname, "split_brain_probe"],
-                    "must be at least 100ms".into(),
+                    "must be at least 100ms (0s = off)".into(),
                 );
             }
             if !inst.virtual_ips.iter().any(|v| v.addr().is_ipv4()) {

@@ -123,6 +123,20 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields, default)]
 pub struct VrrpConfig {
     pub instances: BTreeMap<String, InstanceConfig>,
+    /// Every instance stays backup and silent this long after hafront starts
+    /// (keepalived's `vrrp_startup_delay`).
+    #[serde(with = "duration")]
+    pub startup_delay: Duration,
+    /// ... and until the system has been up this long (keepalived 2.4's
+    /// `vrrp_delay_after_boot`): only a start soon after boot waits.
+    #[serde(with = "duration")]
+    pub delay_after_boot: Duration,
+    /// SCHED_RR priority (1..99) of the engine thread, 0 = normal scheduling
+    /// (keepalived's `vrrp_rt_priority`).
+    pub rt_priority: u8,
+    /// mlockall (current and future pages, as they are touched), so the engine never
+    /// waits for a page to come back from swap (keepalived's `vrrp_no_swap`).
+    pub lock_memory: bool,
     /// Instances that move together; a fault in one faults all.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub sync_groups: BTreeMap<String, super::track::SyncGroupConfig>,
@@ -140,7 +154,13 @@ pub struct InstanceConfig {
     pub version: Version,
     #[serde(with = "duration", default = "default_advert_interval")]
     pub advert_interval: Duration,
+    #[serde(deserialize_with = "vip_list")]
     pub virtual_ips: Vec<IpNet>,
+    /// VIPs (of `virtual_ips`) that hafront does not restore when something else
+    /// removes them, nor remove when something else adds them (keepalived's
+    /// `no_track`).
+    #[serde(default, deserialize_with = "vip_list", skip_serializing_if = "Vec::is_empty")]
+    pub vip_no_track: Vec<IpNet>,
     /// IPv4 address label (`eth0:vip`), as keepalived's `label`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vip_label: Option<String>,
@@ -198,10 +218,16 @@ pub struct InstanceConfig {
     pub notify: Vec<String>,
     /// Out-of-band split-brain probe while master: every this often, an ARP probe
     /// (RFC 5227, sender address 0) asks who holds the first IPv4 VIP; an answer
-    /// from another MAC means another node holds it too. Off when unset.
+    /// from another MAC means another node holds it too. Unset: every
+    /// `SPLIT_BRAIN_PROBE_DEFAULT` when the instance has an IPv4 VIP; `0s`: off.
     #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
     pub split_brain_probe: Option<Duration>,
 }
+
+/// Default period of the split-brain ARP probe (instances with an IPv4 VIP): a
+/// two-way VRRP loss is caught within seconds, and 255 instances probing cost 51
+/// broadcast frames a second, only while master.
+pub const SPLIT_BRAIN_PROBE_DEFAULT: Duration = Duration::from_secs(5);
 
 impl InstanceConfig {
     /// The family of the first VIP ([`Family::of_vips`]).
@@ -212,6 +238,19 @@ impl InstanceConfig {
     /// Priority 255: the address owner.
     pub fn is_owner(&self) -> bool {
         hafront_vrrp::is_owner(self.priority)
+    }
+
+    /// The split-brain probe period in effect (see `split_brain_probe`).
+    pub fn split_brain_probe_every(&self) -> Option<Duration> {
+        match self.split_brain_probe {
+            Some(d) if d.is_zero() => None,
+            Some(d) => Some(d),
+            None => self
+                .virtual_ips
+                .iter()
+                .any(|v| v.addr().is_ipv4())
+                .then_some(SPLIT_BRAIN_PROBE_DEFAULT),
+        }
     }
 
     /// The notify scripts by key.
@@ -241,6 +280,8 @@ pub struct GarpConfig {
     pub refresh: Option<Duration>,
     /// Re-announce when a lower-priority advert is heard while master.
     pub lower_prio_burst: bool,
+    /// One announcement per VIP with every advert while master (partition heal).
+    pub with_advert: bool,
 }
 
 impl Default for GarpConfig {
@@ -251,6 +292,7 @@ impl Default for GarpConfig {
             master_repeat: 5,
             refresh: None,
             lower_prio_burst: true,
+            with_advert: true,
         }
     }
 }
@@ -324,6 +366,38 @@ fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 
 /// Durations: a humantime string (`"100ms"`, `"1s"`, `"1m 30s"`) or a number of
 /// seconds (`1`, `0.1`, keepalived-style).
+/// `virtual_ips`: ipnet's own parser says "invalid IP address syntax" for any
+/// fault; this names what was written and which part is wrong. Element by element,
+/// so that the error's key keeps the index (`virtual_ips.0`).
+fn vip_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    struct Vip(IpNet);
+    impl<'de> Deserialize<'de> for Vip {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let text = String::deserialize(d)?;
+            parse_vip(&text).map(Vip).map_err(serde::de::Error::custom)
+        }
+    }
+    Ok(Vec::<Vip>::deserialize(d)?.into_iter().map(|v| v.0).collect())
+}
+
+/// One VIP, `address/prefix`.
+pub fn parse_vip(text: &str) -> Result<IpNet, String> {
+    let Some((addr, prefix)) = text.split_once('/') else {
+        return Err(format!(
+            "{text:?}: a prefix length is required (e.g. \"{text}/24\")"
+        ));
+    };
+    let addr: std::net::IpAddr = addr
+        .parse()
+        .map_err(|_| format!("{text:?}: invalid address {addr:?} (IPv4 or IPv6)"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let len: u8 =
+        prefix.parse().ok().filter(|n| *n <= max).ok_or_else(|| {
+            format!("{text:?}: invalid prefix length {prefix} (0..={max} for this address)")
+        })?;
+    IpNet::new(addr, len).map_err(|e| format!("{text:?}: {e}"))
+}
+
 pub mod duration {
     use super::*;
 

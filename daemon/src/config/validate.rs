@@ -36,6 +36,12 @@ const PREEMPT_DELAY_MAX: Duration = Duration::from_secs(1000);
 
 pub fn validate(cfg: &Config) -> Vec<Problem> {
     let mut v = Validator::default();
+    if cfg.vrrp.rt_priority > 99 {
+        v.problem(
+            &["vrrp", "rt_priority"],
+            format!("{} is out of range 0..99 (0 = off)", cfg.vrrp.rt_priority),
+        );
+    }
     if cfg.node.name.trim().is_empty() {
         v.problem(&["node", "name"], "must not be empty");
     }
@@ -273,6 +279,14 @@ impl Validator {
                 self.problem(
                     key,
                     format!("entry {n} ({vip}): VRRPv2 carries IPv4 only; use version = 3"),
+                );
+            }
+        }
+        for vip in &i.vip_no_track {
+            if !vips.contains(vip) {
+                self.problem(
+                    &[key[0], key[1], key[2], "vip_no_track"],
+                    format!("{vip} is not one of virtual_ips"),
                 );
             }
         }

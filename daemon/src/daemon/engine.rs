@@ -56,6 +56,10 @@ pub struct Engine {
     next_id: u64,
     timers: BTreeSet<(Instant, u64, Timer)>,
     dirty: bool,
+    /// Address change pokes (`net::link::watch_addresses`) and when the VIP check
+    /// they ask for is due (bursts coalesce into one check).
+    addr_events: Option<mpsc::UnboundedReceiver<()>>,
+    verify_due: Option<Instant>,
     /// The last tracking result per instance name, also given to instances created
     /// later (a reload that restarts an instance must not forget it).
     tracking: HashMap<String, (u8, bool)>,
@@ -83,6 +87,8 @@ impl Engine {
             next_id: 1,
             timers: BTreeSet::new(),
             dirty: true,
+            addr_events: None,
+            verify_due: None,
             tracking: HashMap::new(),
             maintenance: HashMap::new(),
             failover: Histogram::new(&FAILOVER_BUCKETS),
@@ -95,6 +101,11 @@ impl Engine {
     /// Passes every link event on to `tx` once the instances have seen it.
     pub fn forward_links_to(&mut self, tx: mpsc::UnboundedSender<(u32, bool)>) {
         self.link_followers.push(tx);
+    }
+
+    /// Checks the VIPs soon after any address change, not only every tick.
+    pub fn watch_addresses(&mut self, rx: mpsc::UnboundedReceiver<()>) {
+        self.addr_events = Some(rx);
     }
 
     /// Sends every state change to the notifier.
@@ -527,6 +538,43 @@ impl Engine {
         }
     }
 
+    /// VIP drift: once a tick, every master's VIPs must be on its interface and
+    /// every backup's must not (networkd, netplan or an admin's `ip addr flush`
+    /// change addresses behind our back: keepalived issues #836, #1385, #2479). The
+    /// executor checks and repairs on its own task, in order with the transitions'
+    /// commands, so a check never undoes a newer transition.
+    fn verify_vips(&self) {
+        for (id, slot) in &self.slots {
+            let Some(inst) = self.router.instance(*id) else {
+                continue;
+            };
+            let tracked: Vec<ipnet::IpNet> = slot
+                .spec
+                .params
+                .vips
+                .iter()
+                .filter(|v| !slot.spec.vip_no_track.contains(v))
+                .copied()
+                .collect();
+            if tracked.is_empty() {
+                continue;
+            }
+            let present = match inst.state() {
+                State::Master => true,
+                State::Backup | State::Fault => false,
+                State::Initialize => continue,
+            };
+            let _ = self.vips.send(VipCommand::Ensure {
+                instance: slot.name.clone(),
+                iface: slot.iface.clone(),
+                vips: tracked,
+                present,
+                label: slot.spec.label.clone(),
+                announce: slot.spec.params.garp.master_burst,
+            });
+        }
+    }
+
     /// Runs until a Shutdown control message; `on_change` is called after any state
     /// change (status file, systemd STATUS=), `tick` every `tick_every`.
     pub async fn run(
@@ -575,8 +623,27 @@ impl Engine {
                     self.link_changed(index, up);
                     self.link_followers.retain(|f| f.send((index, up)).is_ok());
                 }
+                Some(()) = async {
+                    match self.addr_events.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    // 20 ms: one check for a burst (a flush removes many addresses).
+                    self.verify_due.get_or_insert(Instant::now() + Duration::from_millis(20));
+                }
+                _ = async {
+                    match self.verify_due {
+                        Some(at) => tokio::time::sleep_until(at.into()).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    self.verify_due = None;
+                    self.verify_vips();
+                }
                 _ = second.tick() => {
                     self.flush_recordings();
+                    self.verify_vips();
                     tick(self)
                 }
             }

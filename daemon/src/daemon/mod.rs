@@ -40,6 +40,33 @@ pub enum DaemonError {
 
 /// Protocol parameters from the configuration (the primary address is filled in
 /// from the interface at start).
+/// When this process started (the start-up delay counts from it).
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// What is left of the start-up hold: `vrrp.startup_delay` since this process
+/// started and `vrrp.delay_after_boot` since boot (CLOCK_BOOTTIME), the longer. An
+/// instance a reload (re)starts later gets what is left, usually nothing.
+fn startup_hold(cfg: &Config) -> Duration {
+    let since_start = STARTED.get_or_init(std::time::Instant::now).elapsed();
+    let after_start = cfg.vrrp.startup_delay.saturating_sub(since_start);
+    let after_boot = match boot_uptime() {
+        Some(up) => cfg.vrrp.delay_after_boot.saturating_sub(up),
+        None => Duration::ZERO,
+    };
+    after_start.max(after_boot)
+}
+
+/// Time since boot, suspend included.
+fn boot_uptime() -> Option<Duration> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the valid pointer given.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    (rc == 0).then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+}
+
 pub fn specs_from_config(cfg: &Config) -> Vec<(String, InstanceSpec)> {
     cfg.vrrp
         .instances
@@ -60,6 +87,7 @@ pub fn specs_from_config(cfg: &Config) -> Vec<(String, InstanceSpec)> {
                 preempt: i.preempt,
                 preempt_delay_ms: i.preempt_delay.as_millis() as u64,
                 fast_preempt: i.fast_preempt,
+                startup_hold_ms: startup_hold(cfg).as_millis() as u64,
                 primary: unspecified,
                 unicast_peers: i.unicast_peers.clone(),
                 auth_pass: i.auth_pass.as_ref().map(|s| s.expose().to_string()),
@@ -70,6 +98,7 @@ pub fn specs_from_config(cfg: &Config) -> Vec<(String, InstanceSpec)> {
                     master_repeat: i.garp.master_repeat,
                     refresh_ms: i.garp.refresh.map(|d| d.as_millis() as u64),
                     lower_prio_burst: i.garp.lower_prio_burst,
+                    with_advert: i.garp.with_advert,
                 },
                 synced: false,
             };
@@ -86,6 +115,7 @@ pub fn specs_from_config(cfg: &Config) -> Vec<(String, InstanceSpec)> {
             let spec = InstanceSpec {
                 interface: i.interface.clone(),
                 label: i.vip_label.clone(),
+                vip_no_track: i.vip_no_track.clone(),
                 unicast_source: i.unicast_source,
                 sync_peers,
                 params,
@@ -118,21 +148,64 @@ pub fn run(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         .enable_all()
         .build()
         .map_err(DaemonError::Runtime)?;
+    // This thread runs the engine (VRRP timers, adverts, the VIP executor).
+    realtime(&cfg);
     rt.block_on(run_async(opts, cfg))
+}
+
+/// `vrrp.lock_memory` and `vrrp.rt_priority` (keepalived's `vrrp_no_swap` and
+/// `vrrp_rt_priority`), applied once at start: adverts on time under memory
+/// pressure and CPU load. A refusal (no CAP_IPC_LOCK / CAP_SYS_NICE, systemd's
+/// RestrictRealtime) is a warning: VRRP runs on without.
+fn realtime(cfg: &Config) {
+    if cfg.vrrp.lock_memory {
+        // MCL_ONFAULT: pages are locked as they are touched, so reserved but unused
+        // memory (thread stacks) is not made resident.
+        // SAFETY: a syscall taking flags only.
+        let rc = unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE | libc::MCL_ONFAULT) };
+        if rc == 0 {
+            info!("vrrp.lock_memory: memory locked");
+        } else {
+            let error = std::io::Error::last_os_error();
+            warn!(%error, "vrrp.lock_memory: mlockall refused, memory can be swapped out");
+        }
+    }
+    if cfg.vrrp.rt_priority > 0 {
+        let param = libc::sched_param {
+            sched_priority: i32::from(cfg.vrrp.rt_priority),
+        };
+        // SCHED_RESET_ON_FORK: threads and processes started later (checks, API,
+        // IPVS, notify scripts, supervised servers) get normal scheduling.
+        // SAFETY: `param` is a valid sched_param for the duration of the call.
+        let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_RR | libc::SCHED_RESET_ON_FORK, &param) };
+        if rc == 0 {
+            info!(
+                priority = cfg.vrrp.rt_priority,
+                "vrrp.rt_priority: engine thread on SCHED_RR"
+            );
+        } else {
+            let error = std::io::Error::last_os_error();
+            warn!(%error, "vrrp.rt_priority: SCHED_RR refused, the engine runs with normal scheduling");
+        }
+    }
 }
 
 async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     let started = std::time::SystemTime::now();
+    STARTED.get_or_init(std::time::Instant::now);
     let links = Links::connect()?;
     let links_for_tracker = links.clone();
     // Subscribe before looking interfaces up, so no change falls in between.
     // One subscription: the engine acts on each event, then passes it to the tracker.
     let link_events = crate::net::link::watch_links()?;
     let (tracker_links_tx, tracker_links_rx) = mpsc::unbounded_channel();
-    let vips = VipExecutor::spawn(links.clone());
+    let addr_events = crate::net::link::watch_addresses()?;
+    let vip_drift = Arc::new(crate::net::vip::Drift::default());
+    let vips = VipExecutor::spawn(links.clone(), vip_drift.clone());
     let (splitbrain_vips, splitbrain_links) = (vips.clone(), links.clone());
     let mut engine = Engine::new(links, vips);
     engine.forward_links_to(tracker_links_tx);
+    engine.watch_addresses(addr_events);
     crate::process::security::init(&cfg);
     // Also what the tracker, the supervisor and the API follow (reloads replace it).
     // One copy of the configuration for the whole daemon (10,000 checks are tens of MB).
@@ -232,6 +305,13 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     on_own_thread("hafront-checks", "tracking is off", tracker::run(tracker_inputs));
 
     let (reload_tx, reload_rx) = mpsc::channel(4);
+    let (reload_status_tx, reload_status_rx) =
+        watch::channel(Arc::new(crate::shared::reload::ReloadStatus::started(
+            started
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+        )));
     let hub = crate::api::Hub {
         node: cfg.node.name.clone(),
         started,
@@ -241,6 +321,8 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         ipvs: ipvs_status_rx,
         services: services_rx,
         split_brain: split_brain_rx,
+        reload: reload_status_rx,
+        vip_drift,
         checkers,
         controls: Arc::new(crate::api::Controls::new(
             store,
@@ -264,6 +346,7 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         Reloaders {
             ipvs: ipvs_cfg_tx,
             full: full_cfg_tx,
+            status: reload_status_tx,
         },
     ));
     let watchdog = sd_notify::watchdog_enabled();
@@ -402,6 +485,7 @@ fn publish_roles(tx: &watch::Sender<Roles>, snap: &EngineSnapshot) {
 struct Reloaders {
     ipvs: watch::Sender<Arc<IpvsConfig>>,
     full: watch::Sender<Arc<Config>>,
+    status: watch::Sender<Arc<crate::shared::reload::ReloadStatus>>,
 }
 
 /// Signals and API reload requests: SIGTERM/SIGINT stop the engine, SIGHUP and
@@ -493,6 +577,8 @@ async fn reload(
         }
     };
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    to.status
+        .send_modify(|s| *s = Arc::new(s.after(by, &outcome, crate::shared::reload::unix_ms_now())));
     Some(outcome)
 }
 

@@ -151,6 +151,39 @@ pub fn watch_links() -> Result<tokio::sync::mpsc::UnboundedReceiver<(u32, bool)>
     Ok(rx)
 }
 
+/// Address changes on any interface (RTMGRP_IPV4_IFADDR / IPV6_IFADDR), as pokes:
+/// the engine then checks its VIPs at once instead of at its next one-second tick.
+pub fn watch_addresses() -> Result<tokio::sync::mpsc::UnboundedReceiver<()>, NetError> {
+    use futures::StreamExt;
+    use rtnetlink::packet_core::NetlinkPayload;
+    use rtnetlink::packet_route::RouteNetlinkMessage;
+    use rtnetlink::sys::{AsyncSocket, SocketAddr};
+
+    let (mut conn, _handle, mut messages) = rtnetlink::new_connection().map_err(NetError::Connect)?;
+    conn.socket_mut()
+        .socket_mut()
+        .bind(&SocketAddr::new(
+            0,
+            rtnetlink::constants::RTMGRP_IPV4_IFADDR | rtnetlink::constants::RTMGRP_IPV6_IFADDR,
+        ))
+        .map_err(NetError::Connect)?;
+    tokio::spawn(conn);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some((msg, _)) = messages.next().await {
+            if let NetlinkPayload::InnerMessage(
+                RouteNetlinkMessage::NewAddress(_) | RouteNetlinkMessage::DelAddress(_),
+            ) = msg.payload
+            {
+                if tx.send(()).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    Ok(rx)
+}
+
 pub fn link_is_up(link: &rtnetlink::packet_route::link::LinkMessage) -> bool {
     use rtnetlink::packet_route::link::LinkFlags;
     link.header.flags.contains(LinkFlags::Up) && link.header.flags.contains(LinkFlags::Running)

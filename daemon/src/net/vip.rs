@@ -1,8 +1,9 @@
 //! The VIP executor: adds and removes virtual addresses through rtnetlink and sends
 //! the announcements, in the order the instances asked for them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 use ipnet::IpNet;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage};
@@ -33,22 +34,62 @@ pub enum VipCommand {
         vips: Vec<IpAddr>,
         count: u32,
     },
+    /// VIP drift check: `vips` must be on the interface (`present`: master; a
+    /// missing one is re-added and announced `announce` times) or must not be
+    /// (backup, fault: one found is removed). Each repair is logged and counted.
+    Ensure {
+        instance: String,
+        iface: Iface,
+        vips: Vec<IpNet>,
+        present: bool,
+        label: Option<String>,
+        announce: u32,
+    },
     /// Answered once every earlier command is done.
     Flush(oneshot::Sender<()>),
+}
+
+/// VIPs repaired after something else changed them, per instance (metrics).
+#[derive(Debug, Default)]
+pub struct Drift(Mutex<BTreeMap<String, DriftCount>>);
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DriftCount {
+    /// Missing on a master, added back.
+    pub restored: u64,
+    /// Present on a non-master, removed.
+    pub removed: u64,
+}
+
+impl Drift {
+    pub fn snapshot(&self) -> BTreeMap<String, DriftCount> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    fn count(&self, instance: &str, restored: bool) {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let c = m.entry(instance.to_string()).or_default();
+        if restored {
+            c.restored += 1;
+        } else {
+            c.removed += 1;
+        }
+    }
 }
 
 pub struct VipExecutor {
     links: Links,
     announcers: HashMap<u32, Announcer>,
+    drift: Arc<Drift>,
 }
 
 impl VipExecutor {
     /// Spawns the executor; commands run one at a time, in order.
-    pub fn spawn(links: Links) -> mpsc::UnboundedSender<VipCommand> {
+    pub fn spawn(links: Links, drift: Arc<Drift>) -> mpsc::UnboundedSender<VipCommand> {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let mut exec = VipExecutor {
             links,
             announcers: HashMap::new(),
+            drift,
         };
         tokio::spawn(async move {
             while let Some(cmd) = rx.recv().await {
@@ -98,24 +139,57 @@ impl VipExecutor {
                 iface,
                 vips,
                 count,
+            } => self.announce(&instance, &iface, &vips, count),
+            VipCommand::Ensure {
+                instance,
+                iface,
+                vips,
+                present,
+                label,
+                announce,
             } => {
-                let ann = self
-                    .announcers
-                    .entry(iface.index)
-                    .or_insert_with(|| Announcer::new(iface.clone()));
-                match ann.announce(&vips, count) {
-                    Ok(n) => debug!(instance, packets = n, "addresses announced"),
-                    Err(source) => {
-                        let error = NetError::Socket {
-                            iface: iface.name.clone(),
-                            source,
-                        };
-                        warn!(instance, %error, "announcement failed");
+                for vip in vips {
+                    // An add of a present address is EEXIST, a removal of an absent one
+                    // EADDRNOTAVAIL: one request per VIP says and repairs at once.
+                    let done = if present {
+                        self.add(&iface, vip, label.as_deref()).await
+                    } else {
+                        self.remove(&iface, vip).await
+                    };
+                    match done {
+                        Ok(true) if present => {
+                            warn!(instance, vip = %vip, iface = iface.name, "virtual address was removed behind hafront's back: added again");
+                            self.drift.count(&instance, true);
+                            self.announce(&instance, &iface, &[vip.addr()], announce);
+                        }
+                        Ok(true) => {
+                            warn!(instance, vip = %vip, iface = iface.name, "virtual address present on a non-master: removed");
+                            self.drift.count(&instance, false);
+                        }
+                        Ok(false) => {}
+                        Err(error) => debug!(instance, %error, "virtual address check failed"),
                     }
                 }
             }
             VipCommand::Flush(done) => {
                 let _ = done.send(());
+            }
+        }
+    }
+
+    fn announce(&mut self, instance: &str, iface: &Iface, vips: &[IpAddr], count: u32) {
+        let ann = self
+            .announcers
+            .entry(iface.index)
+            .or_insert_with(|| Announcer::new(iface.clone()));
+        match ann.announce(vips, count) {
+            Ok(n) => debug!(instance, packets = n, "addresses announced"),
+            Err(source) => {
+                let error = NetError::Socket {
+                    iface: iface.name.clone(),
+                    source,
+                };
+                warn!(instance, %error, "announcement failed");
             }
         }
     }

@@ -98,7 +98,7 @@ pub async fn run(mut inp: MonitorInputs) {
             t.master = master;
             t.rx = rx;
             // Out of band: probe while master.
-            match (master, ic.split_brain_probe) {
+            match (master, ic.split_brain_probe_every()) {
                 (true, Some(every)) => {
                     if t.next_probe.is_none_or(|at| now >= at) {
                         t.next_probe = Some(now + every);

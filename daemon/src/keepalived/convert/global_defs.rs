@@ -13,6 +13,7 @@ impl Cx {
         };
         node.comments.push(format!("{} global_defs", n.loc));
         let mut script_user = None;
+        let mut vrrp: Option<Section> = None;
         for c in block(n)? {
             let kw = c.keyword.as_str();
             match kw {
@@ -117,6 +118,20 @@ impl Cx {
                     "nothing to carry: hafront never drops an advert for its address list (a \
                      mismatch is only counted)",
                 ),
+                "vrrp_startup_delay" => vrrp.get_or_insert_with(|| Section::new("vrrp")).set(
+                    "startup_delay",
+                    dur(secs(c, 0)?),
+                    Self::at(&n.loc, c),
+                ),
+                "vrrp_rt_priority" => vrrp.get_or_insert_with(|| Section::new("vrrp")).set(
+                    "rt_priority",
+                    int(c, 0, 1, 99)?,
+                    Self::at(&n.loc, c),
+                ),
+                "vrrp_no_swap" => {
+                    vrrp.get_or_insert_with(|| Section::new("vrrp"))
+                        .set("lock_memory", true, Self::at(&n.loc, c))
+                }
                 "vrrp_iptables" | "vrrp_ipsets" | "nftables" => self.skip(
                     c,
                     "not carried over: hafront manages its own nftables table (inet hafront) for accept = false",
@@ -127,6 +142,10 @@ impl Cx {
         if let Some(sec) = script_user {
             // The last script_user of several global_defs wins, as in keepalived.
             self.sections.retain(|s| s.path != "security");
+            self.sections.push(sec);
+        }
+        if let Some(sec) = vrrp {
+            self.sections.retain(|s| s.path != "vrrp");
             self.sections.push(sec);
         }
         if !node.entries.is_empty() {

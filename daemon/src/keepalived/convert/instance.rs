@@ -25,6 +25,7 @@ impl Cx {
         let mut advert: Option<(Duration, &Node)> = None;
         let mut auth: Option<(&Node, Option<&Node>)> = None;
         let mut vips: Vec<(toml::Value, Option<String>)> = Vec::new();
+        let mut no_track: Vec<(toml::Value, Option<String>)> = Vec::new();
         let mut vip_nodes: Vec<(&Node, IpNet)> = Vec::new();
         let mut label: Option<(String, &Node)> = None;
         let mut state: Option<&Node> = None;
@@ -75,6 +76,9 @@ impl Cx {
                         if vip_nodes.iter().any(|(_, o)| o.addr() == net.addr()) {
                             self.skip(v, format!("{} is listed twice", net.addr()));
                             continue;
+                        }
+                        if v.args.iter().any(|a| a == "no_track") {
+                            no_track.push((net.to_string().into(), at(v)));
                         }
                         vip_nodes.push((v, net));
                         vips.push((net.to_string().into(), at(v)));
@@ -193,6 +197,9 @@ impl Cx {
             }
         }
         s.put("virtual_ips", Value::List(vips), None);
+        if !no_track.is_empty() {
+            s.put("vip_no_track", Value::List(no_track), None);
+        }
         if let Some((l, c)) = label {
             if !is_address_label(&l, &interface) {
                 return Err(ImportError::new(
@@ -444,6 +451,8 @@ impl Cx {
                         ));
                     }
                 }
+                // Carried over as vip_no_track by the caller.
+                "no_track" => {}
                 "label" => {
                     let l = opts.next().cloned().unwrap_or_default();
                     match label {
