@@ -139,9 +139,11 @@ check(sc["RuntimeDirectory"] == "hafront" and sc["LimitNOFILE"] == 65536, "unit:
 check(load("dirs")["failedAssertions"] == [
       "services.hafront.settings.state_dir must be /var/lib/hafront (the unit's StateDirectory, owned by its dynamic user;"
       " every other path is read-only for it), not /srv/hafront"], "state_dir elsewhere: an assertion names it")
-check(set(sc["AmbientCapabilities"]) == {"CAP_NET_ADMIN", "CAP_NET_RAW"}
-      and set(sc["CapabilityBoundingSet"]) == {"CAP_NET_ADMIN", "CAP_NET_RAW"} and sc["DynamicUser"] is True,
-      "unit: dynamic user with CAP_NET_ADMIN CAP_NET_RAW only")
+# IPC_LOCK and SYS_NICE: vrrp.lock_memory and vrrp.rt_priority (opt-in keys).
+caps = {"CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_SYS_NICE"}
+check(set(sc["AmbientCapabilities"]) == caps
+      and set(sc["CapabilityBoundingSet"]) == caps and sc["DynamicUser"] is True,
+      "unit: dynamic user with CAP_NET_ADMIN CAP_NET_RAW (+ IPC_LOCK, SYS_NICE for lock_memory, rt_priority) only")
 check("AF_PACKET" in sc["RestrictAddressFamilies"] and "AF_NETLINK" in sc["RestrictAddressFamilies"],
       "unit: AF_PACKET (gratuitous ARP) and AF_NETLINK allowed")
 check(sc["RestartPreventExitStatus"] == 2, "unit: no restart loop on an invalid config (exit 2)")
