@@ -57,6 +57,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/hafront-containers.XXXXXX")
 containers=()
 mon_pid=
 fails=0
+failed_steps=()
 
 cleanup() {
     local rc=$?
@@ -69,6 +70,8 @@ cleanup() {
             echo "---- docker logs $c (last 30 lines)"
             docker logs --tail 30 "$c" 2>&1 | sed 's/^/    /'
         done
+        local f
+        for f in "${failed_steps[@]}"; do echo "FAILED: $f"; done
     fi
     [ ${#containers[@]} -eq 0 ] || docker rm -f "${containers[@]}" >/dev/null 2>&1 || true
     ip netns del "$sw" 2>/dev/null || true
@@ -80,8 +83,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-ok() { echo "ok:   $*"; }
+# Each line carries the time, to be read against the containers' logs; the failures
+# are said again at the very end (scripts/test shows only the last lines of a log).
+fail() { echo "FAIL: $(date +%T.%3N) $*"; fails=$((fails + 1)); failed_steps+=("$(date +%T.%3N) $*"); }
+ok() { echo "ok:   $(date +%T.%3N) $*"; }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 wait_for() { # timeout_s command... : 0 as soon as it succeeds
     local deadline=$(( $(now_ms) + $1 * 1000 ))
@@ -271,7 +276,9 @@ if wait_for 10 restarted; then
 else
     fail "hafront did not restart node-a's nginx"
 fi
-docker logs "$P-a" 2>&1 | grep -q 'service down: restarting' && ok "hafront logged the death of nginx" ||
+# grep -c, not -q: under pipefail, grep -q leaving at the first match can make
+# docker logs die of SIGPIPE and the pipeline fail (seen in CI).
+[ "$(docker logs "$P-a" 2>&1 | grep -c 'service down: restarting')" -gt 0 ] && ok "hafront logged the death of nginx" ||
     fail "no 'service down' in node-a's log"
 wait_for 10 served_by a && ok "client answered by node-a's restarted nginx" || fail "client not served by node-a after the restart"
 
