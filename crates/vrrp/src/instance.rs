@@ -344,7 +344,8 @@ pub struct Instance {
     link_up: bool,
     /// A weight-0 tracker failed (keepalived: FAULT by tracking).
     track_fault: bool,
-    /// Priority after tracking weights; `None` = the configured one.
+    /// The priority in use as the tracker last said it (configured or API
+    /// override, plus weights); `None` until it has spoken: the configured one.
     effective_priority: Option<u8>,
     /// Operator maintenance: never master.
     maintenance: bool,
@@ -530,7 +531,10 @@ impl Instance {
     /// tracking fault makes a master resign with priority 0.
     fn track(&mut self, priority: u8, fault: bool, out: &mut Vec<Output>) {
         let before = self.priority();
-        self.effective_priority = (priority != self.params.priority).then_some(priority.max(1));
+        // The tracker owns the priority in use (configured or API override, plus
+        // weights): once it has spoken, its word is kept as is, not compared with
+        // params.priority (a reload's new priority arrives as the next Track).
+        self.effective_priority = Some(priority.max(1));
         self.track_fault = fault;
         match (fault, self.state) {
             (true, State::Backup | State::Master) => self.change_state(State::Fault, Reason::TrackFault, out),
@@ -997,27 +1001,21 @@ impl Instance {
     /// protocol (priority, preemption, VIPs, announcements). The daemon restarts an
     /// instance whose identity (interface, VRID, version, family) changed instead.
     fn reconfigure(&mut self, params: Params, out: &mut Vec<Output>) {
+        let priority_before = self.priority();
         let old = std::mem::replace(&mut self.params, params);
-        if self.state != State::Master {
-            if old.vips != self.params.vips {
-                let gone: Vec<IpNet> = old
-                    .vips
-                    .iter()
-                    .filter(|v| !self.params.vips.contains(v))
-                    .copied()
-                    .collect();
-                if !gone.is_empty() {
-                    out.push(Output::RemoveVips { vips: gone });
-                }
-            }
-            return;
-        }
         let gone: Vec<IpNet> = old
             .vips
             .iter()
             .filter(|v| !self.params.vips.contains(v))
             .copied()
             .collect();
+        if self.state != State::Master {
+            // Not master: a VIP left in the kernel (drift, a crash) must still go.
+            if !gone.is_empty() {
+                out.push(Output::RemoveVips { vips: gone });
+            }
+            return;
+        }
         let added: Vec<IpNet> = self
             .params
             .vips
@@ -1034,7 +1032,7 @@ impl Instance {
                 count: self.params.garp.master_burst,
             });
         }
-        if old.priority != self.params.priority
+        if self.priority() != priority_before
             || old.vips != self.params.vips
             || old.interval_cs != self.params.interval_cs
         {
