@@ -795,8 +795,8 @@ fn bad_prefix_length_names_what_was_written() {
 }
 
 /// Issue 14, defect 3: the split-brain probe is on by default for an instance with
-/// an IPv4 VIP (two-way VRRP loss has no in-band signal), off with "0s", and off
-/// for an IPv6-only instance (the probe is ARP).
+/// a VIP (two-way VRRP loss has no in-band signal), off with "0s"; an IPv6-only
+/// instance probes too (Neighbor Solicitation, splitbrain/ndp.rs).
 #[test]
 fn split_brain_probe_default() {
     use hafront::config::SPLIT_BRAIN_PROBE_DEFAULT;
@@ -809,7 +809,7 @@ fn split_brain_probe_default() {
             |f: &str| load(&opts(&[f], false)).unwrap().vrrp.instances["web"].split_brain_probe_every();
         assert_eq!(every("a.toml"), Some(SPLIT_BRAIN_PROBE_DEFAULT));
         assert_eq!(every("off.toml"), None);
-        assert_eq!(every("v6.toml"), None);
+        assert_eq!(every("v6.toml"), Some(SPLIT_BRAIN_PROBE_DEFAULT));
         Ok(())
     });
 }

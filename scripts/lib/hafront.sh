@@ -39,6 +39,20 @@ CONF
     for line in "$@"; do printf '%s\n' "$line"; done
 }
 
+# hf_pair [VIPS] [INTERVAL] — the usual pair: instance web, VRID 51, VRRPv3, node a
+# priority 150 started first and master, then node b priority 100 and backup;
+# configurations in $dir/a.toml and $dir/b.toml.
+hf_pair() {
+    local vips=${1:-"\"$VIP/24\""} int=${2:-100ms} d
+    d=$(lab_logdir)
+    hf_conf a web 51 150 3 "$int" "$vips" >"$d/a.toml"
+    hf_conf b web 51 100 3 "$int" "$vips" >"$d/b.toml"
+    hf_start a "$d/a.toml"
+    hf_wait_state a web master 5 || fail "a not master"
+    hf_start b "$d/b.toml"
+    hf_wait_state b web backup 5 || fail "b not backup"
+}
+
 # hf_start NODE CONF_FILE [ENV=VALUE...] — starts hafront in the node's namespace.
 hf_start() {
     local node=$1 conf=$2

@@ -5,7 +5,10 @@ Run inside a namespace: ip netns exec NS python3 vrrp_send.py --src 192.0.2.10 C
 Each CASE is one of: good, ttl, checksum, truncated, version, vrid, v2, auth, garbage,
 count0 (v3 count 0 with one address), long (count 1, three addresses), count255 (1480
 bytes claiming 255 addresses): the last three with valid checksums (issue 14, defect 1),
-prio0 (a priority-0 advert, "I am leaving").
+prio0 (a priority-0 advert, "I am leaving"), junk (a rotating mix of the broken kinds
+above aimed at the VRID: bad checksum, truncated, count 0, random bytes).
+--rate N --seconds S paces the sending at N packets a second for S seconds (the fault
+suite's junk flood) instead of --count back to back.
 "good" is a valid v3 advert with priority 254 (or --prio) (a node that accepted the broken ones
 would react to it the same way).
 """
@@ -48,6 +51,8 @@ def main():
     ap.add_argument("--vip", default="192.0.2.100")
     ap.add_argument("--count", type=int, default=1)
     ap.add_argument("--prio", type=int, default=254, help="priority of good adverts")
+    ap.add_argument("--rate", type=int, default=0, help="packets per second (with --seconds)")
+    ap.add_argument("--seconds", type=float, default=0.0)
     ap.add_argument("cases", nargs="+")
     a = ap.parse_args()
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 112)
@@ -83,12 +88,45 @@ def main():
             pkt = advert(3, a.vrid, 0, a.src, a.dst, [a.vip])
         elif case == "garbage":
             pkt = os.urandom(37)
+        elif case == "junk":
+            pkt = None
         else:
             raise SystemExit(f"unknown case {case}")
         s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)
         s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
-        for _ in range(a.count):
-            s.sendto(pkt, (a.dst, 0))
+        pkts = [pkt] if pkt is not None else junk(good, a)
+        if a.rate and a.seconds:
+            paced(s, pkts, a.dst, a.rate, a.seconds)
+            continue
+        for i in range(a.count):
+            s.sendto(pkts[i % len(pkts)], (a.dst, 0))
+
+
+def junk(good, a):
+    """Broken adverts for the configured VRID, each kind a receiver must refuse."""
+    bad_sum = good[:6] + bytes([good[6] ^ 0x5A, good[7]]) + good[8:]
+    count0 = advert(3, a.vrid, 254, a.src, a.dst, [a.vip], count=0)
+    out = [bad_sum, good[:9], count0]
+    out += [bytes([0x31, a.vrid]) + os.urandom(n) for n in (10, 18, 30, 60)]
+    return out
+
+
+def paced(s, pkts, dst, rate, seconds):
+    """rate packets a second for `seconds`, sent in 1 ms slices; prints what was sent."""
+    import time
+
+    start = time.monotonic()
+    sent = 0
+    while True:
+        now = time.monotonic() - start
+        if now >= seconds:
+            break
+        due = int(now * rate)
+        while sent < due:
+            s.sendto(pkts[sent % len(pkts)], (dst, 0))
+            sent += 1
+        time.sleep(0.001)
+    print(f"sent {sent} in {time.monotonic() - start:.2f} s")
 
 
 if __name__ == "__main__":

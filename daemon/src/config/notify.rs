@@ -182,12 +182,6 @@ pub(super) fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
                     "must be at least 100ms (0s = off)".into(),
                 );
             }
-            if !inst.virtual_ips.iter().any(|v| v.addr().is_ipv4()) {
-                p(
-                    &["vrrp", "instances", iname, "split_brain_probe"],
-                    "the probe uses ARP: the instance needs an IPv4 VIP".into(),
-                );
-            }
         }
         for (field, argv) in inst.notify_scripts() {
             if argv.is_empty() {

@@ -217,14 +217,15 @@ pub struct InstanceConfig {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify: Vec<String>,
     /// Out-of-band split-brain probe while master: every this often, an ARP probe
-    /// (RFC 5227, sender address 0) asks who holds the first IPv4 VIP; an answer
-    /// from another MAC means another node holds it too. Unset: every
-    /// `SPLIT_BRAIN_PROBE_DEFAULT` when the instance has an IPv4 VIP; `0s`: off.
+    /// (RFC 5227, sender address 0) asks who holds the first IPv4 VIP, or, with
+    /// IPv6 VIPs only, a Neighbor Solicitation asks for the first IPv6 VIP; an
+    /// answer from another MAC means another node holds it too. Unset: every
+    /// `SPLIT_BRAIN_PROBE_DEFAULT`; `0s`: off.
     #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
     pub split_brain_probe: Option<Duration>,
 }
 
-/// Default period of the split-brain ARP probe (instances with an IPv4 VIP): a
+/// Default period of the split-brain probe (ARP or NDP): a
 /// two-way VRRP loss is caught within seconds, and 255 instances probing cost 51
 /// broadcast frames a second, only while master.
 pub const SPLIT_BRAIN_PROBE_DEFAULT: Duration = Duration::from_secs(5);
@@ -245,11 +246,7 @@ impl InstanceConfig {
         match self.split_brain_probe {
             Some(d) if d.is_zero() => None,
             Some(d) => Some(d),
-            None => self
-                .virtual_ips
-                .iter()
-                .any(|v| v.addr().is_ipv4())
-                .then_some(SPLIT_BRAIN_PROBE_DEFAULT),
+            None => (!self.virtual_ips.is_empty()).then_some(SPLIT_BRAIN_PROBE_DEFAULT),
         }
     }
 

@@ -384,6 +384,14 @@ impl Engine {
 
     fn fire_due_timers(&mut self) {
         let now = Instant::now();
+        let master_down_due = self
+            .timers
+            .iter()
+            .take_while(|(at, _, _)| *at <= now)
+            .any(|(_, _, timer)| *timer == Timer::MasterDown);
+        if master_down_due {
+            self.drain_received();
+        }
         while let Some(&(at, id, timer)) = self.timers.first() {
             if at > now {
                 break;
@@ -393,6 +401,38 @@ impl Engine {
                 slot.deadlines.remove(&timer);
             }
             self.feed(id, Input::Timer { timer });
+        }
+    }
+
+    /// Handles the adverts that arrived while the engine was not running: those
+    /// passed on by the reader tasks, then those still in the sockets. A starved
+    /// engine (CPU contention) wakes with a due Master_Down_Timer and the master's
+    /// adverts, which came in time, queued behind it; acting on the timer first
+    /// would declare a live master dead (the fault suite's starvation row). At most
+    /// a bounded number, so a flood cannot hold the timers back for long.
+    fn drain_received(&mut self) {
+        let mut budget = 1024usize;
+        while budget > 0 {
+            let Ok((key, p)) = self.packets_rx.try_recv() else {
+                break;
+            };
+            self.dispatch(key, p);
+            budget -= 1;
+        }
+        let sockets: Vec<(SockKey, Arc<VrrpSocket>)> =
+            self.sockets.iter().map(|(k, s)| (*k, s.clone())).collect();
+        for (key, sock) in sockets {
+            while budget > 0 {
+                match sock.try_recv() {
+                    Ok(Some(p)) => self.dispatch(key, p),
+                    Ok(None) => break,
+                    Err(error) => {
+                        debug!(%error, "VRRP receive failed");
+                        break;
+                    }
+                }
+                budget -= 1;
+            }
         }
     }
 

@@ -2,12 +2,11 @@
 //! 0.0.0.0, so no neighbour cache is changed) for a VIP; whoever holds the VIP
 //! answers. Replies and announcements for the VIP from another MAC are collected.
 
-use std::io::{self, Read};
+use std::io;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::unix::AsyncFd;
 
 use crate::net::announce::{arp_link_addr, garp_packet};
 use crate::net::Iface;
@@ -45,27 +44,7 @@ pub async fn probe(iface: &Iface, vip: Ipv4Addr, wait: Duration) -> io::Result<O
         &probe_packet(iface.mac, vip),
         &arp_link_addr(iface.index, [0xff; 6]),
     )?;
-    // SAFETY: the AsyncFd owns the socket, which stays open as long as it does.
-    let fd = unsafe { AsyncFd::register(s) }.map_err(io::Error::from)?;
-    let listen = async {
-        let mut buf = [0u8; 128];
-        loop {
-            let mut g = fd.readable().await?;
-            match g.try_io(|s| s.get_ref().read(&mut buf)) {
-                Ok(Ok(n)) => {
-                    if let Some(mac) = foreign_holder(&buf[..n], vip, iface.mac) {
-                        return Ok(Some(mac));
-                    }
-                }
-                Ok(Err(e)) => return Err(e),
-                Err(_) => continue,
-            }
-        }
-    };
-    match tokio::time::timeout(wait, listen).await {
-        Ok(r) => r,
-        Err(_) => Ok(None),
-    }
+    super::first_foreign_holder(s, wait, |pkt| foreign_holder(pkt, vip, iface.mac)).await
 }
 
 #[cfg(test)]

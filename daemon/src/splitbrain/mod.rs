@@ -2,8 +2,9 @@
 //! - in band: adverts from another master keep arriving for over a second (a
 //!   master that hears a better one yields at once; one that keeps hearing a
 //!   worse one means that one does not hear us: a one-way path);
-//! - out of band (`split_brain_probe`): an ARP probe for the VIP is answered from
-//!   another MAC: another node holds the VIP too (VRRP blocked both ways).
+//! - out of band (`split_brain_probe`): an ARP probe (IPv4, arp.rs) or a Neighbor
+//!   Solicitation (IPv6, ndp.rs) for the VIP is answered from another MAC: another
+//!   node holds the VIP too (VRRP blocked both ways).
 //!
 //! Raised: a warning, the `split_brain` field of the instance in the status, and
 //! the notifiers (webhooks, e-mail). Cleared once the signals stop; a node still
@@ -11,6 +12,35 @@
 //! other node come back.
 
 pub mod arp;
+pub mod ndp;
+
+/// Reads the probe's socket (non-blocking) for `wait` at most, one datagram at a
+/// time into a fixed buffer, until `holder` names a MAC other than ours.
+async fn first_foreign_holder(
+    s: socket2::Socket,
+    wait: Duration,
+    holder: impl Fn(&[u8]) -> Option<[u8; 6]>,
+) -> std::io::Result<Option<[u8; 6]>> {
+    use std::io::Read;
+    // SAFETY: the AsyncFd owns the socket, which stays open as long as it does.
+    let fd = unsafe { tokio::io::unix::AsyncFd::register(s) }.map_err(std::io::Error::from)?;
+    let listen = async {
+        let mut buf = [0u8; 256];
+        loop {
+            let mut g = fd.readable().await?;
+            match g.try_io(|s| (&*s.get_ref()).read(&mut buf)) {
+                Ok(Ok(n)) => {
+                    if let Some(mac) = holder(&buf[..n]) {
+                        return Ok(Some(mac));
+                    }
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => continue,
+            }
+        }
+    };
+    tokio::time::timeout(wait, listen).await.unwrap_or(Ok(None))
+}
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -102,15 +132,22 @@ pub async fn run(mut inp: MonitorInputs) {
                 (true, Some(every)) => {
                     if t.next_probe.is_none_or(|at| now >= at) {
                         t.next_probe = Some(now + every);
-                        let vip = ic.virtual_ips.iter().find_map(|v| match v.addr() {
-                            IpAddr::V4(a) => Some(a),
-                            _ => None,
-                        });
+                        // The first IPv4 VIP (ARP), else the first IPv6 one (NDP).
+                        let vip = ic
+                            .virtual_ips
+                            .iter()
+                            .map(|v| v.addr())
+                            .find(IpAddr::is_ipv4)
+                            .or_else(|| ic.virtual_ips.first().map(|v| v.addr()));
                         if let Some(vip) = vip {
                             t.foreign = match inp.links.iface(&ic.interface).await {
                                 Ok(iface) => {
                                     let wait = (every / 2).min(Duration::from_millis(200));
-                                    match arp::probe(&iface, vip, wait).await {
+                                    let found = match vip {
+                                        IpAddr::V4(v4) => arp::probe(&iface, v4, wait).await,
+                                        IpAddr::V6(v6) => ndp::probe(&iface, v6, wait).await,
+                                    };
+                                    match found {
                                         Ok(f) => f,
                                         Err(error) => {
                                             warn!(instance = name.as_str(), %error, "split-brain probe failed");

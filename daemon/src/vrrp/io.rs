@@ -104,6 +104,21 @@ impl VrrpSocket {
         }
     }
 
+    /// The next packet the kernel has already queued, without waiting (`None` when
+    /// nothing is queued). The engine reads what arrived before it acts on an
+    /// expired Master_Down_Timer.
+    pub fn try_recv(&self) -> io::Result<Option<Received>> {
+        loop {
+            match self.recv_now(self.fd.get_ref().as_raw_fd()) {
+                Ok(Some(p)) => return Ok(Some(p)),
+                // A datagram that is not ours was consumed: look at the next one.
+                Ok(None) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     fn recv_now(&self, fd: i32) -> io::Result<Option<Received>> {
         let mut buf = vec![0u8; 2048];
         let mut cmsg = nix::cmsg_space!(libc::in6_pktinfo, libc::c_int);
