@@ -81,6 +81,8 @@ for i in web web2; do
     [ "$(hf_field a "s['instances']['$i']['state']")" = backup ] || fail "$i not backup with an empty overrides.json"
 done
 hf_field a "s['overrides_error']" | grep -q 'cannot parse' || fail "status.json lacks overrides_error"
+"$HF_BIN" status --runtime-dir "$dir/run-a" --json | "$PY" -c "import json,sys; print(json.load(sys.stdin)['overrides_error'])" |
+    grep -q 'cannot parse' || fail "GET /v1/status lacks overrides_error"
 grep -q 'every instance starts in maintenance' "$log" || fail "the log does not say maintenance"
 [ -e "$state/overrides.json.bad" ] || fail "the bad file was not kept aside"
 hf_stop a
@@ -88,7 +90,7 @@ hf_stop a
 start_a
 sleep 1.5
 [ "$(hf_field a "s['instances']['web']['state']")" = backup ] || fail "second start after the torn write not in maintenance"
-pass "empty overrides.json: every instance in maintenance, logged, in status.json, kept aside, stored"
+pass "empty overrides.json: every instance in maintenance, logged, in status.json and /v1/status, kept aside, stored"
 hf_stop a
 rm -f "$state/overrides.json"
 mkdir "$state/overrides.json" # cannot be read (EISDIR), even as root
