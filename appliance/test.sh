@@ -119,7 +119,8 @@ if command -v systemd-analyze >/dev/null 2>&1; then
     for k in 'Type=notify' 'WatchdogSec=' 'ExecReload=/bin/kill -HUP $MAINPID' \
         'AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW' 'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW' \
         'NoNewPrivileges=yes' 'ProtectSystem=strict' 'LoadCredential=api-token:/etc/hafront/api-token' \
-        'Environment=HAFRONT_API__TOKEN_FILE=%d/api-token' 'StateDirectory=hafront' 'LimitNOFILE='; do
+        'Environment=HAFRONT_API__TOKEN_FILE=%d/api-token' 'StateDirectory=hafront' 'LimitNOFILE=' \
+        'UMask=0077' 'ProtectProc=invisible' 'PrivateIPC=yes'; do
         awk -v k="$k" 'index($0, k) == 1 { f = 1 } END { exit !f }' appliance/hafront.service ||
             fail "hafront.service lacks $k"
     done

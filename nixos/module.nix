@@ -606,7 +606,12 @@ in
           SystemCallArchitectures = "native";
           SystemCallFilter = [ "@system-service" ];
           SystemCallErrorNumber = "EPERM";
-          UMask = "0022";
+          # As the appliance unit: owner-only files, other users' processes
+          # invisible in /proc (an adopted nginx is watched through a pidfd),
+          # no System V IPC shared with the host.
+          UMask = "0077";
+          ProtectProc = "invisible";
+          PrivateIPC = true;
         };
       };
     }

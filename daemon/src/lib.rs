@@ -2,6 +2,7 @@ pub mod api;
 pub mod checks;
 pub mod config;
 pub mod daemon;
+pub mod durable;
 pub mod histogram;
 pub mod ipvs;
 pub mod keepalived;

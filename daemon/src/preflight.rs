@@ -107,6 +107,20 @@ pub fn check(cfg: &Config) -> Vec<Problem> {
             p(&["security", "script_user"], format!("no user named {u:?}"));
         }
     }
+    // A directory that is a file says so here, not later as "File exists".
+    for (key, dir) in [("state_dir", &cfg.state_dir), ("runtime_dir", &cfg.runtime_dir)] {
+        if let Some(e) = crate::durable::not_a_directory(dir) {
+            p(&[key], e.to_string());
+        }
+    }
+    if let Some(e) = cfg
+        .log
+        .record_dir
+        .as_deref()
+        .and_then(crate::durable::not_a_directory)
+    {
+        p(&["log", "record_dir"], e.to_string());
+    }
     security::validate(cfg, &mut problems);
     problems
 }
@@ -168,7 +182,10 @@ pub fn import_command(file: &Path, output: Option<&Path>, strict: bool) -> u8 {
         return 2;
     }
     let written = match output {
-        Some(out) => std::fs::write(out, &import.toml).map_err(|e| format!("{}: {e}", out.display())),
+        // Always 0600: an import usually holds secrets (auth_pass, SMTP or API
+        // credentials), and which ones is not worth guessing; the operator can
+        // widen it. Durable as every file hafront writes.
+        Some(out) => crate::durable::write(out, import.toml.as_bytes()).map_err(|e| e.to_string()),
         None => {
             use std::io::Write;
             std::io::stdout()

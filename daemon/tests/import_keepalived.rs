@@ -448,6 +448,21 @@ fn cli_import_output_strict_and_errors() {
     assert!(r.status.success(), "{stderr}");
     let cfg = Config::from_files(&[&out]).unwrap();
     assert_eq!(cfg.vrrp.instances["vi_1"].priority, 100);
+    // Owner-only, whatever the umask: an import usually holds auth_pass
+    // (this one does), and it replaces a world-readable file of that name.
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    assert!(std::fs::read_to_string(&out).unwrap().contains("auth_pass"));
+    assert_eq!(std::fs::metadata(&out).unwrap().mode() & 0o777, 0o600);
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let r = hafront()
+        .arg("import-keepalived")
+        .arg(data("seed001_master_script.conf"))
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(r.status.success());
+    assert_eq!(std::fs::metadata(&out).unwrap().mode() & 0o777, 0o600);
     assert_eq!(cfg.vrrp.instances["vi_1"].notify_master[0], "/scripts/notify.sh");
     // What is not carried over is said on stderr with its line.
     let r = hafront()

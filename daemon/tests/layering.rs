@@ -15,6 +15,8 @@ const LAYERS: &[&[&str]] = &[
     &["vrrp", "histogram"],
     // Schema and pure validation.
     &["config"],
+    // The one writer of kept files (overrides, status, records use it).
+    &["durable"],
     // Shared vocabulary, durable overrides, child processes, tracking rules.
     &["shared", "overrides", "process", "track"],
     // What touches the machine or the network, one concern each.

@@ -136,6 +136,14 @@ check(sc["StateDirectory"] == "hafront" and sc["StateDirectoryMode"] == "0700" a
       and full["settings"].get("state_dir", "/var/lib/hafront") == "/var/lib/hafront",
       "state_dir /var/lib/hafront is the unit's StateDirectory (the dynamic user's, 0700; ipvs-owned.json survives a stop)")
 check(sc["RuntimeDirectory"] == "hafront" and sc["LimitNOFILE"] == 65536, "unit: RuntimeDirectory, LimitNOFILE as the appliance unit")
+check(sc.get("UMask") == "0077" and sc.get("ProtectProc") == "invisible" and sc.get("PrivateIPC") is True,
+      "unit: UMask=0077, ProtectProc=invisible, PrivateIPC as the appliance unit (issue 13)")
+# The same hardening keys, with the same values, in both units.
+appliance = dict(l.split("=", 1) for l in open("appliance/hafront.service").read().splitlines() if "=" in l and not l.startswith("#"))
+for k in ("UMask", "ProtectProc", "PrivateIPC", "LimitNOFILE"):
+    v = sc.get(k)
+    v = "yes" if v is True else str(v)
+    check(appliance.get(k) == v, "unit: %s=%s in both the module and appliance/hafront.service (%s)" % (k, v, appliance.get(k)))
 check(load("dirs")["failedAssertions"] == [
       "services.hafront.settings.state_dir must be /var/lib/hafront (the unit's StateDirectory, owned by its dynamic user;"
       " every other path is read-only for it), not /srv/hafront"], "state_dir elsewhere: an assertion names it")

@@ -48,5 +48,8 @@ pub struct Hub {
     /// VIPs repaired after something else changed them.
     pub vip_drift: Arc<crate::net::vip::Drift>,
     pub checkers: CheckerSlot,
+    /// overrides.json existed but was unusable at start (every instance was put
+    /// in maintenance): why.
+    pub overrides_error: Option<String>,
     pub controls: Arc<Controls>,
 }

@@ -54,6 +54,9 @@ struct Document<'a> {
     /// Supervised nginx/httpd.
     services: &'a crate::supervise::Snapshot,
     overrides: &'a Overrides,
+    /// overrides.json was unusable at start: every instance began in maintenance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    overrides_error: Option<&'a str>,
     unknown_vrid_packets: u64,
     /// The last configuration load (start or reload) and its outcome.
     reload: &'a crate::shared::reload::ReloadStatus,
@@ -103,6 +106,7 @@ pub fn document(hub: &Hub) -> Vec<u8> {
         ipvs: &ipvs,
         services: &services,
         overrides: &overrides,
+        overrides_error: hub.overrides_error.as_deref(),
         unknown_vrid_packets: engine.unknown_vrid_packets,
         reload: &reload,
     };

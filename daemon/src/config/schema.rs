@@ -97,6 +97,9 @@ pub struct LogConfig {
     /// a replay case (`hafront replay DIR`), for bug reports.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub record_dir: Option<PathBuf>,
+    /// The most a recording's `input.jsonl` grows to, per instance (a LAN host
+    /// sending valid adverts for a recorded VRID must not fill the disk).
+    pub record_max_bytes: u64,
 }
 
 impl Default for LogConfig {
@@ -105,6 +108,7 @@ impl Default for LogConfig {
             level: "info".to_string(),
             format: LogFormat::Auto,
             record_dir: None,
+            record_max_bytes: 64 * 1024 * 1024,
         }
     }
 }

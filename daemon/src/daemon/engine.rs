@@ -68,7 +68,7 @@ pub struct Engine {
     /// Who else follows link events (the tracker), after the engine.
     link_followers: Vec<mpsc::UnboundedSender<(u32, bool)>>,
     /// Where protocol inputs are recorded (`log.record_dir`).
-    record_dir: Option<std::path::PathBuf>,
+    record_dir: Option<(std::path::PathBuf, u64)>,
     /// State changes for the notifier (scripts, webhooks, mail); never blocks.
     notify: Option<crate::notify::Sender>,
 }
@@ -115,8 +115,8 @@ impl Engine {
 
     /// Records every instance's inputs under `dir/<instance>/` as a replay case
     /// (`params.json`, `input.jsonl`), for bug reports.
-    pub fn record_to(&mut self, dir: std::path::PathBuf) {
-        self.record_dir = Some(dir);
+    pub fn record_to(&mut self, dir: std::path::PathBuf, max_bytes: u64) {
+        self.record_dir = Some((dir, max_bytes));
     }
 
     /// Creates and starts an instance: resolves its interface and primary address,
@@ -149,8 +149,8 @@ impl Engine {
         let up = iface.up;
         info!(instance = name, vrid = spec.params.vrid, iface = iface.name, primary = %spec.params.primary,
               priority = spec.params.priority, version = u8::from(spec.params.version), "instance starting");
-        let recorder = self.record_dir.as_ref().and_then(|dir| {
-            Recorder::create(&dir.join(name), &spec.params)
+        let recorder = self.record_dir.as_ref().and_then(|(dir, max_bytes)| {
+            Recorder::create(name, &dir.join(name), &spec.params, *max_bytes)
                 .inspect_err(|error| warn!(instance = name, %error, "input recorder not started"))
                 .ok()
         });
@@ -785,22 +785,39 @@ impl DeadlineTimer {
 }
 
 /// One instance's inputs as a replay case (tests/replay.rs reads the same format).
+/// The recording holds the VRRPv2 password: owner-only files in an owner-only
+/// directory, never through a symlink (`durable`), and bounded: packets that do
+/// not decode are left out (the instance drops them too) and the file stops
+/// growing at `log.record_max_bytes`.
 struct Recorder {
+    instance: String,
     out: std::io::BufWriter<std::fs::File>,
+    checksum: crate::vrrp::packet::ChecksumMode,
+    /// Bytes in the file (what an earlier run left counts).
+    written: u64,
+    max_bytes: u64,
     failed: bool,
 }
 
 impl Recorder {
-    fn create(dir: &std::path::Path, params: &crate::vrrp::Params) -> io::Result<Recorder> {
-        std::fs::create_dir_all(dir)?;
-        let params = serde_json::to_vec_pretty(params).map_err(io::Error::other)?;
-        std::fs::write(dir.join("params.json"), params)?;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("input.jsonl"))?;
+    fn create(
+        instance: &str,
+        dir: &std::path::Path,
+        params: &crate::vrrp::Params,
+        max_bytes: u64,
+    ) -> Result<Recorder, crate::durable::DurableError> {
+        crate::durable::private_dir(dir)?;
+        let text = serde_json::to_vec_pretty(params).unwrap_or_default();
+        crate::durable::write(&dir.join("params.json"), &text)?;
+        let path = dir.join("input.jsonl");
+        let file = crate::durable::open_append(&path)?;
+        let written = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(Recorder {
+            instance: instance.to_string(),
             out: std::io::BufWriter::new(file),
+            checksum: params.checksum_mode(),
+            written,
+            max_bytes,
             failed: false,
         })
     }
@@ -810,11 +827,35 @@ impl Recorder {
         if self.failed {
             return;
         }
+        match input {
+            Input::Packet {
+                src, dst, payload, ..
+            } => {
+                let addrs = PacketAddrs { src: *src, dst: *dst };
+                if crate::vrrp::Advert::decode(payload, addrs, self.checksum).is_err() {
+                    return;
+                }
+            }
+            Input::Reconfigure { params } => self.checksum = params.checksum_mode(),
+            _ => {}
+        }
         let line = serde_json::to_string(input).unwrap_or_default();
+        let len = line.len() as u64 + 1;
+        if self.written.saturating_add(len) > self.max_bytes {
+            warn!(
+                instance = self.instance,
+                max_bytes = self.max_bytes,
+                "recording reached log.record_max_bytes; no more inputs recorded"
+            );
+            self.flush();
+            self.failed = true;
+            return;
+        }
         if let Err(error) = writeln!(self.out, "{line}") {
-            warn!(%error, "input recorder stopped");
+            warn!(instance = self.instance, %error, "input recorder stopped");
             self.failed = true;
         }
+        self.written += len;
     }
 
     fn flush(&mut self) {

@@ -215,17 +215,21 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     engine.notify_to(notifier.clone());
     if let Some(dir) = &cfg.log.record_dir {
         info!(dir = %dir.display(), "recording protocol inputs");
-        engine.record_to(dir.clone());
+        engine.record_to(dir.clone(), cfg.log.record_max_bytes);
     }
     // Operator overrides survive restarts: an instance in maintenance starts in it.
     let store = crate::overrides::Store::new(&cfg.state_dir);
-    let stored = store.load();
+    let (stored, overrides_error) = store.load().fail_safe(cfg.vrrp.instances.keys(), &store);
     for name in &stored.maintenance {
         info!(instance = name.as_str(), "in maintenance (operator override)");
         engine.set_maintenance(name.clone(), true);
     }
     let (overrides_tx, overrides_rx) = watch::channel(Arc::new(stored));
-    let status = status::StatusWriter::new(cfg.runtime_dir.clone(), cfg.node.name.clone());
+    let status = status::StatusWriter::new(
+        cfg.runtime_dir.clone(),
+        cfg.node.name.clone(),
+        overrides_error.clone(),
+    );
     // Before any VIP can be added: the accept-mode filter is static (net/accept.rs).
     apply_accept_mode(&cfg).await;
     for (name, spec) in specs_from_config(&cfg) {
@@ -324,6 +328,7 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         reload: reload_status_rx,
         vip_drift,
         checkers,
+        overrides_error,
         controls: Arc::new(crate::api::Controls::new(
             store,
             overrides_tx,

@@ -11,14 +11,20 @@ use super::engine::EngineSnapshot;
 pub struct StatusWriter {
     dir: PathBuf,
     node: String,
+    /// overrides.json was unusable at start (every instance in maintenance).
+    overrides_error: Option<String>,
 }
 
 impl StatusWriter {
-    pub fn new(dir: PathBuf, node: String) -> StatusWriter {
-        if let Err(error) = std::fs::create_dir_all(&dir) {
-            warn!(dir = %dir.display(), %error, "runtime directory not created; no status file");
+    pub fn new(dir: PathBuf, node: String, overrides_error: Option<String>) -> StatusWriter {
+        if let Err(error) = crate::durable::ensure_dir(&dir) {
+            warn!(%error, "runtime directory not usable; no status file");
         }
-        StatusWriter { dir, node }
+        StatusWriter {
+            dir,
+            node,
+            overrides_error,
+        }
     }
 
     pub fn write(&self, snap: &EngineSnapshot) {
@@ -27,17 +33,22 @@ impl StatusWriter {
             .iter()
             .map(|(n, s)| (n.clone(), serde_json::to_value(s).unwrap_or_default()))
             .collect();
-        let doc = json!({
+        let mut doc = json!({
             "node": self.node,
             "pid": std::process::id(),
             "instances": instances,
             "unknown_vrid_packets": snap.unknown_vrid_packets,
         });
+        if let Some(error) = &self.overrides_error {
+            doc["overrides_error"] = json!(error);
+        }
         let path = super::status_path(&self.dir);
-        let tmp = self.dir.join(".status.json.tmp");
         let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
-        if let Err(error) = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, &path)) {
-            warn!(path = %path.display(), %error, "status file not written");
+        // Owner-only (0600): the status names the node's instances and peers. Not
+        // fsynced: rewritten every second, in /run, and written on a state change
+        // before the VIPs move (durable::write_runtime).
+        if let Err(error) = crate::durable::write_runtime(&path, text.as_bytes()) {
+            warn!(%error, "status file not written");
         }
     }
 

@@ -233,14 +233,25 @@ fn scripts_as_checks(cfg: &Config) -> BTreeMap<String, CheckConfig> {
 }
 
 /// Reads every tracked file; true when a value changed. Missing, empty or
-/// unparsable files count as 0 (keepalived's behaviour).
+/// unparsable files count as 0 (keepalived's behaviour); so does one that is not
+/// a regular file or cannot be read, logged once.
 fn read_files(cfg: &Config, states: &mut States) -> bool {
     let mut changed = false;
     for (name, f) in &cfg.files {
-        let value = std::fs::read_to_string(&f.path)
-            .ok()
-            .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse::<i64>().ok()))
-            .unwrap_or(0);
+        let value = match crate::track::file::read_value(&f.path) {
+            Ok(v) => {
+                states.file_errors.remove(name);
+                v
+            }
+            Err(error) => {
+                let text = error.to_string();
+                if states.file_errors.get(name) != Some(&text) {
+                    warn!(file = name.as_str(), %error, "tracked file not read");
+                    states.file_errors.insert(name.clone(), text);
+                }
+                0
+            }
+        };
         if states.set_file(name, value) {
             info!(file = name.as_str(), value, "tracked file changed");
             changed = true;

@@ -362,13 +362,11 @@ fn load_owned(state_dir: &Path, runtime_dir: &Path) -> (PathBuf, BTreeSet<Servic
 }
 
 fn save_owned(path: &Path, owned: &BTreeSet<ServiceKey>) -> bool {
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    let tmp = path.with_extension("json.tmp");
     let text = serde_json::to_vec(owned).unwrap_or_default();
-    if let Err(error) = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, path)) {
-        warn!(path = %path.display(), %error, "cannot record the IPVS services hafront owns");
+    // Durable: after a power loss a torn record would make hafront forget (and
+    // never remove) services it created.
+    if let Err(error) = crate::durable::write(path, &text) {
+        warn!(%error, "cannot record the IPVS services hafront owns");
         return false;
     }
     true

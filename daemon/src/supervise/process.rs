@@ -2,7 +2,7 @@
 //! reload and stop signals, and watching a process that is not our child (pidfd).
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -98,7 +98,28 @@ pub async fn adopted_pid(s: &ServiceConfig) -> Option<u32> {
 }
 
 /// Running (a zombie that nobody reaped yet is dead: its pidfile still names it).
+/// Through a pidfd first: under the unit's ProtectProc=invisible, another user's
+/// process (an adopted nginx) has no /proc entry for hafront's dynamic user, but
+/// pidfd_open still finds it, and a pidfd polls readable once the process has
+/// exited (zombie included). /proc only where the kernel has no pidfd_open.
 fn alive(pid: u32) -> bool {
+    // SAFETY: a plain syscall; the descriptor it returns is owned just below.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if raw >= 0 {
+        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
+        let mut p = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, no wait.
+        let n = unsafe { libc::poll(&mut p, 1, 0) };
+        return n == 0;
+    }
+    if io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS) {
+        return false; // ESRCH: no such process
+    }
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with(['Z', 'X'])))
@@ -140,5 +161,35 @@ impl PidWatch {
         if let Ok(mut g) = self.fd.readable().await {
             g.retain_ready();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alive_until_exit_and_a_zombie_is_dead() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id();
+        assert!(alive(pid));
+        // SAFETY: signals our own child.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        // Not reaped yet: a zombie, which counts as dead.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while alive(pid) {
+            assert!(std::time::Instant::now() < deadline, "a killed child still alive");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        child.wait().unwrap();
+        assert!(!alive(pid));
+    }
+
+    /// Another user's process (pid 1, root's) is alive. Run as a user under a
+    /// /proc mounted hidepid=invisible (the unit's ProtectProc=invisible), this
+    /// failed with the /proc-only check (commit message: how).
+    #[test]
+    fn another_users_process_is_alive() {
+        assert!(alive(1));
     }
 }

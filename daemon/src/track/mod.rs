@@ -1,7 +1,8 @@
 //! VRRP tracking (keepalived's track_interface / track_script / track_file and
 //! checks): from the state of tracked items to an instance's effective priority
-//! and fault condition. Pure: the engine feeds item states in and gives the result
-//! to the instance as `Input::Track`.
+//! and fault condition. Pure (but for file.rs, the bounded read of a tracked
+//! file): the engine feeds item states in and gives the result to the instance
+//! as `Input::Track`.
 //!
 //! Weights follow keepalived: a weight of 0 means "fault when the item fails"; a
 //! negative weight is added while the item fails; a positive weight is added while
@@ -12,6 +13,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use crate::config::track::TrackItem;
+
+pub mod file;
 
 /// Where a tracked item's state comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -81,6 +84,8 @@ pub struct States {
     /// Services past their restart limit: a fault whatever the weight, until they
     /// run healthy again.
     pub failed_services: BTreeSet<String>,
+    /// Tracked files that could not be read, with why (logged once per change).
+    pub file_errors: BTreeMap<String, String>,
 }
 
 impl States {
@@ -121,7 +126,9 @@ pub fn effective(t: &Tracked, states: &States) -> Effective {
                     });
                 }
             } else {
-                delta += value.saturating_mul(i64::from(item.weight));
+                // Saturating: a file may hold any i64 and weights are i32; an
+                // overflow must not wrap a huge penalty into a bonus.
+                delta = delta.saturating_add(value.saturating_mul(i64::from(item.weight)));
             }
             continue;
         }
@@ -141,15 +148,15 @@ pub fn effective(t: &Tracked, states: &States) -> Effective {
                 kind: *kind,
                 name: item.name.clone(),
             }),
-            (w, false) if w < 0 => delta += i64::from(w),
-            (w, true) if w > 0 => delta += i64::from(w),
+            (w, false) if w < 0 => delta = delta.saturating_add(i64::from(w)),
+            (w, true) if w > 0 => delta = delta.saturating_add(i64::from(w)),
             _ => {}
         }
     }
     let priority = if crate::vrrp::is_owner(t.priority) {
         t.priority
     } else {
-        (i64::from(t.priority) + delta).clamp(1, 254) as u8
+        i64::from(t.priority).saturating_add(delta).clamp(1, 254) as u8
     };
     Effective { priority, faults }
 }
@@ -290,6 +297,33 @@ mod tests {
         assert_eq!(effective(&t, &s).priority, 80);
         s.set_file("maint", 1);
         assert_eq!(effective(&t, &s).faults[0].to_string(), "file maint = 1");
+    }
+
+    /// Values and weights at their limits: the sum saturates instead of
+    /// overflowing (a panic, or in release a wrap from penalty to bonus).
+    #[test]
+    fn huge_values_and_weights_saturate() {
+        let t = Tracked {
+            priority: 100,
+            items: vec![
+                item(Kind::File, "a", i32::MIN),
+                item(Kind::File, "b", i32::MIN),
+                item(Kind::Script, "s", i32::MIN),
+            ],
+        };
+        let mut s = States::default();
+        s.set_file("a", i64::MAX);
+        s.set_file("b", i64::MAX);
+        s.set(Kind::Script, "s", false);
+        assert_eq!(effective(&t, &s).priority, 1);
+        let t = Tracked {
+            priority: 100,
+            items: vec![item(Kind::File, "a", i32::MAX), item(Kind::File, "b", i32::MAX)],
+        };
+        assert_eq!(effective(&t, &s).priority, 254);
+        s.set_file("a", i64::MIN);
+        s.set_file("b", i64::MIN);
+        assert_eq!(effective(&t, &s).priority, 1);
     }
 
     #[test]
