@@ -171,9 +171,7 @@ impl Notifier {
                     body: &body,
                     helo: &cfg.node.name,
                 };
-                tokio::time::timeout(smtp.timeout, smtp::send(smtp, &mail))
-                    .await
-                    .map_err(|_| format!("no answer within {:?}", smtp.timeout))?
+                smtp::send(smtp, &mail).await
             }
         }
     }
@@ -316,3 +314,39 @@ async fn run_script(argv: &[String], extra: &[String], env: &[(&'static str, Str
 
 /// How long the notifier is given at shutdown to send the STOP notifications.
 pub const DRAIN: Duration = Duration::from_secs(5);
+
+/// Real local TCP servers that misbehave, for the notifiers' tests.
+#[cfg(test)]
+pub(crate) mod test_server {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    pub enum Serve {
+        /// Sends the head, then the chunk again and again until the peer leaves.
+        Endless(&'static [u8], &'static [u8]),
+        /// Reads and never answers.
+        Silent,
+    }
+
+    /// Serves one connection on 127.0.0.1 from a thread; returns `host:port`.
+    pub fn serve(how: Serve) -> String {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        let addr = l.local_addr().expect("local address").to_string();
+        std::thread::spawn(move || {
+            let Ok((mut c, _)) = l.accept() else { return };
+            match how {
+                Serve::Endless(head, chunk) => {
+                    let chunk = chunk.repeat(4096 / chunk.len().max(1) + 1);
+                    if c.write_all(head).is_ok() {
+                        while c.write_all(&chunk).is_ok() {}
+                    }
+                }
+                Serve::Silent => {
+                    let mut buf = [0u8; 4096];
+                    while matches!(c.read(&mut buf), Ok(n) if n > 0) {}
+                }
+            }
+        });
+        addr
+    }
+}
