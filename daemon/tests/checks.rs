@@ -293,6 +293,24 @@ fn dns_malformed_responses_are_errors() {
     assert_eq!(dns::decode_response(&bad), Err(dns::DecodeError::BadName));
 }
 
+/// The dns probe counts only a response to its own question (name compared
+/// without case); a forged one for another name is ignored.
+#[test]
+fn dns_response_question_must_be_the_query_s() {
+    let q = dns::encode_query(7, "Web.Example", dns::TYPE_A);
+    let ok = response(&dns::encode_query(7, "web.example", dns::TYPE_A), 0, &[]);
+    assert!(dns::same_question(&q, &ok));
+    let other_name = response(&dns::encode_query(7, "evil.example", dns::TYPE_A), 0, &[]);
+    assert!(!dns::same_question(&q, &other_name));
+    let other_type = response(&dns::encode_query(7, "web.example", dns::TYPE_AAAA), 0, &[]);
+    assert!(!dns::same_question(&q, &other_type));
+    assert!(!dns::same_question(&q, &ok[..ok.len() - 3]), "cut short");
+    let mut two = ok.clone();
+    two[5] = 2; // QDCOUNT 2
+    assert!(!dns::same_question(&q, &two));
+    assert!(!dns::same_question(&q, &[]));
+}
+
 #[test]
 fn dns_names_and_types() {
     assert_eq!(dns::qtype_from_str("aaaa"), Some(28));
