@@ -219,9 +219,10 @@ fn receive_until(deadline: Instant) -> Instant {
     deadline - margin
 }
 
-/// Waits for the datagram `accept` takes (`Ok(Some(..))`) until `until`; the ones
-/// it refuses (`Err(why)`) are ignored, so that one forged or stray datagram cannot
-/// fail the check. `Ok(None)` at `until`, with the last refusal and their number.
+/// Receives until `accept` takes a datagram (`Ok(Ok(t))`) or `until` passes
+/// (`Ok(Err(ignored))`: how many it refused and the last refusal's words). Refused
+/// datagrams are ignored, so that one forged or stray datagram cannot fail a check;
+/// a receive error (ICMP port unreachable) ends the wait.
 async fn receive_matching<T>(
     sock: &UdpSocket,
     until: Instant,
