@@ -384,4 +384,61 @@ mod tests {
         assert_eq!((announce, remove), (ANNOUNCE_MAX, 1000));
         assert_eq!(s.dropped(), 1000 - ANNOUNCE_MAX as u64);
     }
+
+    /// The log lines, for counting them.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Lines {
+        type Writer = Lines;
+        fn make_writer(&'a self) -> Lines {
+            self.clone()
+        }
+    }
+
+    /// 100 announcements on an interface that does not exist: the kernel refuses
+    /// each (no such device, or no permission for the packet socket), and one line
+    /// is logged, not 100.
+    #[tokio::test(flavor = "current_thread")]
+    async fn announcement_failures_are_logged_with_a_throttle() {
+        let lines = Lines::default();
+        let sub = tracing_subscriber::fmt()
+            .with_writer(lines.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(sub);
+        let mut exec = VipExecutor {
+            links: Links::connect().unwrap(),
+            announcers: HashMap::new(),
+            drift: Arc::default(),
+            failures: HashMap::new(),
+        };
+        let gone = Iface {
+            name: "hf-gone0".into(),
+            index: 999_999,
+            mac: [2, 0, 0, 0, 0, 1],
+            up: true,
+        };
+        for _ in 0..100 {
+            exec.run(VipCommand::Announce {
+                instance: "web".into(),
+                iface: gone.clone(),
+                vips: vec!["192.0.2.100".parse().unwrap()],
+                count: 1,
+            })
+            .await;
+        }
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.matches("announcement failed").count(), 1, "{text}");
+    }
 }
