@@ -345,6 +345,25 @@ impl VipExecutor {
 mod tests {
     use super::*;
 
+    /// A made-up interface.
+    fn iface(name: &str, index: u32) -> Iface {
+        Iface {
+            name: name.into(),
+            index,
+            mac: [2, 0, 0, 0, 0, 1],
+            up: true,
+        }
+    }
+
+    fn announce(iface: Iface) -> VipCommand {
+        VipCommand::Announce {
+            instance: "web".into(),
+            iface,
+            vips: vec!["192.0.2.100".parse().unwrap()],
+            count: 1,
+        }
+    }
+
     /// 1,000 announcements sent while the executor is stuck: at most ANNOUNCE_MAX
     /// are queued, the rest counted as dropped; address changes are all queued.
     /// (With the unbounded channel all 1,000 waited.)
@@ -352,23 +371,11 @@ mod tests {
     fn announcements_waiting_are_bounded_address_changes_are_not() {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let s = VipSender::new(tx);
-        let iface = Iface {
-            name: "veth0".into(),
-            index: 7,
-            mac: [2, 0, 0, 0, 0, 1],
-            up: true,
-        };
         for _ in 0..1000 {
-            s.send(VipCommand::Announce {
-                instance: "web".into(),
-                iface: iface.clone(),
-                vips: vec!["192.0.2.100".parse().unwrap()],
-                count: 5,
-            })
-            .unwrap();
+            s.send(announce(iface("veth0", 7))).unwrap();
             s.send(VipCommand::Remove {
                 instance: "web".into(),
-                iface: iface.clone(),
+                iface: iface("veth0", 7),
                 vips: vec!["192.0.2.100/24".parse().unwrap()],
             })
             .unwrap();
@@ -423,20 +430,8 @@ mod tests {
             drift: Arc::default(),
             failures: HashMap::new(),
         };
-        let gone = Iface {
-            name: "hf-gone0".into(),
-            index: 999_999,
-            mac: [2, 0, 0, 0, 0, 1],
-            up: true,
-        };
         for _ in 0..100 {
-            exec.run(VipCommand::Announce {
-                instance: "web".into(),
-                iface: gone.clone(),
-                vips: vec!["192.0.2.100".parse().unwrap()],
-                count: 1,
-            })
-            .await;
+            exec.run(announce(iface("hf-gone0", 999_999))).await;
         }
         let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
         assert_eq!(text.matches("announcement failed").count(), 1, "{text}");
