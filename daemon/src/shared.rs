@@ -6,6 +6,7 @@
 //! The last reload's outcome is in [`reload`].
 
 pub mod reload;
+pub mod throttle;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;

@@ -293,6 +293,24 @@ fn dns_malformed_responses_are_errors() {
     assert_eq!(dns::decode_response(&bad), Err(dns::DecodeError::BadName));
 }
 
+/// The dns probe counts only a response to its own question (name compared
+/// without case); a forged one for another name is ignored.
+#[test]
+fn dns_response_question_must_be_the_query_s() {
+    let q = dns::encode_query(7, "Web.Example", dns::TYPE_A);
+    let ok = response(&dns::encode_query(7, "web.example", dns::TYPE_A), 0, &[]);
+    assert!(dns::same_question(&q, &ok));
+    let other_name = response(&dns::encode_query(7, "evil.example", dns::TYPE_A), 0, &[]);
+    assert!(!dns::same_question(&q, &other_name));
+    let other_type = response(&dns::encode_query(7, "web.example", dns::TYPE_AAAA), 0, &[]);
+    assert!(!dns::same_question(&q, &other_type));
+    assert!(!dns::same_question(&q, &ok[..ok.len() - 3]), "cut short");
+    let mut two = ok.clone();
+    two[5] = 2; // QDCOUNT 2
+    assert!(!dns::same_question(&q, &two));
+    assert!(!dns::same_question(&q, &[]));
+}
+
 #[test]
 fn dns_names_and_types() {
     assert_eq!(dns::qtype_from_str("aaaa"), Some(28));
@@ -471,23 +489,50 @@ fn printed_configuration_redacts_credentials_and_reloads() {
             "a.toml",
             &format!(
                 "{NODE}[checks.h]\nkind = \"http\"\nurl = \"http://192.0.2.11/\"\n\
-                 headers = {{ Authorization = \"Bearer s3cret\", Accept = \"text/plain\" }}\n\
+                 headers = {{ Authorization = \"Bearer s3cret\", X-Api-Key = \"k3y\", Accept = \"text/plain\" }}\n\
+                 public_headers = [\"accept\"]\n\
                  expect_status = [\"200-299\", 418]\n"
             ),
         )?;
-        let cfg = load(&LoadOptions {
+        let mut cfg = load(&LoadOptions {
             files: vec![PathBuf::from("a.toml")],
             env: false,
             ..Default::default()
         })
         .unwrap();
         let text = cfg.to_redacted_toml();
-        assert!(!text.contains("s3cret"), "{text}");
+        assert!(!text.contains("s3cret") && !text.contains("k3y"), "{text}");
         assert!(text.contains("Authorization = \"<redacted>\""), "{text}");
+        assert!(text.contains("X-Api-Key = \"<redacted>\""), "{text}");
         assert!(text.contains("Accept = \"text/plain\""), "{text}");
+        // A URL's userinfo is refused by validation; were one there, it is not printed.
+        cfg.checks.get_mut("h").unwrap().url = Some("http://u:pw@192.0.2.11/x".into());
+        let text = cfg.to_redacted_toml();
+        assert!(
+            text.contains("url = \"http://<redacted>@192.0.2.11/x\""),
+            "{text}"
+        );
         assert!(text.contains(r#"expect_status = ["200-299", 418]"#), "{text}");
         Ok(())
     });
+}
+
+#[test]
+fn url_userinfo_and_unknown_public_headers_are_refused_without_showing_them() {
+    for (extra, key, needle) in [
+        (
+            "url = \"http://u:pw@192.0.2.1/\"\n",
+            "checks.web.url",
+            "user:password",
+        ),
+        (
+            "url = \"http://192.0.2.1/\"\nheaders = { A = \"1\" }\npublic_headers = [\"B\"]\n",
+            "checks.web.public_headers",
+            "\"B\" is not one of the headers",
+        ),
+    ] {
+        expect_error(&format!("[checks.web]\nkind = \"http\"\n{extra}"), key, needle);
+    }
 }
 
 #[test]

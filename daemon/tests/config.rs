@@ -641,7 +641,7 @@ fn services_and_notify_defaults_and_redaction() {
                  headers = {{ Authorization = \"Bearer s3cret\" }}\n"
             ),
         )?;
-        let cfg = load(&opts(&["a.toml"], false)).unwrap();
+        let mut cfg = load(&opts(&["a.toml"], false)).unwrap();
         let s = &cfg.services["nginx"];
         assert_eq!(s.max_restarts, 5);
         assert_eq!(s.restart_delay, Duration::from_millis(100));
@@ -651,9 +651,21 @@ fn services_and_notify_defaults_and_redaction() {
         assert!(cfg.vrrp.instances["web"].fast_preempt);
         assert_eq!(cfg.notify.timeout, Duration::from_secs(10));
         assert!(cfg.security.script_security);
+        // Userinfo in a webhook URL is refused (below); were one there, it is not printed.
+        cfg.notify.webhooks[0].url = "https://u:pw@hooks.example.org/x".into();
         let text = cfg.to_redacted_toml();
         assert!(!text.contains("hunter2") && !text.contains("s3cret"), "{text}");
+        assert!(!text.contains("u:pw"), "{text}");
         assert!(text.contains(REDACTED));
+        jail.create_file(
+            "b.toml",
+            "[[notify.webhooks]]\nurl = \"https://u:pw@hooks.example.org/x\"\n",
+        )?;
+        let e = load(&opts(&["a.toml", "b.toml"], false)).unwrap_err().to_string();
+        assert!(
+            e.contains("user:password in the URL is not supported") && !e.contains("u:pw"),
+            "{e}"
+        );
         Ok(())
     });
 }

@@ -4,15 +4,7 @@
 # python DNS / SMTP / UDP servers, ICMP, commands. Node a serves, node c probes
 # with the check_once example (one probe: `up <ms>` / `down: <reason>`), then the
 # scheduler (--watch) sees nginx stop.
-set -euo pipefail
-here=$(dirname "$0")
-source "$here/../lib/lab.sh"
-source "$here/../lib/hafront.sh"
-
-CHECK_ONCE=${CHECK_ONCE:-$HF_ROOT/target/release/examples/check_once}
-(cd "$HF_ROOT" && cargo build --release --quiet --example check_once)
-lab_up
-dir=$(lab_logdir)
+source "$(cd "$(dirname "$0")" && pwd)/../lib/checktest.sh"
 
 # ------------------------------------------------------------ certificates
 # server: self-signed as `openssl req -x509` makes it (CA:TRUE); leaf: self-signed
@@ -358,22 +350,6 @@ warmup = "0s"
 rise = 1
 fall = 2
 CONF
-
-check() { lab_exec c "$CHECK_ONCE" -c "$conf" "$1" 2>&1; }
-expect_up() { # name [needle]
-    local out rc=0
-    out=$(check "$1") || rc=$?
-    { [ $rc = 0 ] && [[ $out == up* ]]; } || fail "$1: expected up, got (exit $rc): $out"
-    [ -z "${2:-}" ] || [[ $out == *"$2"* ]] || fail "$1: expected '$2' in: $out"
-    pass "$1: $out"
-}
-expect_down() { # name needle
-    local out rc=0
-    out=$(check "$1") || rc=$?
-    { [ $rc = 1 ] && [[ $out == "down: "* ]]; } || fail "$1: expected down, got (exit $rc): $out"
-    [[ $out == *"$2"* ]] || fail "$1: expected the reason to contain '$2', got: $out"
-    pass "$1: $out"
-}
 
 # http
 expect_up web

@@ -254,6 +254,21 @@ pub fn render(hub: &Hub) -> String {
             );
         }
     }
+    for (name, help, n) in [
+        (
+            "hafront_notifications_dropped_total",
+            "Notifications dropped from a full instance queue (the oldest waiting one; the newest is always notified)",
+            hub.notify.dropped(),
+        ),
+        (
+            "hafront_vip_announcements_dropped_total",
+            "Announcements dropped because the VIP executor had too many waiting",
+            hub.vips.dropped(),
+        ),
+    ] {
+        m.family(name, "counter", help);
+        m.sample(name, &[], n as f64);
+    }
     // Prometheus' own names (prometheus_config_last_reload_*): a rejected reload
     // leaves the old configuration running, which only these make visible.
     let reload = hub.reload.borrow().clone();

@@ -47,6 +47,9 @@ pub struct Hub {
     pub reload: watch::Receiver<Arc<crate::shared::reload::ReloadStatus>>,
     /// VIPs repaired after something else changed them.
     pub vip_drift: Arc<crate::net::vip::Drift>,
+    /// The notifier and the VIP executor, for what their bounded queues dropped.
+    pub notify: crate::notify::Sender,
+    pub vips: crate::net::VipSender,
     pub checkers: CheckerSlot,
     /// overrides.json existed but was unusable at start (every instance was put
     /// in maintenance): why.

@@ -233,3 +233,10 @@ pub fn check_response(r: &Response, qtype: u16, expect: &[IpAddr]) -> Result<(),
     }
     Ok(())
 }
+
+/// Whether response `m` carries the one question of `query` (as [`encode_query`]
+/// wrote it: the question is never compressed). Names compare without case.
+pub fn same_question(query: &[u8], m: &[u8]) -> bool {
+    let q = query.get(12..).unwrap_or_default();
+    m.get(4..6) == Some(&[0, 1][..]) && m.get(12..12 + q.len()).is_some_and(|r| r.eq_ignore_ascii_case(q))
+}

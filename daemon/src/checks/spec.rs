@@ -473,10 +473,12 @@ fn http_spec(c: &CheckConfig, errs: &mut Vec<SpecError>) -> Option<HttpSpec> {
         errs.push(("url", "is required".into()));
         return None;
     };
+    // Messages show the URL without its userinfo (a password).
+    let shown = crate::config::redact_userinfo(url);
     let uri: Uri = match url.parse() {
         Ok(u) => u,
         Err(e) => {
-            errs.push(("url", format!("{url:?} is not a URL: {e}")));
+            errs.push(("url", format!("{shown:?} is not a URL: {e}")));
             return None;
         }
     };
@@ -492,12 +494,12 @@ fn http_spec(c: &CheckConfig, errs: &mut Vec<SpecError>) -> Option<HttpSpec> {
             return None;
         }
         _ => {
-            errs.push(("url", format!("{url:?}: must start with {want}://")));
+            errs.push(("url", format!("{shown:?}: must start with {want}://")));
             return None;
         }
     }
     let Some(authority) = uri.authority() else {
-        errs.push(("url", format!("{url:?} has no host")));
+        errs.push(("url", format!("{shown:?} has no host")));
         return None;
     };
     if authority.as_str().contains('@') {
@@ -569,6 +571,11 @@ fn http_spec(c: &CheckConfig, errs: &mut Vec<SpecError>) -> Option<HttpSpec> {
                 "headers",
                 format!("the value of {k:?} is not a valid header value"),
             )),
+        }
+    }
+    for p in &c.public_headers {
+        if !c.headers.keys().any(|k| k.eq_ignore_ascii_case(p)) {
+            errs.push(("public_headers", format!("{p:?} is not one of the headers")));
         }
     }
     let expect_body_regex = match c.expect_body_regex.as_deref().map(Regex::new).transpose() {

@@ -95,19 +95,26 @@ pub struct CheckConfig {
     pub target: Option<String>,
 
     /// http, https: the URL (`http://192.0.2.11/health`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "super::schema::redacted_opt_url"
+    )]
     pub url: Option<String>,
     /// HTTP method (`GET`, `HEAD`, `POST`...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
-    /// Extra request headers. Values of `Authorization`, `Proxy-Authorization` and
-    /// `Cookie` are redacted when the configuration is printed.
+    /// Extra request headers. Their values are redacted when the configuration is
+    /// printed, except those named in `public_headers`.
     #[serde(
         default,
         skip_serializing_if = "BTreeMap::is_empty",
         serialize_with = "redacted_headers"
     )]
     pub headers: BTreeMap<String, String>,
+    /// Names of `headers` whose values are not secret and may be printed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub public_headers: Vec<String>,
     /// Virtual host (`Host` header) and TLS server name; the URL's host by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
@@ -210,6 +217,7 @@ impl CheckConfig {
             url: None,
             method: None,
             headers: BTreeMap::new(),
+            public_headers: Vec::new(),
             host: None,
             body: None,
             expect_status: Vec::new(),
@@ -255,6 +263,7 @@ impl CheckConfig {
         key(self.url.is_some(), "url");
         key(self.method.is_some(), "method");
         key(!self.headers.is_empty(), "headers");
+        key(!self.public_headers.is_empty(), "public_headers");
         key(self.host.is_some(), "host");
         key(self.body.is_some(), "body");
         key(!self.expect_status.is_empty(), "expect_status");
@@ -288,6 +297,7 @@ pub fn kind_keys(kind: CheckKind) -> &'static [&'static str] {
             "url",
             "method",
             "headers",
+            "public_headers",
             "host",
             "body",
             "expect_status",
@@ -301,6 +311,7 @@ pub fn kind_keys(kind: CheckKind) -> &'static [&'static str] {
             "url",
             "method",
             "headers",
+            "public_headers",
             "host",
             "body",
             "expect_status",
@@ -423,17 +434,22 @@ impl<'de> Deserialize<'de> for StatusRange {
     }
 }
 
-const SECRET_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie"];
-
+/// Every header value is printed as `<redacted>` (an API key may hide in any
+/// header); [`Config::to_redacted_toml`](super::Config::to_redacted_toml) puts back the public ones.
 fn redacted_headers<S: Serializer>(h: &BTreeMap<String, String>, s: S) -> Result<S::Ok, S::Error> {
-    let shown: BTreeMap<&str, &str> = h
-        .iter()
-        .map(|(k, v)| {
-            let secret = SECRET_HEADERS.contains(&k.to_ascii_lowercase().as_str());
-            (k.as_str(), if secret { super::REDACTED } else { v.as_str() })
-        })
-        .collect();
+    let shown: BTreeMap<&str, &str> = h.keys().map(|k| (k.as_str(), super::REDACTED)).collect();
     shown.serialize(s)
+}
+
+impl CheckConfig {
+    /// The headers whose values may be printed: those named in `public_headers`
+    /// (names compared without case).
+    pub fn public_header_values(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| self.public_headers.iter().any(|p| p.eq_ignore_ascii_case(k)))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
 }
 
 /// A string or a list of strings (`expect = "pong"` or `expect = ["192.0.2.1"]`).

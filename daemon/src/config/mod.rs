@@ -28,8 +28,8 @@ use figment::{Figment, Metadata, Source};
 pub use checks::{CheckConfig, CheckKind, StatusRange};
 pub use error::{ConfigError, Issue};
 pub use schema::{
-    Config, GarpConfig, InstanceConfig, LogConfig, LogFormat, NodeConfig, Secret, VrrpConfig, REDACTED,
-    SPLIT_BRAIN_PROBE_DEFAULT,
+    redact_userinfo, Config, GarpConfig, InstanceConfig, LogConfig, LogFormat, NodeConfig, Secret,
+    VrrpConfig, REDACTED, SPLIT_BRAIN_PROBE_DEFAULT,
 };
 pub use validate::Problem;
 
@@ -258,7 +258,29 @@ impl Config {
     pub fn to_redacted_toml(&self) -> String {
         // Serialization of this schema cannot fail (string keys, no NaN): keep a
         // message rather than a panic anyway.
-        toml::to_string(self).unwrap_or_else(|e| format!("# cannot print the configuration: {e}\n"))
+        let text = match toml::to_string(self) {
+            Ok(t) => t,
+            Err(e) => return format!("# cannot print the configuration: {e}\n"),
+        };
+        // Every header value serialized as `<redacted>`; put back the checks'
+        // public ones, in place (the document keeps its order).
+        let public: Vec<_> = self
+            .checks
+            .iter()
+            .flat_map(|(name, c)| c.public_header_values().map(move |(k, v)| (name, k, v)))
+            .collect();
+        if public.is_empty() {
+            return text;
+        }
+        let Ok(mut doc) = text.parse::<toml_edit::DocumentMut>() else {
+            return text;
+        };
+        for (name, k, v) in public {
+            if let Some(h) = doc["checks"][name.as_str()]["headers"].as_table_like_mut() {
+                h.insert(k, toml_edit::value(v));
+            }
+        }
+        doc.to_string()
     }
 
     /// Loads from explicit files only, ignoring the environment, without the

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::schema::{duration, Secret};
+use super::schema::{duration, redact_userinfo, Secret};
 use super::validate::Problem;
 use super::Config;
 
@@ -76,6 +76,7 @@ fn default_smtp_timeout() -> Duration {
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// `http://` or `https://` URL receiving a JSON POST per state change.
+    #[serde(serialize_with = "super::schema::redacted_url")]
     pub url: String,
     /// Extra request headers (e.g. `Authorization`); values are never printed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -229,24 +230,33 @@ pub struct Target {
     pub host: String,
     pub port: u16,
     pub path: String,
+    /// `host[:port]` as written in the URL (the Host header; never userinfo:
+    /// `parse_url` refuses it).
     pub authority: String,
 }
 
 pub fn parse_url(url: &str) -> Result<Target, String> {
-    let uri: hyper::Uri = url.parse().map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    // Messages show the URL without its userinfo (a password).
+    let shown = redact_userinfo(url);
+    let uri: hyper::Uri = url.parse().map_err(|e| format!("{shown:?} is not a URL: {e}"))?;
     let tls = match uri.scheme_str() {
         Some("http") => false,
         Some("https") => true,
-        _ => return Err(format!("{url:?}: only http:// and https:// URLs")),
+        _ => return Err(format!("{shown:?}: only http:// and https:// URLs")),
     };
-    let authority = uri.authority().ok_or_else(|| format!("{url:?} has no host"))?;
+    let authority = uri.authority().ok_or_else(|| format!("{shown:?} has no host"))?;
+    if authority.as_str().contains('@') {
+        // Refused rather than turned into Basic auth: a password in a URL ends up
+        // in too many places (shell history, process lists, other tools' logs).
+        return Err("user:password in the URL is not supported; set headers.Authorization".into());
+    }
     let host = authority
         .host()
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
     if host.is_empty() {
-        return Err(format!("{url:?} has no host"));
+        return Err(format!("{shown:?} has no host"));
     }
     Ok(Target {
         tls,

@@ -304,6 +304,32 @@ pub struct Secret(String);
 
 pub const REDACTED: &str = "<redacted>";
 
+/// `url` with the userinfo of its authority (`user:pass@`) replaced by
+/// `<redacted>`, for printing (check-config, error messages).
+pub fn redact_userinfo(url: &str) -> std::borrow::Cow<'_, str> {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..end].rfind('@') {
+        Some(at) => format!("{}{REDACTED}{}", &url[..start], &url[start + at..]).into(),
+        None => url.into(),
+    }
+}
+
+/// Serializes a URL without its userinfo.
+pub fn redacted_url<S: Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&redact_userinfo(url))
+}
+
+/// [`redacted_url`] for an optional URL.
+pub fn redacted_opt_url<S: Serializer>(url: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match url {
+        Some(u) => redacted_url(u, s),
+        None => s.serialize_none(),
+    }
+}
+
 impl Secret {
     pub fn new(s: impl Into<String>) -> Secret {
         Secret(s.into())

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
 use crate::histogram::{Histogram, FAILOVER_BUCKETS};
-use crate::net::{Iface, Links, VipCommand};
+use crate::net::{Iface, Links, VipCommand, VipSender};
 use crate::vrrp::instance::Reason;
 use crate::vrrp::io::{Received, VrrpSocket};
 use crate::vrrp::packet::PacketAddrs;
@@ -45,7 +45,7 @@ struct Slot {
 
 pub struct Engine {
     links: Links,
-    vips: mpsc::UnboundedSender<VipCommand>,
+    vips: VipSender,
     sockets: HashMap<SockKey, Arc<VrrpSocket>>,
     packets_tx: mpsc::Sender<(SockKey, Received)>,
     packets_rx: mpsc::Receiver<(SockKey, Received)>,
@@ -74,7 +74,7 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(links: Links, vips: mpsc::UnboundedSender<VipCommand>) -> Engine {
+    pub fn new(links: Links, vips: VipSender) -> Engine {
         let (packets_tx, packets_rx) = mpsc::channel(4096);
         Engine {
             links,

@@ -202,7 +202,7 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     let addr_events = crate::net::link::watch_addresses()?;
     let vip_drift = Arc::new(crate::net::vip::Drift::default());
     let vips = VipExecutor::spawn(links.clone(), vip_drift.clone());
-    let (splitbrain_vips, splitbrain_links) = (vips.clone(), links.clone());
+    let (splitbrain_vips, splitbrain_links, hub_vips) = (vips.clone(), links.clone(), vips.clone());
     let mut engine = Engine::new(links, vips);
     engine.forward_links_to(tracker_links_tx);
     engine.watch_addresses(addr_events);
@@ -327,6 +327,8 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         split_brain: split_brain_rx,
         reload: reload_status_rx,
         vip_drift,
+        notify: notifier.clone(),
+        vips: hub_vips,
         checkers,
         overrides_error,
         controls: Arc::new(crate::api::Controls::new(

@@ -12,4 +12,4 @@ pub mod vip;
 
 pub use error::NetError;
 pub use link::{Iface, Links};
-pub use vip::{VipCommand, VipExecutor};
+pub use vip::{VipCommand, VipExecutor, VipSender};

@@ -1,9 +1,16 @@
 //! The VIP executor: adds and removes virtual addresses through rtnetlink and sends
 //! the announcements, in the order the instances asked for them.
+//!
+//! Address changes are never dropped (they are the node's state). Announcements
+//! are what a flapping peer multiplies: at most [`ANNOUNCE_MAX`] wait in the queue,
+//! more are dropped (a later announcement or the periodic refresh supersedes
+//! them), and their failures and drops are logged with a throttle and a count.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage};
@@ -14,6 +21,13 @@ use tracing::{debug, info, warn};
 use super::announce::Announcer;
 use super::error::{errno, NetError};
 use super::link::{Iface, Links};
+use crate::shared::throttle::Throttle;
+
+/// Announcement commands waiting in the executor's queue at most.
+pub const ANNOUNCE_MAX: usize = 16;
+
+/// How often a repeated failure or drop is logged at most.
+const LOG_EVERY: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 pub enum VipCommand {
@@ -76,27 +90,90 @@ impl Drift {
     }
 }
 
+/// The executor's queue: never blocks; announcements beyond [`ANNOUNCE_MAX`]
+/// waiting are dropped.
+#[derive(Clone)]
+pub struct VipSender {
+    tx: mpsc::UnboundedSender<VipCommand>,
+    announces: Arc<AtomicUsize>,
+    dropped: Arc<AtomicU64>,
+    throttle: Arc<Mutex<Throttle>>,
+}
+
+/// The executor is gone (shutdown).
+#[derive(Debug)]
+pub struct Closed;
+
+impl VipSender {
+    fn new(tx: mpsc::UnboundedSender<VipCommand>) -> VipSender {
+        VipSender {
+            tx,
+            announces: Arc::default(),
+            dropped: Arc::default(),
+            throttle: Arc::new(Mutex::new(Throttle::new(LOG_EVERY))),
+        }
+    }
+
+    /// Queues `cmd`; an announcement finding [`ANNOUNCE_MAX`] waiting is dropped.
+    pub fn send(&self, cmd: VipCommand) -> Result<(), Closed> {
+        if let VipCommand::Announce { instance, .. } = &cmd {
+            if self.announces.fetch_add(1, Ordering::SeqCst) >= ANNOUNCE_MAX {
+                self.announces.fetch_sub(1, Ordering::SeqCst);
+                let total = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                let log = self
+                    .throttle
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .hit(Instant::now());
+                if let Some(not_logged) = log {
+                    warn!(
+                        instance,
+                        not_logged,
+                        dropped_total = total,
+                        "announcement queue full: announcement dropped"
+                    );
+                }
+                return Ok(());
+            }
+        }
+        self.tx.send(cmd).map_err(|_| Closed)
+    }
+
+    /// Announcements dropped since the start.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
 pub struct VipExecutor {
     links: Links,
     announcers: HashMap<u32, Announcer>,
     drift: Arc<Drift>,
+    /// Announcement failures, per interface index.
+    failures: HashMap<u32, Throttle>,
 }
 
 impl VipExecutor {
     /// Spawns the executor; commands run one at a time, in order.
-    pub fn spawn(links: Links, drift: Arc<Drift>) -> mpsc::UnboundedSender<VipCommand> {
+    pub fn spawn(links: Links, drift: Arc<Drift>) -> VipSender {
         let (tx, mut rx) = mpsc::unbounded_channel();
+        let sender = VipSender::new(tx);
+        let announces = sender.announces.clone();
         let mut exec = VipExecutor {
             links,
             announcers: HashMap::new(),
             drift,
+            failures: HashMap::new(),
         };
         tokio::spawn(async move {
             while let Some(cmd) = rx.recv().await {
+                if matches!(cmd, VipCommand::Announce { .. }) {
+                    announces.fetch_sub(1, Ordering::SeqCst);
+                }
                 exec.run(cmd).await;
             }
         });
-        tx
+        sender
     }
 
     async fn run(&mut self, cmd: VipCommand) {
@@ -185,11 +262,19 @@ impl VipExecutor {
         match ann.announce(vips, count) {
             Ok(n) => debug!(instance, packets = n, "addresses announced"),
             Err(source) => {
-                let error = NetError::Socket {
-                    iface: iface.name.clone(),
-                    source,
-                };
-                warn!(instance, %error, "announcement failed");
+                let throttle = self
+                    .failures
+                    .entry(iface.index)
+                    .or_insert_with(|| Throttle::new(LOG_EVERY));
+                // A down or vanished interface fails every announcement: say it
+                // once, then once a minute with the count.
+                if let Some(not_logged) = throttle.hit(Instant::now()) {
+                    let error = NetError::Socket {
+                        iface: iface.name.clone(),
+                        source,
+                    };
+                    warn!(instance, %error, not_logged, "announcement failed");
+                }
             }
         }
     }
@@ -253,5 +338,102 @@ impl VipExecutor {
                 source: Box::new(source),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A made-up interface.
+    fn iface(name: &str, index: u32) -> Iface {
+        Iface {
+            name: name.into(),
+            index,
+            mac: [2, 0, 0, 0, 0, 1],
+            up: true,
+        }
+    }
+
+    fn announce(iface: Iface) -> VipCommand {
+        VipCommand::Announce {
+            instance: "web".into(),
+            iface,
+            vips: vec!["192.0.2.100".parse().unwrap()],
+            count: 1,
+        }
+    }
+
+    /// 1,000 announcements sent while the executor is stuck: at most ANNOUNCE_MAX
+    /// are queued, the rest counted as dropped; address changes are all queued.
+    /// (With the unbounded channel all 1,000 waited.)
+    #[test]
+    fn announcements_waiting_are_bounded_address_changes_are_not() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let s = VipSender::new(tx);
+        for _ in 0..1000 {
+            s.send(announce(iface("veth0", 7))).unwrap();
+            s.send(VipCommand::Remove {
+                instance: "web".into(),
+                iface: iface("veth0", 7),
+                vips: vec!["192.0.2.100/24".parse().unwrap()],
+            })
+            .unwrap();
+        }
+        let (mut announce, mut remove) = (0, 0);
+        while let Ok(cmd) = rx.try_recv() {
+            match cmd {
+                VipCommand::Announce { .. } => announce += 1,
+                VipCommand::Remove { .. } => remove += 1,
+                _ => {}
+            }
+        }
+        assert_eq!((announce, remove), (ANNOUNCE_MAX, 1000));
+        assert_eq!(s.dropped(), 1000 - ANNOUNCE_MAX as u64);
+    }
+
+    /// The log lines, for counting them.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Lines {
+        type Writer = Lines;
+        fn make_writer(&'a self) -> Lines {
+            self.clone()
+        }
+    }
+
+    /// 100 announcements on an interface that does not exist: the kernel refuses
+    /// each (no such device, or no permission for the packet socket), and one line
+    /// is logged, not 100.
+    #[tokio::test(flavor = "current_thread")]
+    async fn announcement_failures_are_logged_with_a_throttle() {
+        let lines = Lines::default();
+        let sub = tracing_subscriber::fmt()
+            .with_writer(lines.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(sub);
+        let mut exec = VipExecutor {
+            links: Links::connect().unwrap(),
+            announcers: HashMap::new(),
+            drift: Arc::default(),
+            failures: HashMap::new(),
+        };
+        for _ in 0..100 {
+            exec.run(announce(iface("hf-gone0", 999_999))).await;
+        }
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.matches("announcement failed").count(), 1, "{text}");
     }
 }

@@ -6,21 +6,28 @@
 //! the order of the events, each within `notify.timeout` (keepalived runs them
 //! concurrently and out of order). A failing notifier is logged, and the next one
 //! runs.
+//!
+//! A queue holds at most [`QUEUE_MAX`] waiting events: a flapping peer makes more
+//! transitions than slow scripts can follow, and notify_master must not run long
+//! after the node stopped being master. When it is full, the oldest waiting event
+//! is dropped (counted, logged with a throttle): the order is kept and the newest
+//! event, the instance's current state, is always delivered.
 
 pub mod smtp;
 pub mod webhook;
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::process::{command, Child, GroupGuard};
+use crate::shared::throttle::Throttle;
 use crate::vrrp::State;
 
 /// A state change of an instance.
@@ -56,6 +63,16 @@ impl Event {
             Event::SplitBrain { instance, .. } => instance,
         }
     }
+
+    /// For logs: `BACKUP -> MASTER`, `split brain raised`.
+    fn describe(&self) -> String {
+        match self {
+            Event::State(s) => format!("{} -> {}", keepalived_state(s.from), keepalived_state(s.to)),
+            Event::SplitBrain { active, .. } => {
+                format!("split brain {}", if *active { "raised" } else { "cleared" })
+            }
+        }
+    }
 }
 
 /// keepalived's state words (`STOP` for an instance leaving at shutdown).
@@ -68,12 +85,17 @@ pub fn keepalived_state(s: State) -> &'static str {
     }
 }
 
+/// Events waiting in one instance's queue at most (the one being notified not
+/// counted); beyond, the oldest waiting one is dropped.
+pub const QUEUE_MAX: usize = 4;
+
 /// Where events go: never blocks, and counts what is still to be notified so that
 /// shutdown can wait for the STOP notifications.
 #[derive(Clone)]
 pub struct Sender {
     tx: mpsc::UnboundedSender<Event>,
     pending: Arc<AtomicUsize>,
+    dropped: Arc<AtomicU64>,
 }
 
 impl Sender {
@@ -91,40 +113,85 @@ impl Sender {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+
+    /// Events dropped from full queues since the start.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
 }
 
 /// Starts the notifier.
 pub fn spawn(config: watch::Receiver<Arc<Config>>) -> Sender {
     let (tx, rx) = mpsc::unbounded_channel();
     let pending = Arc::new(AtomicUsize::new(0));
-    tokio::spawn(dispatch(rx, config, pending.clone()));
-    Sender { tx, pending }
+    let dropped = Arc::new(AtomicU64::new(0));
+    tokio::spawn(dispatch(rx, config, pending.clone(), dropped.clone()));
+    Sender { tx, pending, dropped }
+}
+
+/// One instance's waiting events.
+#[derive(Default)]
+struct Queue {
+    waiting: Mutex<VecDeque<Event>>,
+    wake: Notify,
+}
+
+impl Queue {
+    /// Appends `ev`; returns the event dropped to make room, if one was.
+    fn push(&self, ev: Event) -> Option<Event> {
+        let mut w = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        let dropped = if w.len() >= QUEUE_MAX { w.pop_front() } else { None };
+        w.push_back(ev);
+        drop(w);
+        self.wake.notify_one();
+        dropped
+    }
+
+    async fn pop(&self) -> Event {
+        loop {
+            if let Some(ev) = self.waiting.lock().unwrap_or_else(|p| p.into_inner()).pop_front() {
+                return ev;
+            }
+            // A permit stored by `notify_one` wakes this even if it came first.
+            self.wake.notified().await;
+        }
+    }
 }
 
 async fn dispatch(
     mut rx: mpsc::UnboundedReceiver<Event>,
     config: watch::Receiver<Arc<Config>>,
     pending: Arc<AtomicUsize>,
+    dropped: Arc<AtomicU64>,
 ) {
-    let mut queues: BTreeMap<String, mpsc::UnboundedSender<Event>> = BTreeMap::new();
+    let mut queues: BTreeMap<String, (Arc<Queue>, Throttle)> = BTreeMap::new();
     while let Some(ev) = rx.recv().await {
         let name = ev.instance().to_string();
-        let q = queues.entry(name).or_insert_with(|| {
-            let (qtx, qrx) = mpsc::unbounded_channel();
-            tokio::spawn(work(qrx, config.clone(), pending.clone()));
-            qtx
+        let (q, throttle) = queues.entry(name.clone()).or_insert_with(|| {
+            let q = Arc::new(Queue::default());
+            tokio::spawn(work(q.clone(), config.clone(), pending.clone()));
+            (q, Throttle::new(Duration::from_secs(60)))
         });
-        let _ = q.send(ev);
+        if let Some(old) = q.push(ev) {
+            pending.fetch_sub(1, Ordering::SeqCst);
+            let total = dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if let Some(unlogged) = throttle.hit(std::time::Instant::now()) {
+                warn!(
+                    instance = name,
+                    event = old.describe(),
+                    not_logged = unlogged,
+                    dropped_total = total,
+                    "notification queue full: oldest waiting notification dropped"
+                );
+            }
+        }
     }
 }
 
 /// One instance's queue: every notifier of an event, then the next event.
-async fn work(
-    mut rx: mpsc::UnboundedReceiver<Event>,
-    config: watch::Receiver<Arc<Config>>,
-    pending: Arc<AtomicUsize>,
-) {
-    while let Some(ev) = rx.recv().await {
+async fn work(q: Arc<Queue>, config: watch::Receiver<Arc<Config>>, pending: Arc<AtomicUsize>) {
+    loop {
+        let ev = q.pop().await;
         let cfg = config.borrow().clone();
         let limit = cfg.notify.timeout;
         for n in notifiers(&cfg, &ev) {
@@ -171,9 +238,7 @@ impl Notifier {
                     body: &body,
                     helo: &cfg.node.name,
                 };
-                tokio::time::timeout(smtp.timeout, smtp::send(smtp, &mail))
-                    .await
-                    .map_err(|_| format!("no answer within {:?}", smtp.timeout))?
+                smtp::send(smtp, &mail).await
             }
         }
     }
@@ -316,3 +381,99 @@ async fn run_script(argv: &[String], extra: &[String], env: &[(&'static str, Str
 
 /// How long the notifier is given at shutdown to send the STOP notifications.
 pub const DRAIN: Duration = Duration::from_secs(5);
+
+/// Real local TCP servers that misbehave, for the notifiers' tests.
+#[cfg(test)]
+pub(crate) mod test_server {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    pub enum Serve {
+        /// Sends the head, then the chunk again and again until the peer leaves.
+        Endless(&'static [u8], &'static [u8]),
+        /// Reads and never answers.
+        Silent,
+    }
+
+    /// Serves one connection on 127.0.0.1 from a thread; returns `host:port`.
+    pub fn serve(how: Serve) -> String {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        let addr = l.local_addr().expect("local address").to_string();
+        std::thread::spawn(move || {
+            let Ok((mut c, _)) = l.accept() else { return };
+            match how {
+                Serve::Endless(head, chunk) => {
+                    let chunk = chunk.repeat(4096 / chunk.len().max(1) + 1);
+                    if c.write_all(head).is_ok() {
+                        while c.write_all(&chunk).is_ok() {}
+                    }
+                }
+                Serve::Silent => {
+                    let mut buf = [0u8; 4096];
+                    while matches!(c.read(&mut buf), Ok(n) if n > 0) {}
+                }
+            }
+        });
+        addr
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(from: State, to: State) -> Event {
+        Event::State(StateEvent {
+            instance: "web".into(),
+            vrid: 51,
+            from,
+            to,
+            priority: 100,
+            reason: "test",
+            vips: vec!["192.0.2.100".into()],
+            unix_ms: 0,
+        })
+    }
+
+    /// A peer flaps 40 times while the instance's script takes 100 ms: the backlog
+    /// stays bounded (the running one plus QUEUE_MAX), the rest is dropped and
+    /// counted, and the last notification delivered is the current state. Before
+    /// the queue was bounded, all 40 ran, one after the other.
+    #[tokio::test]
+    async fn flapping_backlog_is_bounded_and_ends_with_the_current_state() {
+        let dir = std::env::temp_dir().join(format!("hafront-notify-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("states");
+        let _ = std::fs::remove_file(&log);
+        let text = format!(
+            "[node]\nname = \"node-a\"\n[vrrp.instances.web]\ninterface = \"eth0\"\nvrid = 51\n\
+             virtual_ips = [\"192.0.2.100/24\"]\n\
+             notify = [\"/bin/sh\", \"-c\", \"sleep 0.1; echo $NOTIFY_STATE >> {}\"]\n",
+            log.display()
+        );
+        let cfg: Config = toml::from_str(&text).unwrap();
+        let (_keep, rx) = watch::channel(Arc::new(cfg));
+        let tx = spawn(rx);
+        let sent = 40;
+        for i in 0..sent {
+            let (from, to) = if i % 2 == 0 {
+                (State::Backup, State::Master)
+            } else {
+                (State::Master, State::Backup)
+            };
+            tx.send(event(from, to));
+        }
+        tx.send(event(State::Backup, State::Master)); // where the flapping ends
+        tx.drain(Duration::from_secs(30)).await;
+        let states = std::fs::read_to_string(&log).unwrap();
+        let states: Vec<&str> = states.lines().collect();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            states.len() <= 1 + QUEUE_MAX,
+            "{} notifications ran: {states:?}",
+            states.len()
+        );
+        assert_eq!(states.last(), Some(&"MASTER"), "{states:?}");
+        assert_eq!(tx.dropped() as usize, sent + 1 - states.len());
+    }
+}

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 pub use crate::config::notify::split_server;
@@ -15,7 +15,19 @@ pub struct Mail<'a> {
     pub helo: &'a str,
 }
 
+/// Longest reply line read (RFC 5321 §4.5.3.1.5 allows 512 bytes).
+const MAX_LINE: u64 = 2048;
+/// Most lines in one reply (an EHLO answer has one per extension).
+const MAX_LINES: usize = 100;
+
+/// Sends `mail` within `cfg.timeout` (the whole exchange, connection included).
 pub async fn send(cfg: &SmtpConfig, mail: &Mail<'_>) -> Result<(), String> {
+    tokio::time::timeout(cfg.timeout, send_unbounded(cfg, mail))
+        .await
+        .map_err(|_| format!("no answer within {}", humantime::format_duration(cfg.timeout)))?
+}
+
+async fn send_unbounded(cfg: &SmtpConfig, mail: &Mail<'_>) -> Result<(), String> {
     let (host, port) = split_server(&cfg.server)?;
     let tcp = TcpStream::connect((host.as_str(), port))
         .await
@@ -79,18 +91,29 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
         }
     }
 
-    /// Reads one (possibly multi-line) reply; returns its lines' texts.
+    /// Reads one (possibly multi-line) reply; returns its lines' texts. The server
+    /// decides what it sends: lines and their number are capped.
     async fn expect(&mut self, code: u16) -> Result<Vec<String>, String> {
         let mut lines = Vec::new();
         loop {
+            if lines.len() == MAX_LINES {
+                return Err(format!("reply longer than {MAX_LINES} lines"));
+            }
             let mut line = String::new();
-            let n = self
-                .io
+            let n = (&mut self.io)
+                .take(MAX_LINE)
                 .read_line(&mut line)
                 .await
                 .map_err(|e| format!("read: {e}"))?;
             if n == 0 {
                 return Err("connection closed by the server".into());
+            }
+            if !line.ends_with('\n') {
+                return Err(if n as u64 == MAX_LINE {
+                    format!("reply line longer than {MAX_LINE} bytes")
+                } else {
+                    "connection closed by the server".into()
+                });
             }
             let line = line.trim_end();
             let got: u16 = line
@@ -217,6 +240,56 @@ mod base64_lite {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::notify::test_server::{serve, Serve};
+
+    fn plain(server: String, timeout_ms: u64) -> SmtpConfig {
+        SmtpConfig {
+            server,
+            from: "a@example.org".into(),
+            to: vec!["b@example.org".into()],
+            tls: SmtpTls::None,
+            ca_file: None,
+            timeout: std::time::Duration::from_millis(timeout_ms),
+            username: None,
+            password: None,
+        }
+    }
+
+    const MAIL: Mail<'static> = Mail {
+        subject: "s",
+        body: "b",
+        helo: "h",
+    };
+
+    /// A server's endless reply (one endless line, or endless continuation lines)
+    /// ends in an error naming the bound, long before the (large) timeout.
+    #[tokio::test]
+    async fn endless_replies_are_cut() {
+        for (what, serve_how) in [
+            ("line longer than 2048 bytes", Serve::Endless(b"220 ", b"x")),
+            ("longer than 100 lines", Serve::Endless(b"", b"220-more\r\n")),
+        ] {
+            let addr = serve(serve_how);
+            let r = tokio::time::timeout(
+                std::time::Duration::from_secs(20),
+                send(&plain(addr, 60_000), &MAIL),
+            )
+            .await
+            .expect("the reply is bounded: send returns");
+            let e = r.unwrap_err();
+            assert!(e.contains(what), "{e}");
+        }
+    }
+
+    /// A server that accepts and never answers: `smtp.timeout` ends the exchange.
+    #[tokio::test]
+    async fn silent_server_times_out() {
+        let addr = serve(Serve::Silent);
+        let r = tokio::time::timeout(std::time::Duration::from_secs(20), send(&plain(addr, 300), &MAIL))
+            .await
+            .expect("smtp.timeout applies");
+        assert!(r.unwrap_err().contains("no answer within 300ms"));
+    }
 
     #[test]
     fn servers() {

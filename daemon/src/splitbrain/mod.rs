@@ -48,12 +48,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::net::{Links, VipCommand};
+use crate::net::{Links, VipCommand, VipSender};
 use crate::shared::EngineSnapshot;
 use crate::vrrp::State;
 
@@ -75,7 +75,7 @@ pub struct MonitorInputs {
     pub config: watch::Receiver<Arc<Config>>,
     pub engine: watch::Receiver<Arc<EngineSnapshot>>,
     pub links: Links,
-    pub vips: mpsc::UnboundedSender<VipCommand>,
+    pub vips: VipSender,
     pub notify: crate::notify::Sender,
     pub status: watch::Sender<Arc<Snapshot>>,
 }

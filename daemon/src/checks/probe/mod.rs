@@ -124,7 +124,7 @@ pub async fn run_once(spec: &CheckSpec) -> Result<ProbeOk, ProbeError> {
                 name,
                 qtype,
                 expect,
-            } => dns_probe(*server, name, *qtype, expect, &spec.bind)
+            } => dns_probe(*server, name, *qtype, expect, &spec.bind, deadline, spec.timeout)
                 .await
                 .map(|_| None),
             ProbeSpec::Smtp { target, helo } => smtp_probe(*target, helo, &spec.bind, deadline)
@@ -134,9 +134,16 @@ pub async fn run_once(spec: &CheckSpec) -> Result<ProbeOk, ProbeError> {
                 target,
                 payload,
                 expect,
-            } => udp_probe(*target, payload, expect.as_deref(), &spec.bind, deadline)
-                .await
-                .map(|_| None),
+            } => udp_probe(
+                *target,
+                payload,
+                expect.as_deref(),
+                &spec.bind,
+                deadline,
+                spec.timeout,
+            )
+            .await
+            .map(|_| None),
         }
     };
     match timeout_at(deadline, inner).await {
@@ -205,28 +212,69 @@ fn udp_error(stage: &'static str, e: io::Error) -> ProbeError {
     }
 }
 
+/// When a receive loop gives up: a hair before the check's deadline, so that its
+/// own verdict (what it ignored) is reported rather than a bare timeout.
+fn receive_until(deadline: Instant) -> Instant {
+    let margin = (deadline.saturating_duration_since(Instant::now()) / 10).min(Duration::from_millis(10));
+    deadline - margin
+}
+
+/// Receives until `accept` takes a datagram (`Ok(Ok(t))`) or `until` passes
+/// (`Ok(Err(ignored))`: how many it refused and the last refusal's words). Refused
+/// datagrams are ignored, so that one forged or stray datagram cannot fail a check;
+/// a receive error (ICMP port unreachable) ends the wait.
+async fn receive_matching<T>(
+    sock: &UdpSocket,
+    until: Instant,
+    mut accept: impl FnMut(&[u8]) -> Result<T, String>,
+) -> Result<Result<T, Option<(u32, String)>>, ProbeError> {
+    let mut buf = vec![0u8; 65536];
+    let mut ignored: Option<(u32, String)> = None;
+    loop {
+        let n = match timeout_at(until, sock.recv(&mut buf)).await {
+            Ok(r) => r.map_err(|e| udp_error("receive", e))?,
+            Err(_) => return Ok(Err(ignored)),
+        };
+        match accept(&buf[..n]) {
+            Ok(t) => return Ok(Ok(t)),
+            Err(why) => ignored = Some((ignored.map_or(1, |(n, _)| n + 1), why)),
+        }
+    }
+}
+
 async fn dns_probe(
     server: SocketAddr,
     name: &str,
     qtype: u16,
     expect: &[std::net::IpAddr],
     bind: &Bind,
+    deadline: Instant,
+    timeout: Duration,
 ) -> Result<(), ProbeError> {
+    // The socket is connected: the kernel drops datagrams from another address or
+    // port. What is left must answer this query (id and question) to count.
     let sock = udp_connect(server, bind)?;
     let id = fastrand::u16(..);
     let query = dns::encode_query(id, name, qtype);
     sock.send(&query).await.map_err(|e| udp_error("send", e))?;
-    let mut buf = vec![0u8; 4096];
-    loop {
-        let n = sock.recv(&mut buf).await.map_err(|e| udp_error("receive", e))?;
-        let resp = match dns::decode_response(&buf[..n]) {
-            Ok(r) => r,
-            Err(e) => return Err(ProbeError::Dns(format!("malformed response: {e}"))),
-        };
-        if resp.id != id {
-            continue; // a late answer to an earlier query
+    let answer = receive_matching(&sock, receive_until(deadline), |m| {
+        let r = dns::decode_response(m).map_err(|e| format!("malformed response: {e}"))?;
+        if r.id != id {
+            return Err(format!("response with id {} (query id {id})", r.id));
         }
-        return dns::check_response(&resp, qtype, expect).map_err(ProbeError::Dns);
+        if !dns::same_question(&query, m) {
+            return Err("response to another question".into());
+        }
+        Ok(r)
+    })
+    .await?;
+    match answer {
+        Ok(r) => dns::check_response(&r, qtype, expect).map_err(ProbeError::Dns),
+        Err(None) => Err(ProbeError::Timeout(timeout)),
+        Err(Some((n, last))) => Err(ProbeError::Dns(format!(
+            "no answer to the query within {}: {n} datagram(s) ignored, the last a {last}",
+            humantime::format_duration(timeout)
+        ))),
     }
 }
 
@@ -305,31 +353,38 @@ fn show_bytes(b: &[u8]) -> String {
 }
 
 /// Without `expect`, silence until just before the deadline is success: only an
-/// ICMP port unreachable (or another error) fails.
+/// ICMP port unreachable (or another error) fails. With `expect`, replies without
+/// the bytes are ignored until the deadline (then the last one is reported).
 async fn udp_probe(
     target: SocketAddr,
     payload: &[u8],
     expect: Option<&[u8]>,
     bind: &Bind,
     deadline: Instant,
+    timeout: Duration,
 ) -> Result<(), ProbeError> {
     let sock = udp_connect(target, bind)?;
     sock.send(payload).await.map_err(|e| udp_error("send", e))?;
-    let mut buf = vec![0u8; 65536];
+    let until = receive_until(deadline);
     match expect {
         Some(want) => {
-            let n = sock.recv(&mut buf).await.map_err(|e| udp_error("receive", e))?;
-            let got = &buf[..n];
-            if got.windows(want.len()).any(|w| w == want) {
-                Ok(())
-            } else {
-                Err(ProbeError::Reply { got: show_bytes(got) })
+            let reply = receive_matching(&sock, until, |got| {
+                if got.windows(want.len().max(1)).any(|w| w == want) {
+                    Ok(())
+                } else {
+                    Err(show_bytes(got))
+                }
+            })
+            .await?;
+            match reply {
+                Ok(()) => Ok(()),
+                Err(None) => Err(ProbeError::Timeout(timeout)),
+                Err(Some((_, got))) => Err(ProbeError::Reply { got }),
             }
         }
         None => {
-            let now = Instant::now();
-            let margin = (deadline.saturating_duration_since(now) / 10).min(Duration::from_millis(10));
-            match timeout_at(deadline - margin, sock.recv(&mut buf)).await {
+            let mut buf = [0u8; 1];
+            match timeout_at(until, sock.recv(&mut buf)).await {
                 Err(_) => Ok(()),
                 Ok(Ok(_)) => Ok(()),
                 Ok(Err(e)) => Err(udp_error("receive", e)),
