@@ -95,6 +95,8 @@ lab_up() {
 
 lab_down() {
     local rc=$?
+    # A test's own teardown (e.g. a mount), before the namespaces go.
+    if declare -F lab_before_down >/dev/null; then lab_before_down || true; fi
     local p pids=()
     # Only processes that are still this shell's children: a tracked PID that has
     # exited may have been reused by the system (the wait loops fork a lot).
