@@ -127,17 +127,20 @@ fn prctl(op: libc::c_int, a: libc::c_ulong, b: libc::c_ulong) -> io::Result<()> 
     Ok(())
 }
 
-/// In a forked child before exec: keep at most `keep` of the capabilities.
+/// In a forked child before exec: keep at most `keep` of the capabilities, and
+/// become `user` (uid, gid; no supplementary groups) if given.
 ///
 /// * the ambient set is cleared, then re-raised for what is kept (a non-root
 ///   child keeps capabilities across exec only through it);
 /// * the bounding set loses everything else when the child may change it
-///   (CAP_SETPCAP, root): a child that execs as root would otherwise get the
-///   whole bounding set back;
+///   (CAP_SETPCAP, root): a child that execs as root, or a setuid-root program,
+///   would otherwise get the whole bounding set back;
+/// * then the switch to `user` (which empties the sets of a root child);
 /// * effective, permitted and inheritable become `permitted & keep`.
 ///
-/// Errors only where a capability would stay that should not.
-pub fn restrict(keep: CapSet) -> io::Result<()> {
+/// Errors only where a capability would stay that should not, or the user
+/// cannot be switched to.
+pub fn restrict(keep: CapSet, user: Option<(u32, u32)>) -> io::Result<()> {
     // EINVAL: a kernel without ambient capabilities (< 4.3) has none to clear.
     match prctl(
         libc::PR_CAP_AMBIENT,
@@ -147,8 +150,7 @@ pub fn restrict(keep: CapSet) -> io::Result<()> {
         Err(e) if e.raw_os_error() != Some(libc::EINVAL) => return Err(e),
         _ => {}
     }
-    let now = get()?;
-    if now.effective & bit(SETPCAP) != 0 {
+    if get()?.effective & bit(SETPCAP) != 0 {
         for cap in 0..64u32 {
             if keep & bit(cap) == 0 {
                 // EINVAL past the kernel's last capability.
@@ -156,7 +158,22 @@ pub fn restrict(keep: CapSet) -> io::Result<()> {
             }
         }
     }
-    let kept = now.permitted & keep;
+    if let Some((uid, gid)) = user {
+        let ok = |r: libc::c_int| {
+            if r == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        };
+        // SAFETY: plain syscalls with integer arguments (no groups: a null list).
+        unsafe {
+            ok(libc::setgroups(0, std::ptr::null()))?;
+            ok(libc::setgid(gid))?;
+            ok(libc::setuid(uid))?;
+        }
+    }
+    let kept = get()?.permitted & keep;
     set(Sets {
         effective: kept,
         permitted: kept,

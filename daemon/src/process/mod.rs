@@ -72,12 +72,15 @@ pub const SERVER_CAPS: CapSet = bit(caps::CHOWN)
 pub fn std_command(program: impl AsRef<OsStr>, kind: Child) -> std::process::Command {
     let mut cmd = std::process::Command::new(program);
     cmd.stdin(Stdio::null());
+    let mut user = None;
     match kind {
         Child::Script => {
             cmd.process_group(0);
-            if let Some(c) = security::script_credentials() {
-                cmd.uid(c.uid).gid(c.gid);
-            }
+            // Switched in `restrict`, not by `Command::uid`: std switches before
+            // the pre_exec hook, and the bounding set can only be dropped while
+            // the child is still root (a setuid-root program the script runs
+            // would get it back).
+            user = security::script_credentials();
         }
         Child::Server => {
             cmd.process_group(0);
@@ -92,10 +95,9 @@ pub fn std_command(program: impl AsRef<OsStr>, kind: Child) -> std::process::Com
     }
     let keep = kind.keeps();
     // SAFETY: `restrict` only makes syscalls (no allocation, no locks), which is
-    // what may run between fork and exec. It runs after the switch to the script
-    // user, so a script user's child is restricted as well.
+    // what may run between fork and exec.
     unsafe {
-        cmd.pre_exec(move || caps::restrict(keep));
+        cmd.pre_exec(move || caps::restrict(keep, user.map(|c| (c.uid, c.gid))));
     }
     cmd
 }
