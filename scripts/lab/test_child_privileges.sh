@@ -9,8 +9,9 @@
 # - its notify script and exec check see CapEff, CapPrm and CapAmb 0 and no
 #   HAFRONT_* variable, although hafront was started with HAFRONT_* set (one of
 #   them the VRRP password);
-# - as root with security.script_user = "nobody", the notify script runs as nobody
-#   with an empty bounding set too (a setuid-root program it runs gets no
+# - as root with security.script_user = "nobody", hafront keeps only the
+#   capabilities the configuration needs after start-up; the notify script runs as
+#   nobody with an empty bounding set too (a setuid-root program it runs gets no
 #   capability back); the figures are printed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -109,6 +110,14 @@ for _ in $(seq 50); do [ -s "$dir/out/notify" ] && break; sleep 0.1; done
 f="$dir/out/notify"
 [ -s "$f" ] || fail "the notify script did not run (root)"
 daemon=$(grep -E '^CapEff:' "/proc/${HF_PID[a]}/status" | tr -s '\t' ' ')
+bnd=$(awk '$1 == "CapBnd:" {print $2}' "/proc/${HF_PID[a]}/status")
+# What this configuration needs (docs/security.md): NET_ADMIN, NET_RAW, SETPCAP,
+# DAC_OVERRIDE, DAC_READ_SEARCH, and SETUID/SETGID for the script user.
+want=$(printf '%016x' $(( 1 << 12 | 1 << 13 | 1 << 8 | 1 << 1 | 1 << 2 | 1 << 7 | 1 << 6 )))
+[ "$daemon" = "CapEff: $want" ] && [ "$bnd" = "$want" ] ||
+    fail "root hafront keeps $daemon (bounding $bnd) after start-up, not the configuration's $want"
+grep 'capabilities the configuration does not need dropped' "$(lab_logdir)/hafront-a.log" | grep -Eq "kept=\"?$want" ||
+    fail "no log line about the dropped capabilities (kept $want)"
 for set in CapEff CapPrm CapAmb CapBnd; do
     v=$(awk -v s="$set:" '$1 == s {print $2}' "$f")
     [ "$v" = 0000000000000000 ] || fail "notify script of a root hafront: $set $v"
@@ -116,4 +125,4 @@ done
 grep -q '^HAFRONT_' "$f" && fail "notify script of a root hafront got HAFRONT_ variables"
 [ "$(awk '$1 == "Uid:" {print $2}' "$f")" = "$NOBODY" ] || fail "notify script of a root hafront did not run as nobody"
 echo "   hafront (root): $daemon; its notify script: $(grep -E '^Cap(Eff|Bnd):' "$f" | tr -s '\t\n' '  ')uid $(awk '$1 == "Uid:" {print $2}' "$f")"
-pass "a root hafront's notify script runs as nobody with no capability, an empty bounding set and no HAFRONT_* variable"
+pass "a root hafront keeps only $want after start-up; its notify script runs as nobody with no capability, an empty bounding set and no HAFRONT_* variable"

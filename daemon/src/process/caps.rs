@@ -127,6 +127,19 @@ fn prctl(op: libc::c_int, a: libc::c_ulong, b: libc::c_ulong) -> io::Result<()> 
     Ok(())
 }
 
+/// Drops all but `keep` from the bounding set, when CAP_SETPCAP allows it.
+fn drop_bounding(keep: CapSet) -> io::Result<()> {
+    if get()?.effective & bit(SETPCAP) != 0 {
+        for cap in 0..64u32 {
+            if keep & bit(cap) == 0 {
+                // EINVAL past the kernel's last capability.
+                let _ = prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// In a forked child before exec: keep at most `keep` of the capabilities, and
 /// become `user` (uid, gid; no supplementary groups) if given.
 ///
@@ -150,14 +163,7 @@ pub fn restrict(keep: CapSet, user: Option<(u32, u32)>) -> io::Result<()> {
         Err(e) if e.raw_os_error() != Some(libc::EINVAL) => return Err(e),
         _ => {}
     }
-    if get()?.effective & bit(SETPCAP) != 0 {
-        for cap in 0..64u32 {
-            if keep & bit(cap) == 0 {
-                // EINVAL past the kernel's last capability.
-                let _ = prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0);
-            }
-        }
-    }
+    drop_bounding(keep)?;
     if let Some((uid, gid)) = user {
         let ok = |r: libc::c_int| {
             if r == 0 {
@@ -189,4 +195,53 @@ pub fn restrict(keep: CapSet, user: Option<(u32, u32)>) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+pub const IPC_LOCK: u32 = 14;
+pub const SYS_NICE: u32 = 23;
+
+/// What the configured features need of hafront's own capabilities after
+/// start-up (docs/security.md, "Capabilities hafront itself needs"). Chosen at
+/// start: a reload cannot add one.
+pub fn needed(cfg: &crate::config::Config) -> CapSet {
+    // VRRP, VIPs, ARP/NA, IPVS, nft, ping; emptying children's bounding sets;
+    // reading the files a reload reads (configuration, tokens, tracked files)
+    // whoever owns them.
+    let mut need = bit(NET_ADMIN) | bit(NET_RAW) | bit(SETPCAP) | bit(DAC_OVERRIDE) | bit(DAC_READ_SEARCH);
+    if super::security::script_credentials().is_some() {
+        need |= bit(SETUID) | bit(SETGID);
+    }
+    if !cfg.services.is_empty() {
+        // Signals to servers and their workers of another user.
+        need |= bit(KILL);
+    }
+    if cfg.services.values().any(|s| !s.adopted()) {
+        need |= super::SERVER_CAPS;
+    }
+    if cfg.api.listen.is_some_and(|a| a.port() < 1024) {
+        need |= bit(NET_BIND_SERVICE);
+    }
+    if cfg.vrrp.lock_memory {
+        need |= bit(IPC_LOCK); // MCL_FUTURE locks pages allocated later too
+    }
+    if cfg.vrrp.rt_priority > 0 {
+        need |= bit(SYS_NICE);
+    }
+    need
+}
+
+/// Keeps only `keep` of the calling thread's capabilities (permitted, effective,
+/// inheritable, ambient, and the bounding set while CAP_SETPCAP allows). Per
+/// thread: called before hafront starts any thread, so every later one inherits
+/// it. Returns the effective set left.
+pub fn keep_only(keep: CapSet) -> io::Result<CapSet> {
+    drop_bounding(keep)?;
+    let now = get()?;
+    // Ambient capabilities not in the new permitted set go with it.
+    set(Sets {
+        effective: now.effective & keep,
+        permitted: now.permitted & keep,
+        inheritable: now.inheritable & keep,
+    })?;
+    Ok(get()?.effective)
 }
