@@ -2,7 +2,8 @@
 # hafront:latest. Same contract as containers/Containerfile: tini as PID 1
 # forwarding signals to hafront, iproute2 and nftables on PATH, nginx run by hafront
 # ([services.nginx] in the default configuration, /etc/hafront/hafront.toml).
-#   docker run -d --cap-add NET_ADMIN --cap-add NET_RAW --net=host \
+#   docker run -d --net=host --cap-drop ALL --cap-add NET_ADMIN --cap-add NET_RAW \
+#       --cap-add SETUID --cap-add SETGID --cap-add CHOWN --cap-add DAC_OVERRIDE --cap-add NET_BIND_SERVICE --cap-add KILL --cap-add SETPCAP \
 #       -v /etc/hafront:/etc/hafront:ro --env-file node-a.env hafront:latest
 {
   lib,
@@ -67,7 +68,7 @@ dockerTools.buildLayeredImage {
     StopSignal = "SIGTERM";
     Labels = {
       "org.opencontainers.image.title" = "hafront";
-      "org.opencontainers.image.description" = "High-availability daemon: VRRP, IPVS, health checks (run with --cap-add NET_ADMIN --cap-add NET_RAW --net=host)";
+      "org.opencontainers.image.description" = "High-availability daemon: VRRP, IPVS, health checks (run with --net=host --cap-drop ALL and the capabilities of docs/packaging.md)";
       "org.opencontainers.image.version" = hafront.version;
     };
   };

@@ -148,14 +148,28 @@ ip -n "$sw" link set lo up
 ip -n "$sw" link add br0 type bridge stp_state 0 forward_delay 0 mcast_snooping 0
 ip -n "$sw" link set br0 up
 
-# The documented run line has --privileged. A Docker engine that itself runs without
-# some capability (this machine's lacks CAP_SYS_RESOURCE) cannot grant them all; then
-# the two hafront needs are given instead, which is also the narrower choice.
-caps=(--privileged)
-if ! docker run --rm --network none --privileged "$base" true >/dev/null 2>"$tmp/priv.err"; then
-    caps=(--cap-add NET_ADMIN --cap-add NET_RAW)
-    echo "note: this Docker engine cannot run --privileged ($(grep -o 'unable to apply caps[^:]*' "$tmp/priv.err" | head -n 1)); using ${caps[*]}"
-fi
+# Not --privileged: every capability dropped, and only what hafront needs added
+# (docs/security.md, "Capabilities hafront itself needs"): NET_ADMIN and NET_RAW for
+# VRRP, VIPs and ARP; for the nginx it supervises as root SETUID, SETGID, CHOWN (its
+# temporary directories), DAC_OVERRIDE (its logs belong to www-data), NET_BIND_SERVICE
+# (port 80) and KILL (its workers run as
+# www-data); SETPCAP so that its scripts' bounding set can be emptied.
+CAPS="NET_ADMIN NET_RAW SETUID SETGID CHOWN DAC_OVERRIDE NET_BIND_SERVICE KILL SETPCAP"
+caps=(--cap-drop ALL)
+for c in $CAPS; do caps+=(--cap-add "$c"); done
+cap_mask() { # capability names -> the CapEff hex mask of exactly those
+    local m=0 n
+    for n in "$@"; do
+        case $n in
+            CHOWN) m=$((m | 1 << 0)) ;; DAC_OVERRIDE) m=$((m | 1 << 1)) ;; FOWNER) m=$((m | 1 << 3)) ;;
+            KILL) m=$((m | 1 << 5)) ;; SETGID) m=$((m | 1 << 6)) ;; SETUID) m=$((m | 1 << 7)) ;;
+            SETPCAP) m=$((m | 1 << 8)) ;; NET_BIND_SERVICE) m=$((m | 1 << 10)) ;;
+            NET_ADMIN) m=$((m | 1 << 12)) ;; NET_RAW) m=$((m | 1 << 13)) ;;
+            *) echo "cap_mask: unknown $n" >&2; return 1 ;;
+        esac
+    done
+    printf '%016x' "$m"
+}
 
 declare -A PID=()
 run() { # name docker-run-args... : a detached container we remove at the end
@@ -216,6 +230,17 @@ ng_parent=$(docker exec "$P-a" sh -c "awk '{print \$4}' /proc/$ng/stat 2>/dev/nu
 hf_pid=$(docker exec "$P-a" sh -c 'for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = hafront ] && basename $p; done; true')
 [ -n "$ng" ] && [ "$ng_parent" = "$hf_pid" ] && ok "nginx (master $ng) is hafront's child: [services.nginx], no pidof script" ||
     fail "nginx master '$ng' has parent '$ng_parent', hafront is '$hf_pid'"
+capeff() { docker exec "$P-a" sh -c "awk '\$1 == \"CapEff:\" {print \$2}' /proc/$1/status 2>/dev/null; true"; }
+# shellcheck disable=SC2086
+want_hf=$(cap_mask $CAPS)
+want_ng=$(cap_mask SETUID SETGID CHOWN DAC_OVERRIDE NET_BIND_SERVICE KILL)
+hf_eff=$(capeff "$hf_pid")
+ng_eff=$(capeff "$ng")
+[ "$hf_eff" = "$want_hf" ] && ok "hafront runs with --cap-drop ALL --cap-add ${CAPS// / --cap-add }: CapEff $hf_eff" ||
+    fail "hafront's CapEff '$hf_eff', expected $want_hf"
+# nginx keeps the server's capabilities of those hafront holds: not NET_ADMIN, NET_RAW, SETPCAP.
+[ "$ng_eff" = "$want_ng" ] && ok "nginx master (hafront's child) CapEff $ng_eff: no NET_ADMIN, NET_RAW or SETPCAP" ||
+    fail "nginx master's CapEff '$ng_eff', expected $want_ng"
 
 # ---- SIGHUP through tini: reload, no state change ---------------------------------------------
 before="$(transitions a) $(transitions b)"

@@ -440,6 +440,27 @@ fn check_config_exit_codes() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("HAFRONT_VRRP__INSTANCES__WEB__VRID"), "{stderr}");
+
+    // An exec check found on PATH (issue 13): refused, naming the check, also
+    // offline (a pure rule).
+    let relative = dir.join("relative.toml");
+    std::fs::write(
+        &relative,
+        format!("{BASE}version = 2\n[checks.up]\nkind = \"exec\"\ncommand = [\"true\", \"-x\"]\n"),
+    )
+    .unwrap();
+    for extra in [None, Some("--offline")] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hafront"));
+        cmd.env_clear().arg("check-config").arg("-c").arg(&relative);
+        cmd.args(extra);
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{extra:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("checks.up.command") && stderr.contains("must be an absolute path"),
+            "{stderr}"
+        );
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

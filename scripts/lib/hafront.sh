@@ -62,6 +62,8 @@ hf_start() {
 
 # hf_run NODE [ENV=VALUE...] -- RUN_ARGS... — `hafront run RUN_ARGS` in the node's
 # namespace (e.g. `--keepalived-config FILE`), its output in the lab's log.
+# HF_WRAP (array, optional): a command hafront runs under inside the namespace,
+# e.g. setpriv to start it as another user with given capabilities.
 hf_run() {
     local node=$1 log envs=()
     shift
@@ -72,7 +74,7 @@ hf_run() {
     # inherited from the caller's environment.
     local scrub=() v
     for v in $(compgen -e); do [[ $v == HAFRONT_* ]] && scrub+=(-u "$v"); done
-    env "${scrub[@]}" "${envs[@]}" ip netns exec "$LAB-$node" "$HF_BIN" run "$@" >>"$log" 2>&1 &
+    env "${scrub[@]}" "${envs[@]}" ip netns exec "$LAB-$node" ${HF_WRAP[@]+"${HF_WRAP[@]}"} "$HF_BIN" run "$@" >>"$log" 2>&1 &
     HF_PID[$node]=$!
     lab_track_pid "${HF_PID[$node]}"
 }

@@ -514,6 +514,22 @@ pub(super) fn validate(checks: &BTreeMap<String, CheckConfig>, problems: &mut Ve
         if c.fall == 0 || c.fall > COUNT_MAX {
             p("fall", format!("must be 1..{COUNT_MAX}"));
         }
+        // As for scripts: a program found on PATH is whatever comes first on the
+        // daemon's PATH, with the daemon's privileges.
+        if c.kind == CheckKind::Exec
+            && c.command
+                .first()
+                .is_some_and(|p| !p.is_empty() && !p.starts_with('/'))
+        {
+            p(
+                "command",
+                format!(
+                    "{:?} must be an absolute path (no PATH lookup for exec checks, which run with \
+                     hafront's privileges)",
+                    c.command[0]
+                ),
+            );
+        }
         if let Some(i) = &c.bind_interface {
             if !super::validate::is_interface_name(i) {
                 p("bind_interface", format!("{i:?} is not an interface name"));

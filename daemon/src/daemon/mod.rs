@@ -150,7 +150,30 @@ pub fn run(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         .map_err(DaemonError::Runtime)?;
     // This thread runs the engine (VRRP timers, adverts, the VIP executor).
     realtime(&cfg);
+    drop_capabilities(&cfg);
     rt.block_on(run_async(opts, cfg))
+}
+
+/// Keeps of hafront's capabilities only what the configured features need: it
+/// parses HTTP, TLS, DNS and SMTP replies for its whole life. Before any thread
+/// exists (capabilities are per thread; later threads inherit them), after the
+/// script user is chosen (switching to it needs CAP_SETUID/CAP_SETGID).
+fn drop_capabilities(cfg: &Config) {
+    use crate::process::caps;
+    crate::process::security::init(cfg);
+    let held = caps::effective();
+    if held == 0 {
+        return;
+    }
+    let need = caps::needed(cfg);
+    match caps::keep_only(need) {
+        Ok(left) => info!(
+            held = format!("{held:016x}"),
+            kept = format!("{left:016x}"),
+            "capabilities the configuration does not need dropped (a reload cannot add them back)"
+        ),
+        Err(error) => warn!(%error, "could not drop unneeded capabilities: keeping them"),
+    }
 }
 
 /// `vrrp.lock_memory` and `vrrp.rt_priority` (keepalived's `vrrp_no_swap` and

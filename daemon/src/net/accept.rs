@@ -91,7 +91,7 @@ pub enum AcceptError {
 /// Installs the plan. An empty plan removes the table (left over from an earlier
 /// run, or no longer wanted after a reload); without nft that is not an error.
 pub async fn apply(plan: &AcceptPlan) -> Result<(), AcceptError> {
-    let mut child = match crate::process::command("nft", crate::process::Child::Tool)
+    let mut child = match crate::process::command("nft", crate::process::Child::NetTool)
         .args(["-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

@@ -1,7 +1,10 @@
-//! Script security: who scripts run as, and which scripts a root daemon refuses
-//! (keepalived's script_user / enable_script_security). A script that a non-root
-//! user can change, or that sits in a directory such a user can write to, would let
-//! that user run code as root.
+//! Script security: who scripts run as, and which scripts a privileged daemon
+//! refuses (keepalived's script_user / enable_script_security). A script that
+//! another user can change, or that sits in a directory such a user can write to,
+//! would let that user run code as the daemon: as root, or as a user with the
+//! daemon's capabilities. Privileged means root or any capability held
+//! ([`super::caps::privileged`]): the shipped unit runs a non-root user with
+//! CAP_NET_ADMIN and CAP_NET_RAW.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -31,17 +34,32 @@ pub fn lookup_user(name: &str) -> Option<Credentials> {
 static SCRIPT_CREDENTIALS: OnceLock<Option<Credentials>> = OnceLock::new();
 
 /// Chooses the script user once, at start: the configured one, else
-/// `hafront-script` when it exists, else none (the daemon's own user). Only a root
-/// daemon can switch users.
+/// `hafront-script` when it exists, else none (the daemon's own user). Only a
+/// daemon holding CAP_SETUID and CAP_SETGID (root) can switch users; one that
+/// cannot runs scripts as itself, without its capabilities (`Child::Script`
+/// keeps none).
 pub fn init(cfg: &Config) -> Option<Credentials> {
     *SCRIPT_CREDENTIALS.get_or_init(|| {
-        if !nix::unistd::geteuid().is_root() {
-            return None;
-        }
-        match &cfg.security.script_user {
+        let wanted = match &cfg.security.script_user {
             Some(u) => lookup_user(u),
             None => lookup_user(DEFAULT_SCRIPT_USER),
+        }?;
+        let own = nix::unistd::geteuid().as_raw();
+        if wanted.uid == own {
+            return None;
         }
+        if !super::caps::can_switch_user() {
+            if cfg.security.script_user.is_some() && super::caps::privileged() {
+                tracing::warn!(
+                    uid = own,
+                    script_uid = wanted.uid,
+                    "security.script_user cannot be used without CAP_SETUID and CAP_SETGID: \
+                     scripts run as the daemon's user, with no capabilities"
+                );
+            }
+            return None;
+        }
+        Some(wanted)
     })
 }
 
@@ -50,8 +68,9 @@ pub fn script_credentials() -> Option<Credentials> {
     SCRIPT_CREDENTIALS.get().copied().flatten()
 }
 
-/// Why `path` is unsafe to run as root, if it is: the file or a directory on its
-/// path (symbolic links followed) writable by a user other than root.
+/// Why `path` is unsafe to run as a privileged daemon, if it is: the file or a
+/// directory on its path (symbolic links followed) writable by a user other than
+/// root and the daemon's own.
 pub fn insecure(path: &Path) -> Option<String> {
     let real = match std::fs::canonicalize(path) {
         Ok(p) => p,
@@ -87,9 +106,9 @@ fn writable_by_others(p: &Path) -> Option<String> {
     let is_file = !md.is_dir();
     let what = if is_file { "the script" } else { "directory" };
     let sticky = !is_file && mode & 0o1000 != 0;
-    if md.uid() != 0 {
+    if md.uid() != 0 && md.uid() != nix::unistd::geteuid().as_raw() {
         return Some(format!(
-            "{what} {} is owned by uid {} (not root), who can change it",
+            "{what} {} is owned by uid {} (neither root nor hafront's user), who can change it",
             p.display(),
             md.uid()
         ));
@@ -108,54 +127,115 @@ fn writable_by_others(p: &Path) -> Option<String> {
     None
 }
 
-/// Every script of the configuration by key: tracking scripts, exec checks,
-/// notify scripts and commands of supervised services.
-pub fn scripts(cfg: &Config) -> Vec<(Vec<String>, String)> {
-    let mut out = Vec::new();
+/// Every script of the configuration by key, with its argv: tracking scripts,
+/// exec checks, notify scripts and commands of supervised services.
+pub fn scripts(cfg: &Config) -> Vec<(Vec<String>, &[String])> {
+    let mut out: Vec<(Vec<String>, &[String])> = Vec::new();
     let key = |parts: &[&str]| parts.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     for (name, s) in &cfg.scripts {
-        if let Some(c) = s.command.first() {
-            out.push((key(&["scripts", name, "command"]), c.clone()));
-        }
+        out.push((key(&["scripts", name, "command"]), &s.command));
     }
     for (name, c) in &cfg.checks {
         if c.kind == crate::config::CheckKind::Exec {
-            if let Some(p) = c.command.first() {
-                out.push((key(&["checks", name, "command"]), p.clone()));
-            }
+            out.push((key(&["checks", name, "command"]), &c.command));
         }
     }
     for (iname, inst) in &cfg.vrrp.instances {
         for (field, argv) in inst.notify_scripts() {
-            if let Some(p) = argv.first() {
-                out.push((key(&["vrrp", "instances", iname, field]), p.clone()));
-            }
+            out.push((key(&["vrrp", "instances", iname, field]), argv));
         }
     }
     for (name, s) in &cfg.services {
-        if let Some(p) = s.command.first() {
-            out.push((key(&["services", name, "command"]), p.clone()));
-        }
+        out.push((key(&["services", name, "command"]), &s.command));
     }
+    out.retain(|(_, argv)| !argv.is_empty());
     out
 }
 
+/// Interpreters whose first operand is a script file: the file is what runs, so
+/// it is checked like a program. The name is the program's file name without a
+/// version (`python3.11` is `python`); the options say which of its options make
+/// the operand inline code instead (`sh -c`, `perl -e`), for short options also
+/// when grouped (`-ec`).
+const INTERPRETERS: &[(&[&str], &[&str])] = &[
+    (
+        &["sh", "bash", "dash", "ash", "zsh", "ksh", "mksh", "busybox"],
+        &["-c"],
+    ),
+    (&["python", "pypy"], &["-c", "-m"]),
+    (&["perl", "ruby"], &["-e", "-E"]),
+    (&["node", "nodejs"], &["-e", "-p", "--eval", "--print"]),
+    (&["php"], &["-r"]),
+    (&["lua", "tclsh"], &["-e"]),
+];
+
+/// The script file an interpreter in `argv[0]` is given, if any (docs/security.md,
+/// "Child processes"): the first argument that is not an option (or the one
+/// after `--`), unless an option for inline code came first.
+pub fn script_file(argv: &[String]) -> Option<&str> {
+    let name = Path::new(argv.first()?).file_name()?.to_str()?;
+    let name = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    let (_, inline) = INTERPRETERS.iter().find(|(names, _)| names.contains(&name))?;
+    let mut args = argv[1..].iter();
+    while let Some(a) = args.next() {
+        if a == "--" {
+            return args.next().map(String::as_str);
+        }
+        if !a.starts_with('-') || a == "-" {
+            return (a != "-").then_some(a.as_str());
+        }
+        let grouped = |o: &&str| o.len() == 2 && !a.starts_with("--") && a[1..].contains(&o[1..]);
+        if inline.iter().any(|o| a == o || grouped(o)) {
+            return None;
+        }
+    }
+    None
+}
+
 pub fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
-    if !cfg.security.script_security || !nix::unistd::geteuid().is_root() {
+    if !cfg.security.script_security || !super::caps::privileged() {
         return;
     }
-    for (key, program) in scripts(cfg) {
+    let who = if nix::unistd::geteuid().is_root() {
+        "hafront runs as root".to_string()
+    } else {
+        format!(
+            "hafront holds capabilities (CapEff {:016x})",
+            super::caps::effective()
+        )
+    };
+    let mut refuse = |key: &Vec<String>, why: String| {
+        problems.push(Problem {
+            key: key.clone(),
+            message: format!(
+                "refused: {why}; {who} (make it root-owned and not writable by others, or set \
+                 security.script_security = false)"
+            ),
+        })
+    };
+    for (key, argv) in scripts(cfg) {
+        let program = &argv[0];
         if !program.starts_with('/') {
             continue; // reported by the key's own rule
         }
-        if let Some(why) = insecure(Path::new(&program)) {
-            problems.push(Problem {
-                key,
-                message: format!(
-                    "refused: {why}; hafront runs as root (make it root-owned and not writable by \
-                     others, or set security.script_security = false)"
+        if let Some(why) = insecure(Path::new(program)) {
+            refuse(&key, why);
+            continue;
+        }
+        match script_file(argv) {
+            Some(file) if !file.starts_with('/') => refuse(
+                &key,
+                format!(
+                    "the script file {file:?} given to {program} is not an absolute path (it \
+                     would be looked up in the working directory or on PATH)"
                 ),
-            });
+            ),
+            Some(file) => {
+                if let Some(why) = insecure(Path::new(file)) {
+                    refuse(&key, format!("{why} (the script file given to {program})"));
+                }
+            }
+            None => {}
         }
     }
 }
@@ -199,5 +279,34 @@ mod tests {
             "{why}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod script_file_tests {
+    use super::script_file;
+
+    fn argv(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_script_an_interpreter_runs() {
+        let f = |a: &[&str]| script_file(&argv(a)).map(str::to_string);
+        assert_eq!(f(&["/bin/sh", "/etc/x.sh"]).as_deref(), Some("/etc/x.sh"));
+        assert_eq!(
+            f(&["/bin/bash", "-e", "/etc/x.sh", "a"]).as_deref(),
+            Some("/etc/x.sh")
+        );
+        assert_eq!(f(&["/usr/bin/python3.11", "-u", "x.py"]).as_deref(), Some("x.py"));
+        assert_eq!(f(&["/bin/sh", "--", "-x.sh"]).as_deref(), Some("-x.sh"));
+        // Inline code: nothing but the configuration runs.
+        assert_eq!(f(&["/bin/sh", "-c", "/etc/x.sh"]), None);
+        assert_eq!(f(&["/bin/sh", "-ec", "true"]), None);
+        assert_eq!(f(&["/usr/bin/perl", "-e", "1", "/etc/x"]), None);
+        assert_eq!(f(&["/usr/bin/python3", "-m", "mod"]), None);
+        // Not an interpreter: its arguments are data.
+        assert_eq!(f(&["/usr/bin/test", "-f", "/tmp/flag"]), None);
+        assert_eq!(f(&["/bin/sh"]), None);
     }
 }

@@ -2,7 +2,7 @@
 //! reload and stop signals, and watching a process that is not our child (pidfd).
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -11,7 +11,7 @@ use nix::sys::signal::Signal;
 use tokio::io::unix::AsyncFd;
 
 use crate::config::services::{ServiceConfig, ServiceKind};
-use crate::process::{command, Child};
+use crate::process::{command, Child, Pidfd};
 pub use crate::process::{kill_group, signal_group, signal_pid};
 
 /// The argv that runs the server in the foreground (so it stays our child and its
@@ -56,7 +56,9 @@ pub async fn config_test(s: &ServiceConfig) -> Result<(), String> {
     let Some(argv) = test_argv(s) else {
         return Ok(());
     };
-    let out = command(&argv[0], Child::Tool)
+    // The server's own program: it needs what the server needs (nginx -t creates
+    // the temporary directories and gives them to its user).
+    let out = command(&argv[0], Child::Server)
         .args(&argv[1..])
         .kill_on_drop(true)
         .output();
@@ -103,22 +105,20 @@ pub async fn adopted_pid(s: &ServiceConfig) -> Option<u32> {
 /// pidfd_open still finds it, and a pidfd polls readable once the process has
 /// exited (zombie included). /proc only where the kernel has no pidfd_open.
 fn alive(pid: u32) -> bool {
-    // SAFETY: a plain syscall; the descriptor it returns is owned just below.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if raw >= 0 {
-        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
-        let mut p = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd, no wait.
-        let n = unsafe { libc::poll(&mut p, 1, 0) };
-        return n == 0;
-    }
-    if io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS) {
-        return false; // ESRCH: no such process
+    match Pidfd::open(pid) {
+        Ok(fd) => {
+            let mut p = libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd, no wait.
+            let n = unsafe { libc::poll(&mut p, 1, 0) };
+            return n == 0;
+        }
+        // ESRCH: no such process.
+        Err(e) if e.raw_os_error() != Some(libc::ENOSYS) => return false,
+        Err(_) => {}
     }
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
@@ -136,24 +136,23 @@ fn read_pidfile(path: &Path) -> Option<u32> {
 }
 
 /// A process that is not our child, watched through a pidfd: readable once it
-/// exits (event-driven, like a child's SIGCHLD).
+/// exits (event-driven, like a child's SIGCHLD), and signalled through it (a
+/// signal cannot reach another process that got its number after it died).
 pub struct PidWatch {
-    fd: AsyncFd<OwnedFd>,
+    fd: AsyncFd<Pidfd>,
 }
 
 impl PidWatch {
     pub fn open(pid: u32) -> io::Result<PidWatch> {
-        // SAFETY: a plain syscall; the descriptor it returns is owned just below.
-        let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
         // SAFETY: the AsyncFd owns the descriptor, which stays open as long as it does.
-        let fd = unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+        let fd = unsafe { AsyncFd::register_with_interest(Pidfd::open(pid)?, tokio::io::Interest::READABLE) }
             .map_err(io::Error::from)?;
         Ok(PidWatch { fd })
+    }
+
+    /// ESRCH once the process has exited, whoever has its number now.
+    pub fn signal(&self, sig: Signal) -> nix::Result<()> {
+        self.fd.get_ref().signal(sig)
     }
 
     /// Resolves when the process has exited.

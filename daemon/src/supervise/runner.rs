@@ -358,7 +358,7 @@ impl Runner {
                                             .status()
                                             .map(|_| ())
                                             .map_err(|_| nix::errno::Errno::EIO),
-                                        None => process::signal_pid(pid, sig),
+                                        None => w.signal(sig),
                                     })
                                     .await
                                 }
