@@ -44,7 +44,10 @@ during2=$(field "$out" rss_during_kb)
 sleep 1
 after2=$(rss)
 echo "RSS kB: before $before, during $during1 / $during2, after $after1 / $after2"
-[ "$after2" -le $((before + 8192)) ] || fail "RSS $before kB -> $after2 kB after the clients left"
+# At least half of what the connections took is given back (without malloc_trim
+# glibc kept nearly all of it: a debug build went 26.2 -> 32.4 -> 32.0 MB).
+[ $((after2 - before)) -le $(((during2 - before) / 2)) ] ||
+    fail "RSS $before kB -> $during2 kB -> $after2 kB: not given back after the clients left"
 pass "RSS back near its start after the clients left: $before -> $after1 / $after2 kB"
 
 lines=$(grep -c 'connection cap reached' "$dir/hafront-a.log" || true)
