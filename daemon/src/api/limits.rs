@@ -39,7 +39,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// A request's header must arrive within this (hyper's own timer).
     pub header_timeout: Duration,
-    /// Reading the body and answering: longer gets a 503 and the connection closes.
+    /// Reading the body and answering: longer gets a 503 (what the handler started
+    /// on a task of its own, such as a maintenance change, still completes).
     pub request_timeout: Duration,
     /// A connection with no request being handled is closed after this.
     pub idle_timeout: Duration,
@@ -50,7 +51,8 @@ impl Default for Limits {
         Limits {
             max_connections: 256,
             header_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(30),
+            // Above the 30 s a reload may wait for the engine.
+            request_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(10),
         }
     }
@@ -138,7 +140,7 @@ impl Conns {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Open connections (for tests and the status page).
+    /// Open connections.
     pub fn open(&self) -> usize {
         self.table().live.len()
     }
