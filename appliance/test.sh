@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The two-node appliance layout is valid as shipped:
 # - `hafront check-config` accepts appliance/hafront.toml alone and layered with
-#   node-a.env / node-b.env, and the effective configuration carries each node's
+#   node-a.env / node-b.env (with the unit's token credential: its loopback API
+#   listener needs a token, and without one check-config refuses, naming api.listen), and the effective configuration carries each node's
 #   name, priority and unicast peer (the env layering really applies);
 # - nginx is followed by [services.nginx] (systemd_unit adoption) and track_services,
 #   not a pidof script; the API token comes from the unit's credential;
@@ -38,8 +39,14 @@ value() { # file table key
         in_t && $1 == k { sub(/^[^=]*= */, ""); print; exit }' "$1"
 }
 
+# The API token: a root-only file the unit passes as a credential, named through
+# Environment=HAFRONT_API__TOKEN_FILE=%d/api-token, always there for the service. As
+# the service sees it:
+mkdir -p "$tmp/credentials"
+(umask 077 && openssl rand -hex 32 >"$tmp/credentials/api-token")
+EXTRA_ENV=(HAFRONT_API__TOKEN_FILE="$tmp/credentials/api-token")
 if check "$tmp/shared" "" appliance/hafront.toml; then
-    ok "appliance/hafront.toml alone passes check-config"
+    ok "appliance/hafront.toml alone (with the unit's token credential) passes check-config"
 else
     fail "appliance/hafront.toml: $(cat "$tmp/shared")"
 fi
@@ -72,11 +79,6 @@ if [ "$(value "$tmp/a" services.nginx systemd_unit)" = '"nginx.service"' ] &&
 else
     fail "appliance/hafront.toml does not follow nginx through [services.nginx] + track_services"
 fi
-# The API token: a root-only file the unit passes as a credential, named through
-# Environment=HAFRONT_API__TOKEN_FILE=%d/api-token. As the service sees it:
-mkdir -p "$tmp/credentials"
-(umask 077 && openssl rand -hex 32 >"$tmp/credentials/api-token")
-EXTRA_ENV=(HAFRONT_API__TOKEN_FILE="$tmp/credentials/api-token")
 if check "$tmp/tok" appliance/node-a.env appliance/hafront.toml &&
     [ "$(value "$tmp/tok" api token_file)" = "\"$tmp/credentials/api-token\"" ]; then
     ok "api.token_file from the unit's credential (HAFRONT_API__TOKEN_FILE=%d/api-token) passes check-config"
@@ -92,6 +94,15 @@ else
     fail "missing token: $(cat "$tmp/tok")"
 fi
 EXTRA_ENV=()
+# Without the unit's Environment= no token is named at all: the loopback listener
+# is refused (any local user or web page reaches 127.0.0.1).
+if check "$tmp/tok" "" appliance/hafront.toml; then
+    fail "check-config accepted the loopback API listener without a token"
+elif grep -q 'api.listen' "$tmp/tok"; then
+    ok "without any token, check-config refuses the loopback listener, naming api.listen"
+else
+    fail "no token: $(cat "$tmp/tok")"
+fi
 # A typo in an env file is an error naming the variable, not a silent default.
 printf 'HAFRONT_VRRP__INSTANCES__WEB__PRIORITI=90\n' >"$tmp/typo.env"
 if check "$tmp/typo" "$tmp/typo.env" appliance/hafront.toml; then

@@ -846,3 +846,66 @@ fn split_brain_probe_default() {
         Ok(())
     });
 }
+
+/// Issue 13: any local user, a local web app (SSRF) or a browser page reaches a
+/// loopback port, so every TCP listener needs the token; a token file's token
+/// gets the same 16-character minimum as an inline one.
+#[test]
+fn tcp_listener_needs_a_token_of_16_characters() {
+    let dir = std::env::temp_dir().join(format!("hafront-api-token-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let check = |name: &str, api: &str| {
+        let file = dir.join(format!("{name}.toml"));
+        std::fs::write(&file, format!("{BASE}[api]\n{api}")).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_hafront"))
+            .env_clear()
+            .arg("check-config")
+            .arg("-c")
+            .arg(&file)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for listen in ["127.0.0.1:9165", "[::1]:9165"] {
+        let (code, stderr) = check("open", &format!("listen = \"{listen}\"\n"));
+        assert_eq!(code, Some(2), "{listen} without a token accepted: {stderr}");
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains("api.listen") && l.contains("api.token_file")),
+            "{stderr}"
+        );
+    }
+    for (name, token, ok) in [("short", "0123456789", false), ("good", "0123456789abcdef", true)] {
+        let file = dir.join(name);
+        std::fs::write(&file, format!("{token}\n")).unwrap();
+        let (code, stderr) = check(
+            name,
+            &format!(
+                "listen = \"127.0.0.1:9165\"\ntoken_file = \"{}\"\n",
+                file.display()
+            ),
+        );
+        if ok {
+            assert_eq!(code, Some(0), "{stderr}");
+        } else {
+            assert_eq!(
+                code,
+                Some(2),
+                "a {}-character token file accepted: {stderr}",
+                token.len()
+            );
+            assert!(
+                stderr
+                    .lines()
+                    .any(|l| l.contains("api.token_file") && l.contains("at least 16")),
+                "{stderr}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

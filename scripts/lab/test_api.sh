@@ -20,10 +20,12 @@ extra=(
 )
 hf_conf a web 51 150 3 100ms "\"$VIP/24\"" "${extra[@]}" >"$dir/a.toml"
 hf_conf b web 51 100 3 100ms "\"$VIP/24\"" "${extra[@]}" >"$dir/b.toml"
-start_a() { hf_start a "$dir/a.toml" HAFRONT_LOG__RECORD_DIR="$dir/rec-a"; }
-start_a
+# Every TCP listener needs a token (issue 13), loopback too.
 TOKEN=hafront-test-token-0123456789
-hf_start b "$dir/b.toml" HAFRONT_API__TOKEN=$TOKEN
+(umask 077 && echo "$TOKEN" >"$dir/token-a" && echo "$TOKEN" >"$dir/token-b")
+start_a() { hf_start a "$dir/a.toml" HAFRONT_LOG__RECORD_DIR="$dir/rec-a" HAFRONT_API__TOKEN_FILE="$dir/token-a"; }
+start_a
+hf_start b "$dir/b.toml" HAFRONT_API__TOKEN_FILE="$dir/token-b"
 hf_wait_state a web master 5 || fail "a not master"
 hf_wait_state b web backup 5 || fail "b not backup"
 sock() { echo "unix:$dir/run-$1/api.sock"; }
@@ -69,7 +71,7 @@ grep -q "no hafront daemon is running" <<<"$out" || fail "status without a daemo
 pass "hafront status without a daemon: $out"
 
 # --- metrics ----------------------------------------------------------------
-lab_exec a "$PY" "$API" http://127.0.0.1:9165 GET /metrics >"$dir/metrics-a.raw"
+lab_exec a "$PY" "$API" --token "$TOKEN" http://127.0.0.1:9165 GET /metrics >"$dir/metrics-a.raw"
 [ "$(head -1 "$dir/metrics-a.raw")" = 200 ] || fail "/metrics over TCP: $(head -1 "$dir/metrics-a.raw")"
 tail -n +2 "$dir/metrics-a.raw" >"$dir/metrics-a.txt"
 "$PY" "$here/../lib/metrics_check.py" "$dir/metrics-a.txt" \
@@ -183,6 +185,13 @@ expect 400 body a POST /v1/ipvs/services/web/real-servers/192.0.2.11:80 '{}'
 expect 405 - a GET /v1/instances/web/maintenance
 expect 405 - a POST /v1/status
 expect 404 - a GET /v1/nothing
+# Duplicate keys: refused, naming the key (serde_json kept the last one).
+expect 400 priority a POST /v1/instances/web/priority '{"priority": 100, "priority": 200}'
+# A browser's cross-site "simple" POST (text/plain, form) or none at all: 415.
+for t in text/plain application/x-www-form-urlencoded ''; do
+    out=$("$PY" "$API" --type "$t" "$(sock a)" POST /v1/instances/web/maintenance '{"enabled": true}')
+    [ "$(head -1 <<<"$out")" = 415 ] || fail "POST with Content-Type '$t': $out"
+done
 big=$("$PY" -c "print('{\"enabled\": true, \"pad\": \"' + 'x' * 20000 + '\"}')")
 expect 413 - a POST /v1/instances/web/maintenance "$big"
 after=$(status_json a | jq_ "s['overrides'], s['instances']['web']['state'], s['instances']['web']['priority']")
@@ -204,10 +213,19 @@ pass "POST /v1/reload: applied; an invalid file is refused and the running confi
 [ "$(lab_exec b "$PY" "$API" --token wrong-token-0123456789 http://127.0.0.1:9165 GET /v1/status | head -1)" = 401 ] || fail "b's TCP API took a wrong token"
 [ "$(lab_exec b "$PY" "$API" --token "$TOKEN" http://127.0.0.1:9165 GET /v1/status | head -1)" = 200 ] || fail "b's TCP API refused its token"
 pass "a TCP listener with a token answers 401 without it or with a wrong one, 200 with it"
-printf '[api]\nlisten = "192.0.2.1:9165"\n' >"$dir/open.toml"
-out=$("$HF_BIN" check-config --no-env -c "$dir/open.toml" 2>&1) && fail "non-loopback API without a token accepted"
-grep -q 'api.listen' <<<"$out" || fail "error does not name api.listen: $out"
-pass "non-loopback API listener without a token refused: $(grep api.listen <<<"$out" | head -1)"
+# A reload re-reads the token file (it was read once at start).
+NEW=hafront-rotated-token-9876543210
+echo "$NEW" >"$dir/token-b"
+[ "$(api b POST /v1/reload | head -1)" = 200 ] || fail "reload of b"
+[ "$(lab_exec b "$PY" "$API" --token "$TOKEN" http://127.0.0.1:9165 GET /v1/status | head -1)" = 401 ] || fail "b still takes the old token after a reload"
+[ "$(lab_exec b "$PY" "$API" --token "$NEW" http://127.0.0.1:9165 GET /v1/status | head -1)" = 200 ] || fail "b refuses the rotated token after a reload"
+pass "a reload re-reads api.token_file: the old token 401, the new one 200"
+for addr in 192.0.2.1:9165 127.0.0.1:9165; do
+    printf '[api]\nlisten = "%s"\n' "$addr" >"$dir/open.toml"
+    out=$("$HF_BIN" check-config --no-env -c "$dir/open.toml" 2>&1) && fail "API listener $addr without a token accepted"
+    grep -q 'api.listen' <<<"$out" || fail "error does not name api.listen: $out"
+done
+pass "TCP API listener without a token refused, loopback too: $(grep api.listen <<<"$out" | head -1)"
 
 # --- recorder ---------------------------------------------------------------------------------
 sleep 1.5 # recordings are flushed every second

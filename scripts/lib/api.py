@@ -5,6 +5,7 @@ code on the first line and the body after it.
     api.py unix:/run/hafront/api.sock GET /v1/status
     api.py http://127.0.0.1:9165 POST /v1/instances/web/maintenance '{"enabled": true}'
     api.py --token TOKEN http://... GET /metrics
+    api.py --type text/plain unix:... POST ...   (Content-Type; default application/json)
 
 Plain HTTP/1.1 with `Connection: close` on a socket, so that an answer the server
 sends before it has read the whole body (413) is still read.
@@ -14,9 +15,13 @@ import sys
 
 
 def main(argv):
-    token = None
-    if argv[:1] == ["--token"]:
-        token, argv = argv[1], argv[2:]
+    token, ctype = None, "application/json"
+    while argv[:1] in (["--token"], ["--type"]):
+        if argv[0] == "--token":
+            token = argv[1]
+        else:
+            ctype = argv[1]
+        argv = argv[2:]
     target, method, path = argv[0], argv[1], argv[2]
     body = (argv[3] if len(argv) > 3 else "").encode()
     if target.startswith("unix:"):
@@ -27,7 +32,9 @@ def main(argv):
         host, port = target.split("://", 1)[1].rsplit(":", 1)
         s = socket.create_connection((host, int(port)), timeout=10)
     head = [f"{method} {path} HTTP/1.1", "Host: hafront", "Connection: close",
-            "Content-Type: application/json", f"Content-Length: {len(body)}"]
+            f"Content-Length: {len(body)}"]
+    if ctype:
+        head.append(f"Content-Type: {ctype}")
     if token:
         head.append(f"Authorization: Bearer {token}")
     try:

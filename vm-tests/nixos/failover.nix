@@ -52,7 +52,6 @@ let
         nginx.enable = true;
         settings = {
           node.name = name;
-          api.listen = "127.0.0.1:9165";
           vrrp.instances.web = {
             interface = "eth1";
             vrid = 51;
@@ -226,7 +225,7 @@ in
         backup.wait_until_fails(has_vip, timeout=30)
 
     with subtest("/metrics answers with the keepalived exporter's series"):
-        master.succeed("curl -sf http://127.0.0.1:9165/metrics | grep -q 'keepalived_vrrp_state{iname=\"web\"'")
+        master.succeed("curl -sf --unix-socket /run/hafront/api.sock http://hafront/metrics | grep -q 'keepalived_vrrp_state{iname=\"web\"'")
         master.succeed("hafront status --json | grep -q '\"state\": \"master\"'")
 
     with subtest("SIGTERM hands over at once: VIP released, the backup takes over"):

@@ -17,6 +17,8 @@ pub enum ApiError {
     Unauthorized,
     #[error("request body larger than {0} bytes")]
     TooLarge(usize),
+    #[error("a POST needs Content-Type: application/json")]
+    UnsupportedMediaType,
     #[error("{0}")]
     Internal(String),
     #[error("{0}")]
@@ -39,6 +41,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }

@@ -1,24 +1,25 @@
 //! Serving: listeners (Unix socket, optional TCP), routing, request bodies.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::net::{TcpListener, UnixListener};
-use tracing::{debug, info, warn};
+use tokio::sync::watch;
+use tracing::{debug, error, info, warn};
 
+use super::limits::{Conns, Limits, Throttle};
 use super::{ApiError, Hub};
+use crate::config::Config;
 
 /// Largest request body accepted: every request body is a small JSON object.
 const MAX_BODY: usize = 16 * 1024;
@@ -32,7 +33,12 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("API listener {addr} (api.listen) has no token: set api.token_file (or api.token); every TCP listener, loopback too, requires one")]
+    NoToken { addr: SocketAddr },
 }
+
+/// The TCP listener's bearer token: replaced when a reload re-reads it.
+type TokenSlot = Arc<RwLock<Arc<str>>>;
 
 /// Binds the listeners (errors are returned, so the daemon can say why the API is
 /// off) and serves them on the current runtime.
@@ -42,40 +48,58 @@ pub async fn serve(
     tcp: Option<SocketAddr>,
     token: Option<String>,
 ) -> Result<(), ServeError> {
+    // Any local user (or a web page through a browser, or an SSRF) reaches a
+    // loopback port: TCP always needs the token. Validation refuses this first.
+    let tcp = match (tcp, token) {
+        (Some(addr), Some(token)) => Some((addr, token)),
+        (Some(addr), None) => return Err(ServeError::NoToken { addr }),
+        (None, _) => None,
+    };
     let unix = bind_unix(socket)?;
     info!(socket = %socket.display(), "API listening");
     let hub = Arc::new(hub);
     {
         let hub = hub.clone();
+        let conns = Conns::new(Limits::default());
         tokio::spawn(async move {
+            let mut failures = Throttle::default();
             loop {
                 match unix.accept().await {
-                    Ok((stream, _)) => spawn_conn(TokioIo::new(stream), hub.clone(), None),
-                    Err(error) => {
-                        warn!(%error, "API accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    Ok((stream, _)) => {
+                        let hub = hub.clone();
+                        conns.spawn("unix", stream, move |req| {
+                            let hub = hub.clone();
+                            async move { respond(&hub, None, req).await }
+                        })
                     }
+                    Err(error) => accept_failed(&mut failures, "unix", error).await,
                 }
             }
         });
     }
-    if let Some(addr) = tcp {
+    if let Some((addr, token)) = tcp {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServeError::Tcp { addr, source })?;
-        info!(%addr, token = token.is_some(), "API listening on TCP");
-        let token = token.map(Arc::new);
+        info!(%addr, "API listening on TCP (bearer token required)");
+        let token: TokenSlot = Arc::new(RwLock::new(token.into()));
+        tokio::spawn(follow_token(hub.config.clone(), token.clone()));
+        let conns = Conns::new(Limits::default());
         tokio::spawn(async move {
+            let mut failures = Throttle::default();
             loop {
                 match listener.accept().await {
                     Ok((stream, _)) => {
                         let _ = stream.set_nodelay(true);
-                        spawn_conn(TokioIo::new(stream), hub.clone(), Some(token.clone()))
+                        let hub = hub.clone();
+                        let token = token.clone();
+                        conns.spawn("tcp", stream, move |req| {
+                            let hub = hub.clone();
+                            let want = token.read().unwrap_or_else(|p| p.into_inner()).clone();
+                            async move { respond(&hub, Some(&want), req).await }
+                        })
                     }
-                    Err(error) => {
-                        warn!(%error, "API accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    }
+                    Err(error) => accept_failed(&mut failures, "tcp", error).await,
                 }
             }
         });
@@ -83,13 +107,56 @@ pub async fn serve(
     Ok(())
 }
 
+/// An accept error (out of file descriptors, usually): logged at most every few
+/// seconds, and a pause so the loop does not spin on it.
+async fn accept_failed(log: &mut Throttle, listener: &'static str, error: std::io::Error) {
+    if let Some(failures) = log.hit() {
+        warn!(listener, %error, failures, "API accept failed");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+}
+
+/// Re-reads the token at every reload (the configuration changes only then), so a
+/// rotated token file takes effect without a restart. A token that cannot be read
+/// keeps the previous one: the reload was validated with it readable, so this is a
+/// file changed in between, and locking everyone out is no better.
+async fn follow_token(mut config: watch::Receiver<Arc<Config>>, slot: TokenSlot) {
+    while config.changed().await.is_ok() {
+        let api = config.borrow_and_update().api.clone();
+        match api.load_token() {
+            Ok(Some(token)) => {
+                *slot.write().unwrap_or_else(|p| p.into_inner()) = token.into();
+                info!("API token re-read");
+            }
+            Ok(None) => warn!("the reloaded configuration has no API token: the TCP listener keeps the previous one until a restart"),
+            Err(error) => error!(%error, "API token not readable after the reload: the TCP listener keeps the previous one"),
+        }
+    }
+}
+
 fn bind_unix(path: &Path) -> Result<UnixListener, ServeError> {
     let err = |source| ServeError::Socket {
         path: path.to_path_buf(),
         source,
     };
+    let refuse = |what: String| err(std::io::Error::new(std::io::ErrorKind::InvalidInput, what));
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(err)?;
+        // Created owner-only: nobody else may swap the socket between bind and chmod.
+        // A directory that exists keeps its mode (systemd's RuntimeDirectory, or one
+        // an admin made group-readable to share the socket), but it must not be a
+        // symlink someone could point elsewhere.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(err)?;
+        let meta = std::fs::symlink_metadata(dir).map_err(err)?;
+        if !meta.is_dir() {
+            return Err(refuse(format!(
+                "{} is a symlink or not a directory: refusing to put the API socket there",
+                dir.display()
+            )));
+        }
     }
     // A socket left by a daemon that was killed: only a socket is removed, and
     // only when nothing answers on it (a second daemon must not steal the first's).
@@ -103,35 +170,49 @@ fn bind_unix(path: &Path) -> Result<UnixListener, ServeError> {
                 )));
             }
             std::fs::remove_file(path).map_err(err)?;
+        } else {
+            return Err(refuse(format!(
+                "{} exists and is not a socket ({}): refusing to replace it",
+                path.display(),
+                if meta.file_type().is_symlink() {
+                    "a symlink"
+                } else {
+                    "some other file"
+                }
+            )));
         }
     }
     let listener = UnixListener::bind(path).map_err(err)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(err)?;
+    chmod_nofollow(path, 0o660).map_err(err)?;
     Ok(listener)
 }
 
-/// `token`: `None` on the Unix socket (file permissions guard it); on TCP,
-/// `Some(None)` without a token (loopback only, enforced by validation).
-fn spawn_conn<I>(io: I, hub: Arc<Hub>, token: Option<Option<Arc<String>>>)
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    tokio::spawn(async move {
-        let svc = service_fn(move |req| {
-            let hub = hub.clone();
-            let token = token.clone();
-            async move { Ok::<_, Infallible>(respond(&hub, token.as_ref().and_then(|t| t.as_deref()), req).await) }
-        });
-        if let Err(error) = hyper::server::conn::http1::Builder::new()
-            .serve_connection(io, svc)
-            .await
-        {
-            debug!(%error, "API connection ended");
-        }
-    });
+/// chmod that acts on `path` itself, never on what a symlink put there points to
+/// (fchmodat with AT_SYMLINK_NOFOLLOW: an error for a symlink).
+fn chmod_nofollow(path: &Path, mode: libc::mode_t) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path contains NUL"))?;
+    // SAFETY: a valid NUL-terminated path; no memory is handed over.
+    let rc = unsafe { libc::fchmodat(libc::AT_FDCWD, c.as_ptr(), mode, libc::AT_SYMLINK_NOFOLLOW) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
-async fn respond(hub: &Hub, token: Option<&String>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+/// The answer to a request that took longer than the request timeout.
+pub(super) fn timed_out(limit: Duration) -> Response<Full<Bytes>> {
+    json_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &json!({"error": format!("request not finished within {} s", limit.as_secs())}),
+    )
+}
+
+/// `token`: `None` on the Unix socket (its file mode guards it), the token
+/// required on TCP.
+async fn respond(hub: &Hub, token: Option<&str>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let result = match token {
@@ -206,7 +287,9 @@ fn decode_segment(s: &str) -> Result<String, ApiError> {
 }
 
 /// The request body: a JSON object with only the `allowed` keys (a typo must not
-/// pass as "no change"). Each key is then read with [`field`], so an error names it.
+/// pass as "no change"), each at most once (`{"priority":100,"priority":200}` is
+/// ambiguous, not "the last one wins"). Each key is then read with [`field`], so an
+/// error names it.
 async fn body_object(
     req: Request<Incoming>,
     allowed: &[&str],
@@ -216,18 +299,63 @@ async fn body_object(
         .await
         .map_err(|_| ApiError::TooLarge(MAX_BODY))?
         .to_bytes();
-    let value: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|e| ApiError::field("body", format!("not JSON: {e}")))?;
-    let serde_json::Value::Object(map) = value else {
-        return Err(ApiError::field("body", "must be a JSON object"));
-    };
-    if let Some(k) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(ApiError::field(
-            k,
-            format!("unknown field; expected one of: {}", allowed.join(", ")),
-        ));
+    parse_object(&body, allowed)
+}
+
+fn parse_object(
+    body: &[u8],
+    allowed: &[&str],
+) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    let Entries(entries) = serde_json::from_slice(body)
+        .map_err(|e| ApiError::field("body", format!("not a JSON object: {e}")))?;
+    let mut map = serde_json::Map::new();
+    for (k, v) in entries {
+        if !allowed.contains(&k.as_str()) {
+            return Err(ApiError::field(
+                &k,
+                format!("unknown field; expected one of: {}", allowed.join(", ")),
+            ));
+        }
+        if map.insert(k.clone(), v).is_some() {
+            return Err(ApiError::field(&k, "given more than once"));
+        }
     }
     Ok(map)
+}
+
+/// A JSON object's entries in order, duplicates kept (serde_json's `Map` keeps the
+/// last silently).
+struct Entries(Vec<(String, serde_json::Value)>);
+
+impl<'de> Deserialize<'de> for Entries {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Entries, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Entries;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Entries, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(kv) = m.next_entry()? {
+                    entries.push(kv);
+                }
+                Ok(Entries(entries))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// `Content-Type: application/json` (parameters such as `charset` allowed). A
+/// browser sends a cross-site POST without a preflight only for form and text
+/// types, so requiring JSON keeps web pages from changing anything.
+fn is_json(headers: &hyper::HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// Key `name` of the body: `Ok(None)` when absent.
@@ -248,6 +376,9 @@ async fn route(hub: &Hub, req: Request<Incoming>) -> Result<Response<Full<Bytes>
     let path = req.uri().path().trim_end_matches('/').to_string();
     let segments: Vec<&str> = path.split('/').skip(1).collect();
     let method = req.method().clone();
+    if method == Method::POST && !is_json(req.headers()) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
     let only = |allowed: Method| -> Result<(), ApiError> {
         if method == allowed {
             Ok(())
@@ -352,6 +483,9 @@ async fn route(hub: &Hub, req: Request<Incoming>) -> Result<Response<Full<Bytes>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::UnixStream;
 
     #[test]
     fn percent_decoding_and_bearer() {
@@ -364,5 +498,252 @@ mod tests {
         assert!(authorized(Some(&h), "abcdefghijklmnop"));
         assert!(!authorized(Some(&h), "abcdefghijklmnoq"));
         assert!(!authorized(None, "abcdefghijklmnop"));
+    }
+
+    fn bad_field(r: Result<serde_json::Map<String, serde_json::Value>, ApiError>) -> String {
+        match r {
+            Err(ApiError::BadRequest { field: Some(f), .. }) => f,
+            other => panic!("expected a 400 naming a field, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn body_keys_once_and_known() {
+        let m = parse_object(br#"{"priority": 100}"#, &["priority"]).unwrap();
+        assert_eq!(m["priority"], 100);
+        // serde_json's Map would keep 200: the request is refused, naming the key.
+        assert_eq!(
+            bad_field(parse_object(br#"{"priority":100,"priority":200}"#, &["priority"])),
+            "priority"
+        );
+        assert_eq!(bad_field(parse_object(br#"{"prio": 1}"#, &["priority"])), "prio");
+        assert_eq!(bad_field(parse_object(br#"[1]"#, &["priority"])), "body");
+        assert_eq!(bad_field(parse_object(b"{", &["priority"])), "body");
+    }
+
+    #[test]
+    fn post_bodies_must_be_json() {
+        let mut h = hyper::HeaderMap::new();
+        assert!(!is_json(&h));
+        for (v, ok) in [
+            ("application/json", true),
+            ("Application/JSON; charset=utf-8", true),
+            ("text/plain", false),
+            ("application/x-www-form-urlencoded", false),
+            ("application/jsonp", false),
+        ] {
+            h.insert(CONTENT_TYPE, HeaderValue::from_static(v));
+            assert_eq!(is_json(&h), ok, "{v}");
+        }
+        assert_eq!(
+            ApiError::UnsupportedMediaType.status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("hafront-http-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[tokio::test]
+    async fn socket_dir_owner_only_and_no_symlinks() {
+        let base = scratch("bind");
+        let sock = base.join("run/api.sock");
+        let l = bind_unix(&sock).unwrap();
+        let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&base.join("run")), 0o700, "directory the daemon created");
+        assert_eq!(mode(&sock), 0o660);
+        drop(l);
+
+        // A symlink in place of the socket: refused, its target left alone.
+        let target = base.join("target");
+        std::fs::write(&target, "x").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::remove_file(&sock).unwrap();
+        std::os::unix::fs::symlink(&target, &sock).unwrap();
+        let e = bind_unix(&sock).unwrap_err().to_string();
+        assert!(e.contains("symlink"), "{e}");
+        assert_eq!(mode(&target), 0o600);
+        assert!(chmod_nofollow(&sock, 0o666).is_err());
+        assert_eq!(mode(&target), 0o600, "chmod followed the symlink");
+
+        // A symlink in place of the directory: refused.
+        let real = base.join("real");
+        std::fs::create_dir(&real).unwrap();
+        std::os::unix::fs::symlink(&real, base.join("linked")).unwrap();
+        let e = bind_unix(&base.join("linked/api.sock")).unwrap_err().to_string();
+        assert!(e.contains("symlink"), "{e}");
+        assert!(!real.join("api.sock").exists());
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    fn small(max: usize) -> Limits {
+        Limits {
+            max_connections: max,
+            header_timeout: Duration::from_millis(300),
+            request_timeout: Duration::from_millis(300),
+            idle_timeout: Duration::from_millis(300),
+        }
+    }
+
+    /// A listener whose handler answers "ok", or waits `hold` first.
+    fn listen(name: &str, limits: Limits, hold: Duration) -> (PathBuf, Arc<Conns>) {
+        let dir = scratch(name);
+        let path = dir.join("s");
+        let listener = UnixListener::bind(&path).unwrap();
+        let conns = Conns::new(limits);
+        let c = conns.clone();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                c.spawn("test", s, move |_req| async move {
+                    tokio::time::sleep(hold).await;
+                    text_response("text/plain", "ok".into())
+                });
+            }
+        });
+        (path, conns)
+    }
+
+    /// Everything until the server closes (a reset counts: closed with our request
+    /// unread); `None` if it has not within 5 s.
+    async fn read_all(s: &mut UnixStream) -> Option<String> {
+        let mut out = Vec::new();
+        match tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            _ => return None,
+        }
+        Some(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+    #[tokio::test]
+    async fn idle_and_slow_header_connections_are_closed() {
+        let mut limits = small(8);
+        limits.header_timeout = Duration::from_secs(60);
+        let (path, conns) = listen("idle", limits, Duration::ZERO);
+        // Sends nothing: closed after the idle timeout.
+        let mut idle = UnixStream::connect(&path).await.unwrap();
+        // Half a header: closed too (slowloris).
+        let mut slow = UnixStream::connect(&path).await.unwrap();
+        slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        assert_eq!(read_all(&mut idle).await.as_deref(), Some(""));
+        assert_eq!(read_all(&mut slow).await.as_deref(), Some(""));
+        // A keep-alive connection between requests is idle too.
+        let mut ka = UnixStream::connect(&path).await.unwrap();
+        ka.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let answer = read_all(&mut ka).await.unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 200") && answer.ends_with("ok"),
+            "{answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(conns.open(), 0);
+    }
+
+    #[tokio::test]
+    async fn hyper_header_timeout_is_on() {
+        let mut limits = small(8);
+        limits.idle_timeout = Duration::from_secs(60);
+        let (path, _) = listen("header", limits, Duration::ZERO);
+        let mut slow = UnixStream::connect(&path).await.unwrap();
+        slow.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        // hyper answers 408 or just closes: either way within the 5 s of read_all.
+        assert!(
+            read_all(&mut slow).await.is_some(),
+            "a half-sent header was kept open"
+        );
+    }
+
+    #[tokio::test]
+    async fn over_the_cap_the_oldest_idle_goes_and_a_request_is_answered() {
+        let mut limits = small(4);
+        limits.idle_timeout = Duration::from_secs(60);
+        limits.header_timeout = Duration::from_secs(60);
+        let (path, conns) = listen("cap", limits, Duration::ZERO);
+        let mut idle = Vec::new();
+        for _ in 0..20 {
+            idle.push(UnixStream::connect(&path).await.unwrap());
+            tokio::task::yield_now().await;
+        }
+        let mut s = UnixStream::connect(&path).await.unwrap();
+        s.write_all(GET).await.unwrap();
+        let answer = read_all(&mut s)
+            .await
+            .expect("no answer while idle connections fill the cap");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        // The first ones were closed to make room; at most the cap is open.
+        assert_eq!(read_all(&mut idle[0]).await.as_deref(), Some(""));
+        assert!(conns.open() <= 4, "{} open", conns.open());
+    }
+
+    #[tokio::test]
+    async fn over_the_cap_with_every_slot_busy_the_new_one_is_closed() {
+        let mut limits = small(2);
+        limits.request_timeout = Duration::from_secs(2);
+        let (path, _) = listen("busy", limits, Duration::from_secs(1));
+        let mut busy = Vec::new();
+        for _ in 0..2 {
+            let mut s = UnixStream::connect(&path).await.unwrap();
+            s.write_all(GET).await.unwrap();
+            busy.push(s);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await; // both handlers running
+        let mut late = UnixStream::connect(&path).await.unwrap();
+        let _ = late.write_all(GET).await;
+        assert_eq!(
+            read_all(&mut late).await.as_deref(),
+            Some(""),
+            "answered over the cap"
+        );
+        for mut s in busy {
+            let answer = read_all(&mut s).await.unwrap();
+            assert!(
+                answer.starts_with("HTTP/1.1 200"),
+                "a busy one was dropped: {answer}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_over_its_time_gets_503() {
+        let (path, _) = listen("slow", small(4), Duration::from_secs(3));
+        let mut s = UnixStream::connect(&path).await.unwrap();
+        s.write_all(GET).await.unwrap();
+        let answer = read_all(&mut s).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn a_reload_re_reads_the_token_file() {
+        let dir = scratch("token");
+        let file = dir.join("token");
+        std::fs::write(&file, "first-token-0123456789\n").unwrap();
+        let mut cfg = Config::default();
+        cfg.api.token_file = Some(file.clone());
+        let (tx, rx) = watch::channel(Arc::new(cfg.clone()));
+        let slot: TokenSlot = Arc::new(RwLock::new(cfg.api.load_token().unwrap().unwrap().into()));
+        tokio::spawn(follow_token(rx, slot.clone()));
+        let now = || slot.read().unwrap().to_string();
+        std::fs::write(&file, "second-token-0123456789\n").unwrap();
+        tokio::task::yield_now().await;
+        assert_eq!(now(), "first-token-0123456789", "re-read before a reload");
+        tx.send_replace(Arc::new(cfg.clone()));
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(now(), "second-token-0123456789");
+        // Unreadable at the next reload: the previous token stays.
+        std::fs::remove_file(&file).unwrap();
+        tx.send_replace(Arc::new(cfg));
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(now(), "second-token-0123456789");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

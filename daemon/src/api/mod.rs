@@ -15,6 +15,7 @@ pub mod client;
 pub mod controls;
 pub mod error;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod status;
 

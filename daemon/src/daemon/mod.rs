@@ -436,10 +436,11 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
 /// is logged and VRRP keeps running: availability first, and the error says what
 /// is wrong.
 async fn start_api(hub: crate::api::Hub, cfg: &Config) {
+    // Read here at start; the API re-reads it at every reload (api::http::follow_token).
     let token = match cfg.api.load_token() {
         Ok(t) => t,
         Err(error) => {
-            error!(%error, "API token not readable: the API is off");
+            error!(%error, "api.token_file not readable: the API is off");
             return;
         }
     };
