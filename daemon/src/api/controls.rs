@@ -239,7 +239,7 @@ mod tests {
             r.is_err(),
             "the engine's queue was full: the request must still be waiting"
         );
-        assert!(Store::new(&dir).load().maintenance.contains("web"));
+        assert!(Store::new(&dir).load().overrides.maintenance.contains("web"));
         let _ = engine_rx.recv().await; // room for one more
         let got = tokio::time::timeout(Duration::from_secs(5), engine_rx.recv()).await;
         assert!(
@@ -284,7 +284,7 @@ mod tests {
             while let Ok(Control::Maintenance(_, on)) = engine_rx.try_recv() {
                 last = Some(on);
             }
-            let stored = store.load().maintenance.contains("web");
+            let stored = store.load().overrides.maintenance.contains("web");
             if last != Some(stored) {
                 disagreements += 1;
             }

@@ -28,7 +28,7 @@ async fn first_foreign_holder(
         let mut buf = [0u8; 256];
         loop {
             let mut g = fd.readable().await?;
-            match g.try_io(|s| (&*s.get_ref()).read(&mut buf)) {
+            match g.try_io(|s| s.get_ref().read(&mut buf)) {
                 Ok(Ok(n)) => {
                     if let Some(mac) = holder(&buf[..n]) {
                         return Ok(Some(mac));
