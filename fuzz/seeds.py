@@ -2,12 +2,14 @@
 """Writes the seed corpus fuzz/corpus/<target>/ from the project's own vectors:
 keepalived's captured adverts (daemon/tests/data/captures), the DNS and ARP
 vectors of the unit tests, the ipvsadm/kernel netlink captures
-(daemon/tests/data/ipvs) and the shipped/documented TOML configurations.
+(daemon/tests/data/ipvs), the shipped/documented TOML configurations and (with
+target/release/hafront built) the keepalived fixtures as imported.
 Run from the repository root after changing a vector: python3 fuzz/seeds.py"""
 
 import os
 import re
 import struct
+import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -131,10 +133,77 @@ virtual_ips = ["192.0.2.100/24"]
 """
 
 
+# Every kind of check, notification and tracked item in one file, for the keys the
+# shipped files do not use.
+EVERYTHING = BASE + """priority = 150
+advert_interval = "1s"
+track_checks = [{ name = "web", weight = -10 }, { name = "exec" }]
+track_files = [{ name = "maint", weight = -20 }]
+unicast_peers = ["192.0.2.2"]
+
+[checks.web]
+kind = "http"
+url = "http://192.0.2.11/health"
+expect_status = [200, "300-302"]
+expect_body_regex = "ok|up"
+headers = { "X-Api-Key" = "k" }
+[checks.tls]
+kind = "https"
+url = "https://[2001:db8::11]:8443/"
+tls_verify = false
+expect_digest = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+[checks.tcp]
+kind = "tcp"
+target = "192.0.2.11:80"
+retries = 2
+retry_delay = "100ms"
+[checks.ns]
+kind = "dns"
+server = "192.0.2.53"
+query_name = "web.example"
+query_type = "AAAA"
+expect = ["2001:db8::1"]
+[checks.mx]
+kind = "smtp"
+target = "192.0.2.25"
+helo_name = "node-a"
+[checks.udp]
+kind = "udp"
+target = "192.0.2.11:123"
+payload = "hex:0a0b"
+expect = "ok"
+[checks.ping]
+kind = "ping"
+target = "2001:db8::11"
+[checks.exec]
+kind = "exec"
+command = ["/usr/local/bin/chk", "-q"]
+dynamic_weight = true
+
+[files.maint]
+path = "/run/hafront/maint"
+
+
+[notify.smtp]
+server = "[2001:db8::25]:587"
+from = "ha@example.com"
+to = ["ops@example.com"]
+tls = "starttls"
+username = "ha"
+password = "secret"
+
+[[notify.webhooks]]
+url = "https://user:pw@hooks.example/ha"
+headers = { Authorization = "Bearer x" }
+timeout = "2s"
+"""
+
+
 def config_seeds():
     for rel in ["appliance/hafront.toml", "containers/hafront.toml", "nixos/tests/configfile.toml"]:
         write("config_load", rel.replace("/", "_"), open(os.path.join(ROOT, rel)).read())
     write("config_load", "base.toml", BASE)
+    write("config_load", "everything.toml", EVERYTHING)
     write(
         "config_load",
         "base_env.toml",
@@ -144,6 +213,14 @@ def config_seeds():
         + "HAFRONT_VRRP__INSTANCES__WEB__UNICAST_PEERS=[192.0.2.2, 192.0.2.3]\n"
         + "NODE__NAME=from-env\nVRRP__INSTANCES__WBE__PRIORITY=80\n",
     )
+    # The keepalived fixtures as the importer writes them (with a built hafront).
+    hafront = os.path.join(ROOT, "target/release/hafront")
+    kdir = os.path.join(ROOT, "daemon/tests/data/keepalived")
+    if os.access(hafront, os.X_OK):
+        for fn in sorted(os.listdir(kdir)):
+            r = subprocess.run([hafront, "import-keepalived", os.path.join(kdir, fn)], capture_output=True)
+            if r.returncode == 0:
+                write("config_load", "keepalived_%s.toml" % fn.rsplit(".", 1)[0], r.stdout)
     docs = open(os.path.join(ROOT, "docs/configuration.md")).read()
     for n, block in enumerate(re.findall(r"```toml\n(.*?)```", docs, re.S)):
         write("config_load", "configuration_md_%d.toml" % n, block)
