@@ -87,6 +87,10 @@ pub fn load_checked(
     }
     let files_only = figment.clone();
     if src.env {
+        let too_deep = env_nesting_issues();
+        if !too_deep.is_empty() {
+            return Err(ConfigError::Invalid(too_deep));
+        }
         figment = figment.merge(Env::prefixed(ENV_PREFIX).split(ENV_SPLIT));
     }
     let cfg: Config = figment.extract().map_err(|e| {
@@ -113,6 +117,58 @@ pub fn load_checked(
                 .collect(),
         ))
     }
+}
+
+/// Deepest `[ ]` / `{ }` nesting accepted in a `HAFRONT_*` value; the schema needs 3.
+const MAX_ENV_NESTING: usize = 32;
+
+/// figment parses each `HAFRONT_*` value recursively with no depth limit: a value
+/// of a few thousand `[` overflowed the stack (found by fuzz/config_load). Values
+/// nested deeper than [`MAX_ENV_NESTING`] are refused before figment sees them.
+fn env_nesting_issues() -> Vec<Issue> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let (k, v) = (k.to_str()?, v.to_str()?);
+            // figment matches the prefix without regard to case.
+            let rest = k.get(ENV_PREFIX.len()..).filter(|_| {
+                k.get(..ENV_PREFIX.len())
+                    .is_some_and(|p| p.eq_ignore_ascii_case(ENV_PREFIX))
+            })?;
+            let depth = nesting(v);
+            (depth > MAX_ENV_NESTING).then(|| Issue {
+                key: rest
+                    .split(ENV_SPLIT)
+                    .collect::<Vec<_>>()
+                    .join(".")
+                    .to_ascii_lowercase(),
+                source: format!("environment variable {k}"),
+                message: format!("value nests {depth} levels of [ ] or {{ }}, at most {MAX_ENV_NESTING}"),
+            })
+        })
+        .collect()
+}
+
+/// The deepest bracket nesting of a value outside its `"` strings (figment's only
+/// strings; counting the brackets of anything else can only over-count).
+fn nesting(v: &str) -> usize {
+    let (mut depth, mut max, mut in_string) = (0usize, 0, false);
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
+        match (in_string, c) {
+            (true, '\\') => {
+                chars.next();
+            }
+            (_, '"') => in_string = !in_string,
+            (true, _) => {}
+            (false, '[' | '{') => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            (false, ']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
 }
 
 /// A named layer as a figment provider, so that errors say where a value came
