@@ -204,6 +204,11 @@ def config_seeds():
         write("config_load", rel.replace("/", "_"), open(os.path.join(ROOT, rel)).read())
     write("config_load", "base.toml", BASE)
     write("config_load", "everything.toml", EVERYTHING)
+    # What the first run crashed on (a stack overflow in figment's value parser).
+    write("config_load", "regression_deep_env_value.txt", '[node]\nname="a"\n# env\nNODE__NAME=' + "[" * 5000 + "\n")
+    # And on the second (figment's unescaping panicked on a non-ASCII character
+    # before the first escape of a string).
+    write("config_load", "regression_env_escape.txt", '[node]\nname="a"\n# env\nNODE__NAME="\u00e9\\n"\n')
     write(
         "config_load",
         "base_env.toml",

@@ -234,6 +234,33 @@ fn deeply_nested_env_value_is_an_error_not_a_stack_overflow() {
     });
 }
 
+/// Found by fuzz/config_load: figment's string unescaping slices the value at a
+/// character count used as a byte index, so a quoted `HAFRONT_*` value with a
+/// non-ASCII character before its first `\` escape panicked ("end byte index 2 is
+/// not a char boundary"): `HAFRONT_NODE__NAME='"é\n"'` stopped hafront and
+/// check-config. It must be an error naming the variable; an escape first, or no
+/// escape, still loads.
+#[test]
+fn non_ascii_before_an_escape_in_an_env_string_is_an_error_not_a_panic() {
+    Jail::expect_with(|jail| {
+        jail.set_env("HAFRONT_NODE__NAME", "\"é\\n\"");
+        let errs = errors(jail, &[("a.toml", BASE)], true);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].0, "node.name");
+        assert_eq!(errs[0].1, "environment variable HAFRONT_NODE__NAME");
+        assert!(errs[0].2.contains("before its first \\"), "{errs:?}");
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
+        jail.create_file("a.toml", BASE)?;
+        jail.set_env("HAFRONT_NODE__NAME", "\"\\u00e9-é\"");
+        assert_eq!(load(&opts(&["a.toml"], true)).unwrap().node.name, "é-é");
+        jail.set_env("HAFRONT_NODE__NAME", "\"é-é\"");
+        assert_eq!(load(&opts(&["a.toml"], true)).unwrap().node.name, "é-é");
+        Ok(())
+    });
+}
+
 #[test]
 fn protocol_rules() {
     let k = |f: &str| format!("vrrp.instances.web.{f}");

@@ -87,9 +87,9 @@ pub fn load_checked(
     }
     let files_only = figment.clone();
     if src.env {
-        let too_deep = env_nesting_issues();
-        if !too_deep.is_empty() {
-            return Err(ConfigError::Invalid(too_deep));
+        let unreadable = env_value_issues();
+        if !unreadable.is_empty() {
+            return Err(ConfigError::Invalid(unreadable));
         }
         figment = figment.merge(Env::prefixed(ENV_PREFIX).split(ENV_SPLIT));
     }
@@ -122,10 +122,14 @@ pub fn load_checked(
 /// Deepest `[ ]` / `{ }` nesting accepted in a `HAFRONT_*` value; the schema needs 3.
 const MAX_ENV_NESTING: usize = 32;
 
-/// figment parses each `HAFRONT_*` value recursively with no depth limit: a value
-/// of a few thousand `[` overflowed the stack (found by fuzz/config_load). Values
-/// nested deeper than [`MAX_ENV_NESTING`] are refused before figment sees them.
-fn env_nesting_issues() -> Vec<Issue> {
+/// `HAFRONT_*` values figment's value parser cannot take without crashing the
+/// process (both found by fuzz/config_load), refused before figment sees them:
+/// - it parses recursively with no depth limit: a few thousand `[` overflowed the
+///   stack;
+/// - its unescaping (figment 0.10 `value/escape.rs`) cuts a `"` string at a
+///   character count taken as a byte index: a non-ASCII character before the
+///   string's first `\` panicked.
+fn env_value_issues() -> Vec<Issue> {
     std::env::vars_os()
         .filter_map(|(k, v)| {
             let (k, v) = (k.to_str()?, v.to_str()?);
@@ -134,41 +138,65 @@ fn env_nesting_issues() -> Vec<Issue> {
                 k.get(..ENV_PREFIX.len())
                     .is_some_and(|p| p.eq_ignore_ascii_case(ENV_PREFIX))
             })?;
-            let depth = nesting(v);
-            (depth > MAX_ENV_NESTING).then(|| Issue {
+            let message = env_value_problem(v)?;
+            Some(Issue {
                 key: rest
                     .split(ENV_SPLIT)
                     .collect::<Vec<_>>()
                     .join(".")
                     .to_ascii_lowercase(),
                 source: format!("environment variable {k}"),
-                message: format!("value nests {depth} levels of [ ] or {{ }}, at most {MAX_ENV_NESTING}"),
+                message,
             })
         })
         .collect()
 }
 
-/// The deepest bracket nesting of a value outside its `"` strings (figment's only
-/// strings; counting the brackets of anything else can only over-count).
-fn nesting(v: &str) -> usize {
-    let (mut depth, mut max, mut in_string) = (0usize, 0, false);
+/// Reads a value as figment's parser will (`"` strings with `\` escapes, brackets
+/// outside them; anything else only makes it stricter) and says what it cannot take.
+fn env_value_problem(v: &str) -> Option<String> {
+    let (mut depth, mut max) = (0usize, 0);
+    // In a string: whether it is past the check (an escape came first, or a
+    // non-ASCII character with no escape after it).
+    let mut string: Option<bool> = None;
     let mut chars = v.chars();
     while let Some(c) = chars.next() {
-        match (in_string, c) {
-            (true, '\\') => {
+        match (string, c) {
+            (Some(_), '\\') => {
+                string = Some(true);
                 chars.next();
             }
-            (_, '"') => in_string = !in_string,
-            (true, _) => {}
-            (false, '[' | '{') => {
+            (Some(_), '"') => string = None,
+            (Some(false), c) if !c.is_ascii() => {
+                let rest: String = chars.as_str().chars().take_while(|&c| c != '"').collect();
+                if rest.contains('\\') {
+                    let code = u32::from(c);
+                    let escape = if code > 0xffff {
+                        format!("\\U{code:08x}")
+                    } else {
+                        format!("\\u{code:04x}")
+                    };
+                    return Some(format!(
+                        "the string has the non-ASCII character {c:?} before its first \\ escape, \
+                         which the environment parser cannot read: write it as {escape}"
+                    ));
+                }
+                // No escape follows in this string: nothing more to look for in it
+                // (and no rescan per character).
+                string = Some(true);
+            }
+            (Some(_), _) => {}
+            (None, '"') => string = Some(false),
+            (None, '[' | '{') => {
                 depth += 1;
                 max = max.max(depth);
             }
-            (false, ']' | '}') => depth = depth.saturating_sub(1),
+            (None, ']' | '}') => depth = depth.saturating_sub(1),
             _ => {}
         }
     }
-    max
+    (max > MAX_ENV_NESTING)
+        .then(|| format!("value nests {max} levels of [ ] or {{ }}, at most {MAX_ENV_NESTING}"))
 }
 
 /// A named layer as a figment provider, so that errors say where a value came
