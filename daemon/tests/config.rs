@@ -199,6 +199,68 @@ fn env_errors_name_the_variable() {
     });
 }
 
+/// Found by fuzz/config_load: figment parses an environment value as a TOML-like
+/// value, recursively, with no depth limit. `HAFRONT_NODE__NAME=[[[[...` (5,000
+/// brackets) overflowed the stack: the daemon and check-config aborted at start or
+/// reload ("fatal runtime error: stack overflow"). It must be an error naming the
+/// variable; ordinary nesting still loads.
+#[test]
+fn deeply_nested_env_value_is_an_error_not_a_stack_overflow() {
+    Jail::expect_with(|jail| {
+        jail.set_env("HAFRONT_NODE__NAME", "[".repeat(5000));
+        let errs = errors(jail, &[("a.toml", BASE)], true);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].0, "node.name");
+        assert_eq!(errs[0].1, "environment variable HAFRONT_NODE__NAME");
+        assert!(errs[0].2.contains("nests 5000 levels"), "{errs:?}");
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
+        jail.create_file("a.toml", BASE)?;
+        // Brackets inside a quoted string do not nest.
+        jail.set_env("HAFRONT_NODE__NAME", format!("\"{}\"", "[".repeat(100)));
+        jail.set_env(
+            "HAFRONT_VRRP__INSTANCES__WEB__TRACK_CHECKS",
+            "[{name = \"web\", weight = -10}]",
+        );
+        jail.create_file(
+            "b.toml",
+            "[checks.web]\nkind = \"tcp\"\ntarget = \"192.0.2.11:80\"\n",
+        )?;
+        let cfg = load(&opts(&["a.toml", "b.toml"], true)).unwrap();
+        assert_eq!(cfg.node.name, "[".repeat(100));
+        assert_eq!(cfg.vrrp.instances["web"].track_checks.len(), 1);
+        Ok(())
+    });
+}
+
+/// Found by fuzz/config_load: figment's string unescaping slices the value at a
+/// character count used as a byte index, so a quoted `HAFRONT_*` value with a
+/// non-ASCII character before its first `\` escape panicked ("end byte index 2 is
+/// not a char boundary"): `HAFRONT_NODE__NAME='"é\n"'` stopped hafront and
+/// check-config. It must be an error naming the variable; an escape first, or no
+/// escape, still loads.
+#[test]
+fn non_ascii_before_an_escape_in_an_env_string_is_an_error_not_a_panic() {
+    Jail::expect_with(|jail| {
+        jail.set_env("HAFRONT_NODE__NAME", "\"é\\n\"");
+        let errs = errors(jail, &[("a.toml", BASE)], true);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].0, "node.name");
+        assert_eq!(errs[0].1, "environment variable HAFRONT_NODE__NAME");
+        assert!(errs[0].2.contains("before its first \\"), "{errs:?}");
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
+        jail.create_file("a.toml", BASE)?;
+        jail.set_env("HAFRONT_NODE__NAME", "\"\\u00e9-é\"");
+        assert_eq!(load(&opts(&["a.toml"], true)).unwrap().node.name, "é-é");
+        jail.set_env("HAFRONT_NODE__NAME", "\"é-é\"");
+        assert_eq!(load(&opts(&["a.toml"], true)).unwrap().node.name, "é-é");
+        Ok(())
+    });
+}
+
 #[test]
 fn protocol_rules() {
     let k = |f: &str| format!("vrrp.instances.web.{f}");

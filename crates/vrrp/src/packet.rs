@@ -331,7 +331,10 @@ pub enum EncodeError {
 
 /// One's complement checksum over `buf` (with its checksum field as it is), plus the
 /// pseudo-header where the version and mode call for it. Returns 0 over a valid packet.
-fn checksum_for(version: Version, buf: &[u8], addrs: PacketAddrs, mode: ChecksumMode) -> u16 {
+/// Public for the fuzz target (fuzz/advert_decode), which repairs the checksum of a
+/// mutated packet so the instance's checks behind the decoder run.
+#[doc(hidden)]
+pub fn checksum_for(version: Version, buf: &[u8], addrs: PacketAddrs, mode: ChecksumMode) -> u16 {
     let mut sum: u32 = 0;
     let pseudo = version == Version::V3 && (addrs.src.is_ipv6() || mode == ChecksumMode::Rfc);
     if pseudo {

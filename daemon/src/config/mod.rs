@@ -87,6 +87,10 @@ pub fn load_checked(
     }
     let files_only = figment.clone();
     if src.env {
+        let unreadable = env_value_issues();
+        if !unreadable.is_empty() {
+            return Err(ConfigError::Invalid(unreadable));
+        }
         figment = figment.merge(Env::prefixed(ENV_PREFIX).split(ENV_SPLIT));
     }
     let cfg: Config = figment.extract().map_err(|e| {
@@ -113,6 +117,86 @@ pub fn load_checked(
                 .collect(),
         ))
     }
+}
+
+/// Deepest `[ ]` / `{ }` nesting accepted in a `HAFRONT_*` value; the schema needs 3.
+const MAX_ENV_NESTING: usize = 32;
+
+/// `HAFRONT_*` values figment's value parser cannot take without crashing the
+/// process (both found by fuzz/config_load), refused before figment sees them:
+/// - it parses recursively with no depth limit: a few thousand `[` overflowed the
+///   stack;
+/// - its unescaping (figment 0.10 `value/escape.rs`) cuts a `"` string at a
+///   character count taken as a byte index: a non-ASCII character before the
+///   string's first `\` panicked.
+fn env_value_issues() -> Vec<Issue> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let (k, v) = (k.to_str()?, v.to_str()?);
+            // figment matches the prefix without regard to case.
+            let rest = k.get(ENV_PREFIX.len()..).filter(|_| {
+                k.get(..ENV_PREFIX.len())
+                    .is_some_and(|p| p.eq_ignore_ascii_case(ENV_PREFIX))
+            })?;
+            let message = env_value_problem(v)?;
+            Some(Issue {
+                key: rest
+                    .split(ENV_SPLIT)
+                    .collect::<Vec<_>>()
+                    .join(".")
+                    .to_ascii_lowercase(),
+                source: format!("environment variable {k}"),
+                message,
+            })
+        })
+        .collect()
+}
+
+/// Reads a value as figment's parser will (`"` strings with `\` escapes, brackets
+/// outside them; anything else only makes it stricter) and says what it cannot take.
+fn env_value_problem(v: &str) -> Option<String> {
+    let (mut depth, mut max) = (0usize, 0);
+    // In a string: whether it is past the check (an escape came first, or a
+    // non-ASCII character with no escape after it).
+    let mut string: Option<bool> = None;
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
+        match (string, c) {
+            (Some(_), '\\') => {
+                string = Some(true);
+                chars.next();
+            }
+            (Some(_), '"') => string = None,
+            (Some(false), c) if !c.is_ascii() => {
+                let rest: String = chars.as_str().chars().take_while(|&c| c != '"').collect();
+                if rest.contains('\\') {
+                    let code = u32::from(c);
+                    let escape = if code > 0xffff {
+                        format!("\\U{code:08x}")
+                    } else {
+                        format!("\\u{code:04x}")
+                    };
+                    return Some(format!(
+                        "the string has the non-ASCII character {c:?} before its first \\ escape, \
+                         which the environment parser cannot read: write it as {escape}"
+                    ));
+                }
+                // No escape follows in this string: nothing more to look for in it
+                // (and no rescan per character).
+                string = Some(true);
+            }
+            (Some(_), _) => {}
+            (None, '"') => string = Some(false),
+            (None, '[' | '{') => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            (None, ']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    (max > MAX_ENV_NESTING)
+        .then(|| format!("value nests {max} levels of [ ] or {{ }}, at most {MAX_ENV_NESTING}"))
 }
 
 /// A named layer as a figment provider, so that errors say where a value came
