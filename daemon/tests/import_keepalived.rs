@@ -437,13 +437,16 @@ fn check_config_accepts_every_seed_without_its_interfaces() {
 fn cli_import_output_strict_and_errors() {
     let dir = scratch("cli");
     let out = dir.join("out.toml");
-    let r = hafront()
-        .arg("import-keepalived")
-        .arg(data("seed001_master_script.conf"))
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let import_seed001 = || {
+        hafront()
+            .arg("import-keepalived")
+            .arg(data("seed001_master_script.conf"))
+            .arg("-o")
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    let r = import_seed001();
     let stderr = String::from_utf8_lossy(&r.stderr);
     assert!(r.status.success(), "{stderr}");
     let cfg = Config::from_files(&[&out]).unwrap();
@@ -454,13 +457,7 @@ fn cli_import_output_strict_and_errors() {
     assert!(std::fs::read_to_string(&out).unwrap().contains("auth_pass"));
     assert_eq!(std::fs::metadata(&out).unwrap().mode() & 0o777, 0o600);
     std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let r = hafront()
-        .arg("import-keepalived")
-        .arg(data("seed001_master_script.conf"))
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let r = import_seed001();
     assert!(r.status.success());
     assert_eq!(std::fs::metadata(&out).unwrap().mode() & 0o777, 0o600);
     assert_eq!(cfg.vrrp.instances["vi_1"].notify_master[0], "/scripts/notify.sh");
