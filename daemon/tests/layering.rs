@@ -309,3 +309,34 @@ fn protocol_cores_have_no_runtime() {
         }
     }
 }
+
+/// nixos/package.nix runs the cargo tests in Nix's build sandbox, where /bin/sh is
+/// the only program at an absolute path (everything else is on PATH, from the
+/// store): code and tests start any other program by name, not as /bin/<name>.
+#[test]
+fn no_program_started_at_an_absolute_path_but_bin_sh() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    for dir in ["daemon/src", "daemon/tests", "crates"] {
+        sources(&root.join(dir), &mut files);
+    }
+    assert!(files.len() > 50, "the scan found only {} files", files.len());
+    let mut bad = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            for call in ["Command::new(\"", "std_command(\""] {
+                let Some(at) = line.find(call) else { continue };
+                let program = line[at + call.len()..].split('"').next().unwrap_or("");
+                if program.starts_with('/') && program != "/bin/sh" {
+                    bad.push(format!("{}:{}: {program}", f.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "programs at an absolute path (not in Nix's sandbox):\n{}",
+        bad.join("\n")
+    );
+}

@@ -274,10 +274,9 @@ mod tests {
 
     #[test]
     fn a_pidfd_signal_reaches_its_process_and_no_later_one() {
-        let mut child = std::process::Command::new("/bin/sleep")
-            .arg("30")
-            .spawn()
-            .unwrap();
+        // `sleep` from PATH: Nix's build sandbox (nixos/package.nix runs these
+        // tests) has /bin/sh and nothing else under /bin.
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
         let fd = Pidfd::open(child.id()).unwrap();
         fd.signal(Signal::SIGTERM).unwrap();
         let status = child.wait().unwrap();
