@@ -25,6 +25,7 @@ use crate::config::validate::{is_address_label, is_interface_name};
 
 mod global_defs;
 mod instance;
+mod instance_rules;
 mod scripts;
 mod sync_group;
 mod virtual_server;
@@ -48,6 +49,11 @@ const KA_VRRP_VERSION: i64 = 2;
 const KA_DELAY_LOOP: Duration = Duration::from_secs(60);
 const KA_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const KA_RETRY: i64 = 1;
+/// DNS_CHECK's (check_dns.h DNS_DEFAULT_RETRY).
+const KA_DNS_RETRY: i64 = 3;
+/// delay_before_retry (check_api.c), HTTP_GET/SSL_GET's (check_http.c).
+const KA_RETRY_DELAY: Duration = Duration::from_secs(1);
+const KA_HTTP_RETRY_DELAY: Duration = Duration::from_secs(3);
 
 #[derive(Default)]
 struct Globals {
