@@ -294,3 +294,29 @@ fn checker_defaults_depend_on_the_checker() {
     // warmup: the delay_loop (hafront's default too).
     assert_eq!(c.warmup(), Duration::from_secs(10));
 }
+
+#[test]
+fn real_servers_inherit_weight_and_virtualhost() {
+    let text = "virtual_server 192.0.2.100 80 {\n  weight 7\n  virtualhost vs.example\n  \
+                real_server 192.0.2.11 80 {\n    virtualhost rs.example\n    HTTP_GET {\n      url {\n        \
+                path /\n      }\n    }\n  }\n  real_server 192.0.2.12 80 {\n    weight 2\n  }\n}\n";
+    let (cfg, _) = load(text);
+    let svc = cfg.ipvs.services.values().next().unwrap();
+    assert_eq!((svc.real_servers[0].weight, svc.real_servers[1].weight), (7, 2));
+    let c = &cfg.checks[svc.real_servers[0].check.as_ref().unwrap()];
+    assert_eq!(c.host.as_deref(), Some("rs.example"));
+}
+
+#[test]
+fn keepalived_2_names_are_read() {
+    // track_file (vrrp_track_file's name since 2.1) and vrrp_delay_after_boot.
+    let text =
+        "global_defs {\n  vrrp_delay_after_boot 30\n}\ntrack_file tf {\n  file /run/prio\n  weight 5\n}\n\
+                vrrp_instance VI {\n  interface eth0\n  virtual_router_id 9\n  track_file {\n    tf\n  }\n\
+                {V4}\n}\n"
+            .replace("{V4}", V4);
+    let (cfg, imp) = load(&text);
+    assert!(imp.warnings.is_empty(), "{:?}", imp.warnings);
+    assert_eq!(cfg.vrrp.delay_after_boot, Duration::from_secs(30));
+    assert_eq!(cfg.vrrp.instances["vi"].track_files[0].weight, 5);
+}

@@ -26,6 +26,7 @@ use crate::config::validate::{is_address_label, is_interface_name};
 mod global_defs;
 mod instance;
 mod instance_rules;
+mod keywords;
 mod scripts;
 mod sync_group;
 mod virtual_server;
@@ -100,7 +101,8 @@ pub fn convert(tree: &[Node]) -> R<Converted> {
         match n.keyword.as_str() {
             "global_defs" => cx.global_defs(n)?,
             "vrrp_script" => cx.vrrp_script(n)?,
-            "vrrp_track_file" => cx.track_file(n)?,
+            // track_file is keepalived 2.1's name, vrrp_track_file the old one.
+            "vrrp_track_file" | "track_file" => cx.track_file(n)?,
             "vrrp_instance" => {
                 let kname = name_arg(n)?;
                 if cx.instances.contains_key(kname) {
@@ -117,7 +119,7 @@ pub fn convert(tree: &[Node]) -> R<Converted> {
     }
     for n in tree {
         match n.keyword.as_str() {
-            "global_defs" | "vrrp_script" | "vrrp_track_file" => {}
+            "global_defs" | "vrrp_script" | "vrrp_track_file" | "track_file" => {}
             "vrrp_instance" => cx.instance(n)?,
             "vrrp_sync_group" => cx.sync_group(n)?,
             "virtual_server" => cx.virtual_server(n)?,
@@ -279,11 +281,15 @@ fn track_table(name: &str, weight: i64) -> toml::Value {
     toml::Value::Table(t)
 }
 
+/// Why a keyword the context does not handle is not carried over: the reason
+/// keywords.rs gives for a keepalived keyword, else it is not one.
 fn why_unknown(keyword: &str, ctx: &str) -> String {
-    if !keyword.is_empty() && keyword.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-        format!("not carried over: hafront has no equivalent in {ctx}")
-    } else {
-        "not a keepalived keyword (prose or a typo?): ignored, as keepalived ignores it".to_string()
+    match keywords::reason(ctx, keyword) {
+        Some(why) => format!("not carried over: {why}"),
+        None if !keyword.is_empty() && keyword.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => {
+            format!("not a keepalived 2.4.3 keyword in {ctx} (a typo?): ignored, as keepalived ignores it")
+        }
+        None => "not a keepalived keyword (prose or a typo?): ignored, as keepalived ignores it".to_string(),
     }
 }
 
@@ -308,7 +314,7 @@ impl Cx {
     /// A keyword the context does not handle: an unknown block is an error, a
     /// single line a warning.
     fn other(&mut self, n: &Node, ctx: &str) -> R<()> {
-        if n.children.is_some() {
+        if n.children.is_some() && keywords::reason(ctx, &n.keyword).is_none() {
             return Err(ImportError::new(
                 &n.loc,
                 format!(

@@ -51,6 +51,8 @@ impl Cx {
                 "delay_loop" | "retry" | "delay_before_retry" | "warmup" | "connect_timeout" => {
                     defaults.inherit(c, "virtual_server")?
                 }
+                // The weight of its real servers that set none (check_data.c).
+                "weight" => defaults.weight = Some(int(c, 0, 0, i32::MAX as i64)?),
                 "lb_algo" | "lvs_sched" => {
                     let sched = arg(c, 0)?.to_ascii_lowercase();
                     if !SCHEDULERS.contains(&sched.as_str()) {
@@ -213,6 +215,8 @@ impl Cx {
                     rs_defaults.inherit(c, "real_server")?
                 }
                 "alpha" => self.skip(c, "not carried over: hafront checks have no such setting"),
+                // The real server's checks' Host header, over the virtual server's.
+                "virtualhost" => rs_defaults.host = Some(arg(c, 0)?.to_string()),
                 "notify_up" | "notify_down" => self.skip(c, CHECKER_NOTIFY_WHY),
                 "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "DNS_CHECK" | "SMTP_CHECK"
                 | "PING_CHECK" | "UDP_CHECK" => {
@@ -232,6 +236,9 @@ impl Cx {
                 "BFD_CHECK" | "FILE_CHECK" => self.skip(c, "not carried over: hafront has no such check"),
                 _ => self.other(c, "real_server")?,
             }
+        }
+        if let (false, Some(w)) = (t.contains_key("weight"), defaults.weight) {
+            t.insert("weight".into(), w.into());
         }
         if let Some(c) = check {
             let mut cname = format!("{service}_rs{k}");
@@ -566,6 +573,8 @@ struct CheckDefaults {
     warmup: Option<(Duration, String)>,
     /// virtualhost.
     host: Option<String>,
+    /// The virtual server's `weight`: its real servers' default.
+    weight: Option<i64>,
 }
 
 impl CheckDefaults {
