@@ -125,3 +125,19 @@ fn a_word_keepalived_does_not_have_is_still_reported_as_such() {
         imp.warnings
     );
 }
+
+#[test]
+fn the_migration_guide_lists_every_keyword_not_carried_over() {
+    let guide =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/migration.md")).unwrap();
+    let section = &guide[guide.find("## Not carried over").expect("section")..];
+    let missing: Vec<&str> = hafront::keepalived::convert::keywords::REASONS
+        .iter()
+        .flat_map(|(_, kws, _)| kws.iter().copied())
+        .filter(|k| !section.contains(&format!("`{k}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not in docs/migration.md's 'Not carried over': {missing:?}"
+    );
+}

@@ -23,7 +23,7 @@ const CHECKERS: &[&str] = &[
 
 /// (blocks, keywords, reason), reasons grouped: "not needed" (hafront does it
 /// another way), "not supported yet" (with its issue), "not supported".
-const REASONS: &[(&[&str], &[&str], &str)] = &[
+pub const REASONS: &[(&[&str], &[&str], &str)] = &[
     // ---- not needed: hafront does it another way ----
     (
         &[TOP, GLOBAL],

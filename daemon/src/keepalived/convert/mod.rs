@@ -26,7 +26,7 @@ use crate::config::validate::{is_address_label, is_interface_name};
 mod global_defs;
 mod instance;
 mod instance_rules;
-mod keywords;
+pub mod keywords;
 mod scripts;
 mod sync_group;
 mod virtual_server;
