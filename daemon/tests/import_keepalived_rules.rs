@@ -320,3 +320,31 @@ fn keepalived_2_names_are_read() {
     assert_eq!(cfg.vrrp.delay_after_boot, Duration::from_secs(30));
     assert_eq!(cfg.vrrp.instances["vi"].track_files[0].weight, 5);
 }
+
+#[test]
+fn v3_checksum_as_v2_is_checksum_compat_for_v3_over_ipv4() {
+    let v3 = "  vrrp_version 3";
+    assert!(
+        instance(v3, &format!("  v3_checksum_as_v2\n{V4}"))
+            .0
+            .checksum_compat
+    );
+    assert!(
+        instance(&format!("{v3}\n  v3_checksum_as_v2"), V4)
+            .0
+            .checksum_compat
+    );
+    assert!(
+        !instance(
+            &format!("{v3}\n  v3_checksum_as_v2"),
+            &format!("  v3_checksum_as_v2 false\n{V4}")
+        )
+        .0
+        .checksum_compat
+    );
+    // keepalived ignores it for VRRPv2 and IPv6.
+    let (i, imp) = instance("", &format!("  v3_checksum_as_v2\n{V4}"));
+    assert!(!i.checksum_compat);
+    assert!(warned(&imp, "v3_checksum_as_v2", WarningKind::Changed, "ignored"));
+    assert!(!instance("  v3_checksum_as_v2", V6).0.checksum_compat);
+}

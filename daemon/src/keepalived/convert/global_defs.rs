@@ -127,6 +127,7 @@ impl Cx {
                     dur(secs(c, 0)?),
                     Self::at(&n.loc, c),
                 ),
+                "v3_checksum_as_v2" => self.g.v3_checksum_as_v2 = Some(c.loc.clone()),
                 "vrrp_delay_after_boot" => vrrp.get_or_insert_with(|| Section::new("vrrp")).set(
                     "delay_after_boot",
                     dur(secs(c, 0)?),

@@ -1,7 +1,7 @@
 //! `vrrp_instance` blocks: one `[vrrp.instances.NAME]` each, with their VIPs and
 //! tracked items.
 
-use super::instance_rules::{advert_int_in_range, Facts, OTHER_FAMILY_WHY};
+use super::instance_rules::{advert_int_in_range, true_false, Facts, OTHER_FAMILY_WHY};
 use super::*;
 
 impl Cx {
@@ -85,19 +85,8 @@ impl Cx {
                         f.native_ipv6 = Some(c);
                     }
                 }
-                "strict_mode" => {
-                    let on = match c.args.first().map(String::as_str) {
-                        None | Some("true" | "on" | "yes") => true,
-                        Some("false" | "off" | "no") => false,
-                        Some(o) => {
-                            return Err(ImportError::new(
-                                &c.loc,
-                                format!("strict_mode {o}: true or false"),
-                            ))
-                        }
-                    };
-                    f.strict_mode = Some((on, c));
-                }
+                "strict_mode" => f.strict_mode = Some((true_false(c)?, c)),
+                "v3_checksum_as_v2" => f.checksum_as_v2 = Some((true_false(c)?, c)),
                 "authentication" => auth = self.authentication(c)?.map(|pass| (c, pass)),
                 "virtual_ipaddress" | "virtual_ipaddress_excluded" => {
                     if kw == "virtual_ipaddress_excluded" {

@@ -37,6 +37,8 @@ pub(super) struct Facts<'a> {
     pub preempt: Option<(bool, &'a Node)>,
     pub preempt_delay: Option<(Duration, &'a Node)>,
     pub accept: Option<(bool, &'a Node)>,
+    /// `v3_checksum_as_v2 [true|false]`.
+    pub checksum_as_v2: Option<(bool, &'a Node)>,
 }
 
 impl<'a> Facts<'a> {
@@ -257,6 +259,21 @@ impl Cx {
             );
         }
 
+        // VRRPv3 over IPv4 with the checksum of VRRPv2 (no pseudo-header, vrrp.c):
+        // hafront's checksum_compat; keepalived ignores it elsewhere.
+        let as_v2 = match (f.checksum_as_v2, &self.g.v3_checksum_as_v2) {
+            (Some((b, c)), _) => b.then(|| (at(c), Some(c))),
+            (None, Some(loc)) => Some((Some(format!("v3_checksum_as_v2 at {loc}")), None)),
+            (None, None) => None,
+        };
+        if let Some((comment, line)) = as_v2 {
+            if version == 3 && !v6 {
+                s.set("checksum_compat", true, comment);
+            } else if let Some(c) = line {
+                self.changed(c, "ignored, as keepalived: it applies to VRRPv3 over IPv4 only");
+            }
+        }
+
         // Advertisement interval.
         if let Some((d, c)) = f.advert {
             let r = round_advert_int(d, version);
@@ -277,6 +294,18 @@ impl Cx {
             s.set("advert_interval", dur(r), at(c));
         }
         Ok((version, strict))
+    }
+}
+
+/// keepalived's boolean argument (check_true_false): none is true.
+pub(super) fn true_false(c: &Node) -> R<bool> {
+    match c.args.first().map(String::as_str) {
+        None | Some("true" | "on" | "yes") => Ok(true),
+        Some("false" | "off" | "no") => Ok(false),
+        Some(o) => Err(ImportError::new(
+            &c.loc,
+            format!("{} {o}: true or false", c.keyword),
+        )),
     }
 }
 

@@ -337,18 +337,8 @@ pub const REASONS: &[(&[&str], &[&str], &str)] = &[
     ),
     (
         &[INSTANCE],
-        &[
-            "track_src_ip",
-            "unicast_fault_no_peer",
-            "old_unicast_checksum",
-            "v3_checksum_as_v2",
-        ],
+        &["track_src_ip", "unicast_fault_no_peer", "old_unicast_checksum"],
         "not supported: hafront has no such VRRP option (see docs/migration.md)",
-    ),
-    (
-        &[GLOBAL],
-        &["v3_checksum_as_v2"],
-        "not supported as a default: set checksum_compat = true on the VRRPv3 IPv4 instances",
     ),
     (
         &[GLOBAL, INSTANCE],

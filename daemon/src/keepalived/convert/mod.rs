@@ -64,6 +64,8 @@ struct Globals {
     garp_repeat: Option<(i64, Loc)>,
     garp_refresh: Option<(Duration, Loc)>,
     garp_lower_prio: Option<(bool, Loc)>,
+    /// `v3_checksum_as_v2`: every instance's default.
+    v3_checksum_as_v2: Option<Loc>,
     /// keepalived's e-mail settings (global_defs), carried as [notify.smtp] when
     /// something asks for mail (smtp_alert).
     smtp_server: Option<(String, Loc)>,
