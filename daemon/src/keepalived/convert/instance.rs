@@ -1,6 +1,7 @@
 //! `vrrp_instance` blocks: one `[vrrp.instances.NAME]` each, with their VIPs and
 //! tracked items.
 
+use super::instance_rules::{advert_int_in_range, true_false, Facts, OTHER_FAMILY_WHY};
 use super::*;
 
 impl Cx {
@@ -21,8 +22,8 @@ impl Cx {
         let at = |c: &Node| Self::at(&n.loc, c);
 
         let mut interface: Option<String> = None;
-        let mut version: Option<(i64, Option<String>)> = None;
-        let mut advert: Option<(Duration, &Node)> = None;
+        // What keepalived's derived values depend on (instance_rules.rs).
+        let mut f = Facts::default();
         let mut auth: Option<(&Node, Option<&Node>)> = None;
         let mut vips: Vec<(toml::Value, Option<String>)> = Vec::new();
         let mut no_track: Vec<(toml::Value, Option<String>)> = Vec::new();
@@ -33,13 +34,15 @@ impl Cx {
         let mut unicast_src: Option<&Node> = None;
         let mut peers: Vec<(toml::Value, Option<String>)> = Vec::new();
         let mut tracks: BTreeMap<&str, Vec<(toml::Value, Option<String>)>> = BTreeMap::new();
-        let mut accept_set = false;
 
         for c in block(n)? {
             let kw = c.keyword.as_str();
             match kw {
                 "state" => match arg(c, 0)? {
-                    "MASTER" | "BACKUP" => state = Some(c),
+                    "MASTER" | "BACKUP" => {
+                        state = Some(c);
+                        f.state_master = Some((arg(c, 0)? == "MASTER", c));
+                    }
                     other => {
                         return Err(ImportError::new(
                             &c.loc,
@@ -60,8 +63,30 @@ impl Cx {
                 }
                 "virtual_router_id" => s.set("vrid", int(c, 0, 1, 255)?, at(c)),
                 "priority" => s.set("priority", int(c, 0, 1, 255)?, at(c)),
-                "advert_int" => advert = Some((secs(c, 0)?, c)),
-                "version" => version = Some((int(c, 0, 2, 3)?, at(c))),
+                "advert_int" => {
+                    let d = secs(c, 0)?;
+                    if advert_int_in_range(d) {
+                        f.advert = Some((d, c));
+                    } else {
+                        self.changed(
+                            c,
+                            "ignored, as keepalived: not in 0.01..255 seconds (1 s is used)",
+                        );
+                    }
+                }
+                "version" => self.version_line(&mut f, c)?,
+                "native_ipv6" => {
+                    if f.family.is_some_and(|(v6, _)| !v6) {
+                        self.changed(
+                            c,
+                            "ignored, as keepalived: the instance already has IPv4 addresses",
+                        );
+                    } else {
+                        f.native_ipv6 = Some(c);
+                    }
+                }
+                "strict_mode" => f.strict_mode = Some((true_false(c)?, c)),
+                "v3_checksum_as_v2" => f.checksum_as_v2 = Some((true_false(c)?, c)),
                 "authentication" => auth = self.authentication(c)?.map(|pass| (c, pass)),
                 "virtual_ipaddress" | "virtual_ipaddress_excluded" => {
                     if kw == "virtual_ipaddress_excluded" {
@@ -73,6 +98,10 @@ impl Cx {
                     }
                     for v in block(c)? {
                         let net = self.vip(v, interface.as_deref(), &mut label)?;
+                        if kw == "virtual_ipaddress" && !f.address(net.addr(), v) {
+                            self.skip(v, OTHER_FAMILY_WHY);
+                            continue;
+                        }
                         if vip_nodes.iter().any(|(_, o)| o.addr() == net.addr()) {
                             self.skip(v, format!("{} is listed twice", net.addr()));
                             continue;
@@ -84,11 +113,22 @@ impl Cx {
                         vips.push((net.to_string().into(), at(v)));
                     }
                 }
-                "unicast_src_ip" => unicast_src = Some(c),
-                "mcast_src_ip" => mcast_src = Some(c),
+                "unicast_src_ip" | "mcast_src_ip" => {
+                    if !f.address(ip(c, arg(c, 0)?)?, c) {
+                        self.skip(c, OTHER_FAMILY_WHY);
+                    } else if kw == "unicast_src_ip" {
+                        unicast_src = Some(c);
+                    } else {
+                        mcast_src = Some(c);
+                    }
+                }
                 "unicast_peer" => {
                     for p in block(c)? {
                         let a = ip(p, &p.keyword)?;
+                        if !f.address(a, p) {
+                            self.skip(p, OTHER_FAMILY_WHY);
+                            continue;
+                        }
                         if !p.args.is_empty() {
                             self.skip(
                                 p,
@@ -98,14 +138,14 @@ impl Cx {
                         peers.push((a.to_string().into(), at(p)));
                     }
                 }
-                "nopreempt" => s.set("preempt", false, at(c)),
-                "preempt" => s.set("preempt", true, at(c)),
+                "nopreempt" => f.preempt = Some((false, c)),
+                "preempt" => f.preempt = Some((true, c)),
                 "preempt_delay" => {
                     let d = secs(c, 0)?;
                     if d > Duration::from_secs(1000) {
                         return Err(ImportError::new(&c.loc, "preempt_delay: at most 1000 seconds"));
                     }
-                    s.set("preempt_delay", dur(d), at(c));
+                    f.preempt_delay = Some((d, c));
                 }
                 "track_script" | "track_interface" | "track_file" => {
                     for t in block(c)? {
@@ -114,14 +154,8 @@ impl Cx {
                         }
                     }
                 }
-                "accept" => {
-                    accept_set = true;
-                    s.set("accept", true, at(c));
-                }
-                "no_accept" => {
-                    accept_set = true;
-                    s.set("accept", false, at(c));
-                }
+                "accept" => f.accept = Some((true, c)),
+                "no_accept" => f.accept = Some((false, c)),
                 "garp_master_delay" => garp.set("master_delay", dur(secs(c, 0)?), at(c)),
                 "garp_master_repeat" => {
                     let r = int(c, 0, 1, 100)?;
@@ -175,27 +209,7 @@ impl Cx {
                 format!("vrrp_instance {kname}: no virtual_ipaddress (hafront needs at least one VIP)"),
             ));
         }
-        let (version, vcomment) = match (version, &self.g.version) {
-            (Some(v), _) => v,
-            (None, Some((v, loc))) => (*v, Some(format!("vrrp_version at {loc}"))),
-            (None, None) => (
-                KA_VRRP_VERSION,
-                Some("keepalived's default (hafront's is 3)".to_string()),
-            ),
-        };
-        s.set("version", version, vcomment);
-        if let Some((d, c)) = advert {
-            check_advert_int(c, d, version)?;
-            s.set("advert_interval", dur(d), at(c));
-        }
-        if version == 2 {
-            if let Some((_, net)) = vip_nodes.iter().find(|(_, v)| v.addr().is_ipv6()) {
-                return Err(ImportError::new(
-                    &n.loc,
-                    format!("vrrp_instance {kname}: VIP {net} is IPv6 but VRRPv2 carries IPv4 only (set version 3)"),
-                ));
-            }
-        }
+        let (version, strict) = self.derive_instance(n, &f, &mut s, &mut garp)?;
         s.put("virtual_ips", Value::List(vips), None);
         if !no_track.is_empty() {
             s.put("vip_no_track", Value::List(no_track), None);
@@ -210,12 +224,9 @@ impl Cx {
             s.set("vip_label", l, at(c));
         }
         if let Some((c, pass)) = auth {
-            self.auth_pass(&mut s, &n.loc, version, c, pass)?;
+            self.auth_pass(&mut s, &n.loc, (version, strict), c, pass)?;
         }
         self.unicast(&mut s, &n.loc, peers, unicast_src, mcast_src)?;
-        if self.g.strict.is_some() && !accept_set {
-            s.set("accept", false, Some("vrrp_strict".into()));
-        }
         for (kw, key) in [
             ("track_interface", "track_interfaces"),
             ("track_script", "track_scripts"),
@@ -271,7 +282,7 @@ impl Cx {
         &mut self,
         s: &mut Section,
         loc: &Loc,
-        version: i64,
+        (version, strict): (i64, bool),
         c: &Node,
         pass: Option<&Node>,
     ) -> R<()> {
@@ -280,10 +291,10 @@ impl Cx {
                 c,
                 "not carried over: VRRPv3 has no authentication (keepalived ignores it too)",
             );
-        } else if self.g.strict.is_some() {
+        } else if strict {
             self.skip(
                 c,
-                "not carried over: keepalived ignores authentication under vrrp_strict, so adverts carry none",
+                "not carried over: keepalived ignores authentication in strict mode, so adverts carry none",
             );
         } else if let Some(p) = pass {
             let mut pw = arg(p, 0)?.to_string();
@@ -299,7 +310,10 @@ impl Cx {
             }
             s.set("auth_pass", pw, Self::at(loc, p));
         } else {
-            return Err(ImportError::new(&c.loc, "authentication: auth_pass is missing"));
+            self.skip(
+                c,
+                "not carried over: no auth_pass, so keepalived sends adverts without authentication",
+            );
         }
         Ok(())
     }
@@ -530,29 +544,4 @@ impl Cx {
     }
 
     // ---- vrrp_sync_group ------------------------------------------------------------
-}
-
-/// advert_int as the version allows it: whole seconds 1..255 (RFC 3768 §5.3.7),
-/// centiseconds 1..4095 (RFC 5798 §5.2.7).
-fn check_advert_int(c: &Node, d: Duration, version: i64) -> R<()> {
-    let ok = if version == 2 {
-        d.subsec_nanos() == 0 && (1..=255).contains(&d.as_secs())
-    } else {
-        d.as_nanos() % 10_000_000 == 0 && d >= Duration::from_millis(10) && d <= Duration::from_millis(40_950)
-    };
-    if !ok {
-        return Err(ImportError::new(
-            &c.loc,
-            format!(
-                "advert_int {}: VRRPv{version} needs {}",
-                arg(c, 0)?,
-                if version == 2 {
-                    "whole seconds 1..255"
-                } else {
-                    "0.01..40.95 seconds in steps of 0.01"
-                }
-            ),
-        ));
-    }
-    Ok(())
 }

@@ -25,6 +25,8 @@ use crate::config::validate::{is_address_label, is_interface_name};
 
 mod global_defs;
 mod instance;
+mod instance_rules;
+pub mod keywords;
 mod scripts;
 mod sync_group;
 mod virtual_server;
@@ -48,6 +50,11 @@ const KA_VRRP_VERSION: i64 = 2;
 const KA_DELAY_LOOP: Duration = Duration::from_secs(60);
 const KA_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const KA_RETRY: i64 = 1;
+/// DNS_CHECK's (check_dns.h DNS_DEFAULT_RETRY).
+const KA_DNS_RETRY: i64 = 3;
+/// delay_before_retry (check_api.c), HTTP_GET/SSL_GET's (check_http.c).
+const KA_RETRY_DELAY: Duration = Duration::from_secs(1);
+const KA_HTTP_RETRY_DELAY: Duration = Duration::from_secs(3);
 
 #[derive(Default)]
 struct Globals {
@@ -57,6 +64,8 @@ struct Globals {
     garp_repeat: Option<(i64, Loc)>,
     garp_refresh: Option<(Duration, Loc)>,
     garp_lower_prio: Option<(bool, Loc)>,
+    /// `v3_checksum_as_v2`: every instance's default.
+    v3_checksum_as_v2: Option<Loc>,
     /// keepalived's e-mail settings (global_defs), carried as [notify.smtp] when
     /// something asks for mail (smtp_alert).
     smtp_server: Option<(String, Loc)>,
@@ -94,7 +103,8 @@ pub fn convert(tree: &[Node]) -> R<Converted> {
         match n.keyword.as_str() {
             "global_defs" => cx.global_defs(n)?,
             "vrrp_script" => cx.vrrp_script(n)?,
-            "vrrp_track_file" => cx.track_file(n)?,
+            // track_file is keepalived 2.1's name, vrrp_track_file the old one.
+            "vrrp_track_file" | "track_file" => cx.track_file(n)?,
             "vrrp_instance" => {
                 let kname = name_arg(n)?;
                 if cx.instances.contains_key(kname) {
@@ -111,7 +121,7 @@ pub fn convert(tree: &[Node]) -> R<Converted> {
     }
     for n in tree {
         match n.keyword.as_str() {
-            "global_defs" | "vrrp_script" | "vrrp_track_file" => {}
+            "global_defs" | "vrrp_script" | "vrrp_track_file" | "track_file" => {}
             "vrrp_instance" => cx.instance(n)?,
             "vrrp_sync_group" => cx.sync_group(n)?,
             "virtual_server" => cx.virtual_server(n)?,
@@ -273,11 +283,15 @@ fn track_table(name: &str, weight: i64) -> toml::Value {
     toml::Value::Table(t)
 }
 
+/// Why a keyword the context does not handle is not carried over: the reason
+/// keywords.rs gives for a keepalived keyword, else it is not one.
 fn why_unknown(keyword: &str, ctx: &str) -> String {
-    if !keyword.is_empty() && keyword.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-        format!("not carried over: hafront has no equivalent in {ctx}")
-    } else {
-        "not a keepalived keyword (prose or a typo?): ignored, as keepalived ignores it".to_string()
+    match keywords::reason(ctx, keyword) {
+        Some(why) => format!("not carried over: {why}"),
+        None if !keyword.is_empty() && keyword.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => {
+            format!("not a keepalived 2.4.3 keyword in {ctx} (a typo?): ignored, as keepalived ignores it")
+        }
+        None => "not a keepalived keyword (prose or a typo?): ignored, as keepalived ignores it".to_string(),
     }
 }
 
@@ -302,7 +316,7 @@ impl Cx {
     /// A keyword the context does not handle: an unknown block is an error, a
     /// single line a warning.
     fn other(&mut self, n: &Node, ctx: &str) -> R<()> {
-        if n.children.is_some() {
+        if n.children.is_some() && keywords::reason(ctx, &n.keyword).is_none() {
             return Err(ImportError::new(
                 &n.loc,
                 format!(

@@ -44,14 +44,15 @@ impl Cx {
         if let Some(m) = fwmark {
             s.set("fwmark", m, at(n));
         }
-        let mut defaults = CheckDefaults {
-            interval: None,
-            host: None,
-        };
+        let mut defaults = CheckDefaults::default();
         let mut servers: Vec<&Node> = Vec::new();
         for c in children {
             match c.keyword.as_str() {
-                "delay_loop" => defaults.interval = Some((secs(c, 0)?, c.loc.line)),
+                "delay_loop" | "retry" | "delay_before_retry" | "warmup" | "connect_timeout" => {
+                    defaults.inherit(c, "virtual_server")?
+                }
+                // The weight of its real servers that set none (check_data.c).
+                "weight" => defaults.weight = Some(int(c, 0, 0, i32::MAX as i64)?),
                 "lb_algo" | "lvs_sched" => {
                     let sched = arg(c, 0)?.to_ascii_lowercase();
                     if !SCHEDULERS.contains(&sched.as_str()) {
@@ -122,11 +123,7 @@ impl Cx {
                 | "hysteresis"
                 | "ha_suspend"
                 | "alpha"
-                | "omega"
-                | "retry"
-                | "delay_before_retry"
-                | "warmup"
-                | "connect_timeout" => self.skip(
+                | "omega" => self.skip(
                     c,
                     "not carried over: hafront has no such setting for a virtual service",
                 ),
@@ -198,10 +195,7 @@ impl Cx {
         t.insert("address".into(), addr.to_string().into());
         let mut inhibit = false;
         let mut check: Option<&Node> = None;
-        let mut rs_defaults = CheckDefaults {
-            interval: defaults.interval,
-            host: defaults.host.clone(),
-        };
+        let mut rs_defaults = defaults.clone();
         for c in block(rs)? {
             match c.keyword.as_str() {
                 "weight" => {
@@ -217,7 +211,12 @@ impl Cx {
                 "lvs_method" => {
                     t.insert("forwarding".into(), forwarding(c)?.into());
                 }
-                "delay_loop" => rs_defaults.interval = Some((secs(c, 0)?, c.loc.line)),
+                "delay_loop" | "retry" | "delay_before_retry" | "warmup" | "connect_timeout" => {
+                    rs_defaults.inherit(c, "real_server")?
+                }
+                "alpha" => self.skip(c, "not carried over: hafront checks have no such setting"),
+                // The real server's checks' Host header, over the virtual server's.
+                "virtualhost" => rs_defaults.host = Some(arg(c, 0)?.to_string()),
                 "notify_up" | "notify_down" => self.skip(c, CHECKER_NOTIFY_WHY),
                 "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "DNS_CHECK" | "SMTP_CHECK"
                 | "PING_CHECK" | "UDP_CHECK" => {
@@ -237,6 +236,9 @@ impl Cx {
                 "BFD_CHECK" | "FILE_CHECK" => self.skip(c, "not carried over: hafront has no such check"),
                 _ => self.other(c, "real_server")?,
             }
+        }
+        if let (false, Some(w)) = (t.contains_key("weight"), defaults.weight) {
+            t.insert("weight".into(), w.into());
         }
         if let Some(c) = check {
             let mut cname = format!("{service}_rs{k}");
@@ -270,11 +272,15 @@ impl Cx {
             _ => "udp",
         };
         s.set("kind", kind, None);
-        let mut interval = d
-            .interval
-            .map(|(v, line)| (v, Some(format!("delay_loop, line {line}"))));
-        let mut timeout: Option<(Duration, Option<String>)> = None;
-        let mut retries: Option<(i64, Option<String>)> = None;
+        // keepalived 2.4.3 (check_data.c): a checker's delay_loop, retry,
+        // connect_timeout, warmup and delay_before_retry default to its real
+        // server's, which default to its virtual server's.
+        let some = |o: &Option<(Duration, String)>| o.clone().map(|(v, c)| (v, Some(c)));
+        let mut interval = some(&d.interval);
+        let mut timeout = some(&d.timeout);
+        let mut retries = d.retry.clone().map(|(v, c)| (v, Some(c)));
+        let mut retry_delay = some(&d.retry_delay);
+        let mut warmup = some(&d.warmup);
         let mut connect_ip: Option<IpAddr> = None;
         let mut connect_port: Option<u16> = None;
         let mut host = d.host.clone();
@@ -295,8 +301,8 @@ impl Cx {
                         );
                     }
                 }
-                "delay_before_retry" => s.set("retry_delay", dur(secs(x, 0)?), at(x)),
-                "warmup" => s.set("warmup", dur(secs(x, 0)?), at(x)),
+                "delay_before_retry" => retry_delay = Some((secs(x, 0)?, at(x))),
+                "warmup" => warmup = Some((secs(x, 0)?, at(x))),
                 "connect_ip" => connect_ip = Some(ip(x, arg(x, 0)?)?),
                 "connect_port" => connect_port = Some(port(x, arg(x, 0)?)?),
                 "bindto" => s.set("bind_address", ip(x, arg(x, 0)?)?.to_string(), at(x)),
@@ -381,10 +387,34 @@ impl Cx {
         }
         s.set("timeout", dur(timeout), tcomment);
         let (r, rcomment) = retries.unwrap_or((
-            if kind == "exec" { 0 } else { KA_RETRY },
-            Some("keepalived's default retry".into()),
+            match kind {
+                "exec" => 0,
+                "dns" => KA_DNS_RETRY,
+                _ => KA_RETRY,
+            },
+            Some(format!("keepalived's default retry for {}", c.keyword)),
         ));
         s.set("retries", r, rcomment);
+        // delay_before_retry: 1 s, 3 s for HTTP_GET/SSL_GET, the delay_loop for DNS_CHECK.
+        let (rd, rdcomment) = match retry_delay {
+            Some(given) => given,
+            None => (
+                match kind {
+                    "http" | "https" => KA_HTTP_RETRY_DELAY,
+                    "dns" => interval,
+                    _ => KA_RETRY_DELAY,
+                },
+                Some(format!(
+                    "keepalived's default delay_before_retry for {}",
+                    c.keyword
+                )),
+            ),
+        };
+        s.set("retry_delay", dur(rd), rdcomment);
+        // warmup: the delay_loop by default, as hafront's.
+        if let Some((w, wcomment)) = warmup {
+            s.set("warmup", dur(w), wcomment);
+        }
         // keepalived changes a real server's state on one verdict (after its retries).
         s.set(
             "rise",
@@ -532,11 +562,40 @@ impl Cx {
     }
 }
 
+/// What a checker inherits from its real server and virtual server, each value
+/// with the comment naming its line.
+#[derive(Clone, Default)]
 struct CheckDefaults {
-    /// delay_loop and its line.
-    interval: Option<(Duration, usize)>,
+    interval: Option<(Duration, String)>,
+    timeout: Option<(Duration, String)>,
+    retry: Option<(i64, String)>,
+    retry_delay: Option<(Duration, String)>,
+    warmup: Option<(Duration, String)>,
     /// virtualhost.
     host: Option<String>,
+    /// The virtual server's `weight`: its real servers' default.
+    weight: Option<i64>,
+}
+
+impl CheckDefaults {
+    /// A delay_loop, retry, connect_timeout, warmup or delay_before_retry line of a
+    /// virtual_server or real_server block.
+    fn inherit(&mut self, c: &Node, ctx: &str) -> R<()> {
+        let comment = format!("{ctx} {}, line {}", c.keyword, c.loc.line);
+        match c.keyword.as_str() {
+            "retry" => self.retry = Some((int(c, 0, 0, 100)?, comment)),
+            kw => {
+                let v = Some((secs(c, 0)?, comment));
+                match kw {
+                    "delay_loop" => self.interval = v,
+                    "connect_timeout" => self.timeout = v,
+                    "delay_before_retry" => self.retry_delay = v,
+                    _ => self.warmup = v,
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 fn forwarding(c: &Node) -> R<&'static str> {
