@@ -252,7 +252,10 @@ impl Reject {
 /// What a verified advert carried.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verified {
-    Signed { key_id: u8, seq: u64 },
+    Signed {
+        key_id: u8,
+        seq: u64,
+    },
     /// No trailer, accepted by a migration mode (permissive, receive-only).
     Unsigned,
 }
@@ -375,7 +378,14 @@ impl AuthHmac {
     /// The trailer for the encoded message `pdu` sent from `src`, or None in
     /// receive-only mode (`vrrp_auth_hmac_sign`). The checksum field of `pdu` is
     /// not covered, so it may be filled before or after.
-    pub fn sign(&mut self, pdu: &[u8], version: u8, vrid: u8, src: IpAddr, now: Duration) -> Option<[u8; TRAILER_LEN]> {
+    pub fn sign(
+        &mut self,
+        pdu: &[u8],
+        version: u8,
+        vrid: u8,
+        src: IpAddr,
+        now: Duration,
+    ) -> Option<[u8; TRAILER_LEN]> {
         if self.cfg.mode == Mode::ReceiveOnly || pdu.len() < 8 {
             return None;
         }
@@ -508,13 +518,18 @@ mod tests {
 
     /// keepalived-2.4.3/test/auth_hmac_test.c: the draft appendix images, key
     /// 00..1f, VRID 51, priority 200, sequence 0x6800000080000000.
-    const IPV4_VEC: &str = "3133c80100644402c0000264 010100006800000080000000 1b84bc4e8e43892dc6d98448f8ee2265";
+    const IPV4_VEC: &str =
+        "3133c80100644402c0000264 010100006800000080000000 1b84bc4e8e43892dc6d98448f8ee2265";
     const IPV6_VEC: &str = "3133c8010064a2e9 fe800000000000000000000000000100 \
                             010100006800000080000000 c8c56146ebfd66ee10ec4d8186461b78";
 
     fn vectors() -> [(Vec<u8>, IpAddr, bool); 2] {
         [
-            (hex::decode(IPV4_VEC).unwrap(), "198.51.100.10".parse().unwrap(), false),
+            (
+                hex::decode(IPV4_VEC).unwrap(),
+                "198.51.100.10".parse().unwrap(),
+                false,
+            ),
             (hex::decode(IPV6_VEC).unwrap(), "fe80::10".parse().unwrap(), true),
         ]
     }
@@ -535,7 +550,9 @@ mod tests {
             );
             // The same clock reading signs the same bytes (0x8000/65536 s = 0.5 s).
             let mut s = AuthHmac::new(cfg(AntiReplay::Time), 0);
-            let t2 = s.sign(pdu, 3, 51, src, Duration::new(0x6800_0000, 500_000_000)).unwrap();
+            let t2 = s
+                .sign(pdu, 3, 51, src, Duration::new(0x6800_0000, 500_000_000))
+                .unwrap();
             assert_eq!(&t2, t);
         }
     }
@@ -582,10 +599,15 @@ mod tests {
         // Monotonic: the same advert twice is a replay.
         let mut a = AuthHmac::new(cfg(AntiReplay::Monotonic), 0);
         assert!(a.verify(pdu, t, 3, 51, src, sent).is_ok());
-        assert!(matches!(a.verify(pdu, t, 3, 51, src, sent), Err(Reject::Replay { .. })));
+        assert!(matches!(
+            a.verify(pdu, t, 3, 51, src, sent),
+            Err(Reject::Replay { .. })
+        ));
         // Time: accepted within the window, stale beyond it on either side.
         let mut a = AuthHmac::new(cfg(AntiReplay::Time), 0);
-        assert!(a.verify(pdu, t, 3, 51, src, sent + Duration::from_secs(5)).is_ok());
+        assert!(a
+            .verify(pdu, t, 3, 51, src, sent + Duration::from_secs(5))
+            .is_ok());
         for now in [sent + Duration::from_secs(6), sent - Duration::from_secs(6)] {
             let mut a = AuthHmac::new(cfg(AntiReplay::Time), 0);
             assert_eq!(
@@ -604,7 +626,10 @@ mod tests {
             // A present trailer is still checked.
             let mut bad = *t.unwrap();
             bad[27] ^= 1;
-            assert_eq!(a.verify(pdu, Some(&bad), 3, 51, src, sent), Err(Reject::BadMac(1)));
+            assert_eq!(
+                a.verify(pdu, Some(&bad), 3, 51, src, sent),
+                Err(Reject::BadMac(1))
+            );
         }
         c.mode = Mode::ReceiveOnly;
         assert_eq!(AuthHmac::new(c, 0).sign(pdu, 3, 51, src, sent), None);
