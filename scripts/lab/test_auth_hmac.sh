@@ -152,7 +152,7 @@ hex=${cap##* }
 [ $(( ${#hex} / 2 )) = $((8 + 4 + 8 + 28)) ] || fail "captured advert is ${#hex} hex digits, want a signed v2 advert"
 before=$(rejected auth_hmac_replay)
 lab_exec b python3 "$here/../lib/vrrp_send.py" --src 192.0.2.2 --dst 192.0.2.1 --hex "$hex" raw
-sleep 0.3
+for _ in $(seq 30); do [ "$(rejected auth_hmac_replay)" -gt "$before" ] && break; sleep 0.1; done
 [ "$(rejected auth_hmac_replay)" -gt "$before" ] || fail "the replayed advert was not rejected as a replay: $(hf_field a "s['instances']['web']['counters']['rejected']")"
 [ "$(hf_field a "s['instances']['web']['state']")" = backup ] || fail "hafront left backup"
 pass "v2: replayed captured advert rejected (auth_hmac_replay)"
