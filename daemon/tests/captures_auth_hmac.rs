@@ -127,3 +127,62 @@ fn keepalived_signed_adverts() {
         );
     }
 }
+
+/// The instance counts each refusal under its reason and lets a valid signed
+/// advert through; permissive also takes an unsigned one.
+#[test]
+fn instance_verifies_and_counts_per_reason() {
+    use hafront::vrrp::{Input, Instance, Params};
+    let f = load("v3_ipv4");
+    let bytes = hex::decode(&f["hex"]).unwrap();
+    let key = hex::decode(&f["key"]).unwrap();
+    let mut params: Params = serde_json::from_value(serde_json::json!({
+        "name": "web", "version": 3, "vrid": 51, "priority": 100, "interval_cs": 100,
+        "vips": ["192.0.2.100/24"], "preempt": true, "primary": "192.0.2.1",
+    }))
+    .unwrap();
+    let cfg = |mode| Config {
+        keys: vec![Key::new(1, key.clone()).unwrap()],
+        active_key: 1,
+        mode,
+        anti_replay: AntiReplay::Time,
+        window_s: 5,
+    };
+    let seconds = u64::from(Trailer::parse(auth_hmac::split(&bytes, false).1.unwrap()).seconds());
+    let packet = |payload: &[u8], at: u64| Input::Packet {
+        src: f["src"].parse().unwrap(),
+        dst: f["dst"].parse().unwrap(),
+        ttl: 255,
+        payload: payload.to_vec(),
+        wall_ns: at * 1_000_000_000,
+    };
+    let rejected = |i: &Instance, r: &str| i.counters().rejected.get(r).copied().unwrap_or(0);
+    let unsigned = &bytes[..bytes.len() - auth_hmac::TRAILER_LEN];
+
+    params.auth_hmac = Some(cfg(Mode::Enforce));
+    let mut i = Instance::new(params.clone());
+    i.handle(Input::Startup);
+    i.handle(packet(&bytes, seconds + 1));
+    assert_eq!(i.counters().adverts_received, 1);
+    i.handle(packet(&bytes, seconds + 1));
+    assert_eq!(rejected(&i, "auth_hmac_replay"), 1);
+    i.handle(packet(&bytes, seconds + 60));
+    assert_eq!(rejected(&i, "auth_hmac_stale"), 1);
+    i.handle(packet(unsigned, seconds));
+    assert_eq!(rejected(&i, "auth_hmac_missing"), 1);
+    assert_eq!(i.counters().adverts_received, 1);
+
+    params.auth_hmac = Some(cfg(Mode::Permissive));
+    let mut i = Instance::new(params.clone());
+    i.handle(Input::Startup);
+    i.handle(packet(unsigned, seconds));
+    assert_eq!(i.counters().adverts_received, 1);
+    assert!(i.counters().rejected.is_empty());
+
+    // Without auth_hmac, a signed advert is too long (keepalived refuses it too).
+    params.auth_hmac = None;
+    let mut i = Instance::new(params);
+    i.handle(Input::Startup);
+    i.handle(packet(&bytes, seconds));
+    assert_eq!(rejected(&i, "packet_length"), 1);
+}
