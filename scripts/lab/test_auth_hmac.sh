@@ -5,6 +5,7 @@
 #     their roles; a key rotation on hafront (keys 1+2, active 1 -> 2) moves no one;
 #     keepalived with a wrong key rejects hafront's adverts and takes over, and
 #     hafront counts keepalived's adverts as bad MACs.
+#  1b. The same over IPv6 (keepalived's checksum covers the trailer there).
 #  2. VRRPv2 unicast, keepalived master + hafront backup: both keep their roles
 #     (hafront verifies every advert); keepalived rotates to key 2 (SIGHUP) with no
 #     transition; a captured keepalived advert sent again is rejected as a replay;
@@ -77,12 +78,12 @@ hf_hmac() { # active_key key-table-entries...
 }
 rejected() { hf_field a "s['instances']['web']['counters']['rejected'].get('$1', 0)"; }
 counter() { hf_field a "s['instances']['web']['counters']['$1']"; }
-ka_auth_errors() { grep -ci 'authentication\|HMAC\|trailer' "$dir/keepalived-b.log" || true; }
+ka_auth_errors() { grep -ci 'authentication\|HMAC\|trailer\|checksum' "$dir/keepalived-b.log" || true; }
 
 # ---- 1. VRRPv3 multicast, hafront master
 echo "-- VRRPv3 multicast, hafront master"
-{ hf_conf a web 51 150 3 100ms "\"$VIP/24\""; hf_hmac 1 "{ id = 1, key = \"$K1\" }" "{ id = 2, key = \"$K2\" }"; } >"$dir/a.toml"
-ka_conf 3 100 0.1 1 $'key 1 '"$K1"$'\n    key 2 '"$K2" >"$dir/b.conf"
+{ hf_conf a web 51 150 3 1s "\"$VIP/24\""; hf_hmac 1 "{ id = 1, key = \"$K1\" }" "{ id = 2, key = \"$K2\" }"; } >"$dir/a.toml"
+ka_conf 3 100 1 1 $'key 1 '"$K1"$'\n    key 2 '"$K2" >"$dir/b.conf"
 hf_start a "$dir/a.toml"
 hf_wait_state a web master 5 || fail "hafront not master"
 ka_start "$dir/b.conf"
@@ -92,7 +93,7 @@ sleep 3
 pass "v3 multicast: hafront master, keepalived backup, both signing"
 
 # Rotation on the sender: active key 1 -> 2, keepalived knows both.
-{ hf_conf a web 51 150 3 100ms "\"$VIP/24\""; hf_hmac 2 "{ id = 1, key = \"$K1\" }" "{ id = 2, key = \"$K2\" }"; } >"$dir/a.toml"
+{ hf_conf a web 51 150 3 1s "\"$VIP/24\""; hf_hmac 2 "{ id = 1, key = \"$K1\" }" "{ id = 2, key = \"$K2\" }"; } >"$dir/a.toml"
 kill -HUP "${HF_PID[a]}"
 sleep 2
 [ "$(lab_vip_holder $VIP)" = a ] || fail "rotation: VIP holder $(lab_vip_holder $VIP), want a"
@@ -103,9 +104,9 @@ pass "v3: key rotation on hafront, no transition"
 
 # keepalived with a wrong key: it rejects hafront's adverts and takes over.
 ka_stop
-ka_conf 3 100 0.1 9 "key 9 $KX" >"$dir/b.conf"
+ka_conf 3 100 1 9 "key 9 $KX" >"$dir/b.conf"
 ka_start "$dir/b.conf"
-lab_wait_vip b $VIP 5 || fail "keepalived with a wrong key did not take over"
+lab_wait_vip b $VIP 8 || fail "keepalived with a wrong key did not take over"
 for _ in $(seq 50); do [ "$(rejected auth_hmac_unknown_key)" -gt 0 ] && break; sleep 0.1; done
 [ "$(rejected auth_hmac_unknown_key)" -gt 0 ] || fail "hafront did not count keepalived's key-9 adverts: $(hf_field a "s['instances']['web']['counters']['rejected']")"
 [ "$(counter adverts_received)" = 0 ] || fail "hafront accepted an advert signed with an unknown key"
@@ -115,6 +116,22 @@ ka_stop
 hf_stop a
 lab_exec a ip addr del "$VIP/24" dev eth0 2>/dev/null || true
 lab_exec b ip addr del "$VIP/24" dev eth0 2>/dev/null || true
+
+# ---- 1b. VRRPv3 IPv6 (the checksum covers the trailer there): hafront master
+echo "-- VRRPv3 IPv6 multicast, hafront master"
+{ hf_conf a web 51 150 3 1s '"2001:db8::100/64"'; hf_hmac 1 "{ id = 1, key = \"$K1\" }"; } >"$dir/a.toml"
+ka_conf 3 100 1 1 "key 1 $K1" | sed 's|192.0.2.100/24|2001:db8::100/64|' >"$dir/b.conf"
+: >"$dir/keepalived-b.log"
+hf_start a "$dir/a.toml"
+lab_wait_vip a 2001:db8::100 10 || fail "IPv6: hafront did not take the VIP"
+ka_start "$dir/b.conf"
+sleep 2
+[ "$(lab_vip_holder 2001:db8::100)" = a ] || fail "IPv6: VIP holder $(lab_vip_holder 2001:db8::100), want a"
+[ "$(ka_auth_errors)" = 0 ] || fail "IPv6: keepalived rejected hafront's adverts: $(grep -i 'authentication\|HMAC\|checksum' "$dir/keepalived-b.log" | head -3)"
+grep -q 'Entering MASTER' "$dir/keepalived-b.log" && fail "IPv6: keepalived became master"
+ka_stop
+hf_stop a
+pass "v3 IPv6 multicast: hafront master, keepalived backup"
 
 # ---- 2. VRRPv2 unicast, keepalived master
 echo "-- VRRPv2 unicast, keepalived master"
