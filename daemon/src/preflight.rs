@@ -102,6 +102,14 @@ pub fn check(cfg: &Config) -> Vec<Problem> {
             }
         }
     }
+    // auth_hmac keys in files: readable, bounded, 32 to 64 bytes.
+    for (name, i) in &cfg.vrrp.instances {
+        if let Some(h) = &i.auth_hmac {
+            if let Err(e) = h.load(interval_cs(i)) {
+                p(&["vrrp", "instances", name, "auth_hmac", "keys"], e);
+            }
+        }
+    }
     if let Some(u) = &cfg.security.script_user {
         if security::lookup_user(u).is_none() {
             p(&["security", "script_user"], format!("no user named {u:?}"));
@@ -208,4 +216,9 @@ pub fn import_command(file: &Path, output: Option<&Path>, strict: bool) -> u8 {
             1
         }
     }
+}
+
+/// An instance's advert interval in centiseconds (as `Params::interval_cs`).
+pub fn interval_cs(i: &crate::config::InstanceConfig) -> u16 {
+    (i.advert_interval.as_millis() / 10) as u16
 }

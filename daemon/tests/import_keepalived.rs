@@ -982,3 +982,32 @@ fn startup_delay_rt_priority_and_no_swap_are_carried() {
     assert!(cfg.vrrp.lock_memory);
     assert_eq!(cfg.vrrp.instances.len(), 1);
 }
+
+/// keepalived 2.4's auth_hmac block carries over key by key (issue 20 §1), and the
+/// legacy authentication beside it is dropped, as keepalived drops it.
+#[test]
+fn auth_hmac_is_carried_over() {
+    let text = "vrrp_instance web {\n  interface eth0\n  virtual_router_id 51\n  version 2\n  advert_int 2\n\
+                authentication {\n    auth_type PASS\n    auth_pass secret12\n  }\n\
+                auth_hmac {\n    key 1 hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n\
+                \x20   key 2 file:/run/credentials/keepalived.service/vrrp\n    active_key 2\n\
+                \x20   anti_replay monotonic\n    mode permissive\n  }\n\
+                virtual_ipaddress {\n    192.0.2.100/24\n  }\n}\n";
+    let (cfg, imp) = import_text(text);
+    let i = &cfg.vrrp.instances["web"];
+    let h = i.auth_hmac.as_ref().expect("auth_hmac carried over");
+    assert_eq!(h.keys.len(), 2);
+    assert_eq!((h.keys[0].id, h.keys[1].id), (1, 2));
+    assert_eq!(
+        h.keys[1].key.expose(),
+        "file:/run/credentials/keepalived.service/vrrp"
+    );
+    assert_eq!(h.active_key, 2);
+    assert_eq!(h.mode, hafront::vrrp::auth_hmac::Mode::Permissive);
+    assert_eq!(h.anti_replay, hafront::vrrp::auth_hmac::AntiReplay::Monotonic);
+    assert!(i.auth_pass.is_none());
+    assert!(has_warning(&imp, "authentication", WarningKind::Dropped));
+    assert!(!imp
+        .toml
+        .contains("not carried over: hafront has no equivalent in vrrp_instance"));
+}

@@ -80,6 +80,7 @@ fn to_input(step: Step) -> Input {
                 dst,
                 ttl,
                 payload,
+                wall_ns: 0,
             }
         }
     }

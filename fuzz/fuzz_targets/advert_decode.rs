@@ -57,6 +57,7 @@ fn params(cfg: &[u8; 3]) -> Params {
         synced: cfg[0] & 0x80 != 0,
         fast_preempt: cfg[0] & 0x40 != 0,
         startup_hold_ms: 0,
+        auth_hmac: None,
     }
 }
 
@@ -159,6 +160,7 @@ fuzz_target!(|data: &[u8]| {
                         dst,
                         ttl,
                         payload,
+                        wall_ns: 0,
                     },
                 );
                 continue;

@@ -9,6 +9,7 @@ prio0 (a priority-0 advert, "I am leaving"), junk (a rotating mix of the broken 
 above aimed at the VRID: bad checksum, truncated, count 0, random bytes).
 --rate N --seconds S paces the sending at N packets a second for S seconds (the fault
 suite's junk flood) instead of --count back to back.
+raw sends the bytes of --hex as they are (a captured advert, replayed).
 "good" is a valid v3 advert with priority 254 (or --prio) (a node that accepted the broken ones
 would react to it the same way).
 """
@@ -53,6 +54,7 @@ def main():
     ap.add_argument("--prio", type=int, default=254, help="priority of good adverts")
     ap.add_argument("--rate", type=int, default=0, help="packets per second (with --seconds)")
     ap.add_argument("--seconds", type=float, default=0.0)
+    ap.add_argument("--hex", default="", help="payload of the raw case")
     ap.add_argument("cases", nargs="+")
     a = ap.parse_args()
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 112)
@@ -86,6 +88,8 @@ def main():
             pkt = advert(3, a.vrid, 254, a.src, a.dst, [a.vip], count=255, pad=1480 - 12)
         elif case == "prio0":
             pkt = advert(3, a.vrid, 0, a.src, a.dst, [a.vip])
+        elif case == "raw":
+            pkt = bytes.fromhex(a.hex)
         elif case == "garbage":
             pkt = os.urandom(37)
         elif case == "junk":

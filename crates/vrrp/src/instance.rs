@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use super::auth_hmac::{self, AuthHmac, TRAILER_LEN};
 use super::error::DecodeError;
 use super::packet::{Advert, Auth, ChecksumMode, PacketAddrs, Version, MCAST_V4, MCAST_V6};
 
@@ -161,6 +162,10 @@ pub struct Params {
     /// cannot hear yet. 0 = no hold.
     #[serde(default)]
     pub startup_hold_ms: u64,
+    /// Signed adverts (keepalived's `auth_hmac`, `crate::auth_hmac`). Never
+    /// serialized: recordings and replay files carry no key.
+    #[serde(skip)]
+    pub auth_hmac: Option<auth_hmac::Config>,
 }
 
 impl Params {
@@ -212,6 +217,10 @@ pub enum Input {
         ttl: u8,
         #[serde(with = "hex_bytes")]
         payload: Vec<u8>,
+        /// Realtime clock at reception, nanoseconds since the Unix epoch; read
+        /// only by auth_hmac's `time` anti-replay (0 in replay files).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        wall_ns: u64,
     },
     /// New parameters after a reload; applied in place (see [`Instance::reconfigure`]).
     Reconfigure {
@@ -360,12 +369,25 @@ pub struct Instance {
     /// per Advertisement_Interval, so spoofed adverts cannot be amplified.
     reasserted: bool,
     counters: Counters,
+    /// Signing and verification state (`Params::auth_hmac`).
+    hmac: Option<AuthHmac>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn new_hmac(params: &Params) -> Option<AuthHmac> {
+    let cfg = params.auth_hmac.clone()?;
+    Some(AuthHmac::new(cfg, params.unicast_peers.len()))
 }
 
 impl Instance {
     pub fn new(params: Params) -> Self {
         let interval = params.interval_cs;
+        let hmac = new_hmac(&params);
         Instance {
+            hmac,
             params,
             state: State::Initialize,
             master_adver_interval_cs: interval,
@@ -386,6 +408,14 @@ impl Instance {
 
     pub fn params(&self) -> &Params {
         &self.params
+    }
+
+    /// The auth_hmac trailer for an encoded advert of this instance sent from
+    /// `src` at realtime `now` (since the Unix epoch); None when the instance does
+    /// not sign (no `auth_hmac`, or mode receive-only).
+    pub fn sign(&mut self, pdu: &[u8], src: IpAddr, now: std::time::Duration) -> Option<[u8; TRAILER_LEN]> {
+        let (version, vrid) = (u8::from(self.params.version), self.params.vrid);
+        self.hmac.as_mut()?.sign(pdu, version, vrid, src, now)
     }
     pub fn state(&self) -> State {
         self.state
@@ -444,7 +474,8 @@ impl Instance {
                 dst,
                 ttl,
                 payload,
-            } => self.packet(src, dst, ttl, &payload, &mut out),
+                wall_ns,
+            } => self.packet(src, dst, ttl, &payload, wall_ns, &mut out),
             Input::Reconfigure { params } => self.reconfigure(*params, &mut out),
             Input::LinkDown => self.link(false, &mut out),
             Input::LinkUp => self.link(true, &mut out),
@@ -667,7 +698,15 @@ impl Instance {
     }
 
     /// RFC 5798 §7.1 (receiving), then §6.4.2 / §6.4.3 (what the state does with it).
-    fn packet(&mut self, src: IpAddr, dst: IpAddr, ttl: u8, payload: &[u8], out: &mut Vec<Output>) {
+    fn packet(
+        &mut self,
+        src: IpAddr,
+        dst: IpAddr,
+        ttl: u8,
+        payload: &[u8],
+        wall_ns: u64,
+        out: &mut Vec<Output>,
+    ) {
         // §7.1: "MUST verify that the IPvX TTL/Hop Limit is 255".
         if ttl != 255 {
             return self.reject(src, "ttl", format!("TTL/hop limit {ttl}, must be 255"), out);
@@ -680,7 +719,18 @@ impl Instance {
                 out,
             );
         }
-        let advert = match Advert::decode(payload, PacketAddrs { src, dst }, self.params.checksum_mode()) {
+        // keepalived's auth_hmac: a trailer is recognised by length, and only by an
+        // instance that has auth_hmac (others refuse the length).
+        let (pdu, trailer) = match self.hmac {
+            Some(_) => auth_hmac::split(payload, src.is_ipv6()),
+            None => (payload, None),
+        };
+        let addrs = PacketAddrs { src, dst };
+        let decoded = match trailer {
+            Some(_) => Advert::decode_signed(payload, pdu, addrs, self.params.checksum_mode()),
+            None => Advert::decode(pdu, addrs, self.params.checksum_mode()),
+        };
+        let advert = match decoded {
             Ok(a) => a,
             Err(e) => return self.reject_decode(src, e, out),
         };
@@ -708,6 +758,15 @@ impl Instance {
                 "sender is not a configured unicast peer".into(),
                 out,
             );
+        }
+        // keepalived authenticates before any field reaches the state machine
+        // (`vrrp_check_packet` -> `vrrp_auth_ext_verify`).
+        if let Some(h) = &mut self.hmac {
+            let now = std::time::Duration::from_nanos(wall_ns);
+            let (version, vrid) = (u8::from(self.params.version), self.params.vrid);
+            if let Err(e) = h.verify(pdu, trailer, version, vrid, src, now) {
+                return self.reject(src, e.counter(), e.to_string(), out);
+            }
         }
         if self.params.version == Version::V2 {
             // RFC 3768 §7.1: authentication type and data must match the configuration.
@@ -1003,6 +1062,12 @@ impl Instance {
     fn reconfigure(&mut self, params: Params, out: &mut Vec<Output>) {
         let priority_before = self.priority();
         let old = std::mem::replace(&mut self.params, params);
+        // New keys or mode take effect at once; sequences sent and heard are kept.
+        let peers = self.params.unicast_peers.len();
+        match (&mut self.hmac, self.params.auth_hmac.clone()) {
+            (Some(h), Some(cfg)) => h.reconfigure(cfg, peers),
+            (h, cfg) => *h = cfg.map(|c| AuthHmac::new(c, peers)),
+        }
         let gone: Vec<IpNet> = old
             .vips
             .iter()

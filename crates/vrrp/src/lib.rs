@@ -2,6 +2,7 @@
 //! state machine. No sockets, no timers, no runtime: the daemon feeds inputs
 //! (received packets, fired timers, tracking) and executes the outputs.
 
+pub mod auth_hmac;
 pub mod error;
 pub mod hex;
 pub mod instance;

@@ -220,6 +220,31 @@ impl Advert {
     /// the packet: version, type, length, checksum). TTL, VRID and authentication
     /// are checked by the instance, which knows its configuration.
     pub fn decode(buf: &[u8], addrs: PacketAddrs, mode: ChecksumMode) -> Result<Advert, DecodeError> {
+        Self::decode_parts(buf, buf, addrs, mode)
+    }
+
+    /// [`Advert::decode`] of a signed payload (`crate::auth_hmac`): `pdu` is the
+    /// VRRP message, `payload` the message and its trailer. keepalived's checksum
+    /// covers the message only over IPv4 (`vrrp_check_packet`) and the whole
+    /// payload over IPv6 (the kernel's IPV6_CHECKSUM).
+    pub fn decode_signed(
+        payload: &[u8],
+        pdu: &[u8],
+        addrs: PacketAddrs,
+        mode: ChecksumMode,
+    ) -> Result<Advert, DecodeError> {
+        let span = if addrs.src.is_ipv6() { payload } else { pdu };
+        Self::decode_parts(pdu, span, addrs, mode)
+    }
+
+    /// Decodes `buf`, verifying the checksum over `span` (`buf` itself, or `buf`
+    /// and the auth_hmac trailer behind it over IPv6).
+    fn decode_parts(
+        buf: &[u8],
+        span: &[u8],
+        addrs: PacketAddrs,
+        mode: ChecksumMode,
+    ) -> Result<Advert, DecodeError> {
         if buf.len() < HEADER_LEN {
             return Err(DecodeError::Truncated {
                 len: buf.len(),
@@ -263,11 +288,11 @@ impl Advert {
             return Err(DecodeError::TooLong { len: buf.len(), need });
         }
         let got = u16::from_be_bytes([buf[6], buf[7]]);
-        let valid = checksum_for(version, buf, addrs, ChecksumMode::Rfc) == 0
+        let valid = checksum_for(version, span, addrs, ChecksumMode::Rfc) == 0
             || (mode == ChecksumMode::V2Compatible
-                && checksum_for(version, buf, addrs, ChecksumMode::V2Compatible) == 0);
+                && checksum_for(version, span, addrs, ChecksumMode::V2Compatible) == 0);
         if !valid {
-            let mut zeroed = buf.to_vec();
+            let mut zeroed = span.to_vec();
             zeroed[6] = 0;
             zeroed[7] = 0;
             let expected = checksum_for(version, &zeroed, addrs, mode);
@@ -311,6 +336,24 @@ impl Advert {
             addresses,
             auth,
         })
+    }
+}
+
+/// Appends an auth_hmac trailer (`crate::auth_hmac`) to an encoded message; over
+/// IPv6 the checksum is computed again over the whole payload, as the kernel does
+/// for keepalived (IPV6_CHECKSUM), over IPv4 it stays the message's.
+pub fn append_trailer(buf: &mut Vec<u8>, trailer: &[u8], addrs: PacketAddrs, mode: ChecksumMode) {
+    buf.extend_from_slice(trailer);
+    if addrs.src.is_ipv6() && buf.len() >= HEADER_LEN {
+        buf[6] = 0;
+        buf[7] = 0;
+        let version = if buf[0] >> 4 == 2 {
+            Version::V2
+        } else {
+            Version::V3
+        };
+        let sum = checksum_for(version, buf, addrs, mode);
+        buf[6..8].copy_from_slice(&sum.to_be_bytes());
     }
 }
 

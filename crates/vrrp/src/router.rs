@@ -158,6 +158,20 @@ impl<I: Copy + Ord, K: Copy + Ord> Router<I, K> {
         ttl: u8,
         payload: Vec<u8>,
     ) -> (Delivery<I>, Vec<(I, Routed)>) {
+        self.packet_at(key, src, dst, ttl, payload, 0)
+    }
+
+    /// [`Router::packet`] with the realtime clock at reception (nanoseconds since
+    /// the Unix epoch), which auth_hmac's `time` anti-replay reads.
+    pub fn packet_at(
+        &mut self,
+        key: K,
+        src: IpAddr,
+        dst: IpAddr,
+        ttl: u8,
+        payload: Vec<u8>,
+        wall_ns: u64,
+    ) -> (Delivery<I>, Vec<(I, Routed)>) {
         // The VRID is the second byte in both versions (RFC 3768 §5.1, RFC 5798 §5.1).
         let Some(&vrid) = payload.get(1) else {
             self.unknown_vrid += 1;
@@ -181,9 +195,22 @@ impl<I: Copy + Ord, K: Copy + Ord> Router<I, K> {
                 dst,
                 ttl,
                 payload,
+                wall_ns,
             },
         );
         (Delivery::To(id), out)
+    }
+
+    /// The auth_hmac trailer for an advert of instance `id` (`Instance::sign`),
+    /// encoded for `src`, at realtime `now`.
+    pub fn sign(
+        &mut self,
+        id: I,
+        pdu: &[u8],
+        src: IpAddr,
+        now: std::time::Duration,
+    ) -> Option<[u8; crate::auth_hmac::TRAILER_LEN]> {
+        self.slots.get_mut(&id)?.inst.sign(pdu, src, now)
     }
 
     /// Feeds one input to instance `id`, then carries out the sync-group moves it

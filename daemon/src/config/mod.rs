@@ -11,6 +11,7 @@
 //! [`load_checked`] so that their errors name sources like the others.
 
 pub mod api;
+pub mod auth_hmac;
 pub mod checks;
 mod error;
 pub mod ipvs;

@@ -184,6 +184,9 @@ pub struct InstanceConfig {
     pub unicast_source: Option<IpAddr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_pass: Option<Secret>,
+    /// Signed adverts (keepalived 2.4's `auth_hmac`), see config/auth_hmac.rs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_hmac: Option<super::auth_hmac::AuthHmacConfig>,
     /// RFC 5798 Accept_Mode: when false, a master that is not the address owner
     /// drops traffic addressed to the VIPs (nftables).
     #[serde(default = "yes")]

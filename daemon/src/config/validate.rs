@@ -197,6 +197,21 @@ impl Validator {
                 );
             }
         }
+        if let Some(h) = &i.auth_hmac {
+            let mut found = Vec::new();
+            h.validate(|field, m| found.push((field.to_string(), m)));
+            for (field, m) in found {
+                let mut k = key("auth_hmac");
+                k.push(&field);
+                self.problem(&k, m);
+            }
+            if i.auth_pass.is_some() {
+                self.problem(
+                    &key("auth_hmac"),
+                    "cannot be combined with auth_pass (keepalived drops the password too)",
+                );
+            }
+        }
         if i.checksum_compat && (i.version != Version::V3 || family.is_ipv6()) {
             self.problem(&key("checksum_compat"), "only applies to VRRPv3 over IPv4");
         }

@@ -227,8 +227,12 @@ impl Engine {
                     let Some(sock) = self.sockets.get(&slot.key) else {
                         continue;
                     };
-                    match advert.encode(PacketAddrs { src, dst }, checksum) {
-                        Ok(bytes) => {
+                    let addrs = PacketAddrs { src, dst };
+                    match advert.encode(addrs, checksum) {
+                        Ok(mut bytes) => {
+                            if let Some(t) = self.router.sign(id, &bytes, src, wall_clock()) {
+                                crate::vrrp::packet::append_trailer(&mut bytes, &t, addrs, checksum);
+                            }
                             if let Err(error) = sock.send(&bytes, src, dst) {
                                 warn!(instance = slot.name, %dst, %error, "advert not sent");
                             }
@@ -438,7 +442,10 @@ impl Engine {
 
     fn dispatch(&mut self, key: SockKey, p: Received) {
         let src = p.src;
-        let (delivery, routed) = self.router.packet(key, p.src, p.dst, p.ttl, p.payload);
+        let wall_ns = wall_clock().as_nanos() as u64;
+        let (delivery, routed) = self
+            .router
+            .packet_at(key, p.src, p.dst, p.ttl, p.payload, wall_ns);
         match delivery {
             Delivery::To(id) => {
                 if let Some(slot) = self.slots.get_mut(&id) {
@@ -832,7 +839,9 @@ impl Recorder {
                 src, dst, payload, ..
             } => {
                 let addrs = PacketAddrs { src: *src, dst: *dst };
-                if crate::vrrp::Advert::decode(payload, addrs, self.checksum).is_err() {
+                // A signed advert is recorded too (its trailer is not verified here).
+                let (pdu, _) = crate::vrrp::auth_hmac::split(payload, src.is_ipv6());
+                if crate::vrrp::Advert::decode_signed(payload, pdu, addrs, self.checksum).is_err() {
                     return;
                 }
             }
@@ -875,4 +884,9 @@ fn unix_ms() -> u128 {
 
 fn reason_str(r: Reason) -> &'static str {
     r.as_str()
+}
+
+/// The realtime clock since the Unix epoch (auth_hmac's timestamps; 0 before 1970).
+fn wall_clock() -> Duration {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
 }

@@ -101,6 +101,7 @@ pub fn specs_from_config(cfg: &Config) -> Vec<(String, InstanceSpec)> {
                     with_advert: i.garp.with_advert,
                 },
                 synced: false,
+                auth_hmac: i.auth_hmac.as_ref().map(|h| auth_hmac_params(name, h, i)),
             };
             let sync_peers: Vec<String> = cfg
                 .vrrp
@@ -123,6 +124,31 @@ pub fn specs_from_config(cfg: &Config) -> Vec<(String, InstanceSpec)> {
             (name.clone(), spec)
         })
         .collect()
+}
+
+/// The core's auth_hmac configuration of an instance, keys read from their files
+/// (preflight checked them; a key that fails now is left out and logged, which
+/// makes its adverts fail verification rather than go out unsigned).
+fn auth_hmac_params(
+    name: &str,
+    h: &crate::config::auth_hmac::AuthHmacConfig,
+    i: &crate::config::InstanceConfig,
+) -> hafront_vrrp::auth_hmac::Config {
+    let interval = crate::preflight::interval_cs(i);
+    let mut keys = Vec::new();
+    for k in &h.keys {
+        match k.load().and_then(|b| hafront_vrrp::auth_hmac::Key::new(k.id, b)) {
+            Ok(key) => keys.push(key),
+            Err(error) => error!(instance = name, key_id = k.id, %error, "auth_hmac key not loaded"),
+        }
+    }
+    hafront_vrrp::auth_hmac::Config {
+        keys,
+        active_key: h.active_key,
+        mode: h.mode,
+        anti_replay: h.anti_replay,
+        window_s: h.window_s(interval),
+    }
 }
 
 /// Runs `task` on a new thread with a single-threaded runtime of its own; `off` says

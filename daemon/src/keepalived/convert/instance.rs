@@ -34,6 +34,7 @@ impl Cx {
         let mut unicast_src: Option<&Node> = None;
         let mut peers: Vec<(toml::Value, Option<String>)> = Vec::new();
         let mut tracks: BTreeMap<&str, Vec<(toml::Value, Option<String>)>> = BTreeMap::new();
+        let mut hmac: Option<(Section, &Node)> = None;
 
         for c in block(n)? {
             let kw = c.keyword.as_str();
@@ -88,6 +89,7 @@ impl Cx {
                 "strict_mode" => f.strict_mode = Some((true_false(c)?, c)),
                 "v3_checksum_as_v2" => f.checksum_as_v2 = Some((true_false(c)?, c)),
                 "authentication" => auth = self.authentication(c)?.map(|pass| (c, pass)),
+                "auth_hmac" => hmac = Some((self.auth_hmac(c, &name, &n.loc)?, c)),
                 "virtual_ipaddress" | "virtual_ipaddress_excluded" => {
                     if kw == "virtual_ipaddress_excluded" {
                         self.changed(
@@ -223,8 +225,13 @@ impl Cx {
             }
             s.set("vip_label", l, at(c));
         }
-        if let Some((c, pass)) = auth {
-            self.auth_pass(&mut s, &n.loc, (version, strict), c, pass)?;
+        match (auth, &hmac) {
+            (Some((c, _)), Some(_)) => self.skip(
+                c,
+                "not carried over: auth_hmac replaces it (keepalived drops the legacy authentication too)",
+            ),
+            (Some((c, pass)), None) => self.auth_pass(&mut s, &n.loc, (version, strict), c, pass)?,
+            (None, _) => {}
         }
         self.unicast(&mut s, &n.loc, peers, unicast_src, mcast_src)?;
         for (kw, key) in [
@@ -244,7 +251,63 @@ impl Cx {
         if !garp.entries.is_empty() {
             self.sections.push(garp);
         }
+        if let Some((h, c)) = hmac {
+            if h.has("active_key") {
+                self.sections.push(h);
+            } else {
+                self.skip(
+                    c,
+                    "not carried over: no active_key (keepalived disables auth_hmac without one)",
+                );
+            }
+        }
         Ok(())
+    }
+
+    /// keepalived 2.4's `auth_hmac` block (vrrp_parser.c: key, active_key,
+    /// time_window, anti_replay, mode) as `[vrrp.instances.NAME.auth_hmac]`. Key
+    /// values (`hex:`, ASCII, `file:`) are carried as written; hafront checks them
+    /// as keepalived does (32 to 64 bytes).
+    fn auth_hmac(&mut self, c: &Node, name: &str, loc: &Loc) -> R<Section> {
+        let mut h = Section::new(format!("vrrp.instances.{name}.auth_hmac"));
+        h.comments.push(format!("{} auth_hmac", c.loc));
+        let mut keys: Vec<(toml::Value, Option<String>)> = Vec::new();
+        for a in block(c)? {
+            let at = Self::at(loc, a);
+            match a.keyword.as_str() {
+                "key" => {
+                    let id = int(a, 0, 1, 255)?;
+                    let value = arg(a, 1)?;
+                    let mut t = toml::Table::new();
+                    t.insert("id".into(), id.into());
+                    t.insert("key".into(), value.into());
+                    keys.push((toml::Value::Table(t), at));
+                }
+                "active_key" => h.set("active_key", int(a, 0, 1, 255)?, at),
+                "time_window" => h.set("time_window", format!("{}s", int(a, 0, 1, 300)?), at),
+                "anti_replay" => match arg(a, 0)? {
+                    v @ ("time" | "monotonic") => h.set("anti_replay", v, at),
+                    other => {
+                        return Err(ImportError::new(
+                            &a.loc,
+                            format!("anti_replay {other}: must be time or monotonic"),
+                        ))
+                    }
+                },
+                "mode" => match arg(a, 0)? {
+                    v @ ("enforce" | "permissive" | "receive-only") => h.set("mode", v, at),
+                    other => {
+                        return Err(ImportError::new(
+                            &a.loc,
+                            format!("mode {other}: must be enforce, permissive or receive-only"),
+                        ))
+                    }
+                },
+                _ => self.other(a, "auth_hmac")?,
+            }
+        }
+        h.put("keys", Value::List(keys), None);
+        Ok(h)
     }
 
     /// An `authentication` block: its auth_pass line (`None`: AH, not carried

@@ -242,12 +242,6 @@ pub const REASONS: &[(&[&str], &[&str], &str)] = &[
     ),
     // ---- not supported yet: issue 20 ----
     (
-        &[INSTANCE],
-        &["auth_hmac"],
-        "not supported yet (issue 20): signed adverts; without them a peer that requires them rejects \
-         hafront's adverts",
-    ),
-    (
         &[GLOBAL, INSTANCE],
         &[
             "vmac_prefix",
