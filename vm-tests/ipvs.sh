@@ -8,6 +8,10 @@
 #  1. the table is exactly the configured one (ipvsadm -Sn), a foreign service stays;
 #  2. traffic flows through the VIP to both real servers;
 #  3. a weight change + SIGHUP is one SET_DEST, nothing re-created;
+#  3b. a real server's check failing is exactly one netlink write (DEL_DEST), its
+#     recovery one more (NEW_DEST): no dump, no rewrite (hafront's write counter);
+#  3c. changes made behind hafront's back (ipvsadm) are found at the periodic resync,
+#     counted as drift, logged and repaired;
 #  4. a restart with the same configuration writes nothing;
 #  4b. a service removed from the configuration while hafront was down (crashed,
 #     runtime_dir emptied as systemd does at every stop) is removed at start: the
@@ -107,6 +111,8 @@ write_config() { # weight of the second real server [check it: yes]
 runtime_dir = "/run/hafront"
 [log]
 level = "info,hafront::ipvs=debug"
+[ipvs]
+resync_interval = "${RESYNC:-2s}"
 [vrrp.instances.web]
 interface = "dir0"
 vrid = 51
@@ -172,6 +178,20 @@ start() {
     pid=$!
 }
 count() { grep -c "$1" "$log" || true; }
+# hafront's IPVS counters (writes, dumps, drift, ...: "sync" in its status, the same
+# numbers as hafront_ipvs_*_total in its metrics).
+sync_counter() {
+    hafront status --runtime-dir /run/hafront --json 2>/dev/null |
+        awk -v k="\"$1\":" '/"sync": \{/ { s = 1 } s && $1 == k { sub(",", "", $2); print $2; exit }'
+}
+wait_counter() { # name value: up to 5 s, then it must stay there for 1 s
+    i=0
+    until [ "$(sync_counter "$1")" = "$2" ]; do
+        i=$((i + 1)); [ $i -lt 50 ] || return 1; sleep 0.1
+    done
+    sleep 1
+    [ "$(sync_counter "$1")" = "$2" ]
+}
 
 write_config 2
 start
@@ -211,18 +231,40 @@ pass "weight change: one SET_DEST, nothing re-created"
 
 # 3b. A real server with a health check: its web server stops -> removed; it
 # comes back -> added again.
-write_config 5 yes
+# No periodic read during this step: a flip must not read the table either.
+RESYNC=1h write_config 5 yes
 kill -HUP "$pid"
 sleep 1
 wait_table 5 || fail "adding a check changed the table"
+sleep 1.5
+writes=$(sync_counter writes)
+dumps=$(sync_counter dumps)
+[ -n "$writes" ] || fail "no IPVS write counter in hafront status --json"
 stop_rs 2
 i=0
 until ! ipvsadm -Sn | grep -q '192.0.2.12:80'; do
     i=$((i + 1)); [ $i -lt 50 ] || fail "real server 192.0.2.12 not removed when its check failed"; sleep 0.1
 done
+wait_counter writes $((writes + 1)) || fail "a check going down was not exactly one netlink write: $writes -> $(sync_counter writes)"
 start_rs 2
 wait_table 5 || fail "real server 192.0.2.12 not restored when its check recovered"
-pass "health check: failed real server removed, restored when it recovers"
+wait_counter writes $((writes + 2)) || fail "a check coming back was not exactly one netlink write: $writes -> $(sync_counter writes)"
+[ "$(sync_counter dumps)" = "$dumps" ] || fail "a check flip read the kernel table: dumps $dumps -> $(sync_counter dumps)"
+pass "health check: failed real server removed, restored when it recovers; one netlink write each, no table read"
+write_config 5 yes
+kill -HUP "$pid"
+
+# 3c. Drift: ipvsadm edits a weight and deletes a real server of hafront's
+# services; the next resync (every 2 s here) finds both, counts, logs and repairs them.
+drift=$(sync_counter drift)
+writes=$(sync_counter writes)
+ipvsadm -e -t 203.0.113.100:80 -r 192.0.2.11:80 -m -w 7
+ipvsadm -d -u 203.0.113.100:53 -r 192.0.2.11:53
+wait_table 5 || fail "changes made behind hafront's back were not repaired"
+wait_counter drift $((drift + 2)) || fail "drift not counted: $drift -> $(sync_counter drift), want +2"
+wait_counter writes $((writes + 2)) || fail "drift repair was not two writes: $writes -> $(sync_counter writes)"
+grep -q "IPVS table changed behind hafront's back.*entries=" "$log" || fail "drift not logged"
+pass "drift made with ipvsadm: found at resync, counted (2), logged, repaired in 2 writes"
 write_config 5
 kill -HUP "$pid"
 sleep 0.5

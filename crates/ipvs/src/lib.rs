@@ -7,6 +7,7 @@
 //! - `model`: typed services/destinations and `Table`;
 //! - `dump`: dump replies read in place into `model` types (no per-entry allocation);
 //! - `plan`: the pure reconciler (desired vs actual -> ops);
+//! - `written`: the model of what hafront last wrote, planned against per event;
 //! - `error`: the executor's error type.
 //!
 //! The executor (sockets, batching, the table dump) is the daemon's `ipvs::io`.
@@ -18,6 +19,7 @@ pub mod message;
 pub mod model;
 pub mod nlas;
 pub mod plan;
+pub mod written;
 
 pub use error::IpvsError;
 pub use message::{IpvsCmd, IpvsMessage};

@@ -131,6 +131,18 @@ pub struct ServiceSpec {
 }
 
 impl ServiceSpec {
+    /// A service with `scheduler` and nothing else set (not persistent, no flags).
+    pub fn new(key: ServiceKey, scheduler: &str) -> ServiceSpec {
+        ServiceSpec {
+            key,
+            scheduler: scheduler.into(),
+            flags: 0,
+            timeout: 0,
+            netmask: ServiceSpec::default_netmask(key.is_ipv6()),
+            pe_name: None,
+        }
+    }
+
     /// The default persistence netmask: a /32 or a /128, as ipvsadm's.
     pub fn default_netmask(ipv6: bool) -> u32 {
         if ipv6 {

@@ -451,6 +451,32 @@ pub fn render(hub: &Hub) -> String {
     if let Some(a) = ipvs.available {
         m.sample("hafront_ipvs_available", &[], if a { 1.0 } else { 0.0 });
     }
+    let c = ipvs.sync;
+    for (name, help, n) in [
+        (
+            "hafront_ipvs_writes_total",
+            "Netlink writes to IPVS (one per service or real server added, edited or removed)",
+            c.writes,
+        ),
+        (
+            "hafront_ipvs_write_failures_total",
+            "Netlink writes to IPVS that the kernel refused (the table is then read again)",
+            c.write_failures,
+        ),
+        (
+            "hafront_ipvs_dumps_total",
+            "Reads of the whole IPVS table (at start, after a refusal, at each resync)",
+            c.dumps,
+        ),
+        (
+            "hafront_ipvs_drift_total",
+            "IPVS entries of hafront's services found changed behind its back at a resync, and repaired",
+            c.drift,
+        ),
+    ] {
+        m.family(name, "counter", help);
+        m.sample(name, &[], n as f64);
+    }
     // Every family's samples together, as the format requires.
     m.family(
         "hafront_ipvs_service_installed",

@@ -10,10 +10,23 @@ use serde::{Deserialize, Serialize};
 use super::validate::Problem;
 use hafront_ipvs::model::{Forward, Protocol, TunnelType};
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IpvsConfig {
     pub services: BTreeMap<String, IpvsServiceConfig>,
+    /// How often the kernel table is read back and compared with what hafront
+    /// wrote (events are written without reading it).
+    #[serde(with = "super::schema::duration")]
+    pub resync_interval: Duration,
+}
+
+impl Default for IpvsConfig {
+    fn default() -> Self {
+        IpvsConfig {
+            services: BTreeMap::new(),
+            resync_interval: Duration::from_secs(30),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -159,6 +172,15 @@ pub(super) fn validate(
     checks: &BTreeMap<String, super::checks::CheckConfig>,
     problems: &mut Vec<Problem>,
 ) {
+    if cfg.resync_interval < Duration::from_secs(1) {
+        problems.push(Problem {
+            key: vec!["ipvs".into(), "resync_interval".into()],
+            message: format!(
+                "{:?} is too short: at least 1s (each resync reads the whole table)",
+                cfg.resync_interval
+            ),
+        });
+    }
     let mut seen: BTreeMap<String, &str> = BTreeMap::new();
     for (name, s) in &cfg.services {
         let mut p = |field: &str, message: String| {

@@ -1,8 +1,14 @@
-//! The IPVS reconciler task: whenever the configuration or the node's VRRP roles
-//! change (and every `RESYNC` to catch changes made behind our back), dump the
-//! kernel table, plan, execute. Kernel errors are logged with the service named and
-//! retried with backoff; nothing here can stop the daemon, and a kernel without
-//! IPVS leaves VRRP running with one clear error.
+//! The IPVS reconciler task: whenever the configuration, the node's VRRP roles, a
+//! health verdict or an override changes, plan the desired table against the model
+//! of what hafront last wrote (hafront_ipvs::written) and write only the
+//! difference: one check flipping is one netlink write, whatever the table's size.
+//! The kernel table is dumped only at start, after a write the kernel refused (or
+//! a lost connection), and every `ipvs.resync_interval`, where what differs from
+//! the model on hafront's services was changed behind its back: counted
+//! (`hafront_ipvs_drift_total`), logged, and repaired by the same pass. Kernel
+//! errors are logged with the service named and retried with backoff; nothing here
+//! can stop the daemon, and a kernel without IPVS leaves VRRP running with one
+//! clear error.
 //!
 //! Which services hafront owns survives restarts in `<state_dir>/ipvs-owned.json`,
 //! so a service removed from the configuration while hafront was down is still
@@ -15,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{oneshot, watch};
 use tracing::{debug, error, info, warn};
@@ -30,8 +36,8 @@ use super::plan::{plan, Op};
 use crate::config::ipvs::{IpvsConfig, RealServerConfig};
 use crate::overrides::Overrides;
 use crate::shared::{Health, Roles};
+use hafront_ipvs::written::Written;
 
-const RESYNC: Duration = Duration::from_secs(10);
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
@@ -62,6 +68,25 @@ pub struct IpvsSnapshot {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub services: BTreeMap<String, ServiceStatus>,
+    /// How the kernel table was kept (counters since start).
+    pub sync: SyncCounters,
+}
+
+/// The reconciler's work since start.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct SyncCounters {
+    /// Netlink writes sent (one per service or real server added, edited, removed).
+    pub writes: u64,
+    /// Of those, refused by the kernel (or unanswered).
+    pub write_failures: u64,
+    /// Whole-table reads: at start, after a refusal, at each resync.
+    pub dumps: u64,
+    /// Entries found changed behind hafront's back at a resync (then repaired).
+    pub drift: u64,
+    /// What the last dump took, in milliseconds (kernel counters in status and
+    /// metrics are as of that dump).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_dump_ms: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -102,11 +127,24 @@ pub struct Pass {
     pub failed: usize,
 }
 
+/// The reconciler's state between passes: the connection, the model of the
+/// kernel table, the kernel counters of the last dump, and the counters.
+#[derive(Default)]
+struct Reconciler {
+    ipvs: Option<Ipvs>,
+    written: Written,
+    /// The last dump's counters (the table part is the model's business).
+    observed: Option<Observed>,
+    counters: SyncCounters,
+}
+
 pub async fn run(mut inp: ReconcilerInputs) {
     let (owned_path, mut owned) = load_owned(&inp.state_dir, &inp.runtime_dir);
-    let mut ipvs: Option<Ipvs> = None;
+    let mut r = Reconciler::default();
     let mut backoff = BACKOFF_MIN;
     let mut unavailable_logged = false;
+    // When the kernel table was last read (None: never).
+    let mut last_read: Option<Instant> = None;
     let (mut config_open, mut roles_open, mut checks_open, mut overrides_open) = (true, true, true, true);
     loop {
         let cfg = inp.config.borrow_and_update().clone();
@@ -135,16 +173,31 @@ pub async fn run(mut inp: ReconcilerInputs) {
             inp.status.send_replace(Arc::new(IpvsSnapshot::default()));
             None
         } else {
-            let result = sync(&mut ipvs, desired, &mut owned).await;
+            let resync = last_read.is_none_or(|t| t.elapsed() >= cfg.resync_interval);
+            let dumps = r.counters.dumps;
+            let result = r.pass(desired, &mut owned, resync).await;
+            if r.counters.dumps != dumps {
+                last_read = Some(Instant::now());
+            }
+            let next_resync = last_read.map_or(Duration::ZERO, |t| {
+                cfg.resync_interval.saturating_sub(t.elapsed())
+            });
             let snapshot = match &result {
-                Ok((_, obs, want)) => snapshot(&cfg, &overrides, &checked, want, Some(obs), None),
+                Ok((_, want)) => {
+                    let mut s = snapshot(&cfg, &overrides, &checked, want, r.observed.as_ref(), None);
+                    s.available = Some(true);
+                    s
+                }
                 Err(e) => {
                     let want = desired(&Table::default());
                     snapshot(&cfg, &overrides, &checked, &want, None, Some(e.to_string()))
                 }
             };
-            inp.status.send_replace(Arc::new(snapshot));
-            match result.map(|(pass, _, _)| pass) {
+            inp.status.send_replace(Arc::new(IpvsSnapshot {
+                sync: r.counters,
+                ..snapshot
+            }));
+            match result.map(|(pass, _)| pass) {
                 Ok(pass) => {
                     unavailable_logged = false;
                     save_owned(&owned_path, &owned);
@@ -153,7 +206,7 @@ pub async fn run(mut inp: ReconcilerInputs) {
                         Some(backoff)
                     } else {
                         backoff = BACKOFF_MIN;
-                        Some(RESYNC)
+                        Some(next_resync)
                     }
                 }
                 Err(IpvsError::Unavailable) => {
@@ -161,12 +214,12 @@ pub async fn run(mut inp: ReconcilerInputs) {
                         error!(error = %IpvsError::Unavailable, "IPVS is off; VRRP keeps running, will retry");
                         unavailable_logged = true;
                     }
-                    ipvs = None;
+                    r.disconnect();
                     Some(BACKOFF_MAX)
                 }
                 Err(e) => {
                     warn!(error = %e, "IPVS reconcile failed, will retry");
-                    ipvs = None;
+                    r.disconnect();
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                     Some(backoff)
                 }
@@ -192,7 +245,7 @@ pub async fn run(mut inp: ReconcilerInputs) {
                 let Ok(done) = reply else { return };
                 if !owned.is_empty() {
                     info!(services = owned.len(), "removing IPVS services");
-                    let _ = sync(&mut ipvs, |_| Table::default(), &mut owned).await;
+                    let _ = r.pass(|_| Table::default(), &mut owned, false).await;
                     save_owned(&owned_path, &owned);
                 }
                 let _ = done.send(());
@@ -202,64 +255,105 @@ pub async fn run(mut inp: ReconcilerInputs) {
     }
 }
 
-/// One reconcile pass: dump, plan, execute. Individual op failures are logged and
-/// counted (the next pass retries them); connection-level failures are returned.
-async fn sync(
-    ipvs: &mut Option<Ipvs>,
-    desired: impl Fn(&Table) -> Table,
-    owned: &mut BTreeSet<ServiceKey>,
-) -> Result<(Pass, Observed, Table), IpvsError> {
-    if ipvs.is_none() {
-        let mut conn = Ipvs::connect().await?;
-        if let Ok(info) = conn.info().await {
-            info!(
-                version = format!(
-                    "{}.{}.{}",
-                    info.version >> 16,
-                    (info.version >> 8) & 0xff,
-                    info.version & 0xff
-                ),
-                conn_tab_size = info.conn_tab_size,
-                "IPVS available"
-            );
-        }
-        *ipvs = Some(conn);
+impl Reconciler {
+    fn disconnect(&mut self) {
+        self.ipvs = None;
+        self.written.forget();
     }
-    let conn = ipvs.as_mut().expect("connected above");
-    let observed = conn.dump()?;
-    let actual = &observed.table;
-    let desired = desired(actual);
-    let ops = plan(&desired, actual, owned);
-    let mut pass = Pass::default();
-    // In plan order, in batches (see io.rs); one result per op.
-    let results = conn.execute_all(&ops).await;
-    for (op, result) in ops.iter().zip(results) {
-        match result {
-            Ok(()) => {
-                pass.applied += 1;
-                debug!(op = %op, "IPVS");
-                if let Op::DelService(k) = op {
-                    owned.remove(k);
+
+    /// One pass: dump first if the model is unknown or `resync` is due (and count
+    /// what changed behind our back), plan against the model, execute, update the
+    /// model. Individual op failures are logged and counted (the model is dropped,
+    /// so the next pass reads the kernel and retries them); connection-level
+    /// failures are returned.
+    async fn pass(
+        &mut self,
+        desired: impl Fn(&Table) -> Table,
+        owned: &mut BTreeSet<ServiceKey>,
+        resync: bool,
+    ) -> Result<(Pass, Table), IpvsError> {
+        if self.ipvs.is_none() {
+            self.written.forget();
+            let mut conn = Ipvs::connect().await?;
+            if let Ok(info) = conn.info().await {
+                info!(
+                    version = format!(
+                        "{}.{}.{}",
+                        info.version >> 16,
+                        (info.version >> 8) & 0xff,
+                        info.version & 0xff
+                    ),
+                    conn_tab_size = info.conn_tab_size,
+                    "IPVS available"
+                );
+            }
+            self.ipvs = Some(conn);
+        }
+        let conn = self.ipvs.as_mut().expect("connected above");
+        if resync || self.written.needs_dump() {
+            let periodic = !self.written.needs_dump();
+            let mut observed = conn.dump()?;
+            self.counters.dumps += 1;
+            self.counters.last_dump_ms = Some(observed.read.total.as_secs_f64() * 1e3);
+            let table = std::mem::take(&mut observed.table);
+            let drift = self.written.observe(table, owned);
+            if periodic && !drift.is_empty() {
+                self.counters.drift += drift.len() as u64;
+                warn!(
+                    entries = drift.len(),
+                    first = %drift[0],
+                    "IPVS table changed behind hafront's back; repairing"
+                );
+                for op in &drift {
+                    debug!(repair = %op, "IPVS drift");
                 }
             }
-            Err(error) => {
-                pass.failed += 1;
-                warn!(service = %op.service(), %error, errno = error.errno(), "IPVS operation failed, will retry");
+            self.observed = Some(observed);
+        }
+        let empty = Table::default();
+        let (desired, ops) = {
+            let actual = self.written.model().unwrap_or(&empty);
+            let desired = desired(actual);
+            let ops = self.written.plan(&desired, owned);
+            // Forget keys that are gone from both sides (deleted behind our back).
+            owned.retain(|k| actual.services.contains_key(k) || desired.services.contains_key(k));
+            (desired, ops)
+        };
+        let mut pass = Pass::default();
+        // In plan order, in batches (see io.rs); one result per op.
+        let results = conn.execute_all(&ops).await;
+        self.counters.writes += ops.len() as u64;
+        let mut oks = Vec::with_capacity(ops.len());
+        for (op, result) in ops.iter().zip(results) {
+            match result {
+                Ok(()) => {
+                    pass.applied += 1;
+                    debug!(op = %op, "IPVS");
+                    if let Op::DelService(k) = op {
+                        owned.remove(k);
+                    }
+                    oks.push(true);
+                }
+                Err(error) => {
+                    pass.failed += 1;
+                    warn!(service = %op.service(), %error, errno = error.errno(), "IPVS operation failed, will retry");
+                    oks.push(false);
+                }
             }
         }
+        self.counters.write_failures += pass.failed as u64;
+        self.written.applied(ops.iter().zip(oks));
+        owned.extend(desired.services.keys().copied());
+        if pass.applied > 0 || pass.failed > 0 {
+            info!(
+                applied = pass.applied,
+                failed = pass.failed,
+                services = desired.services.len(),
+                "IPVS table reconciled"
+            );
+        }
+        Ok((pass, desired))
     }
-    // Forget keys that are gone from both sides (deleted behind our back).
-    owned.retain(|k| actual.services.contains_key(k) || desired.services.contains_key(k));
-    owned.extend(desired.services.keys().copied());
-    if pass.applied > 0 || pass.failed > 0 {
-        info!(
-            applied = pass.applied,
-            failed = pass.failed,
-            services = desired.services.len(),
-            "IPVS table reconciled"
-        );
-    }
-    Ok((pass, observed, desired))
 }
 
 /// The status of every configured service: the desired table beside the kernel's
@@ -276,6 +370,7 @@ fn snapshot(
         available: Some(observed.is_some()),
         error,
         services: BTreeMap::new(),
+        sync: SyncCounters::default(),
     };
     for (name, s) in &cfg.services {
         let Some(spec) = service_spec(s) else { continue };
