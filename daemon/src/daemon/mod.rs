@@ -119,6 +119,7 @@ pub fn specs_from_config(cfg: &Config) -> Vec<(String, InstanceSpec)> {
                 unicast_source: i.unicast_source,
                 sync_peers,
                 params,
+                hooks: crate::shared::Hooks::from_config(&i.hooks, &cfg.conntrackd),
             };
             (name.clone(), spec)
         })
