@@ -478,7 +478,7 @@ fn yes() -> bool {
 
 /// A string that may arrive as a number: environment values are typed by figment
 /// (`HAFRONT_..._AUTH_PASS=12345678` is an integer).
-fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(super) fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Lenient {

@@ -301,6 +301,12 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         "IPVS is off",
         crate::ipvs::reconcile::run(ipvs_inputs),
     );
+    // The connection sync daemon follows its instance; its own socket and thread.
+    on_own_thread(
+        "hafront-ipvs-sync",
+        "the IPVS sync daemon is off",
+        crate::ipvs::syncd::run(ipvs_cfg_tx.subscribe(), roles_tx.subscribe()),
+    );
 
     let (ctl_tx, ctl_rx) = mpsc::channel(64);
     // Tracking (interfaces, checks, scripts, files, sync groups) feeds the engine
