@@ -93,11 +93,11 @@ round() {
     pids=""
     i=0
     while [ $i -lt "$N" ]; do
-        (echo one; sleep 25; echo two; sleep 5) | in_ns c busybox nc $VIP 80 >/tmp/flows/$i 2>/dev/null &
+        (echo one; sleep 60; echo two; sleep 5) | in_ns c busybox nc $VIP 80 >/tmp/flows/$i 2>/dev/null &
         pids="$pids $!"
         i=$((i + 1))
     done
-    wait_for 150 sh -c "[ \$(cat /tmp/flows/* | grep -c one) -ge $N ]" || fail "$1: the $N connections did not come up"
+    wait_for 600 sh -c "[ \$(cat /tmp/flows/* | grep -c one) -ge $N ]" || fail "$1: the $N connections did not come up"
     ok "$1: $N connections through a"
 }
 # kill_a: node a dies.
@@ -106,9 +106,9 @@ kill_a() {
     ip link set va down
     wait_for 100 has_vip b || fail "b did not take the VIP"
 }
-# survivors NAME: waits for the flows' second line (at most 40 s), sets kept.
+# survivors NAME: waits for the flows' second line (at most 90 s of polls), sets kept.
 survivors() {
-    wait_for 400 sh -c "[ \$(grep -l two /tmp/flows/* 2>/dev/null | wc -l) -ge $N ]" || true
+    wait_for 900 sh -c "[ \$(grep -l two /tmp/flows/* 2>/dev/null | wc -l) -ge $N ]" || true
     kept=$(grep -l two /tmp/flows/* 2>/dev/null | wc -l)
     echo "$1: kept $kept of $N"
     kill $pids 2>/dev/null || true
@@ -124,7 +124,7 @@ wait_for 100 daemon_is b backup || fail "b does not run the backup sync daemon"
 ok "a: master sync daemon, b: backup sync daemon (GET_DAEMON)"
 round sync
 # The master daemon sends its buffer every 2 s at the latest.
-wait_for 100 synced || fail "b's IPVS did not get the $N connections: $(in_ns b ipvsadm -Lnc | grep -c ESTABLISHED)"
+wait_for 600 synced || fail "b's IPVS did not get the $N connections: $(in_ns b ipvsadm -Lnc | grep -c ESTABLISHED)"
 ok "b's IPVS holds the $N connections (synced)"
 kill_a
 wait_for 100 daemon_is b master || fail "b did not switch to the master sync daemon"
