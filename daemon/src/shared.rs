@@ -31,6 +31,52 @@ pub struct InstanceSpec {
     pub sync_peers: Vec<String>,
     /// `params.primary` is filled in from the interface when the instance starts.
     pub params: Params,
+    /// Blocking transition hooks (`hooks`, built-in conntrackd steps first).
+    pub hooks: Hooks,
+}
+
+/// What runs, in order and each under `timeout`, before the VIPs are added and
+/// after they are removed (docs/configuration.md, "Transition hooks").
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Hooks {
+    pub before_master: Vec<HookStep>,
+    pub after_leave: Vec<HookStep>,
+    pub timeout: std::time::Duration,
+}
+
+/// One hook command: argv, and whether it is hafront's own (conntrackd: run as
+/// a tool, as root without capabilities) or the operator's (the script user).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HookStep {
+    pub argv: Vec<String>,
+    pub builtin: bool,
+}
+
+impl Hooks {
+    /// From an instance's `hooks` and the node's `[conntrackd]`.
+    pub fn from_config(
+        h: &crate::config::HooksConfig,
+        conntrackd: &crate::config::ConntrackdConfig,
+    ) -> Hooks {
+        let steps = |master: bool, own: &[Vec<String>]| -> Vec<HookStep> {
+            let builtin = if h.conntrackd {
+                conntrackd.steps(master)
+            } else {
+                Vec::new()
+            };
+            let builtin = builtin.into_iter().map(|argv| HookStep { argv, builtin: true });
+            let own = own.iter().map(|argv| HookStep {
+                argv: argv.clone(),
+                builtin: false,
+            });
+            builtin.chain(own).collect()
+        };
+        Hooks {
+            before_master: steps(true, &h.before_master),
+            after_leave: steps(false, &h.after_leave),
+            timeout: h.timeout(),
+        }
+    }
 }
 
 impl InstanceSpec {

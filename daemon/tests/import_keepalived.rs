@@ -1011,3 +1011,35 @@ fn auth_hmac_is_carried_over() {
         .toml
         .contains("not carried over: hafront has no equivalent in vrrp_instance"));
 }
+
+#[test]
+fn lvs_sync_daemon_is_carried() {
+    let text =
+        "global_defs {\n  lvs_sync_daemon eth1 VI_1 id 7 maxlen 1400 port 8850 ttl 2 group 239.1.2.3\n}\n\
+                vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  priority 100\n  \
+                virtual_ipaddress {\n    192.0.2.100/24\n  }\n}\n";
+    let (cfg, _) = import_text(text);
+    let s = cfg.ipvs.sync.expect("ipvs.sync");
+    assert_eq!(s.interface, "eth1");
+    assert_eq!(s.instance.as_deref(), Some("vi_1"));
+    assert_eq!(
+        (s.sync_id, s.max_len, s.port, s.ttl),
+        (7, Some(1400), Some(8850), Some(2))
+    );
+    assert_eq!(s.group, Some("239.1.2.3".parse().unwrap()));
+    // Without an instance: both daemons always, as keepalived 2.x.
+    let (cfg, _) = import_text(&text.replace(
+        "eth1 VI_1 id 7 maxlen 1400 port 8850 ttl 2 group 239.1.2.3",
+        "eth1",
+    ));
+    let s = cfg.ipvs.sync.expect("ipvs.sync");
+    assert_eq!((s.interface.as_str(), s.instance, s.sync_id), ("eth1", None, 0));
+    // An unknown instance is an error naming the line.
+    let err = import_str(
+        &text.replace("eth1 VI_1", "eth1 VI_9"),
+        "k.conf",
+        Options::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("VI_9"), "{err}");
+}

@@ -5,7 +5,8 @@
 
 use hafront::ipvs::constants::*;
 use hafront::ipvs::message::{IpvsCmd, IpvsMessage};
-use hafront::ipvs::nlas::{DestAttr, IpvsAttr, ServiceAttr, StatsAttr};
+use hafront::ipvs::nlas::{DaemonAttr, DestAttr, IpvsAttr, ServiceAttr, StatsAttr};
+use hafront::ipvs::{sync, SyncDaemon, SyncRole};
 use netlink_packet_core::{
     DefaultNla, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST,
 };
@@ -142,7 +143,7 @@ fn first_level_attributes_and_info() {
     ));
     roundtrip(IpvsMessage::new(
         IpvsCmd::NewDaemon,
-        vec![IpvsAttr::Daemon(vec![DefaultNla::new(1, vec![1, 0, 0, 0])])],
+        vec![IpvsAttr::Daemon(vec![DaemonAttr::State(1)])],
     ));
     // The reply to GET_INFO reuses attribute numbers 1 and 2.
     let bytes = roundtrip(IpvsMessage::new(
@@ -577,15 +578,60 @@ fn ipvsadm_captures_decode_to_what_was_asked() {
         (m.cmd, service_of(&m).key),
         (IpvsCmd::Zero, key(Protocol::Tcp, "203.0.113.1:80"))
     );
-    let (_, m) = msg("list-daemon-recv1");
+    // Sync daemon: what hafront sends is what ipvsadm sent, byte for byte, and the
+    // kernel's GET_DAEMON answer decodes to the daemon with the kernel's defaults.
+    let started = SyncDaemon {
+        role: SyncRole::Master,
+        interface: "br0".into(),
+        sync_id: 7,
+        max_len: None,
+        group: None,
+        port: None,
+        ttl: None,
+    };
+    let (h, m) = msg("daemon-start-send1");
+    assert_eq!(m.cmd, IpvsCmd::NewDaemon);
+    let mut ours = sync::new_daemon(&started);
+    ours.nested_flag = m.nested_flag;
+    assert_eq!(ours, m);
     let IpvsAttr::Daemon(d) = &m.attrs[0] else {
         panic!("{m:?}")
     };
-    assert!(d.contains(&DefaultNla::new(2, b"br0\0".to_vec())), "{d:?}"); // mcast ifn
-    assert!(
-        d.contains(&DefaultNla::new(3, 7u32.to_ne_bytes().to_vec())),
-        "{d:?}"
-    ); // syncid
+    assert_eq!(SyncDaemon::from_attrs(d).unwrap(), started);
+    let v = vectors()
+        .into_iter()
+        .find(|v| v.name == "daemon-start-send1")
+        .unwrap();
+    let mut g = GenlMessage::from_payload(ours);
+    g.set_resolved_family_id(h.message_type);
+    let mut nl = NetlinkMessage::new(h, NetlinkPayload::InnerMessage(g));
+    nl.finalize();
+    let mut buf = vec![0u8; nl.buffer_len()];
+    nl.serialize(&mut buf);
+    assert_eq!(buf, v.bytes, "NEW_DAEMON differs from ipvsadm's");
+    let (_, m) = msg("list-daemon-send1");
+    assert_eq!(m, sync::get_daemon());
+    let (_, m) = msg("list-daemon-recv1");
+    assert_eq!(
+        sync::daemons(&[m]).unwrap(),
+        vec![SyncDaemon {
+            max_len: Some(1472),
+            group: Some("224.0.0.81".parse().unwrap()),
+            port: Some(8848),
+            ttl: Some(1),
+            ..started.clone()
+        }]
+    );
+    let (_, m) = msg("daemon-stop-send1");
+    assert_eq!(m.cmd, IpvsCmd::DelDaemon);
+    let IpvsAttr::Daemon(d) = &m.attrs[0] else {
+        panic!("{m:?}")
+    };
+    assert_eq!(d[0], DaemonAttr::State(IP_VS_STATE_MASTER));
+    assert_eq!(
+        sync::del_daemon(SyncRole::Master).attrs[0],
+        IpvsAttr::Daemon(vec![d[0].clone()])
+    );
 
     // Dumps: the kernel's replies carry what was configured, and the counters of the
     // service that saw traffic.

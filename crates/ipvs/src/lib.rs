@@ -8,6 +8,7 @@
 //! - `dump`: dump replies read in place into `model` types (no per-entry allocation);
 //! - `plan`: the pure reconciler (desired vs actual -> ops);
 //! - `written`: the model of what hafront last wrote, planned against per event;
+//! - `sync`: the connection sync daemon (NEW_DAEMON / DEL_DAEMON / GET_DAEMON);
 //! - `error`: the executor's error type.
 //!
 //! The executor (sockets, batching, the table dump) is the daemon's `ipvs::io`.
@@ -19,9 +20,11 @@ pub mod message;
 pub mod model;
 pub mod nlas;
 pub mod plan;
+pub mod sync;
 pub mod written;
 
 pub use error::IpvsError;
 pub use message::{IpvsCmd, IpvsMessage};
 pub use model::{DestSpec, Forward, Protocol, ServiceKey, ServiceSpec, Table};
 pub use plan::{plan, Op};
+pub use sync::{SyncDaemon, SyncRole};

@@ -418,14 +418,129 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for DestAttr {
     }
 }
 
+/// Sync daemon attributes (IPVS_DAEMON_ATTR_*), as net/netfilter/ipvs/ip_vs_ctl.c
+/// reads them (`ip_vs_genl_new_daemon`) and answers GET_DAEMON
+/// (`ip_vs_genl_fill_daemon`, one IPVS_CMD_NEW_DAEMON message per running daemon):
+///
+/// ```text
+/// STATE        u32   IP_VS_STATE_MASTER | IP_VS_STATE_BACKUP
+/// MCAST_IFN    NUL-terminated interface name (< IP_VS_IFNAME_MAXLEN)
+/// SYNC_ID      u32   (the kernel keeps the low 8 bits)
+/// SYNC_MAXLEN  u16   UDP payload size
+/// MCAST_GROUP  4 bytes, network order (nla_put_in_addr)
+/// MCAST_GROUP6 16 bytes
+/// MCAST_PORT   u16 in host order (nla_get_u16; the kernel adds htons itself)
+/// MCAST_TTL    u8
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DaemonAttr {
+    State(u32),
+    McastIfn(String),
+    SyncId(u32),
+    SyncMaxLen(u16),
+    McastGroup([u8; 4]),
+    McastGroup6([u8; 16]),
+    McastPort(u16),
+    McastTtl(u8),
+    Other(DefaultNla),
+}
+
+impl Nla for DaemonAttr {
+    fn value_len(&self) -> usize {
+        match self {
+            DaemonAttr::State(_) | DaemonAttr::SyncId(_) | DaemonAttr::McastGroup(_) => 4,
+            DaemonAttr::McastIfn(s) => s.len() + 1,
+            DaemonAttr::SyncMaxLen(_) | DaemonAttr::McastPort(_) => 2,
+            DaemonAttr::McastGroup6(_) => 16,
+            DaemonAttr::McastTtl(_) => 1,
+            DaemonAttr::Other(n) => n.value_len(),
+        }
+    }
+
+    fn kind(&self) -> u16 {
+        match self {
+            DaemonAttr::State(_) => IPVS_DAEMON_ATTR_STATE,
+            DaemonAttr::McastIfn(_) => IPVS_DAEMON_ATTR_MCAST_IFN,
+            DaemonAttr::SyncId(_) => IPVS_DAEMON_ATTR_SYNC_ID,
+            DaemonAttr::SyncMaxLen(_) => IPVS_DAEMON_ATTR_SYNC_MAXLEN,
+            DaemonAttr::McastGroup(_) => IPVS_DAEMON_ATTR_MCAST_GROUP,
+            DaemonAttr::McastGroup6(_) => IPVS_DAEMON_ATTR_MCAST_GROUP6,
+            DaemonAttr::McastPort(_) => IPVS_DAEMON_ATTR_MCAST_PORT,
+            DaemonAttr::McastTtl(_) => IPVS_DAEMON_ATTR_MCAST_TTL,
+            DaemonAttr::Other(n) => n.kind(),
+        }
+    }
+
+    fn emit_value(&self, buf: &mut [u8]) {
+        match self {
+            DaemonAttr::State(v) | DaemonAttr::SyncId(v) => emit_u32(buf, *v).expect("4 bytes"),
+            DaemonAttr::McastIfn(s) => emit_string(buf, s),
+            DaemonAttr::SyncMaxLen(v) | DaemonAttr::McastPort(v) => emit_u16(buf, *v).expect("2 bytes"),
+            DaemonAttr::McastGroup(a) => buf[..4].copy_from_slice(a),
+            DaemonAttr::McastGroup6(a) => buf[..16].copy_from_slice(a),
+            DaemonAttr::McastTtl(v) => buf[0] = *v,
+            DaemonAttr::Other(n) => n.emit_value(buf),
+        }
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for DaemonAttr {
+    fn parse(buf: &NlaBuffer<&'a T>) -> Result<Self, DecodeError> {
+        let p = buf.value();
+        let fixed = |n: usize, what: &str| -> Result<(), DecodeError> {
+            if p.len() == n {
+                Ok(())
+            } else {
+                Err(DecodeError::from(format!(
+                    "{what}: {} bytes, expected {n}",
+                    p.len()
+                )))
+            }
+        };
+        Ok(match buf.kind() {
+            IPVS_DAEMON_ATTR_STATE => DaemonAttr::State(parse_u32(p).context("IPVS_DAEMON_ATTR_STATE")?),
+            IPVS_DAEMON_ATTR_MCAST_IFN => {
+                if p.len() > IP_VS_IFNAME_MAXLEN {
+                    return Err(DecodeError::from(format!(
+                        "IPVS_DAEMON_ATTR_MCAST_IFN: {} bytes, at most {IP_VS_IFNAME_MAXLEN}",
+                        p.len()
+                    )));
+                }
+                DaemonAttr::McastIfn(parse_string(p).context("IPVS_DAEMON_ATTR_MCAST_IFN")?)
+            }
+            IPVS_DAEMON_ATTR_SYNC_ID => DaemonAttr::SyncId(parse_u32(p).context("IPVS_DAEMON_ATTR_SYNC_ID")?),
+            IPVS_DAEMON_ATTR_SYNC_MAXLEN => {
+                DaemonAttr::SyncMaxLen(parse_u16(p).context("IPVS_DAEMON_ATTR_SYNC_MAXLEN")?)
+            }
+            IPVS_DAEMON_ATTR_MCAST_GROUP => {
+                fixed(4, "IPVS_DAEMON_ATTR_MCAST_GROUP")?;
+                DaemonAttr::McastGroup([p[0], p[1], p[2], p[3]])
+            }
+            IPVS_DAEMON_ATTR_MCAST_GROUP6 => {
+                fixed(16, "IPVS_DAEMON_ATTR_MCAST_GROUP6")?;
+                let mut a = [0u8; 16];
+                a.copy_from_slice(p);
+                DaemonAttr::McastGroup6(a)
+            }
+            IPVS_DAEMON_ATTR_MCAST_PORT => {
+                DaemonAttr::McastPort(parse_u16(p).context("IPVS_DAEMON_ATTR_MCAST_PORT")?)
+            }
+            IPVS_DAEMON_ATTR_MCAST_TTL => {
+                DaemonAttr::McastTtl(parse_u8(p).context("IPVS_DAEMON_ATTR_MCAST_TTL")?)
+            }
+            _ => DaemonAttr::Other(DefaultNla::parse(buf)?),
+        })
+    }
+}
+
 /// First-level attributes. Their numbers depend on the command: the reply to
 /// GET_INFO (command SET_INFO) reuses 1 and 2 for IPVS_INFO_ATTR_*.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IpvsAttr {
     Service(Vec<ServiceAttr>),
     Dest(Vec<DestAttr>),
-    /// Sync daemon attributes: not used by hafront, kept raw.
-    Daemon(Vec<DefaultNla>),
+    /// Sync daemon attributes (NEW_DAEMON, DEL_DAEMON, GET_DAEMON's replies).
+    Daemon(Vec<DaemonAttr>),
     TimeoutTcp(u32),
     TimeoutTcpFin(u32),
     TimeoutUdp(u32),
@@ -501,7 +616,7 @@ impl IpvsAttr {
                 IpvsAttr::Dest(parse_nested(p, "IPVS_CMD_ATTR_DEST", |n| DestAttr::parse(n))?)
             }
             IPVS_CMD_ATTR_DAEMON => {
-                IpvsAttr::Daemon(parse_nested(p, "IPVS_CMD_ATTR_DAEMON", |n| DefaultNla::parse(n))?)
+                IpvsAttr::Daemon(parse_nested(p, "IPVS_CMD_ATTR_DAEMON", |n| DaemonAttr::parse(n))?)
             }
             IPVS_CMD_ATTR_TIMEOUT_TCP => {
                 IpvsAttr::TimeoutTcp(parse_u32(p).context("IPVS_CMD_ATTR_TIMEOUT_TCP")?)

@@ -18,6 +18,9 @@ pub struct IpvsConfig {
     /// wrote (events are written without reading it).
     #[serde(with = "super::schema::duration")]
     pub resync_interval: Duration,
+    /// The kernel's connection sync daemon (keepalived's `lvs_sync_daemon`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync: Option<IpvsSyncConfig>,
 }
 
 impl Default for IpvsConfig {
@@ -25,6 +28,51 @@ impl Default for IpvsConfig {
         IpvsConfig {
             services: BTreeMap::new(),
             resync_interval: Duration::from_secs(30),
+            sync: None,
+        }
+    }
+}
+
+/// `[ipvs.sync]`: IPVS connection synchronisation between the directors.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpvsSyncConfig {
+    /// The sync link.
+    #[serde(deserialize_with = "super::schema::lenient_string")]
+    pub interface: String,
+    /// Sync ID (0..255): directors of one pair share it, other pairs on the link
+    /// use others.
+    #[serde(default)]
+    pub sync_id: u8,
+    /// Master daemon while master of this instance, backup daemon otherwise;
+    /// absent: both daemons always (keepalived's default since 2.0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// UDP port (kernel default 8848).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Multicast TTL (kernel default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u8>,
+    /// Multicast group, IPv4 or IPv6 (kernel default 224.0.0.81).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<std::net::IpAddr>,
+    /// UDP payload size (kernel default: from the interface's MTU).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_len: Option<u16>,
+}
+
+impl IpvsSyncConfig {
+    /// The daemon of `role` these settings describe.
+    pub fn daemon(&self, role: hafront_ipvs::SyncRole) -> hafront_ipvs::SyncDaemon {
+        hafront_ipvs::SyncDaemon {
+            role,
+            interface: self.interface.clone(),
+            sync_id: self.sync_id,
+            max_len: self.max_len,
+            group: self.group,
+            port: self.port,
+            ttl: self.ttl,
         }
     }
 }
@@ -180,6 +228,37 @@ pub(super) fn validate(
                 cfg.resync_interval
             ),
         });
+    }
+    if let Some(sync) = &cfg.sync {
+        let mut p = |field: &str, message: String| {
+            let key = ["ipvs", "sync", field].iter().map(|s| s.to_string()).collect();
+            problems.push(Problem { key, message });
+        };
+        if !super::validate::is_interface_name(&sync.interface) {
+            p(
+                "interface",
+                format!("{:?} is not an interface name", sync.interface),
+            );
+        }
+        if let Some(i) = &sync.instance {
+            if !instances.contains_key(i) {
+                p("instance", format!("no VRRP instance {i:?}"));
+            }
+        }
+        if let Some(g) = sync.group.filter(|g| !g.is_multicast()) {
+            p("group", format!("{g} is not a multicast address"));
+        }
+        if sync.port == Some(0) {
+            p("port", "must be 1..65535".into());
+        }
+        if sync.ttl == Some(0) {
+            p("ttl", "must be 1..255".into());
+        }
+        // The kernel clamps it to the interface's MTU; below 256 a sync message
+        // holds hardly an entry, above 65507 no UDP datagram carries it.
+        if let Some(m) = sync.max_len.filter(|m| !(256..=65507).contains(m)) {
+            p("max_len", format!("{m}: must be 256..65507"));
+        }
     }
     let mut seen: BTreeMap<String, &str> = BTreeMap::new();
     for (name, s) in &cfg.services {

@@ -175,12 +175,40 @@ pub(super) fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
             );
         }
     }
+    if !cfg.conntrackd.binary.is_absolute() {
+        p(
+            &["conntrackd", "binary"],
+            format!("{:?} must be an absolute path", cfg.conntrackd.binary),
+        );
+    }
     for (iname, inst) in &cfg.vrrp.instances {
         if let Some(d) = inst.split_brain_probe.filter(|d| !d.is_zero()) {
             if d < Duration::from_millis(100) {
                 p(
                     &["vrrp", "instances", iname, "split_brain_probe"],
                     "must be at least 100ms (0s = off)".into(),
+                );
+            }
+        }
+        for ((field, idx), argv) in inst.hooks.commands() {
+            let key = ["vrrp", "instances", iname, "hooks", field, &idx];
+            match argv.first() {
+                None => p(&key, "an empty command".into()),
+                Some(a) if !a.starts_with('/') => p(
+                    &key,
+                    format!("{a:?} must be an absolute path (no PATH lookup for hooks run as root)"),
+                ),
+                Some(_) => {}
+            }
+        }
+        if let Some(t) = inst.hooks.timeout {
+            if t.is_zero() || t > super::schema::HOOK_TIMEOUT_MAX {
+                p(
+                    &["vrrp", "instances", iname, "hooks", "timeout"],
+                    format!(
+                        "must be more than 0 and at most {}",
+                        humantime::format_duration(super::schema::HOOK_TIMEOUT_MAX)
+                    ),
                 );
             }
         }

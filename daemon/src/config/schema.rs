@@ -43,6 +43,13 @@ pub struct Config {
     pub notify: super::notify::NotifyConfig,
     /// Who runs scripts, and which scripts are refused.
     pub security: super::notify::SecurityConfig,
+    /// The conntrackd that instances with `hooks.conntrackd` drive.
+    #[serde(skip_serializing_if = "is_default_conntrackd")]
+    pub conntrackd: ConntrackdConfig,
+}
+
+fn is_default_conntrackd(c: &ConntrackdConfig) -> bool {
+    *c == ConntrackdConfig::default()
 }
 
 impl Default for Config {
@@ -61,6 +68,7 @@ impl Default for Config {
             services: BTreeMap::new(),
             notify: Default::default(),
             security: Default::default(),
+            conntrackd: Default::default(),
         }
     }
 }
@@ -230,6 +238,104 @@ pub struct InstanceConfig {
     /// `SPLIT_BRAIN_PROBE_DEFAULT`; `0s`: off.
     #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
     pub split_brain_probe: Option<Duration>,
+    /// Blocking transition hooks: run in order, each under `hooks.timeout`, before
+    /// the VIPs are added (becoming master) and after they are removed (leaving).
+    #[serde(default, skip_serializing_if = "HooksConfig::is_empty")]
+    pub hooks: HooksConfig,
+}
+
+/// `[vrrp.instances.<name>.hooks]`: what must happen before the VIPs answer and
+/// after they stop answering (docs/configuration.md, "Transition hooks").
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HooksConfig {
+    /// The built-in conntrackd steps (`[conntrackd]`): becoming master, commit the
+    /// external cache, flush, resync, bulk send (`-c`, `-f`, `-R`, `-B`); leaving,
+    /// shorten the kernel's timers and ask the new master for a resync (`-t`, `-n`).
+    /// They run before the commands below.
+    pub conntrackd: bool,
+    /// Commands (argv), in order, before the VIPs are added.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub before_master: Vec<Vec<String>>,
+    /// Commands (argv), in order, after the VIPs are removed (backup, fault, stop).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub after_leave: Vec<Vec<String>>,
+    /// Time each command gets; then it is killed and the next one runs.
+    #[serde(with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+}
+
+/// Time a hook command may be given at most: the VIP executor (every instance's
+/// address changes) waits for it.
+pub const HOOK_TIMEOUT_MAX: Duration = Duration::from_secs(60);
+
+/// Time a hook command gets by default.
+pub const HOOK_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
+
+impl HooksConfig {
+    pub fn is_empty(&self) -> bool {
+        *self == HooksConfig::default()
+    }
+
+    /// The operator's commands with their key (`before_master`, index).
+    pub fn commands(&self) -> impl Iterator<Item = ((&'static str, String), &Vec<String>)> {
+        let before = self.before_master.iter().enumerate();
+        let after = self.after_leave.iter().enumerate();
+        before
+            .map(|(i, a)| (("before_master", i.to_string()), a))
+            .chain(after.map(|(i, a)| (("after_leave", i.to_string()), a)))
+    }
+
+    /// The time each command gets.
+    pub fn timeout(&self) -> Duration {
+        self.timeout.unwrap_or(HOOK_TIMEOUT_DEFAULT)
+    }
+}
+
+/// `[conntrackd]`: how the built-in conntrackd steps call Debian's `conntrackd`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConntrackdConfig {
+    /// The conntrackd binary (its client mode talks to the running daemon's socket).
+    pub binary: PathBuf,
+    /// conntrackd's configuration file (`-C`); unset: conntrackd's own default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<PathBuf>,
+}
+
+impl Default for ConntrackdConfig {
+    fn default() -> Self {
+        ConntrackdConfig {
+            binary: PathBuf::from("/usr/sbin/conntrackd"),
+            config: None,
+        }
+    }
+}
+
+impl ConntrackdConfig {
+    /// argv of one conntrackd client request (`-c`, `-f`, ...).
+    pub fn command(&self, flag: &str) -> Vec<String> {
+        let mut argv = vec![self.binary.to_string_lossy().into_owned()];
+        if let Some(c) = &self.config {
+            argv.push("-C".into());
+            argv.push(c.to_string_lossy().into_owned());
+        }
+        argv.push(flag.into());
+        argv
+    }
+
+    /// conntrackd's documented primary-backup steps: becoming master (commit the
+    /// external cache, flush the caches, resync with the kernel, bulk send to the
+    /// backups), leaving (shorten the kernel timers of the zombie entries, request
+    /// a resync from the new master).
+    pub fn steps(&self, master: bool) -> Vec<Vec<String>> {
+        let flags: &[&str] = if master {
+            &["-c", "-f", "-R", "-B"]
+        } else {
+            &["-t", "-n"]
+        };
+        flags.iter().map(|f| self.command(f)).collect()
+    }
 }
 
 /// Default period of the split-brain probe (ARP or NDP): a
@@ -375,7 +481,7 @@ fn yes() -> bool {
 
 /// A string that may arrive as a number: environment values are typed by figment
 /// (`HAFRONT_..._AUTH_PASS=12345678` is an integer).
-fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(super) fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Lenient {

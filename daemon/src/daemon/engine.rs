@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
 use crate::histogram::{Histogram, FAILOVER_BUCKETS};
+use crate::net::hooks::Phase;
 use crate::net::{Iface, Links, VipCommand, VipSender};
 use crate::vrrp::instance::Reason;
 use crate::vrrp::io::{Received, VrrpSocket};
@@ -252,6 +253,14 @@ impl Engine {
             match output {
                 Output::SendAdvert { .. } | Output::WantMaster => {} // the router's
                 Output::AddVips { vips } => {
+                    if !slot.spec.hooks.before_master.is_empty() {
+                        let _ = self.vips.send(VipCommand::Hooks {
+                            instance: slot.name.clone(),
+                            phase: Phase::BeforeMaster,
+                            steps: slot.spec.hooks.before_master.clone(),
+                            timeout: slot.spec.hooks.timeout,
+                        });
+                    }
                     let _ = self.vips.send(VipCommand::Add {
                         instance: slot.name.clone(),
                         iface: slot.iface.clone(),
@@ -265,6 +274,14 @@ impl Engine {
                         iface: slot.iface.clone(),
                         vips,
                     });
+                    if !slot.spec.hooks.after_leave.is_empty() {
+                        let _ = self.vips.send(VipCommand::Hooks {
+                            instance: slot.name.clone(),
+                            phase: Phase::AfterLeave,
+                            steps: slot.spec.hooks.after_leave.clone(),
+                            timeout: slot.spec.hooks.timeout,
+                        });
+                    }
                 }
                 Output::Announce { count } => {
                     let _ = self.vips.send(VipCommand::Announce {

@@ -120,6 +120,7 @@ pub fn specs_from_config(cfg: &Config) -> Vec<(String, InstanceSpec)> {
                 unicast_source: i.unicast_source,
                 sync_peers,
                 params,
+                hooks: crate::shared::Hooks::from_config(&i.hooks, &cfg.conntrackd),
             };
             (name.clone(), spec)
         })
@@ -325,6 +326,12 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         "hafront-ipvs",
         "IPVS is off",
         crate::ipvs::reconcile::run(ipvs_inputs),
+    );
+    // The connection sync daemon follows its instance; its own socket and thread.
+    on_own_thread(
+        "hafront-ipvs-sync",
+        "the IPVS sync daemon is off",
+        crate::ipvs::syncd::run(ipvs_cfg_tx.subscribe(), roles_tx.subscribe()),
     );
 
     let (ctl_tx, ctl_rx) = mpsc::channel(64);

@@ -391,6 +391,34 @@ impl Ipvs {
         results
     }
 
+    /// The connection sync daemons the kernel runs (GET_DAEMON).
+    pub async fn sync_daemons(&mut self) -> Result<Vec<super::SyncDaemon>, IpvsError> {
+        let what = || "sync daemons".to_string();
+        let replies = self
+            .request(super::sync::get_daemon(), NLM_F_REQUEST | NLM_F_DUMP, what)
+            .await?;
+        super::sync::daemons(&replies).map_err(|message| IpvsError::Protocol {
+            what: what(),
+            message,
+        })
+    }
+
+    /// Starts a connection sync daemon (NEW_DAEMON).
+    pub async fn start_sync_daemon(&mut self, d: &super::SyncDaemon) -> Result<(), IpvsError> {
+        let what = || format!("{} sync daemon on {}", d.role.as_str(), d.interface);
+        self.request(super::sync::new_daemon(d), NLM_F_REQUEST | NLM_F_ACK, what)
+            .await
+            .map(drop)
+    }
+
+    /// Stops the connection sync daemon of `role` (DEL_DAEMON).
+    pub async fn stop_sync_daemon(&mut self, role: super::SyncRole) -> Result<(), IpvsError> {
+        let what = || format!("stop of the {} sync daemon", role.as_str());
+        self.request(super::sync::del_daemon(role), NLM_F_REQUEST | NLM_F_ACK, what)
+            .await
+            .map(drop)
+    }
+
     /// Removes every service (only for tests and tools: the daemon never flushes).
     pub async fn flush(&mut self) -> Result<(), IpvsError> {
         self.request(

@@ -15,7 +15,9 @@ pub use hafront_ipvs::{
     constants, dump, error, message, model, nlas, plan, DestSpec, Forward, IpvsCmd, IpvsError, IpvsMessage,
     Op, Protocol, ServiceKey, ServiceSpec, Table,
 };
+pub use hafront_ipvs::{sync, SyncDaemon, SyncRole};
 
 pub mod desired;
 pub mod io;
 pub mod reconcile;
+pub mod syncd;

@@ -7,6 +7,7 @@
 pub mod accept;
 pub mod announce;
 pub mod error;
+pub mod hooks;
 pub mod link;
 pub mod vip;
 

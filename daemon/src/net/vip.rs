@@ -59,6 +59,14 @@ pub enum VipCommand {
         label: Option<String>,
         announce: u32,
     },
+    /// Transition hooks, run to their end (or timeout) before the next command:
+    /// queued before an `Add` (becoming master) or after a `Remove` (leaving).
+    Hooks {
+        instance: String,
+        phase: super::hooks::Phase,
+        steps: Vec<crate::shared::HookStep>,
+        timeout: Duration,
+    },
     /// Answered once every earlier command is done.
     Flush(oneshot::Sender<()>),
 }
@@ -247,6 +255,14 @@ impl VipExecutor {
                         Err(error) => debug!(instance, %error, "virtual address check failed"),
                     }
                 }
+            }
+            VipCommand::Hooks {
+                instance,
+                phase,
+                steps,
+                timeout,
+            } => {
+                super::hooks::run(&instance, phase, &steps, timeout).await;
             }
             VipCommand::Flush(done) => {
                 let _ = done.send(());

@@ -144,6 +144,12 @@ pub fn scripts(cfg: &Config) -> Vec<(Vec<String>, &[String])> {
         for (field, argv) in inst.notify_scripts() {
             out.push((key(&["vrrp", "instances", iname, field]), argv));
         }
+        for (field, argv) in inst.hooks.commands() {
+            out.push((
+                key(&["vrrp", "instances", iname, "hooks", field.0, &field.1]),
+                argv,
+            ));
+        }
     }
     for (name, s) in &cfg.services {
         out.push((key(&["services", name, "command"]), &s.command));

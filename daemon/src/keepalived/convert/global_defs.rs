@@ -142,6 +142,7 @@ impl Cx {
                     vrrp.get_or_insert_with(|| Section::new("vrrp"))
                         .set("lock_memory", true, Self::at(&n.loc, c))
                 }
+                "lvs_sync_daemon" => self.g.lvs_sync_daemon = Some((c.clone(), n.loc.clone())),
                 "vrrp_iptables" | "vrrp_ipsets" | "nftables" => self.skip(
                     c,
                     "not carried over: hafront manages its own nftables table (inet hafront) for accept = false",
@@ -161,6 +162,55 @@ impl Cx {
         if !node.entries.is_empty() {
             self.sections.insert(0, node);
         }
+        Ok(())
+    }
+
+    /// [ipvs.sync] from `lvs_sync_daemon <IF> [<INSTANCE>] [id N] [maxlen N] [port N]
+    /// [ttl N] [group ADDR]` (keepalived.conf(5)).
+    pub(super) fn lvs_sync_daemon(&mut self) -> R<()> {
+        let Some((c, section_loc)) = self.g.lvs_sync_daemon.take() else {
+            return Ok(());
+        };
+        let at = Self::at(&section_loc, &c);
+        let mut sec = Section::new("ipvs.sync");
+        sec.comments.push(format!("{} lvs_sync_daemon", c.loc));
+        sec.set("interface", arg(&c, 0)?, at.clone());
+        let mut i = 1;
+        if let Some(inst) = c
+            .args
+            .get(1)
+            .filter(|a| !["id", "maxlen", "port", "ttl", "group"].contains(&a.as_str()))
+        {
+            match self.instances.get(inst) {
+                Some(name) => sec.set("instance", name.as_str(), at.clone()),
+                None => {
+                    return Err(ImportError::new(
+                        &c.loc,
+                        format!("lvs_sync_daemon: no vrrp_instance {inst}"),
+                    ))
+                }
+            }
+            i = 2;
+        }
+        while i < c.args.len() {
+            let key = c.args[i].as_str();
+            let v = i + 1;
+            match key {
+                "id" => sec.set("sync_id", int(&c, v, 0, 255)?, at.clone()),
+                "maxlen" => sec.set("max_len", int(&c, v, 256, 65507)?, at.clone()),
+                "port" => sec.set("port", i64::from(port(&c, arg(&c, v)?)?), at.clone()),
+                "ttl" => sec.set("ttl", int(&c, v, 1, 255)?, at.clone()),
+                "group" => sec.set("group", ip(&c, arg(&c, v)?)?.to_string(), at.clone()),
+                other => {
+                    return Err(ImportError::new(
+                        &c.loc,
+                        format!("lvs_sync_daemon: unknown option {other:?} (id, maxlen, port, ttl, group)"),
+                    ))
+                }
+            }
+            i += 2;
+        }
+        self.sections.push(sec);
         Ok(())
     }
 

@@ -294,8 +294,8 @@ pub const REASONS: &[(&[&str], &[&str], &str)] = &[
     ),
     (
         &[GLOBAL, INSTANCE],
-        &["lvs_sync_daemon", "lvs_sync_daemon_interface"],
-        "not supported: hafront does not run the IPVS connection sync daemon (ipvsadm --start-daemon)",
+        &["lvs_sync_daemon_interface"],
+        "not supported: keepalived 1.x's form; write lvs_sync_daemon (carried over to [ipvs.sync])",
     ),
     (
         &[GLOBAL],

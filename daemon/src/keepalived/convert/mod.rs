@@ -75,6 +75,8 @@ struct Globals {
     smtp_timeout: Option<(Duration, Loc)>,
     /// Where mail is asked for: smtp_alert in an instance, group or global_defs.
     smtp_alert: Option<Loc>,
+    /// `lvs_sync_daemon` (global_defs), converted once the instance names are known.
+    lvs_sync_daemon: Option<(Node, Loc)>,
 }
 
 struct TrackDef {
@@ -139,6 +141,7 @@ pub fn convert(tree: &[Node]) -> R<Converted> {
         }
     }
     cx.notify_smtp();
+    cx.lvs_sync_daemon()?;
     Ok(Converted {
         sections: cx.sections,
         warnings: cx.warnings,
