@@ -3,7 +3,9 @@
 #   pkgs.callPackage ./nixos/package.nix { }
 {
   lib,
+  stdenv,
   rustPlatform,
+  installShellFiles,
 }:
 
 let
@@ -29,7 +31,10 @@ rustPlatform.buildRustPackage {
       || rel == "daemon"
       || lib.hasPrefix "daemon/" rel
       || rel == "crates"
-      || lib.hasPrefix "crates/" rel;
+      || lib.hasPrefix "crates/" rel
+      # hafront.toml(5) is docs/configuration.md, compiled in (daemon/src/manpage.rs).
+      || rel == "docs"
+      || rel == "docs/configuration.md";
   };
 
   cargoLock.lockFile = ../Cargo.lock;
@@ -40,6 +45,19 @@ rustPlatform.buildRustPackage {
   # Unit, codec, replay and configuration tests run in the sandbox (no network
   # namespaces, no root); the lab tests (scripts/lab) and VM tests are separate.
   doCheck = true;
+
+  # Man pages (hafront(8), one per subcommand, hafront.toml(5)) and bash/zsh/fish
+  # completions, written by the binary itself: only where the build machine can run
+  # it (a cross build ships without them, as nixpkgs packages do).
+  nativeBuildInputs = [ installShellFiles ];
+  postInstall = lib.optionalString (stdenv.buildPlatform.canExecute stdenv.hostPlatform) ''
+    $out/bin/hafront generate man "$TMPDIR/man"
+    installManPage "$TMPDIR"/man/*
+    installShellCompletion --cmd hafront \
+      --bash <($out/bin/hafront generate completions bash) \
+      --zsh <($out/bin/hafront generate completions zsh) \
+      --fish <($out/bin/hafront generate completions fish)
+  '';
 
   # No wrapper: accept mode (accept = false) runs `nft` from PATH, which the NixOS
   # module (systemd `path`) and the OCI image provide; hafront stays a plain ELF.

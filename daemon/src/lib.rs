@@ -6,6 +6,7 @@ pub mod durable;
 pub mod histogram;
 pub mod ipvs;
 pub mod keepalived;
+pub mod manpage;
 pub mod net;
 pub mod notify;
 pub mod overrides;

@@ -57,11 +57,20 @@ impl ConfigArgs {
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon.
+    #[command(
+        after_help = "Examples:\n  hafront run -c /etc/hafront/hafront.toml\n  hafront run -c base.toml -c site.toml   # later files override earlier ones\n  HAFRONT_VRRP__INSTANCES__WEB__PRIORITY=90 hafront run -c hafront.toml\n  hafront run --keepalived-config /etc/keepalived/keepalived.conf"
+    )]
     Run(ConfigArgs),
     /// Validate the layered configuration and print it (secrets redacted).
     /// Exit 0 when valid, 2 when not.
+    #[command(
+        after_help = "Examples:\n  hafront check-config -c /etc/hafront/hafront.toml\n  hafront check-config --offline -c hafront.toml   # in a build sandbox"
+    )]
     CheckConfig(CheckArgs),
     /// Show the state of the running daemon (asks its API socket).
+    #[command(
+        after_help = "Examples:\n  hafront status\n  hafront status --json | jq '.instances'\n  hafront status --runtime-dir /run/hafront-test"
+    )]
     Status {
         #[command(flatten)]
         socket: SocketArgs,
@@ -70,6 +79,9 @@ enum Command {
         json: bool,
     },
     /// Change the running daemon without a reload (through its API socket).
+    #[command(
+        after_help = "Examples:\n  hafront ctl maintenance web on      # leave mastership gracefully, stay backup\n  hafront ctl priority web 90\n  hafront ctl priority web clear\n  hafront ctl real-server web 192.0.2.11:80 disable\n  hafront ctl real-server web 192.0.2.11:80 weight 5\n  hafront ctl reload"
+    )]
     Ctl {
         #[command(flatten)]
         socket: SocketArgs,
@@ -92,8 +104,20 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Write the man pages (hafront(8), one per subcommand, hafront.toml(5)) or
+    /// print a shell completion script. For packagers.
+    #[command(
+        after_help = "Examples:\n  hafront generate man /usr/share/man/man8 --toml-dir /usr/share/man/man5\n  hafront generate completions bash > /usr/share/bash-completion/completions/hafront"
+    )]
+    Generate {
+        #[command(subcommand)]
+        what: Generate,
+    },
     /// Convert a keepalived configuration to hafront TOML; warns (stderr) about
     /// every keyword not carried over. Exit 2 when it cannot be imported.
+    #[command(
+        after_help = "Examples:\n  hafront import-keepalived /etc/keepalived/keepalived.conf -o /etc/hafront/hafront.toml\n  hafront import-keepalived --strict keepalived.conf > /dev/null   # fail on anything not carried over"
+    )]
     ImportKeepalived {
         /// keepalived.conf (its `include`s are followed).
         file: PathBuf,
@@ -104,6 +128,19 @@ enum Command {
         #[arg(long)]
         strict: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum Generate {
+    /// Man pages: hafront.8 and hafront-SUBCOMMAND.8 in DIR, hafront.toml.5 in
+    /// --toml-dir (default: DIR).
+    Man {
+        dir: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        toml_dir: Option<PathBuf>,
+    },
+    /// A completion script on standard output.
+    Completions { shell: clap_complete::Shell },
 }
 
 #[derive(clap::Args, Clone)]
@@ -147,6 +184,54 @@ enum OnOff {
     Off,
 }
 
+fn generate(what: Generate) -> ExitCode {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    match what {
+        Generate::Completions { shell } => {
+            clap_complete::generate(shell, &mut cmd, "hafront", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Generate::Man { dir, toml_dir } => {
+            let write = |path: PathBuf, text: &[u8]| {
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+                }
+                std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
+            };
+            let mut result = Ok(());
+            // Section 8: a daemon and its administration.
+            cmd = cmd.version(env!("CARGO_PKG_VERSION"));
+            let man8 = |c: clap::Command| clap_mangen::Man::new(c).section("8");
+            let mut pages = vec![("hafront.8".to_string(), man8(cmd.clone()))];
+            for sub in cmd.get_subcommands() {
+                let name = format!("hafront-{}", sub.get_name());
+                pages.push((format!("{name}.8"), man8(sub.clone().name(name))));
+            }
+            for (file, page) in pages {
+                let mut buf = Vec::new();
+                if let Err(e) = page.render(&mut buf) {
+                    result = Err(format!("{file}: {e}"));
+                    break;
+                }
+                result = result.and(write(dir.join(file), &buf));
+            }
+            let toml = hafront::manpage::configuration_page(env!("CARGO_PKG_VERSION"));
+            result = result.and(write(
+                toml_dir.unwrap_or(dir).join("hafront.toml.5"),
+                toml.as_bytes(),
+            ));
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("hafront: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -186,6 +271,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Generate { what } => generate(what),
         Command::Status { socket, json } => status(&socket.path(), json),
         Command::Ctl { socket, action } => ctl(&socket.path(), action),
         Command::Replay { dir } => replay(&dir),

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 
 /// Bottom to top. A module may use the modules of lower layers.
 const LAYERS: &[&[&str]] = &[
-    // The protocol cores' re-exports (vrrp also has its socket, io.rs), histograms.
-    &["vrrp", "histogram"],
+    // The protocol cores' re-exports (vrrp also has its socket, io.rs), histograms,
+    // the configuration man page (text only).
+    &["vrrp", "histogram", "manpage"],
     // Schema and pure validation.
     &["config"],
     // The one writer of kept files (overrides, status, records use it).

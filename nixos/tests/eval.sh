@@ -269,6 +269,11 @@ check(o["apps"]["vm-test"]["type"] == "app" and o["apps"]["vm-test"]["program"].
 p = f["package"]
 check(p["pname"] == "hafront" and p["version"] == version and p["lockFile"].endswith("/Cargo.lock") and p["srcIsStorePath"],
       "package.nix: version %s from daemon/Cargo.toml, Cargo.lock, filtered source" % version)
+check(p["srcHasConfigurationMd"] and not p["srcHasOperationsMd"],
+      "package.nix: the source holds docs/configuration.md (compiled into hafront.toml(5)), no other docs")
+check("install-shell-files" in p["nativeBuildInputs"] and "hafront generate man" in p["postInstall"]
+      and "installManPage" in p["postInstall"] and "--fish <($out/bin/hafront generate completions fish)" in p["postInstall"],
+      "package.nix: installs the man pages and bash/zsh/fish completions the binary generates")
 check(f["modulePackage"] == "hafront-" + version, "nixosModules.hafront defaults to the flake's package")
 i = f["image"]
 check(i["Entrypoint"][1:] == ["--", i["Entrypoint"][2]] and i["Entrypoint"][0].endswith("/bin/tini")

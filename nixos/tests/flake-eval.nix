@@ -28,6 +28,7 @@ let
       usrBinEnv = drv "usr-bin-env" { };
       fakeNss = drv "fake-nss" { };
     };
+    installShellFiles = drv "install-shell-files" { };
     tini = drv "tini" { meta.mainProgram = "tini"; };
     nginx = drv "nginx" { meta.mainProgram = "nginx"; };
     iproute2 = drv "iproute2" { };
@@ -105,6 +106,12 @@ in
     inherit (hafront.args) pname version cargoBuildFlags;
     lockFile = toString hafront.args.cargoLock.lockFile;
     srcIsStorePath = lib.hasPrefix "/nix/store/" hafront.srcPath;
+    # The filter keeps what the build reads: docs/configuration.md is compiled in
+    # (hafront.toml(5)); other docs are not.
+    srcHasConfigurationMd = hafront.args.src.filter (toString ../../docs/configuration.md) "regular";
+    srcHasOperationsMd = hafront.args.src.filter (toString ../../docs/operations.md) "regular";
+    postInstall = hafront.args.postInstall;
+    nativeBuildInputs = map (d: d.name) hafront.args.nativeBuildInputs;
     mainProgram = hafront.args.meta.mainProgram;
   };
   image = {

@@ -85,8 +85,8 @@ tail -n +2 "$dir/metrics-a.raw" >"$dir/metrics-a.txt"
     'keepalived_authentication_failure_total{iname=web,intf=eth0,vrid=51}=0' \
     'keepalived_priority_zero_sent_total{iname=web,intf=eth0,vrid=51}=0' \
     'keepalived_script_status{name=ok}=1' \
-    'hafront_vrrp_state{instance=web,interface=eth0,vrid=51}=2' \
-    'hafront_vrrp_priority{instance=web}=160' \
+    'hafront_vrrp_state{vrrp_instance=web,interface=eth0,vrid=51}=2' \
+    'hafront_vrrp_priority{vrrp_instance=web}=160' \
     'hafront_failover_duration_seconds_count' \
     'hafront_check_up{check=closed,kind=tcp}=0' \
     'hafront_check_up{check=self,kind=tcp}=1' \

@@ -67,7 +67,7 @@ sb a "['detail']" | grep -q "another node ($MAC_B) answers for VIP" || fail "a's
 sb b "['detail']" | grep -q "another node ($MAC_A) answers for VIP" || fail "b's detail: $(sb b "['detail']")"
 for _ in $(seq 60); do [ "$(hooks a True)" -ge 1 ] && [ "$(hooks b True)" -ge 1 ] && break; sleep 0.05; done
 [ "$(hooks a True)" -ge 1 ] && [ "$(hooks b True)" -ge 1 ] || fail "no split-brain webhook from both nodes"
-"$PY" "$here/../lib/api.py" "unix:$dir/run-a/api.sock" GET /metrics | grep -q '^hafront_split_brain{instance="web"} 1$' \
+"$PY" "$here/../lib/api.py" "unix:$dir/run-a/api.sock" GET /metrics | grep -q '^hafront_split_brain{vrrp_instance="web"} 1$' \
     || fail "metrics: hafront_split_brain not 1"
 pass "both masters: alert raised on both (log, status split_brain with the other MAC, webhook, metrics)"
 

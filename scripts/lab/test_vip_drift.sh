@@ -16,7 +16,7 @@ hf_wait_state b web backup 5 || fail "b not backup"
 lab_wait_vip a $VIP2 2 || fail "$VIP2 not on a"
 metric() { # node action
     "$PY" "$here/../lib/api.py" "unix:$dir/run-$1/api.sock" GET /metrics |
-        awk -v want="hafront_vip_drift_repairs_total{instance=\"web\",action=\"$2\"}" '$1 == want {print $2}'
+        awk -v want="hafront_vip_drift_repairs_total{vrrp_instance=\"web\",action=\"$2\"}" '$1 == want {print $2}'
 }
 
 lab_exec a ip addr del $VIP/24 dev eth0

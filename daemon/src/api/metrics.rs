@@ -249,7 +249,7 @@ pub fn render(hub: &Hub) -> String {
         for (action, n) in [("restored", c.restored), ("removed", c.removed)] {
             m.sample(
                 "hafront_vip_drift_repairs_total",
-                &[("instance", &instance), ("action", action)],
+                &[("vrrp_instance", &instance), ("action", action)],
                 n as f64,
             );
         }
@@ -301,7 +301,11 @@ pub fn render(hub: &Hub) -> String {
         let vrid = s.vrid.to_string();
         m.sample(
             "hafront_vrrp_state",
-            &[("instance", name), ("interface", &s.interface), ("vrid", &vrid)],
+            &[
+                ("vrrp_instance", name),
+                ("interface", &s.interface),
+                ("vrid", &vrid),
+            ],
             f64::from(state_number(s.state)),
         );
     }
@@ -342,7 +346,7 @@ pub fn render(hub: &Hub) -> String {
         m.family(metric, kind, help);
         for (name, s) in &engine.instances {
             if let Some(v) = value(s) {
-                m.sample(metric, &[("instance", name)], v);
+                m.sample(metric, &[("vrrp_instance", name)], v);
             }
         }
     }
@@ -354,7 +358,7 @@ pub fn render(hub: &Hub) -> String {
     for (name, t) in &tracking.instances {
         m.sample(
             "hafront_vrrp_tracking_fault",
-            &[("instance", name)],
+            &[("vrrp_instance", name)],
             if t.fault { 1.0 } else { 0.0 },
         );
     }
@@ -367,7 +371,7 @@ pub fn render(hub: &Hub) -> String {
         for (reason, n) in &s.counters.rejected {
             m.sample(
                 "hafront_vrrp_adverts_rejected_total",
-                &[("instance", name), ("reason", reason)],
+                &[("vrrp_instance", name), ("reason", reason)],
                 *n as f64,
             );
         }
@@ -488,6 +492,18 @@ pub fn render(hub: &Hub) -> String {
             "hafront_ipvs_service_installed",
             &[("service", name)],
             if s.installed { 1.0 } else { 0.0 },
+        );
+    }
+    m.family(
+        "hafront_ipvs_service_quorum_lost",
+        "gauge",
+        "1 while the service is installed and the weight of its healthy real servers is below its quorum (the sorry server, if any, serves)",
+    );
+    for (name, s) in &ipvs.services {
+        m.sample(
+            "hafront_ipvs_service_quorum_lost",
+            &[("service", name)],
+            if s.quorum_lost { 1.0 } else { 0.0 },
         );
     }
     m.family(
@@ -636,7 +652,7 @@ pub fn render(hub: &Hub) -> String {
     for (name, s) in split.iter() {
         m.sample(
             "hafront_split_brain",
-            &[("instance", name)],
+            &[("vrrp_instance", name)],
             if s.active { 1.0 } else { 0.0 },
         );
     }

@@ -98,6 +98,9 @@ pub struct ServiceStatus {
     pub installed: bool,
     /// The sorry server serves instead of the real servers (quorum lost).
     pub sorry_server_active: bool,
+    /// Installed, and the live weight of its healthy real servers is below `quorum`
+    /// (with or without a sorry server).
+    pub quorum_lost: bool,
     /// Kernel counters, when the service is in the kernel.
     pub stats: Option<Stats>,
     pub real_servers: Vec<RealServerStatus>,
@@ -381,7 +384,7 @@ fn snapshot(
             }
             _ => false,
         };
-        let real_servers = s
+        let real_servers: Vec<RealServerStatus> = s
             .real_servers
             .iter()
             .map(|rs| {
@@ -398,6 +401,12 @@ fn snapshot(
                 }
             })
             .collect();
+        let live_weight: u64 = real_servers
+            .iter()
+            .filter(|rs| rs.healthy && !rs.disabled)
+            .filter_map(|rs| rs.weight.map(u64::from))
+            .sum();
+        let quorum_lost = want.is_some() && live_weight < u64::from(s.quorum);
         out.services.insert(
             name.clone(),
             ServiceStatus {
@@ -405,6 +414,7 @@ fn snapshot(
                 scheduler: spec.scheduler.clone(),
                 installed: want.is_some(),
                 sorry_server_active,
+                quorum_lost,
                 stats: observed.and_then(|obs| obs.service_stats.get(&spec.key).copied()),
                 real_servers,
             },
