@@ -50,8 +50,8 @@ impl StatusWriter {
         let path = super::status_path(&self.dir);
         let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
         // Owner-only (0600): the status names the node's instances and peers. Not
-        // fsynced: rewritten every second, in /run, and written on a state change
-        // before the VIPs move (durable::write_runtime).
+        // fsynced: rewritten every second and after state changes, in /run, on the
+        // publisher's thread (durable::write_runtime).
         if let Err(error) = crate::durable::write_runtime(&path, text.as_bytes()) {
             warn!(%error, "status file not written");
         }
