@@ -245,13 +245,40 @@ pub fn render(hub: &Hub) -> String {
         "counter",
         "VIPs changed behind hafront's back and repaired: restored (missing on a master) or removed (present on a non-master)",
     );
-    for (instance, c) in hub.vip_drift.snapshot() {
+    let drift = hub.vip_drift.snapshot();
+    for (instance, c) in &drift {
         for (action, n) in [("restored", c.restored), ("removed", c.removed)] {
             m.sample(
                 "hafront_vip_drift_repairs_total",
-                &[("vrrp_instance", &instance), ("action", action)],
+                &[("vrrp_instance", instance), ("action", action)],
                 n as f64,
             );
+        }
+    }
+    type Family = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(&crate::net::vip::DriftCount) -> f64,
+    );
+    let refusals: [Family; 2] = [
+        (
+            "hafront_vip_add_refusals_total",
+            "counter",
+            "VIP adds the kernel refused while master (each is retried every second)",
+            |c| c.refused as f64,
+        ),
+        (
+            "hafront_vip_refused",
+            "gauge",
+            "1 while the kernel refuses one of the instance's VIPs (the last add failed), else 0",
+            |c| f64::from(u8::from(c.refusing.is_some())),
+        ),
+    ];
+    for (name, kind, help, value) in refusals {
+        m.family(name, kind, help);
+        for (instance, c) in &drift {
+            m.sample(name, &[("vrrp_instance", instance)], value(c));
         }
     }
     for (name, help, n) in [

@@ -38,6 +38,9 @@ struct InstanceView<'a> {
     status: &'a InstanceStatus,
     tracking: Option<&'a InstanceTracking>,
     split_brain: crate::splitbrain::SplitBrainStatus,
+    /// VIPs repaired (drift) or refused by the kernel; absent when none ever were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vip_faults: Option<crate::net::vip::DriftCount>,
 }
 
 #[derive(Serialize)]
@@ -73,6 +76,7 @@ pub fn document(hub: &Hub) -> Vec<u8> {
     let services = hub.services.borrow().clone();
     let reload = hub.reload.borrow().clone();
     let (checks, scripts) = checks(hub);
+    let mut drift = hub.vip_drift.snapshot();
     let uptime = SystemTime::now()
         .duration_since(hub.started)
         .map(|d| d.as_secs_f64())
@@ -97,6 +101,7 @@ pub fn document(hub: &Hub) -> Vec<u8> {
                         status,
                         tracking: tracking.instances.get(name),
                         split_brain: split_brain.get(name).cloned().unwrap_or_default(),
+                        vip_faults: drift.remove(name),
                     },
                 )
             })

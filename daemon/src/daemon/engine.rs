@@ -26,6 +26,7 @@ use crate::vrrp::{Input, Output, State, Timer};
 
 use super::DaemonError;
 // The shared vocabulary (crate::shared), where the engine's callers still look.
+use super::status::Coalescer;
 pub use crate::shared::{Control, EngineSnapshot, InstanceSpec, InstanceStatus, Transition};
 
 type SockKey = (u32, bool);
@@ -639,8 +640,10 @@ impl Engine {
         }
     }
 
-    /// Runs until a Shutdown control message; `on_change` is called after any state
-    /// change (status file, systemd STATUS=), `tick` every `tick_every`.
+    /// Runs until a Shutdown control message; `on_change` is called after state
+    /// changes, at most once per [`CHANGE_GAP`] (it publishes a snapshot: the status
+    /// file, systemd's STATUS=, the roles and the API follow it on other threads),
+    /// `tick` every `tick_every`.
     pub async fn run(
         &mut self,
         mut control: mpsc::Receiver<Control>,
@@ -654,8 +657,9 @@ impl Engine {
         let deadline = DeadlineTimer::new()
             .inspect_err(|error| warn!(%error, "no timerfd: protocol timers fall back to 1 ms steps"))
             .ok();
+        let mut changes = Coalescer::new(CHANGE_GAP);
         loop {
-            if self.dirty {
+            if self.dirty && changes.changed(Instant::now()) {
                 self.dirty = false;
                 on_change(self);
             }
@@ -705,15 +709,29 @@ impl Engine {
                     self.verify_due = None;
                     self.verify_vips();
                 }
+                _ = async {
+                    match changes.due() {
+                        Some(at) => tokio::time::sleep_until(at.into()).await,
+                        None => std::future::pending().await,
+                    }
+                } => {} // The deferred snapshot: published at the top of the loop.
                 _ = second.tick() => {
                     self.flush_recordings();
                     self.verify_vips();
+                    // The periodic snapshot carries any change still deferred.
+                    self.dirty = false;
+                    changes.published(Instant::now());
                     tick(self)
                 }
             }
         }
     }
 }
+
+/// The least time between two snapshots published for changes: a burst of
+/// transitions (255 instances starting or failing over together) costs one snapshot
+/// per 10 ms, not one per transition; the status shows a change at most 10 ms late.
+const CHANGE_GAP: Duration = Duration::from_millis(10);
 
 /// The engine's next protocol deadline on a CLOCK_MONOTONIC timerfd. Tokio's timer
 /// wheel ticks in whole milliseconds and sleeps through epoll_wait's millisecond

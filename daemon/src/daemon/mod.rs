@@ -18,11 +18,9 @@ use crate::config::{self, Config};
 use crate::net::accept::{self, AcceptPlan};
 use crate::net::{Links, NetError, VipExecutor};
 use crate::preflight::{self, LoadOptions};
-use crate::shared::Roles;
-use crate::vrrp::instance::State;
 use crate::vrrp::instance::{GarpParams, Params};
 use crate::vrrp::io::IoError;
-use engine::{Control, Engine, EngineSnapshot, InstanceSpec};
+use engine::{Control, Engine, InstanceSpec};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -292,20 +290,20 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     status.write(&first);
     let (engine_tx, engine_rx) = watch::channel(first.clone());
     let (split_brain_tx, split_brain_rx) = watch::channel(Arc::new(Default::default()));
-    tokio::spawn(crate::splitbrain::run(crate::splitbrain::MonitorInputs {
+    let split_brain = crate::splitbrain::run(crate::splitbrain::MonitorInputs {
         config: full_cfg_rx.clone(),
         engine: engine_tx.subscribe(),
         links: splitbrain_links,
         vips: splitbrain_vips,
         notify: notifier.clone(),
         status: split_brain_tx,
-    }));
+    });
 
     // IPVS runs beside VRRP: it follows the configuration and the instances this
     // node is master of, and its failures never reach the VRRP engine.
     let (ipvs_cfg_tx, ipvs_cfg_rx) = watch::channel(Arc::new(cfg.ipvs.clone()));
     let (check_states_tx, check_states_rx) = watch::channel(std::collections::BTreeMap::new());
-    let (roles_tx, roles_rx) = watch::channel(roles_of(&first));
+    let (roles_tx, roles_rx) = watch::channel(status::roles_of(&first));
     let services_roles_rx = roles_tx.subscribe();
     let services_checks_rx = check_states_tx.subscribe();
     let (ipvs_stop_tx, ipvs_stop_rx) = oneshot::channel();
@@ -412,6 +410,14 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
             status: reload_status_tx,
         },
     ));
+    // The status file, systemd's STATUS=, the roles and the split-brain monitor
+    // follow the snapshots on a thread of their own: the engine never waits for them.
+    let publisher = status::spawn_publisher(status::Publisher {
+        writer: status,
+        snapshots: engine_tx.subscribe(),
+        roles: roles_tx,
+        beside: vec![Box::pin(split_brain)],
+    });
     let watchdog = sd_notify::watchdog_enabled();
     engine
         .run(
@@ -419,21 +425,13 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
             link_events,
             // Half the watchdog period (systemd's advice), at most a second.
             watchdog.map_or(Duration::from_secs(1), |wd| (wd / 2).min(Duration::from_secs(1))),
-            // One snapshot per change and per tick, for the status file, systemd's
-            // STATUS=, the IPVS roles and the API.
+            // One snapshot after changes (coalesced) and per tick (counters; a
+            // backup learning its master's address is not a state change).
             |e| {
-                let snap = Arc::new(e.snapshot());
-                status.write(&snap);
-                status.notify_status(&snap);
-                publish_roles(&roles_tx, &snap);
-                engine_tx.send_replace(snap);
+                engine_tx.send_replace(Arc::new(e.snapshot()));
             },
             |e| {
-                let snap = Arc::new(e.snapshot());
-                status.write(&snap);
-                // A backup learning its master's address is not a state change.
-                publish_roles(&roles_tx, &snap);
-                engine_tx.send_replace(snap);
+                engine_tx.send_replace(Arc::new(e.snapshot()));
                 // Pinged from the engine loop: a stuck loop stops the pings.
                 if watchdog.is_some() {
                     let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
@@ -441,6 +439,10 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
             },
         )
         .await;
+    // The engine's sender is gone: the publisher writes the last snapshot and ends
+    // (before the status file is removed, below).
+    drop(engine_tx);
+    let publisher_status = publisher.map(|p| p.join());
     supervisor.stopping();
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     info!("stopping: releasing virtual addresses");
@@ -457,7 +459,10 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     if let Err(error) = accept::apply(&AcceptPlan::default()).await {
         warn!(%error, "cannot remove the accept-mode table");
     }
-    status.remove();
+    if let Some(Err(_)) = publisher_status {
+        error!("the status publisher panicked");
+    }
+    let _ = std::fs::remove_file(status_path(&cfg.runtime_dir));
     let _ = std::fs::remove_file(cfg.api.socket_path(&cfg.runtime_dir));
     info!("stopped");
     Ok(())
@@ -513,36 +518,6 @@ async fn start_api(hub: crate::api::Hub, cfg: &Config) {
         Ok(Err(error)) => error!(%error, "the API is off"),
         Err(_) => error!("the API is off: its thread ended"),
     }
-}
-
-/// Which instances are master, and which have not settled yet (just started and no
-/// master heard): what the IPVS reconciler follows.
-fn roles_of(snap: &EngineSnapshot) -> Roles {
-    let mut roles = Roles::default();
-    for (name, s) in &snap.instances {
-        match s.state {
-            State::Master => {
-                roles.masters.insert(name.clone());
-            }
-            State::Initialize => {
-                roles.unsettled.insert(name.clone());
-            }
-            State::Backup if s.master.is_none() => {
-                roles.unsettled.insert(name.clone());
-            }
-            _ => {}
-        }
-    }
-    roles
-}
-
-fn publish_roles(tx: &watch::Sender<Roles>, snap: &EngineSnapshot) {
-    let roles = roles_of(snap);
-    tx.send_if_modified(|r| {
-        let changed = *r != roles;
-        *r = roles;
-        changed
-    });
 }
 
 /// Where a reloaded configuration goes besides the engine.

@@ -1,12 +1,17 @@
-//! The status file (`<runtime_dir>/status.json`, rewritten atomically on every state
-//! change and once a second) and systemd's READY=/STATUS=.
+//! The status file (`<runtime_dir>/status.json`, rewritten atomically after state
+//! changes and once a second) and systemd's READY=/STATUS=, written on a thread of
+//! their own ([`spawn_publisher`]): the engine only publishes snapshots.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tracing::warn;
+use tokio::sync::watch;
+use tracing::{error, warn};
 
 use super::engine::EngineSnapshot;
+use crate::shared::Roles;
 
 pub struct StatusWriter {
     dir: PathBuf,
@@ -45,18 +50,14 @@ impl StatusWriter {
         let path = super::status_path(&self.dir);
         let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
         // Owner-only (0600): the status names the node's instances and peers. Not
-        // fsynced: rewritten every second, in /run, and written on a state change
-        // before the VIPs move (durable::write_runtime).
+        // fsynced: rewritten every second and after state changes, in /run, on the
+        // publisher's thread (durable::write_runtime).
         if let Err(error) = crate::durable::write_runtime(&path, text.as_bytes()) {
             warn!(%error, "status file not written");
         }
     }
 
-    pub fn remove(&self) {
-        let _ = std::fs::remove_file(super::status_path(&self.dir));
-    }
-
-    fn summary(snap: &EngineSnapshot) -> String {
+    pub(super) fn summary(snap: &EngineSnapshot) -> String {
         let parts: Vec<String> = snap
             .instances
             .iter()
@@ -80,5 +81,212 @@ impl StatusWriter {
     pub fn notify_status(&self, snap: &EngineSnapshot) {
         let status = Self::summary(snap);
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&status)]);
+    }
+}
+
+/// What follows the engine's snapshots off its thread.
+pub struct Publisher {
+    pub writer: StatusWriter,
+    pub snapshots: watch::Receiver<Arc<EngineSnapshot>>,
+    /// The IPVS reconciler's and the supervisor's view of the roles.
+    pub roles: watch::Sender<Roles>,
+    /// Run on the publisher's runtime beside it (the split-brain monitor): work per
+    /// snapshot that grows with the configuration, kept off the engine's thread.
+    pub beside: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
+}
+
+/// Starts the publisher on a thread of its own (issue 14, defect 7): serializing and
+/// writing the status of 255 instances, systemd's STATUS= and the roles take time
+/// that grows with the configuration, and on the engine's thread, once per change,
+/// they delayed adverts (a start of 255 instances with 10,000 real servers flapped;
+/// a stalled status write held every advert back: scripts/lab/test_status_stall.sh).
+/// Coalesced: a snapshot published while the previous one is being written replaces
+/// it, so the publisher writes the newest state and never falls behind. Ends when
+/// the engine drops its sender; the handle is joined before the status file is
+/// removed.
+pub fn spawn_publisher(p: Publisher) -> Option<std::thread::JoinHandle<()>> {
+    let spawned = std::thread::Builder::new()
+        .name("hafront-status".into())
+        .spawn(
+            move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt.block_on(async move {
+                    for task in p.beside {
+                        tokio::spawn(task);
+                    }
+                    publish(p.writer, p.snapshots, p.roles).await
+                }),
+                Err(error) => error!(%error, "no runtime: no status file, no split-brain monitor"),
+            },
+        );
+    spawned
+        .inspect_err(|error| error!(%error, "no thread: no status file, no split-brain monitor"))
+        .ok()
+}
+
+async fn publish(
+    writer: StatusWriter,
+    mut snapshots: watch::Receiver<Arc<EngineSnapshot>>,
+    roles: watch::Sender<Roles>,
+) {
+    let mut summary = String::new();
+    while snapshots.changed().await.is_ok() {
+        let snap = snapshots.borrow_and_update().clone();
+        writer.write(&snap);
+        let now = StatusWriter::summary(&snap);
+        if now != summary {
+            writer.notify_status(&snap);
+            summary = now;
+        }
+        publish_roles(&roles, &snap);
+    }
+}
+
+/// Which instances are master, and which have not settled yet (just started and no
+/// master heard): what the IPVS reconciler follows.
+pub(super) fn roles_of(snap: &EngineSnapshot) -> Roles {
+    use crate::vrrp::instance::State;
+    let mut roles = Roles::default();
+    for (name, s) in &snap.instances {
+        match s.state {
+            State::Master => {
+                roles.masters.insert(name.clone());
+            }
+            State::Initialize => {
+                roles.unsettled.insert(name.clone());
+            }
+            State::Backup if s.master.is_none() => {
+                roles.unsettled.insert(name.clone());
+            }
+            _ => {}
+        }
+    }
+    roles
+}
+
+fn publish_roles(tx: &watch::Sender<Roles>, snap: &EngineSnapshot) {
+    let roles = roles_of(snap);
+    tx.send_if_modified(|r| {
+        let changed = *r != roles;
+        *r = roles;
+        changed
+    });
+}
+
+/// When the engine publishes a snapshot: at once after a quiet spell, else at most
+/// once per `gap` (a burst of transitions, 255 instances starting, is one snapshot
+/// per `gap`, not one per transition). Sans-IO: the engine passes the time in.
+#[derive(Debug)]
+pub struct Coalescer {
+    gap: Duration,
+    last: Option<Instant>,
+    due: Option<Instant>,
+}
+
+impl Coalescer {
+    pub fn new(gap: Duration) -> Coalescer {
+        Coalescer {
+            gap,
+            last: None,
+            due: None,
+        }
+    }
+
+    /// Something changed at `now`: true if a snapshot is to be published now (the
+    /// caller then publishes it); else one is due at [`Coalescer::due`].
+    pub fn changed(&mut self, now: Instant) -> bool {
+        match self.last {
+            Some(last) if now < last + self.gap => {
+                self.due = Some(last + self.gap);
+                false
+            }
+            _ => {
+                self.last = Some(now);
+                self.due = None;
+                true
+            }
+        }
+    }
+
+    /// When the deferred snapshot is due, if one is.
+    pub fn due(&self) -> Option<Instant> {
+        self.due
+    }
+
+    /// A snapshot was published anyway at `now` (the periodic one): nothing is due.
+    pub fn published(&mut self, now: Instant) {
+        self.last = Some(now);
+        self.due = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A burst of 255 changes within 1 ms (255 instances starting) is two snapshots:
+    /// the first at once, the rest folded into one `gap` later.
+    #[test]
+    fn a_burst_is_two_snapshots() {
+        let gap = Duration::from_millis(10);
+        let mut c = Coalescer::new(gap);
+        let t0 = Instant::now();
+        let mut now_count = 0;
+        for i in 0..255u64 {
+            if c.changed(t0 + Duration::from_micros(4 * i)) {
+                now_count += 1;
+            }
+        }
+        assert_eq!(now_count, 1);
+        assert_eq!(c.due(), Some(t0 + gap));
+        // Due: the engine's loop calls changed() again when it fires.
+        assert!(c.changed(t0 + gap));
+        assert_eq!(c.due(), None);
+    }
+
+    /// Changes further apart than `gap` are each published at once.
+    #[test]
+    fn spaced_changes_are_not_delayed() {
+        let gap = Duration::from_millis(10);
+        let mut c = Coalescer::new(gap);
+        let t0 = Instant::now();
+        for i in 0..5u32 {
+            assert!(c.changed(t0 + gap * 2 * i));
+            assert_eq!(c.due(), None);
+        }
+    }
+
+    /// However many changes, at most one snapshot per `gap`: the engine's work per
+    /// change does not grow with the rate of changes.
+    #[test]
+    fn at_most_one_snapshot_per_gap() {
+        let gap = Duration::from_millis(10);
+        let mut c = Coalescer::new(gap);
+        let t0 = Instant::now();
+        let mut published = 0;
+        // 100,000 changes over one second, 10 µs apart, the due deadline honoured.
+        for i in 0..100_000u32 {
+            let now = t0 + Duration::from_micros(10 * u64::from(i));
+            if c.due().is_some_and(|d| d <= now) && c.changed(now) {
+                published += 1;
+            }
+            if c.changed(now) {
+                published += 1;
+            }
+        }
+        assert!(published <= 101, "{published} snapshots in 1 s at a 10 ms gap");
+        assert!(published >= 99, "{published}");
+    }
+
+    /// The periodic snapshot counts: a change right after it waits for the gap.
+    #[test]
+    fn periodic_publish_resets_the_gap() {
+        let gap = Duration::from_millis(10);
+        let mut c = Coalescer::new(gap);
+        let t0 = Instant::now();
+        c.published(t0);
+        assert!(!c.changed(t0 + Duration::from_millis(1)));
+        assert_eq!(c.due(), Some(t0 + gap));
+        c.published(t0 + Duration::from_millis(5));
+        assert_eq!(c.due(), None);
     }
 }

@@ -75,18 +75,36 @@ pub enum VipCommand {
 #[derive(Debug, Default)]
 pub struct Drift(Mutex<BTreeMap<String, DriftCount>>);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DriftCount {
     /// Missing on a master, added back.
     pub restored: u64,
     /// Present on a non-master, removed.
     pub removed: u64,
+    /// Adds the kernel refused (retried every tick while master).
+    pub refused: u64,
+    /// The last refusal, VIP and error, while it lasts (cleared once the VIP is added).
+    pub refusing: Option<String>,
 }
 
 impl Drift {
     pub fn snapshot(&self) -> BTreeMap<String, DriftCount> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
+    /// A refused add of `vip`: counted, and shown until an add succeeds.
+    fn refused(&self, instance: &str, vip: IpNet, error: &NetError) {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let c = m.entry(instance.to_string()).or_default();
+        c.refused += 1;
+        c.refusing = Some(format!("{vip}: {error}"));
+    }
+
+    /// Whether an add of the instance's VIPs is being refused; clears it.
+    fn added(&self, instance: &str) -> bool {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.get_mut(instance).and_then(|c| c.refusing.take()).is_some()
+    }
+
     fn count(&self, instance: &str, restored: bool) {
         let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let c = m.entry(instance.to_string()).or_default();
@@ -159,6 +177,8 @@ pub struct VipExecutor {
     drift: Arc<Drift>,
     /// Announcement failures, per interface index.
     failures: HashMap<u32, Throttle>,
+    /// Refused VIP adds, per instance (the log line's throttle).
+    refusals: HashMap<String, Throttle>,
 }
 
 impl VipExecutor {
@@ -172,6 +192,7 @@ impl VipExecutor {
             announcers: HashMap::new(),
             drift,
             failures: HashMap::new(),
+            refusals: HashMap::new(),
         };
         tokio::spawn(async move {
             while let Some(cmd) = rx.recv().await {
@@ -195,12 +216,13 @@ impl VipExecutor {
                 for vip in vips {
                     match self.add(&iface, vip, label.as_deref()).await {
                         Ok(true) => {
+                            self.drift.added(&instance);
                             info!(instance, vip = %vip, iface = iface.name, "virtual address added")
                         }
                         Ok(false) => {
                             debug!(instance, vip = %vip, "virtual address already present")
                         }
-                        Err(error) => warn!(instance, %error, "virtual address not added"),
+                        Err(error) => self.refused(&instance, vip, &error),
                     }
                 }
             }
@@ -242,6 +264,10 @@ impl VipExecutor {
                         self.remove(&iface, vip).await
                     };
                     match done {
+                        Ok(true) if present && self.drift.added(&instance) => {
+                            warn!(instance, vip = %vip, iface = iface.name, "virtual address added on retry: the kernel accepts it again");
+                            self.announce(&instance, &iface, &[vip.addr()], announce);
+                        }
                         Ok(true) if present => {
                             warn!(instance, vip = %vip, iface = iface.name, "virtual address was removed behind hafront's back: added again");
                             self.drift.count(&instance, true);
@@ -252,6 +278,7 @@ impl VipExecutor {
                             self.drift.count(&instance, false);
                         }
                         Ok(false) => {}
+                        Err(error) if present => self.refused(&instance, vip, &error),
                         Err(error) => debug!(instance, %error, "virtual address check failed"),
                     }
                 }
@@ -267,6 +294,20 @@ impl VipExecutor {
             VipCommand::Flush(done) => {
                 let _ = done.send(());
             }
+        }
+    }
+
+    /// The kernel refused a master's VIP (IPv6 off on the interface, say): logged
+    /// with the VIP named (once a minute per instance with a count while it lasts),
+    /// counted, shown in status and metrics; the tick's VIP check retries it.
+    fn refused(&mut self, instance: &str, vip: IpNet, error: &NetError) {
+        self.drift.refused(instance, vip, error);
+        let throttle = self
+            .refusals
+            .entry(instance.to_string())
+            .or_insert_with(|| Throttle::new(LOG_EVERY));
+        if let Some(not_logged) = throttle.hit(Instant::now()) {
+            warn!(instance, vip = %vip, %error, not_logged, "virtual address refused by the kernel: retried every second while master");
         }
     }
 
@@ -429,27 +470,74 @@ mod tests {
         }
     }
 
-    /// 100 announcements on an interface that does not exist: the kernel refuses
-    /// each (no such device, or no permission for the packet socket), and one line
-    /// is logged, not 100.
-    #[tokio::test(flavor = "current_thread")]
-    async fn announcement_failures_are_logged_with_a_throttle() {
+    /// The log lines written while the guard lives.
+    fn captured_log() -> (Lines, tracing::subscriber::DefaultGuard) {
         let lines = Lines::default();
         let sub = tracing_subscriber::fmt()
             .with_writer(lines.clone())
             .with_ansi(false)
             .finish();
-        let _guard = tracing::subscriber::set_default(sub);
-        let mut exec = VipExecutor {
+        (lines, tracing::subscriber::set_default(sub))
+    }
+
+    fn executor(drift: Arc<Drift>) -> VipExecutor {
+        VipExecutor {
             links: Links::connect().unwrap(),
             announcers: HashMap::new(),
-            drift: Arc::default(),
+            drift,
             failures: HashMap::new(),
-        };
+            refusals: HashMap::new(),
+        }
+    }
+
+    /// 100 announcements on an interface that does not exist: the kernel refuses
+    /// each (no such device, or no permission for the packet socket), and one line
+    /// is logged, not 100.
+    #[tokio::test(flavor = "current_thread")]
+    async fn announcement_failures_are_logged_with_a_throttle() {
+        let (lines, _guard) = captured_log();
+        let mut exec = executor(Arc::default());
         for _ in 0..100 {
             exec.run(announce(iface("hf-gone0", 999_999))).await;
         }
         let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
         assert_eq!(text.matches("announcement failed").count(), 1, "{text}");
+    }
+
+    /// 20 adds the kernel refuses (an interface index that does not exist: no
+    /// address is added anywhere): each counted, the VIP named in the status and
+    /// in one log line, not 20.
+    #[tokio::test(flavor = "current_thread")]
+    async fn refused_adds_are_counted_shown_and_logged_once() {
+        let (lines, _guard) = captured_log();
+        let drift = Arc::new(Drift::default());
+        let mut exec = executor(drift.clone());
+        let vip: IpNet = "192.0.2.200/24".parse().unwrap();
+        for _ in 0..20 {
+            exec.run(VipCommand::Add {
+                instance: "web".into(),
+                iface: iface("hf-gone0", 999_999),
+                vips: vec![vip],
+                label: None,
+            })
+            .await;
+        }
+        let c = drift.snapshot().remove("web").unwrap();
+        assert_eq!(c.refused, 20);
+        assert!(
+            c.refusing.as_deref().unwrap().starts_with("192.0.2.200/24: "),
+            "{c:?}"
+        );
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text.matches("virtual address refused by the kernel").count(),
+            1,
+            "{text}"
+        );
+        assert!(text.contains("vip=192.0.2.200/24"), "{text}");
+        // An add that succeeds clears `refusing` (the count stays).
+        assert!(drift.added("web"));
+        assert_eq!(drift.snapshot()["web"].refusing, None);
+        assert!(!drift.added("web"));
     }
 }
