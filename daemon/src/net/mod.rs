@@ -9,6 +9,7 @@ pub mod announce;
 pub mod error;
 pub mod link;
 pub mod vip;
+pub mod vmac;
 
 pub use error::NetError;
 pub use link::{Iface, Links};
