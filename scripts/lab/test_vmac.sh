@@ -142,7 +142,9 @@ CONF
         [ "$src" = $VMAC ] || fail "keepalived interop ($role): advert source MAC $src"
         rej=$(hf_field a "sum(s['instances']['web']['counters']['rejected'].values())")
         [ "$rej" = 0 ] || fail "keepalived interop ($role): hafront rejected $rej adverts"
-        [ "$(hf_field a "s['instances']['web']['counters']['adverts_received']")" -gt 0 ] || fail "keepalived interop ($role): hafront received no adverts"
+        if [ $role = backup ]; then # a backup keepalived is silent
+            [ "$(hf_field a "s['instances']['web']['counters']['adverts_received']")" -gt 0 ] || fail "keepalived interop ($role): hafront received no adverts"
+        fi
         lab_cut $master
         for _ in $(seq 60); do has $other && break; sleep 0.1; done
         has $other || fail "keepalived interop ($role): VIP did not move to $other"

@@ -106,10 +106,7 @@ pub fn plan(want: &VmacSpec, existing: Option<&LinkFacts>) -> Plan {
     match &link.macvlan {
         None => Plan::Conflict,
         Some(mode) => {
-            if *mode == MacVlanMode::Private
-                && link.mac == want.mac()
-                && link.link == Some(want.base.index)
-            {
+            if *mode == MacVlanMode::Private && link.mac == want.mac() && link.link == Some(want.base.index) {
                 Plan::Keep(link.index)
             } else {
                 Plan::Replace(link.index)
@@ -172,7 +169,9 @@ fn arp_conf(msg: &LinkMessage) -> Option<ArpConf> {
     msg.attributes.iter().find_map(|a| match a {
         LinkAttribute::AfSpecUnspec(specs) => specs.iter().find_map(|s| match s {
             AfSpecUnspec::Inet(inet) => inet.iter().find_map(|i| match i {
-                AfSpecInet::DevConf(c) => Some((c.arp_ignore as u32, c.arpfilter as u32, c.arp_announce as u32)),
+                AfSpecInet::DevConf(c) => {
+                    Some((c.arp_ignore as u32, c.arpfilter as u32, c.arp_announce as u32))
+                }
                 _ => None,
             }),
             _ => None,
@@ -190,10 +189,9 @@ fn devconf_attr(values: &[(u16, u32)]) -> LinkAttribute {
         .collect();
     let mut buf = vec![0u8; nlas.as_slice().buffer_len()];
     nlas.as_slice().emit(&mut buf);
-    LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![AfSpecInet::Other(DefaultNla::new(
-        IFLA_INET_CONF,
-        buf,
-    ))])])
+    LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![AfSpecInet::Other(
+        DefaultNla::new(IFLA_INET_CONF, buf),
+    )])])
 }
 
 /// The VMACs of this node, and the base interfaces' ARP sysctls to put back.
@@ -231,15 +229,15 @@ impl Vmacs {
 
     /// Creates (or reuses) the VMAC, sets it up as keepalived does, and returns it.
     pub async fn ensure(&mut self, links: &Links, want: &VmacSpec) -> Result<Iface, NetError> {
-        let existing = match links.link_message(&want.name).await? {
-            Some(m) => Some(facts(&m)),
-            None => None,
-        };
+        let existing = links.link_message(&want.name).await?.map(|m| facts(&m));
         match plan(want, existing.as_ref()) {
             Plan::Keep(_) => info!(vmac = want.name, "virtual MAC interface found: reused"),
             Plan::Conflict => return Err(NetError::VmacConflict(want.name.clone())),
             Plan::Replace(index) => {
-                info!(vmac = want.name, "virtual MAC interface with a wrong MAC, mode or base: replaced");
+                info!(
+                    vmac = want.name,
+                    "virtual MAC interface with a wrong MAC, mode or base: replaced"
+                );
                 del_link(links, index).await?;
                 self.create(links, want).await?;
             }
@@ -266,7 +264,13 @@ impl Vmacs {
         let msg = LinkUnspec::new_with_index(vmac.index)
             .append_extra_attribute(devconf_attr(conf))
             .build();
-        links.handle().link().set(msg).execute().await.map_err(netlink("set VMAC sysctls"))?;
+        links
+            .handle()
+            .link()
+            .set(msg)
+            .execute()
+            .await
+            .map_err(netlink("set VMAC sysctls"))?;
         // No EUI-64 link-local address from the virtual MAC (RFC 5798 §7.4); this
         // cannot be part of the creation (the kernel ignores IFLA_AF_SPEC there).
         let msg = LinkUnspec::new_with_index(vmac.index)
@@ -278,7 +282,13 @@ impl Vmacs {
             warn!(vmac = want.name, error = %netlink("set addr_gen_mode")(error), "IPv6 address generation not turned off");
         }
         let msg = LinkUnspec::new_with_index(vmac.index).up().build();
-        links.handle().link().set(msg).execute().await.map_err(netlink("set VMAC up"))?;
+        links
+            .handle()
+            .link()
+            .set(msg)
+            .execute()
+            .await
+            .map_err(netlink("set VMAC up"))?;
         if !want.ipv6 && !self.ours.values().any(|(i, _)| *i == vmac.index) {
             self.base_arp(links, &want.base).await?;
         }
@@ -300,7 +310,12 @@ impl Vmacs {
                 what: "create VMAC",
                 source: Box::new(source),
             })?;
-        info!(vmac = want.name, base = want.base.name, vrid = want.vrid, "virtual MAC interface created");
+        info!(
+            vmac = want.name,
+            base = want.base.name,
+            vrid = want.vrid,
+            "virtual MAC interface created"
+        );
         Ok(())
     }
 
@@ -468,14 +483,26 @@ mod tests {
         let want = spec();
         let vmac = virtual_mac(51, false);
         assert_eq!(plan(&want, None), Plan::Create);
-        assert_eq!(plan(&want, Some(&link(Some(MacVlanMode::Private), vmac, 2))), Plan::Keep(9));
-        // Wrong mode, MAC or base: replaced.
-        assert_eq!(plan(&want, Some(&link(Some(MacVlanMode::Bridge), vmac, 2))), Plan::Replace(9));
         assert_eq!(
-            plan(&want, Some(&link(Some(MacVlanMode::Private), virtual_mac(52, false), 2))),
+            plan(&want, Some(&link(Some(MacVlanMode::Private), vmac, 2))),
+            Plan::Keep(9)
+        );
+        // Wrong mode, MAC or base: replaced.
+        assert_eq!(
+            plan(&want, Some(&link(Some(MacVlanMode::Bridge), vmac, 2))),
             Plan::Replace(9)
         );
-        assert_eq!(plan(&want, Some(&link(Some(MacVlanMode::Private), vmac, 3))), Plan::Replace(9));
+        assert_eq!(
+            plan(
+                &want,
+                Some(&link(Some(MacVlanMode::Private), virtual_mac(52, false), 2))
+            ),
+            Plan::Replace(9)
+        );
+        assert_eq!(
+            plan(&want, Some(&link(Some(MacVlanMode::Private), vmac, 3))),
+            Plan::Replace(9)
+        );
         // Not a macvlan (a physical interface of that name): never touched.
         assert_eq!(plan(&want, Some(&link(None, vmac, 2))), Plan::Conflict);
     }
@@ -502,7 +529,8 @@ mod tests {
     /// crate's DevConfRequest leaves zeros out, so rp_filter=0 could not be set).
     #[test]
     fn devconf_request_bytes() {
-        let LinkAttribute::AfSpecUnspec(specs) = devconf_attr(&[(DEVCONF_RP_FILTER, 0), (DEVCONF_ARP_IGNORE, 1)])
+        let LinkAttribute::AfSpecUnspec(specs) =
+            devconf_attr(&[(DEVCONF_RP_FILTER, 0), (DEVCONF_ARP_IGNORE, 1)])
         else {
             panic!("not AF_SPEC")
         };

@@ -182,7 +182,10 @@ impl Cx {
             if use_vmac {
                 s.set("vmac_xmit_base", true, at(c));
             } else {
-                self.skip(c, "not carried over: only used with use_vmac (keepalived ignores it too)");
+                self.skip(
+                    c,
+                    "not carried over: only used with use_vmac (keepalived ignores it too)",
+                );
             }
         }
         let Some(interface) = interface else {
