@@ -26,6 +26,9 @@ pub struct InstanceSpec {
     /// VIPs left alone when something else removes or adds them.
     pub vip_no_track: Vec<ipnet::IpNet>,
     pub unicast_source: Option<IpAddr>,
+    /// `use_vmac`: the VIPs (and, unless `xmit_base`, the adverts) on a macvlan
+    /// with the RFC 5798 virtual MAC.
+    pub vmac: Option<VmacSpec>,
     /// The other members of this instance's sync groups (`params.synced` is set
     /// when there are any).
     pub sync_peers: Vec<String>,
@@ -77,6 +80,14 @@ impl Hooks {
             timeout: h.timeout(),
         }
     }
+}
+
+/// An instance's virtual MAC interface (`use_vmac`, `vmac_name`, `vmac_xmit_base`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmacSpec {
+    pub name: String,
+    /// Adverts sent and received on the base interface, with its own MAC.
+    pub xmit_base: bool,
 }
 
 impl InstanceSpec {

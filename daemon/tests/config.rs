@@ -971,3 +971,52 @@ fn tcp_listener_needs_a_token_of_16_characters() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// use_vmac, vmac_name, vmac_xmit_base (issue 20): names are checked and unique,
+/// the options need use_vmac.
+#[test]
+fn vmac_rules() {
+    one_error(
+        "vmac_name = \"vrrp.51\"\n",
+        "vrrp.instances.web.vmac_name",
+        "only used with use_vmac",
+    );
+    one_error(
+        "vmac_xmit_base = true\n",
+        "vrrp.instances.web.vmac_xmit_base",
+        "only used with use_vmac",
+    );
+    one_error(
+        "use_vmac = true\nvmac_name = \"eth0\"\n",
+        "vrrp.instances.web.vmac_name",
+        "must differ from interface",
+    );
+    one_error(
+        "use_vmac = true\nvmac_name = \"bad name\"\n",
+        "vrrp.instances.web.vmac_name",
+        "not an interface name",
+    );
+    one_error(
+        "use_vmac = true\nvmac_name = \"v1\"\n[vrrp.instances.api]\ninterface = \"eth0\"\nvrid = 52\n\
+         virtual_ips = [\"192.0.2.9/24\"]\nuse_vmac = true\nvmac_name = \"v1\"\n",
+        "vrrp.instances.web.vmac_name",
+        "already the macvlan of instance \"api\"",
+    );
+    one_error(
+        "use_vmac = true\nvip_label = \"eth0:x\"\n",
+        "vrrp.instances.web.vip_label",
+        "vrrp.51",
+    );
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "a.toml",
+            &format!("{BASE}use_vmac = true\nvmac_xmit_base = true\n"),
+        )?;
+        let cfg = load(&opts(&["a.toml"], false)).unwrap();
+        assert_eq!(
+            cfg.vrrp.instances["web"].vmac_ifname().as_deref(),
+            Some("vrrp.51")
+        );
+        Ok(())
+    });
+}

@@ -1043,3 +1043,29 @@ fn lvs_sync_daemon_is_carried() {
     .unwrap_err();
     assert!(err.to_string().contains("VI_9"), "{err}");
 }
+
+/// keepalived's `use_vmac [NAME]` and `vmac_xmit_base` carry over (issue 20); the
+/// macvlan options hafront does not have are reported, and `vmac_xmit_base`
+/// without `use_vmac` is dropped as keepalived ignores it.
+#[test]
+fn use_vmac_is_carried() {
+    let (cfg, imp) = import_text(
+        "vrrp_instance web {\n  interface eth0\n  virtual_router_id 51\n  priority 100\n  \
+         use_vmac vmac51 netlink_notify_msg\n  vmac_xmit_base\n  \
+         virtual_ipaddress {\n    192.0.2.100/24\n  }\n}\n\
+         vrrp_instance db {\n  interface eth0\n  virtual_router_id 52\n  use_vmac\n  \
+         virtual_ipaddress {\n    192.0.2.101/24\n  }\n}\n\
+         vrrp_instance plain {\n  interface eth0\n  virtual_router_id 53\n  vmac_xmit_base\n  \
+         virtual_ipaddress {\n    192.0.2.102/24\n  }\n}\n",
+    );
+    let web = &cfg.vrrp.instances["web"];
+    assert!(web.use_vmac && web.vmac_xmit_base);
+    assert_eq!(web.vmac_ifname().as_deref(), Some("vmac51"));
+    let db = &cfg.vrrp.instances["db"];
+    assert!(db.use_vmac && !db.vmac_xmit_base);
+    assert_eq!(db.vmac_ifname().as_deref(), Some("vrrp.52"));
+    let plain = &cfg.vrrp.instances["plain"];
+    assert!(!plain.use_vmac && !plain.vmac_xmit_base);
+    assert!(has_warning(&imp, "vmac_xmit_base", WarningKind::Dropped));
+    assert!(has_warning(&imp, "use_vmac", WarningKind::Dropped));
+}

@@ -176,6 +176,18 @@ pub struct InstanceConfig {
     /// IPv4 address label (`eth0:vip`), as keepalived's `label`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vip_label: Option<String>,
+    /// RFC 5798 §7.3 virtual MAC (keepalived's `use_vmac`): the VIPs live on a
+    /// private-mode macvlan of `interface` with MAC 00-00-5E-00-01-{VRID}
+    /// (00-00-5E-00-02-{VRID} for IPv6), and adverts leave from it.
+    #[serde(default)]
+    pub use_vmac: bool,
+    /// The macvlan's name; `vrrp.{vrid}` (IPv4) or `vrrp6.{vrid}` (IPv6) by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vmac_name: Option<String>,
+    /// With `use_vmac`: adverts are sent and received on `interface` itself, with
+    /// its own MAC (keepalived's `vmac_xmit_base`); the VIPs stay on the macvlan.
+    #[serde(default)]
+    pub vmac_xmit_base: bool,
     #[serde(default = "yes")]
     pub preempt: bool,
     #[serde(with = "duration", default)]
@@ -350,6 +362,21 @@ impl InstanceConfig {
     }
 
     /// Priority 255: the address owner.
+    /// The macvlan's name with `use_vmac` (`vmac_name`, or keepalived's default
+    /// `vrrp.{vrid}`; `vrrp6.{vrid}` for IPv6, so that both families fit one VRID).
+    pub fn vmac_ifname(&self) -> Option<String> {
+        if !self.use_vmac {
+            return None;
+        }
+        Some(self.vmac_name.clone().unwrap_or_else(|| {
+            if self.family().is_ipv6() {
+                format!("vrrp6.{}", self.vrid)
+            } else {
+                format!("vrrp.{}", self.vrid)
+            }
+        }))
+    }
+
     pub fn is_owner(&self) -> bool {
         hafront_vrrp::is_owner(self.priority)
     }

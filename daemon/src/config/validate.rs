@@ -65,8 +65,23 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
     super::api::validate(&cfg.api, &mut v.problems);
     // (interface, vrid, family) identifies a virtual router on the wire.
     let mut seen: BTreeMap<(String, u8, Family), String> = BTreeMap::new();
+    let mut vmacs: BTreeMap<String, String> = BTreeMap::new();
     for (name, inst) in &cfg.vrrp.instances {
         v.instance(name, inst);
+        if let Some(vmac) = inst.vmac_ifname() {
+            let clash = cfg.vrrp.instances.values().any(|o| o.interface == vmac);
+            if clash {
+                v.problem(
+                    &["vrrp", "instances", name, "vmac_name"],
+                    format!("{vmac} is the interface of an instance: the macvlan needs a name of its own"),
+                );
+            } else if let Some(other) = vmacs.insert(vmac.clone(), name.clone()) {
+                v.problem(
+                    &["vrrp", "instances", name, "vmac_name"],
+                    format!("{vmac} is already the macvlan of instance {other:?}"),
+                );
+            }
+        }
         if !inst.virtual_ips.is_empty() {
             let id = (inst.interface.clone(), inst.vrid, inst.family());
             if let Some(other) = seen.insert(id, name.clone()) {
@@ -144,14 +159,16 @@ impl Validator {
         }
         self.advert_interval(&key("advert_interval"), i);
         self.virtual_ips(&key("virtual_ips"), i);
+        self.vmac(&key(""), i);
         if let Some(label) = &i.vip_label {
-            if !is_address_label(label, &i.interface) {
+            // The kernel wants the label to start with the name of the VIPs' device.
+            let dev = i.vmac_ifname().unwrap_or_else(|| i.interface.clone());
+            if !is_address_label(label, &dev) {
                 self.problem(
                     &key("vip_label"),
                     format!(
-                        "{label:?} must start with the interface name {:?} and be at most {IFNAME_MAX} \
-                         characters (e.g. \"{}:vip\")",
-                        i.interface, i.interface
+                        "{label:?} must start with the interface name {dev:?} and be at most {IFNAME_MAX} \
+                         characters (e.g. \"{dev}:vip\")"
                     ),
                 );
             }
@@ -238,6 +255,35 @@ impl Validator {
                 &["vrrp", "instances", name, "garp", "refresh"],
                 "must be at least 1s",
             );
+        }
+    }
+
+    /// `use_vmac`, `vmac_name`, `vmac_xmit_base` (keepalived's `use_vmac` and
+    /// `vmac_xmit_base`).
+    fn vmac(&mut self, inst: &[&str], i: &InstanceConfig) {
+        let key = |field: &'static str| -> Vec<&str> {
+            let mut k = inst.to_vec();
+            k.push(field);
+            k
+        };
+        if !i.use_vmac {
+            if i.vmac_name.is_some() {
+                self.problem(&key("vmac_name"), "is only used with use_vmac = true");
+            }
+            if i.vmac_xmit_base {
+                self.problem(&key("vmac_xmit_base"), "is only used with use_vmac = true");
+            }
+            return;
+        }
+        if let Some(name) = &i.vmac_name {
+            if !is_interface_name(name) {
+                self.problem(&key("vmac_name"), format!("{name:?} is not an interface name"));
+            } else if *name == i.interface {
+                self.problem(
+                    &key("vmac_name"),
+                    "must differ from interface (the macvlan is created on it)",
+                );
+            }
         }
     }
 

@@ -17,6 +17,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::histogram::{Histogram, FAILOVER_BUCKETS};
 use crate::net::hooks::Phase;
+use crate::net::vmac::Vmacs;
 use crate::net::{Iface, Links, VipCommand, VipSender};
 use crate::vrrp::instance::Reason;
 use crate::vrrp::io::{Received, VrrpSocket};
@@ -73,6 +74,8 @@ pub struct Engine {
     record_dir: Option<(std::path::PathBuf, u64)>,
     /// State changes for the notifier (scripts, webhooks, mail); never blocks.
     notify: Option<crate::notify::Sender>,
+    /// The virtual MAC interfaces of `use_vmac` instances.
+    vmacs: Vmacs,
 }
 
 impl Engine {
@@ -97,6 +100,7 @@ impl Engine {
             link_followers: Vec::new(),
             record_dir: None,
             notify: None,
+            vmacs: Vmacs::default(),
         }
     }
 
@@ -124,18 +128,43 @@ impl Engine {
     /// Creates and starts an instance: resolves its interface and primary address,
     /// opens (or shares) its socket, and feeds it the Startup event.
     pub async fn add_instance(&mut self, name: &str, mut spec: InstanceSpec) -> Result<(), DaemonError> {
-        let iface = self.links.iface(&spec.interface).await?;
+        let base = self.links.iface(&spec.interface).await?;
         let ipv6 = spec.ipv6();
         spec.params.primary = match spec.unicast_source {
             Some(src) => src,
             None => {
                 let vips: Vec<IpAddr> = spec.params.vips.iter().map(|v| v.addr()).collect();
-                self.links.primary_address(&iface, ipv6, &vips).await?
+                self.links.primary_address(&base, ipv6, &vips).await?
             }
         };
-        let key = (iface.index, ipv6);
+        // With use_vmac the VIPs live on the macvlan, and the adverts leave from
+        // it unless vmac_xmit_base; the source address stays the base's.
+        let (iface, sock_iface) = match &spec.vmac {
+            None => (base.clone(), base),
+            Some(v) => {
+                let want = crate::net::vmac::VmacSpec {
+                    name: v.name.clone(),
+                    base: base.clone(),
+                    vrid: spec.params.vrid,
+                    ipv6,
+                };
+                let mut vmac = self.vmacs.ensure(&self.links, &want).await?;
+                if ipv6 && !v.xmit_base {
+                    // keepalived's set_link_local_address: adverts from the base's
+                    // link-local address, sent with the virtual MAC.
+                    self.vmacs
+                        .add_link_local(&self.links, &vmac, spec.params.primary)
+                        .await?;
+                }
+                // Its carrier follows the base's; the kernel may say so a moment later.
+                vmac.up = base.up;
+                let sock = if v.xmit_base { base } else { vmac.clone() };
+                (vmac, sock)
+            }
+        };
+        let key = (sock_iface.index, ipv6);
         if !self.sockets.contains_key(&key) {
-            let sock = Arc::new(VrrpSocket::open(&iface.name, iface.index, ipv6)?);
+            let sock = Arc::new(VrrpSocket::open(&sock_iface.name, sock_iface.index, ipv6)?);
             self.spawn_reader(key, sock.clone());
             self.sockets.insert(key, sock);
         }
@@ -499,7 +528,8 @@ impl Engine {
                     continue;
                 }
                 let same_source = spec.unicast_source == slot.spec.unicast_source;
-                if slot.spec.identity() == spec.identity() && same_source {
+                let same_vmac = spec.vmac == slot.spec.vmac;
+                if slot.spec.identity() == spec.identity() && same_source && same_vmac {
                     info!(instance = name, "instance reconfigured in place");
                     let slot = self.slots.get_mut(&id).expect("present");
                     slot.spec = cmp.clone();
@@ -529,7 +559,29 @@ impl Engine {
             info!(instance = self.slots[&id].name, "instance removed by reload");
             self.remove_instance(id);
         }
+        // Macvlans no instance uses any more go, once their VIPs are removed.
+        let used: Vec<String> = self
+            .slots
+            .values()
+            .filter_map(|s| s.spec.vmac.as_ref().map(|v| v.name.clone()))
+            .collect();
+        if self.vmacs.unused(&used) {
+            self.flush().await;
+            self.vmacs.remove_unused(&self.links, &used).await;
+        }
         self.dirty = true;
+    }
+
+    /// Deletes macvlans with a virtual router MAC that no instance of `specs`
+    /// wants (left by a run that did not stop cleanly), before any is created.
+    pub async fn remove_stale_vmacs(&self, specs: &[(String, InstanceSpec)]) {
+        let wanted: Vec<String> = specs
+            .iter()
+            .filter_map(|(_, s)| s.vmac.as_ref().map(|v| v.name.clone()))
+            .collect();
+        if let Err(error) = self.vmacs.remove_stale(&self.links, &wanted).await {
+            warn!(%error, "stale virtual MAC interfaces not looked for");
+        }
     }
 
     fn remove_instance(&mut self, id: u64) {
@@ -550,6 +602,7 @@ impl Engine {
         }
         self.flush_recordings();
         self.flush().await;
+        self.vmacs.remove_all(&self.links).await;
     }
 
     pub fn status(&self) -> Vec<(String, InstanceStatus)> {

@@ -116,6 +116,10 @@ pub fn specs_from_config(cfg: &Config) -> Vec<(String, InstanceSpec)> {
                 label: i.vip_label.clone(),
                 vip_no_track: i.vip_no_track.clone(),
                 unicast_source: i.unicast_source,
+                vmac: i.vmac_ifname().map(|name| crate::shared::VmacSpec {
+                    name,
+                    xmit_base: i.vmac_xmit_base,
+                }),
                 sync_peers,
                 params,
                 hooks: crate::shared::Hooks::from_config(&i.hooks, &cfg.conntrackd),
@@ -280,7 +284,9 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     );
     // Before any VIP can be added: the accept-mode filter is static (net/accept.rs).
     apply_accept_mode(&cfg).await;
-    for (name, spec) in specs_from_config(&cfg) {
+    let specs = specs_from_config(&cfg);
+    engine.remove_stale_vmacs(&specs).await;
+    for (name, spec) in specs {
         engine.add_instance(&name, spec).await?;
     }
     // READY=1 only once sockets are open and the startup state (stale VIPs removed)

@@ -22,6 +22,10 @@ pub enum NetError {
         #[source]
         source: Box<rtnetlink::Error>,
     },
+    #[error(
+        "interface {0:?} exists and is not a macvlan: not used as a virtual MAC interface (set vmac_name)"
+    )]
+    VmacConflict(String),
     #[error("announcement socket on {iface}: {source}")]
     Socket {
         iface: String,

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage};
-use rtnetlink::packet_route::link::LinkAttribute;
+use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
 use rtnetlink::packet_route::AddressFamily;
 
 use super::error::NetError;
@@ -38,20 +38,22 @@ impl Links {
         &self.handle
     }
 
-    pub async fn iface(&self, name: &str) -> Result<Iface, NetError> {
+    /// The kernel's message for the link `name`, `None` when there is none.
+    pub async fn link_message(&self, name: &str) -> Result<Option<LinkMessage>, NetError> {
         let mut links = self.handle.link().get().match_name(name.to_string()).execute();
-        let msg = match links.try_next().await {
-            Ok(Some(m)) => m,
-            Ok(None) => return Err(NetError::NoInterface(name.into())),
-            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code().abs() == libc::ENODEV => {
-                return Err(NetError::NoInterface(name.into()))
-            }
-            Err(source) => {
-                return Err(NetError::Netlink {
-                    what: "get link",
-                    source: Box::new(source),
-                })
-            }
+        match links.try_next().await {
+            Ok(m) => Ok(m),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code().abs() == libc::ENODEV => Ok(None),
+            Err(source) => Err(NetError::Netlink {
+                what: "get link",
+                source: Box::new(source),
+            }),
+        }
+    }
+
+    pub async fn iface(&self, name: &str) -> Result<Iface, NetError> {
+        let Some(msg) = self.link_message(name).await? else {
+            return Err(NetError::NoInterface(name.into()));
         };
         let mut mac = [0u8; 6];
         for attr in &msg.attributes {

@@ -10,6 +10,7 @@ pub mod error;
 pub mod hooks;
 pub mod link;
 pub mod vip;
+pub mod vmac;
 
 pub use error::NetError;
 pub use link::{Iface, Links};

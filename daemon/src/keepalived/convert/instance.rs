@@ -35,6 +35,8 @@ impl Cx {
         let mut peers: Vec<(toml::Value, Option<String>)> = Vec::new();
         let mut tracks: BTreeMap<&str, Vec<(toml::Value, Option<String>)>> = BTreeMap::new();
         let mut hmac: Option<(Section, &Node)> = None;
+        let mut use_vmac = false;
+        let mut xmit_base: Option<&Node> = None;
 
         for c in block(n)? {
             let kw = c.keyword.as_str();
@@ -182,10 +184,29 @@ impl Cx {
                     c,
                     "not carried over: hafront always faults the instance while its interface is down",
                 ),
-                "use_vmac" | "vmac_xmit_base" => self.skip(
-                    c,
-                    "not carried over: hafront has no VMAC interfaces; the VIPs go on the interface itself",
-                ),
+                "use_vmac" => {
+                    s.set("use_vmac", true, at(c));
+                    // use_vmac [[name] NAME] [address MAC] [netlink_notify_msg] [group G]
+                    let mut it = c.args.iter().map(String::as_str);
+                    while let Some(a) = it.next() {
+                        match a {
+                            "address" | "group" => {
+                                let v = it.next().unwrap_or_default();
+                                self.skip(c, format!("{a} {v}: not carried over: hafront uses the RFC 5798 virtual MAC and the default link group"));
+                            }
+                            "netlink_notify_msg" => self.skip(c, "netlink_notify_msg: not carried over: hafront reads the base interface's state itself"),
+                            "name" => {}
+                            name => {
+                                if !is_interface_name(name) {
+                                    return Err(ImportError::new(&c.loc, format!("use_vmac {name:?}: not an interface name")));
+                                }
+                                s.set("vmac_name", name, at(c));
+                            }
+                        }
+                    }
+                    use_vmac = true;
+                }
+                "vmac_xmit_base" => xmit_base = Some(c),
                 "track_process" | "track_bfd" | "virtual_routes" | "virtual_rules" => {
                     self.skip(c, "not carried over: hafront has no equivalent (the whole block)")
                 }
@@ -193,6 +214,16 @@ impl Cx {
             }
         }
 
+        if let Some(c) = xmit_base {
+            if use_vmac {
+                s.set("vmac_xmit_base", true, at(c));
+            } else {
+                self.skip(
+                    c,
+                    "not carried over: only used with use_vmac (keepalived ignores it too)",
+                );
+            }
+        }
         let Some(interface) = interface else {
             return Err(ImportError::new(
                 &n.loc,

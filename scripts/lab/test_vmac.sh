@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# use_vmac (RFC 5798 §7.3, keepalived's use_vmac): the master holds the VIP on a
+# private macvlan with the virtual MAC 00:00:5e:00:01:{VRID}. The client's
+# neighbour entry for the VIP is the virtual MAC before and after a failover (it
+# never changes), adverts leave with the virtual MAC as source (captured on the
+# client), the switch learns the new port from the adverts, the sysctls keepalived
+# sets (and arp_announce=2 on the base) are set in the node's namespace and put back, the macvlan goes at stop, a
+# stale one (a crash) is removed at start, and keepalived with use_vmac as the
+# other node interoperates (both roles).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/../lib/lab.sh"
+source "$here/../lib/hafront.sh"
+hf_build
+lab_up
+dir=$(lab_logdir)
+VIP=192.0.2.100
+VMAC=00:00:5e:00:01:33 # VRID 51
+
+# Source MAC of the next VRRP advert seen by the client (AF_PACKET, 5 s at most).
+advert_src() {
+    lab_exec c python3 - <<'PY'
+import socket, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0800))
+s.bind(("eth0", 0))
+s.settimeout(5)
+end = time.time() + 5
+while time.time() < end:
+    f = s.recv(2048)
+    if len(f) > 34 and f[23] == 112:  # IPv4 protocol 112: VRRP
+        print(":".join("%02x" % b for b in f[6:12]))
+        sys.exit(0)
+sys.exit(1)
+PY
+}
+neigh_mac() { lab_exec c ip neigh show "$VIP" dev eth0 | awk '{for (i=1;i<NF;i++) if ($i=="lladdr") print $(i+1)}'; }
+fdb_port() { ip -n "$LAB-sw" -o link show master br0 >/dev/null; bridge -n "$LAB-sw" fdb show br br0 | awk -v m="$VMAC" '$1==m {print $3; exit}'; }
+sysctl_of() { lab_exec "$1" cat "/proc/sys/net/ipv4/conf/$2/$3"; }
+
+conf() { # node prio
+    hf_conf "$1" web 51 "$2" 3 100ms "\"$VIP/24\"" "use_vmac = true" >"$dir/$1.toml"
+}
+
+# A stale VMAC on a (left by a crashed run) and one that is not ours (no virtual MAC).
+lab_exec a ip link add vrrp.77 link eth0 address 00:00:5e:00:01:4d type macvlan mode private
+lab_exec a ip link add mv0 link eth0 type macvlan mode bridge
+
+conf a 150
+conf b 100
+hf_start a "$dir/a.toml"
+hf_wait_state a web master 5 || fail "a not master"
+hf_start b "$dir/b.toml"
+hf_wait_state b web backup 5 || fail "b not backup"
+
+lab_exec a ip link show vrrp.77 >/dev/null 2>&1 && fail "stale VMAC vrrp.77 not removed at start"
+lab_exec a ip link show mv0 >/dev/null 2>&1 || fail "a macvlan without a virtual MAC was removed"
+pass "stale VMAC removed at start, other macvlans left alone"
+
+lab_exec a ip -o link show vrrp.51 | grep -q "link/ether $VMAC" || fail "a: vrrp.51 missing or wrong MAC: $(lab_exec a ip -o link show vrrp.51)"
+lab_exec a ip -d -o link show vrrp.51 | grep -q "macvlan mode private" || fail "a: vrrp.51 is not a private macvlan"
+lab_exec a ip -o addr show dev vrrp.51 | grep -q " $VIP/24" || fail "a: VIP not on vrrp.51"
+lab_exec a ip -o addr show dev eth0 | grep -q " $VIP/" && fail "a: VIP on eth0 as well"
+lab_exec b ip -o link show vrrp.51 | grep -q "link/ether $VMAC" || fail "b: no vrrp.51 with the virtual MAC"
+lab_exec b ip -o addr show dev vrrp.51 | grep -q " $VIP/" && fail "b (backup) holds the VIP"
+for kv in arp_ignore=1 accept_local=1 rp_filter=0 promote_secondaries=1; do
+    [ "$(sysctl_of a vrrp.51 "${kv%=*}")" = "${kv#*=}" ] || fail "a: vrrp.51 ${kv%=*} is $(sysctl_of a vrrp.51 "${kv%=*}"), want ${kv#*=}"
+done
+[ "$(sysctl_of a eth0 arp_ignore)/$(sysctl_of a eth0 arp_filter)/$(sysctl_of a eth0 arp_announce)" = 1/1/2 ] || fail "a: eth0 arp_ignore/arp_filter/arp_announce not 1/1/2"
+lab_exec a ip -6 -o addr show dev vrrp.51 | grep -q . && fail "a: vrrp.51 has an IPv6 address (addr_gen_mode)"
+pass "VMAC vrrp.51 on both nodes, VIP on the master's, keepalived's sysctls set"
+
+lab_client_ping $VIP || fail "client cannot reach the VIP on a"
+[ "$(neigh_mac)" = $VMAC ] || fail "client's neighbour entry for the VIP is $(neigh_mac), want $VMAC"
+src=$(advert_src) || fail "no advert seen by the client"
+[ "$src" = $VMAC ] || fail "advert source MAC $src, want $VMAC"
+[ "$(fdb_port)" = pa ] || fail "switch learned $VMAC on $(fdb_port), want pa"
+pass "master a: neighbour entry and advert source are the virtual MAC, switch port pa"
+
+hf_stop a
+hf_wait_state b web master 5 || fail "b did not take over"
+lab_exec a ip link show vrrp.51 >/dev/null 2>&1 && fail "a: vrrp.51 left after stop"
+[ "$(sysctl_of a eth0 arp_ignore)/$(sysctl_of a eth0 arp_filter)/$(sysctl_of a eth0 arp_announce)" = 0/0/0 ] || fail "a: eth0 ARP sysctls not put back"
+pass "stop: VMAC removed, base sysctls put back"
+lab_client_ping $VIP || fail "client cannot reach the VIP on b"
+[ "$(neigh_mac)" = $VMAC ] || fail "after failover the neighbour entry is $(neigh_mac), want $VMAC"
+src=$(advert_src) || fail "no advert seen from b"
+[ "$src" = $VMAC ] || fail "b's advert source MAC $src, want $VMAC"
+[ "$(fdb_port)" = pb ] || fail "switch still has $VMAC on $(fdb_port), want pb"
+pass "after failover to b: same neighbour entry, advert from the virtual MAC, switch port pb"
+
+# A crash leaves the VMAC; the next start reuses it.
+hf_kill b
+lab_exec b ip link show vrrp.51 >/dev/null 2>&1 || fail "b: VMAC gone after SIGKILL (test premise)"
+hf_start b "$dir/b.toml"
+hf_wait_state b web master 5 || fail "b not master after restart"
+[ "$(lab_exec b ip -o link show | grep -c 'vrrp\.51')" = 1 ] || fail "b: not exactly one vrrp.51"
+hf_stop b
+lab_exec b ip -o addr flush dev eth0 to "$VIP" 2>/dev/null || true
+pass "restart after a crash reuses the VMAC"
+
+if command -v keepalived >/dev/null; then
+    ka_pid=""
+    for role in master backup; do
+        hprio=150 kprio=100 master=a other=b
+        if [ $role = backup ]; then hprio=100 kprio=150 master=b other=a; fi
+        conf a $hprio
+        cat >"$dir/b.conf" <<CONF
+global_defs {
+  router_id lab-b
+  vrrp_version 3
+}
+vrrp_instance web {
+  state BACKUP
+  interface eth0
+  use_vmac
+  virtual_router_id 51
+  priority $kprio
+  advert_int 0.1
+  virtual_ipaddress {
+    $VIP/24
+  }
+}
+CONF
+        hf_start a "$dir/a.toml"
+        ip netns exec "$LAB-b" keepalived -n -l -D -P -f "$dir/b.conf" -p "$dir/ka-$role.pid" -r "$dir/ka-$role-vrrp.pid" \
+            >>"$dir/keepalived-b.log" 2>&1 &
+        ka_pid=$!
+        lab_track_pid "$ka_pid"
+        has() { lab_exec "$1" ip -o addr show | grep -q " $VIP/"; }
+        for _ in $(seq 100); do has $master && ! has $other && break; sleep 0.1; done
+        sleep 1
+        has $master || fail "keepalived interop ($role): VIP not on $master"
+        has $other && fail "keepalived interop ($role): VIP on both"
+        lab_exec $master ip -o addr show dev vrrp.51 | grep -q " $VIP/" || fail "keepalived interop ($role): VIP not on $master's vrrp.51"
+        lab_client_ping $VIP || fail "keepalived interop ($role): client cannot reach the VIP"
+        # keepalived does not set arp_announce on the base: its replies from the VIP
+        # can teach the client the base's MAC, so the entry is checked on hafront.
+        if [ $role = master ]; then
+            [ "$(neigh_mac)" = $VMAC ] || fail "keepalived interop ($role): neighbour entry $(neigh_mac)"
+        fi
+        src=$(advert_src) || fail "keepalived interop ($role): no advert seen"
+        [ "$src" = $VMAC ] || fail "keepalived interop ($role): advert source MAC $src"
+        rej=$(hf_field a "sum(s['instances']['web']['counters']['rejected'].values())")
+        [ "$rej" = 0 ] || fail "keepalived interop ($role): hafront rejected $rej adverts"
+        if [ $role = backup ]; then # a backup keepalived is silent
+            [ "$(hf_field a "s['instances']['web']['counters']['adverts_received']")" -gt 0 ] || fail "keepalived interop ($role): hafront received no adverts"
+        fi
+        lab_cut $master
+        for _ in $(seq 60); do has $other && break; sleep 0.1; done
+        has $other || fail "keepalived interop ($role): VIP did not move to $other"
+        lab_heal $master
+        for _ in $(seq 100); do has $master && ! has $other && break; sleep 0.1; done
+        has $master || fail "keepalived interop ($role): $master did not take the VIP back"
+        hf_stop a
+        kill -TERM "$ka_pid" 2>/dev/null || true
+        wait "$ka_pid" 2>/dev/null || true
+        lab_untrack_pid "$ka_pid"
+        lab_stop_named b keepalived
+        pass "keepalived $(keepalived --version 2>&1 | head -1 | awk '{print $2}') with use_vmac, hafront $role"
+    done
+else
+    echo "skip: keepalived not installed (scripts/test installs it)"
+fi
