@@ -20,4 +20,8 @@ while [ $(( ($(date +%s%N) - t0) / 1000000 )) -lt 8000 ]; do
 done
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 [ "$(sb a)" = True ] && [ "$(sb b)" = True ] || fail "no split-brain alert on both nodes within 8 s with the default probe"
+# Every advert b sends meanwhile is refused (nftables drops it on output): logged
+# once, then every 10 s with a count — not ten lines a second.
+n=$(grep -c 'advert not sent' "$dir/hafront-b.log" || true)
+[ "$n" -le 2 ] || fail "b logged 'advert not sent' $n times while VRRP was blocked (want once, then every 10 s)"
 pass "two-way VRRP loss: split brain raised on both nodes after $ms ms with the default probe (5 s)"

@@ -19,6 +19,7 @@ use crate::histogram::{Histogram, FAILOVER_BUCKETS};
 use crate::net::hooks::Phase;
 use crate::net::vmac::Vmacs;
 use crate::net::{Iface, Links, VipCommand, VipSender};
+use crate::shared::throttle::Throttle;
 use crate::vrrp::instance::Reason;
 use crate::vrrp::io::{Received, VrrpSocket};
 use crate::vrrp::packet::PacketAddrs;
@@ -32,6 +33,9 @@ pub use crate::shared::{Control, EngineSnapshot, InstanceSpec, InstanceStatus, T
 
 type SockKey = (u32, bool);
 
+/// How often a refused advert send is logged while it keeps failing.
+const SEND_FAILURE_LOG_EVERY: Duration = Duration::from_secs(10);
+
 struct Slot {
     name: String,
     spec: InstanceSpec,
@@ -40,6 +44,9 @@ struct Slot {
     deadlines: HashMap<Timer, Instant>,
     last_transition: Option<Transition>,
     last_warn: HashMap<String, Instant>,
+    /// Adverts the socket refused (a firewall, a down or IPv6-less link refuses every
+    /// one): logged once, then every 10 s with the count, not 10 lines a second.
+    send_failures: Throttle,
     /// When the last advert from a peer arrived (failover duration).
     last_rx: Option<Instant>,
     transitions: u64,
@@ -200,6 +207,7 @@ impl Engine {
                 deadlines: HashMap::new(),
                 last_transition: None,
                 last_warn: HashMap::new(),
+                send_failures: Throttle::new(SEND_FAILURE_LOG_EVERY),
                 last_rx: None,
                 transitions: 0,
                 recorder,
@@ -265,7 +273,9 @@ impl Engine {
                                 crate::vrrp::packet::append_trailer(&mut bytes, &t, addrs, checksum);
                             }
                             if let Err(error) = sock.send(&bytes, src, dst) {
-                                warn!(instance = slot.name, %dst, %error, "advert not sent");
+                                if let Some(not_logged) = slot.send_failures.hit(Instant::now()) {
+                                    warn!(instance = slot.name, %dst, %error, not_logged, "advert not sent");
+                                }
                             }
                         }
                         Err(error) => error!(instance = slot.name, %error, "advert not encodable"),
