@@ -10,10 +10,14 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use tokio::io::AsyncReadExt;
 use tracing::{info, warn};
 
 use crate::process::{self, Child};
 use crate::shared::HookStep;
+
+/// The most of a hook's stderr kept for the log (512 bytes of it are logged).
+const STDERR_KEPT: usize = 4096;
 
 /// Which side of the VIP change the hooks are on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,10 +108,26 @@ async fn run_one(step: &HookStep, timeout: Duration) -> Outcome {
         Err(e) => return Outcome::Failed(format!("not started: {e}")),
     };
     let pgid = (kind == Child::Script).then(|| child.id()).flatten();
-    match tokio::time::timeout(timeout, child.wait_with_output()).await {
-        Ok(Ok(out)) if out.status.success() => Outcome::Ok,
-        Ok(Ok(out)) => {
-            let mut err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    let mut child = child;
+    // stderr is read as it comes and only its first STDERR_KEPT bytes are kept: a
+    // command that prints without end neither grows our memory nor blocks on a
+    // full pipe before its timeout.
+    let stderr = child.stderr.take();
+    let read = async move {
+        let mut kept = Vec::new();
+        let Some(mut pipe) = stderr else { return kept };
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = pipe.read(&mut buf).await {
+            let room = STDERR_KEPT.saturating_sub(kept.len());
+            kept.extend_from_slice(&buf[..n.min(room)]);
+        }
+        kept
+    };
+    let run = async { tokio::join!(child.wait(), read) };
+    match tokio::time::timeout(timeout, run).await {
+        Ok((Ok(status), _)) if status.success() => Outcome::Ok,
+        Ok((Ok(status), stderr)) => {
+            let mut err = String::from_utf8_lossy(&stderr).trim().to_string();
             // What a command prints is bounded in the log.
             if err.len() > 512 {
                 let mut cut = 512;
@@ -116,9 +136,9 @@ async fn run_one(step: &HookStep, timeout: Duration) -> Outcome {
                 }
                 err.truncate(cut);
             }
-            Outcome::Failed(format!("{}: {err}", out.status))
+            Outcome::Failed(format!("{status}: {err}"))
         }
-        Ok(Err(e)) => Outcome::Failed(e.to_string()),
+        Ok((Err(e), _)) => Outcome::Failed(e.to_string()),
         Err(_) => {
             // The child itself is killed on drop; its process group too.
             if let Some(pgid) = pgid {
@@ -161,6 +181,31 @@ mod tests {
         let written = std::fs::read_to_string(&log).unwrap();
         let _ = std::fs::remove_file(&log);
         assert_eq!(written, "one\ntwo\n");
+    }
+
+    #[tokio::test]
+    async fn a_flood_on_stderr_is_read_and_bounded() {
+        // 32 MiB on stderr, then a failure: read through (the child is not blocked
+        // on a full pipe), and only the start of it is kept and logged.
+        let out = run_one(
+            &step(&[
+                "/bin/sh",
+                "-c",
+                "head -c 33554432 /dev/zero | tr '\\0' x >&2; exit 1",
+            ]),
+            Duration::from_secs(30),
+        )
+        .await;
+        match out {
+            Outcome::Failed(msg) => {
+                assert!(msg.len() < 600, "{} bytes kept", msg.len());
+                assert!(
+                    msg.contains("exit status: 1") && msg.contains("xxxx"),
+                    "{msg:.80}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[tokio::test]
