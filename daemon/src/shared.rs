@@ -201,6 +201,10 @@ pub struct InstanceTracking {
     pub fault: bool,
     /// Why it is in fault (tracked items, sync group).
     pub reasons: Vec<String>,
+    /// A VIP the kernel refused, while its hold lowers the priority to 1
+    /// (`crate::track::RefusalHold`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vip_refused: Option<String>,
     pub items: Vec<TrackedItemStatus>,
 }
 

@@ -180,7 +180,33 @@ pub fn run(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     // This thread runs the engine (VRRP timers, adverts, the VIP executor).
     realtime(&cfg);
     drop_capabilities(&cfg);
+    missing_capabilities(&cfg);
     rt.block_on(run_async(opts, cfg))
+}
+
+/// Says at start what the kernel will refuse: a container given CAP_NET_RAW (on
+/// by default in Docker) but not CAP_NET_ADMIN sends adverts, yet every VIP add
+/// is refused (the node then advertises priority 1 while refused: see
+/// `crate::track::RefusalHold`). Not fatal: an operator may be adding it.
+fn missing_capabilities(cfg: &Config) {
+    use crate::process::caps;
+    let eff = caps::effective();
+    for (cap, name, what) in [
+        (
+            caps::NET_ADMIN,
+            "CAP_NET_ADMIN",
+            "the kernel will refuse every virtual address (and IPVS writes)",
+        ),
+        (
+            caps::NET_RAW,
+            "CAP_NET_RAW",
+            "no VRRP advert can be sent or received",
+        ),
+    ] {
+        if !cfg.vrrp.instances.is_empty() && eff & caps::bit(cap) == 0 {
+            error!(capability = name, "{name} is missing: {what}; give it to hafront (docker run --cap-add, or the unit's AmbientCapabilities)");
+        }
+    }
 }
 
 /// Keeps of hafront's capabilities only what the configured features need: it
@@ -363,6 +389,7 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         links: links_for_tracker,
         link_events: Some(tracker_links_rx),
         services: service_events_rx,
+        vip_events: Some(vip_drift.subscribe()),
     };
     // The tracker and every check run on a thread of their own: 10,000 checks a
     // second keep a core busy, and on the engine's thread they would delay adverts.

@@ -16,6 +16,7 @@ pub use crate::checks::CheckerSlot;
 use crate::checks::{CheckEvent, Checker, CheckerHandle};
 use crate::config::checks::CheckConfig;
 use crate::config::Config;
+use crate::net::vip::VipEvent;
 use crate::net::Links;
 use crate::overrides::Overrides;
 use crate::shared::Health;
@@ -45,6 +46,8 @@ pub struct TrackerInputs {
     pub link_events: Option<mpsc::UnboundedReceiver<(u32, bool)>>,
     /// Supervised services going up, down or failed (`crate::supervise`).
     pub services: mpsc::UnboundedReceiver<crate::supervise::ServiceEvent>,
+    /// VIPs the kernel refused, and adds that succeed again (`crate::net::vip`).
+    pub vip_events: Option<mpsc::UnboundedReceiver<VipEvent>>,
 }
 
 /// What the engine was last told, per instance.
@@ -52,6 +55,7 @@ type Sent = BTreeMap<String, (u8, bool)>;
 
 pub async fn run(mut inp: TrackerInputs) {
     let mut link_events = inp.link_events.take();
+    let mut vip_events = inp.vip_events.take();
     let (ev_tx, mut events) = mpsc::unbounded_channel::<CheckEvent>();
     let mut checkers: Option<(CheckerHandle, CheckerHandle)> = None;
     let mut states = States::default();
@@ -88,7 +92,7 @@ pub async fn run(mut inp: TrackerInputs) {
                     publish(&cfg, &overrides, &states, &mut sent, &inp).await;
                 }
             }
-            Some((index, up)) = recv_link(&mut link_events) => {
+            Some((index, up)) = recv_opt(&mut link_events) => {
                 if let Some(name) = ifindex.get(&index) {
                     if states.set(Kind::Interface, name, up) {
                         info!(interface = name.as_str(), up, "tracked interface changed");
@@ -120,8 +124,39 @@ pub async fn run(mut inp: TrackerInputs) {
                     publish(&cfg, &overrides, &states, &mut sent, &inp).await;
                 }
             }
+            Some(ev) = recv_opt(&mut vip_events) => {
+                let changed = match ev {
+                    VipEvent::Refused { instance, detail } => {
+                        let started = states.vip_refused(&instance, detail, std::time::Instant::now());
+                        if let Some(h) = states.refusal_hold(&instance).filter(|_| started) {
+                            warn!(
+                                instance = instance.as_str(),
+                                detail = h.detail.as_str(),
+                                hold_s = h.until.saturating_duration_since(std::time::Instant::now()).as_secs_f32().round(),
+                                "virtual address refused: advertising priority 1 so a backup that can hold it takes over"
+                            );
+                        }
+                        started
+                    }
+                    VipEvent::Added { instance } => {
+                        let ended = states.vip_added(&instance);
+                        if ended {
+                            info!(instance = instance.as_str(), "virtual addresses accepted again: priority restored");
+                        }
+                        ended
+                    }
+                };
+                if changed {
+                    publish(&cfg, &overrides, &states, &mut sent, &inp).await;
+                }
+            }
             _ = poll.tick() => {
-                if read_files(&cfg, &mut states) {
+                let files = read_files(&cfg, &mut states);
+                let holds = states.expire_refusals(std::time::Instant::now());
+                if holds {
+                    info!("virtual address refusal hold over: priority restored, a retake retries the add");
+                }
+                if files || holds {
                     publish(&cfg, &overrides, &states, &mut sent, &inp).await;
                 }
             }
@@ -140,7 +175,7 @@ fn release_freed_memory() {
     }
 }
 
-async fn recv_link(rx: &mut Option<mpsc::UnboundedReceiver<(u32, bool)>>) -> Option<(u32, bool)> {
+async fn recv_opt<T>(rx: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<T> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
@@ -285,6 +320,10 @@ async fn publish(cfg: &Config, overrides: &Overrides, states: &States, sent: &mu
                 .collect(),
         };
         let mut e = effective(&tracked, states);
+        let hold = states.refusal_hold(name);
+        if hold.is_some() && !inst.is_owner() {
+            e.priority = 1;
+        }
         snapshot.instances.insert(
             name.clone(),
             InstanceTracking {
@@ -293,6 +332,7 @@ async fn publish(cfg: &Config, overrides: &Overrides, states: &States, sent: &mu
                 effective_priority: e.priority,
                 fault: false,
                 reasons: Vec::new(),
+                vip_refused: hold.map(|h| h.detail.clone()),
                 items: tracked
                     .items
                     .iter()

@@ -71,9 +71,23 @@ pub enum VipCommand {
     Flush(oneshot::Sender<()>),
 }
 
-/// VIPs repaired after something else changed them, per instance (metrics).
+/// VIPs repaired after something else changed them, per instance (metrics), and
+/// the refusals the tracker follows (see `crate::track::RefusalHold`).
 #[derive(Debug, Default)]
-pub struct Drift(Mutex<BTreeMap<String, DriftCount>>);
+pub struct Drift(
+    Mutex<BTreeMap<String, DriftCount>>,
+    Mutex<Option<mpsc::UnboundedSender<VipEvent>>>,
+);
+
+/// What the tracker hears of the executor: at most one refusal per VIP per add
+/// (every second while master), so the channel stays small.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VipEvent {
+    /// The kernel refused one of the instance's VIPs: the VIP and the error.
+    Refused { instance: String, detail: String },
+    /// An add succeeded after refusals.
+    Added { instance: String },
+}
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DriftCount {
@@ -85,24 +99,64 @@ pub struct DriftCount {
     pub refused: u64,
     /// The last refusal, VIP and error, while it lasts (cleared once the VIP is added).
     pub refusing: Option<String>,
+    /// The tracker was told of a refusal and not yet of a command with none.
+    #[serde(skip)]
+    told: bool,
 }
 
 impl Drift {
     pub fn snapshot(&self) -> BTreeMap<String, DriftCount> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
+    /// Refusals and recoveries from now on (one subscriber: the tracker).
+    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<VipEvent> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        *self.1.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+        rx
+    }
+
+    fn tell(&self, ev: VipEvent) {
+        if let Some(tx) = self.1.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            let _ = tx.send(ev);
+        }
+    }
+
     /// A refused add of `vip`: counted, and shown until an add succeeds.
     fn refused(&self, instance: &str, vip: IpNet, error: &NetError) {
-        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let c = m.entry(instance.to_string()).or_default();
-        c.refused += 1;
-        c.refusing = Some(format!("{vip}: {error}"));
+        let detail = format!("{vip}: {error}");
+        {
+            let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            let c = m.entry(instance.to_string()).or_default();
+            c.refused += 1;
+            c.refusing = Some(detail.clone());
+            c.told = true;
+        }
+        self.tell(VipEvent::Refused {
+            instance: instance.to_string(),
+            detail,
+        });
     }
 
     /// Whether an add of the instance's VIPs is being refused; clears it.
     fn added(&self, instance: &str) -> bool {
         let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
         m.get_mut(instance).and_then(|c| c.refusing.take()).is_some()
+    }
+
+    /// A master's add or check of all its VIPs ended with none refused: the
+    /// tracker, if it was told of a refusal, hears that it is over. (Per command,
+    /// not per VIP: one VIP accepted while another is refused ends nothing.)
+    fn none_refused(&self, instance: &str) {
+        let was = {
+            let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            m.get_mut(instance)
+                .is_some_and(|c| std::mem::replace(&mut c.told, false))
+        };
+        if was {
+            self.tell(VipEvent::Added {
+                instance: instance.to_string(),
+            });
+        }
     }
 
     fn count(&self, instance: &str, restored: bool) {
@@ -213,6 +267,7 @@ impl VipExecutor {
                 vips,
                 label,
             } => {
+                let mut refused = false;
                 for vip in vips {
                     match self.add(&iface, vip, label.as_deref()).await {
                         Ok(true) => {
@@ -222,8 +277,14 @@ impl VipExecutor {
                         Ok(false) => {
                             debug!(instance, vip = %vip, "virtual address already present")
                         }
-                        Err(error) => self.refused(&instance, vip, &error),
+                        Err(error) => {
+                            refused = true;
+                            self.refused(&instance, vip, &error)
+                        }
                     }
+                }
+                if !refused {
+                    self.drift.none_refused(&instance);
                 }
             }
             VipCommand::Remove {
@@ -255,6 +316,7 @@ impl VipExecutor {
                 label,
                 announce,
             } => {
+                let mut refused = false;
                 for vip in vips {
                     // An add of a present address is EEXIST, a removal of an absent one
                     // EADDRNOTAVAIL: one request per VIP says and repairs at once.
@@ -278,9 +340,15 @@ impl VipExecutor {
                             self.drift.count(&instance, false);
                         }
                         Ok(false) => {}
-                        Err(error) if present => self.refused(&instance, vip, &error),
+                        Err(error) if present => {
+                            refused = true;
+                            self.refused(&instance, vip, &error)
+                        }
                         Err(error) => debug!(instance, %error, "virtual address check failed"),
                     }
+                }
+                if present && !refused {
+                    self.drift.none_refused(&instance);
                 }
             }
             VipCommand::Hooks {

@@ -11,6 +11,7 @@
 //! (255) is never lowered, only faulted.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 pub use crate::config::track::TrackItem;
 
@@ -86,6 +87,43 @@ pub struct States {
     pub failed_services: BTreeSet<String>,
     /// Tracked files that could not be read, with why (logged once per change).
     pub file_errors: BTreeMap<String, String>,
+    /// Instances whose VIP the kernel refused (see [`RefusalHold`]).
+    pub vip_refusals: BTreeMap<String, RefusalHold>,
+}
+
+/// The first hold after a refused VIP; each new refusal right after a hold ends
+/// doubles it, up to [`REFUSAL_HOLD_MAX`].
+pub const REFUSAL_HOLD_MIN: Duration = Duration::from_secs(2);
+pub const REFUSAL_HOLD_MAX: Duration = Duration::from_secs(60);
+/// A refusal this long after the last hold ended starts again at the minimum.
+const REFUSAL_FORGET: Duration = Duration::from_secs(600);
+
+/// A master whose VIP the kernel refuses (netlink error: a missing capability,
+/// IPv6 off on the link, an address another interface claims) holds no address
+/// while its adverts still leave: a black hole the backup never replaces. Not in
+/// the RFCs nor in keepalived (which logs and stays master). hafront advertises
+/// priority 1 while the hold lasts, so a healthy backup takes over (and a peer
+/// refused too leaves them both serving what they can, the higher address master:
+/// never a fault, which would drop every VIP of the instance). The hold ends when
+/// an add succeeds (still master) or after its time; a retake that is refused
+/// again doubles it (2 s, 4 s, ... 60 s): each retry costs one handover.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefusalHold {
+    /// The VIP and the kernel's answer, for status.
+    pub detail: String,
+    pub until: Instant,
+    /// Consecutive holds so far, minus one.
+    pub level: u32,
+    /// The priority is lowered (false once the hold's time has passed).
+    pub active: bool,
+}
+
+impl RefusalHold {
+    fn hold(level: u32) -> Duration {
+        REFUSAL_HOLD_MIN
+            .saturating_mul(1u32 << level.min(16))
+            .min(REFUSAL_HOLD_MAX)
+    }
 }
 
 impl States {
@@ -95,6 +133,62 @@ impl States {
     pub fn set_file(&mut self, name: &str, value: i64) -> bool {
         self.file_values.insert(name.to_string(), value) != Some(value)
     }
+    /// The kernel refused one of `instance`'s VIPs at `now`: true when this starts
+    /// a hold (the priority changes). A refusal during a hold (the master retrying
+    /// every second) extends it at the same length.
+    pub fn vip_refused(&mut self, instance: &str, detail: String, now: Instant) -> bool {
+        match self.vip_refusals.get_mut(instance) {
+            Some(h) if h.active => {
+                h.until = now + RefusalHold::hold(h.level);
+                h.detail = detail;
+                false
+            }
+            Some(h) => {
+                let fresh = now.saturating_duration_since(h.until) > REFUSAL_FORGET;
+                h.level = if fresh { 0 } else { h.level.saturating_add(1) };
+                h.until = now + RefusalHold::hold(h.level);
+                h.detail = detail;
+                h.active = true;
+                true
+            }
+            None => {
+                self.vip_refusals.insert(
+                    instance.to_string(),
+                    RefusalHold {
+                        detail,
+                        until: now + REFUSAL_HOLD_MIN,
+                        level: 0,
+                        active: true,
+                    },
+                );
+                true
+            }
+        }
+    }
+
+    /// The instance's VIPs were added: the hold ends and its length starts again.
+    /// True when the priority changes.
+    pub fn vip_added(&mut self, instance: &str) -> bool {
+        self.vip_refusals.remove(instance).is_some_and(|h| h.active)
+    }
+
+    /// Ends the holds whose time has passed; true when one did.
+    pub fn expire_refusals(&mut self, now: Instant) -> bool {
+        let mut changed = false;
+        for h in self.vip_refusals.values_mut() {
+            if h.active && now >= h.until {
+                h.active = false;
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// The hold lowering `instance`'s priority, if one is on.
+    pub fn refusal_hold(&self, instance: &str) -> Option<&RefusalHold> {
+        self.vip_refusals.get(instance).filter(|h| h.active)
+    }
+
     pub fn set_service_failed(&mut self, name: &str, failed: bool) -> bool {
         if failed {
             self.failed_services.insert(name.to_string())
@@ -334,5 +428,41 @@ mod tests {
         assert_eq!(f["web"][0].to_string(), "sync group edge: db in fault");
         assert!(!f.contains_key("db"));
         assert!(sync_group_faults(&groups, &BTreeSet::new()).is_empty());
+    }
+
+    #[test]
+    fn refused_vip_holds_then_doubles_then_resets() {
+        let t0 = Instant::now();
+        let mut s = States::default();
+        assert!(s.vip_refused("web", "192.0.2.100/24: refused".into(), t0));
+        assert_eq!(s.refusal_hold("web").unwrap().until, t0 + REFUSAL_HOLD_MIN);
+        // The master retrying every second extends the hold, no new change.
+        let t1 = t0 + Duration::from_secs(1);
+        assert!(!s.vip_refused("web", "again".into(), t1));
+        assert!(!s.expire_refusals(t1 + Duration::from_millis(1999)));
+        assert!(s.expire_refusals(t1 + REFUSAL_HOLD_MIN));
+        assert!(s.refusal_hold("web").is_none());
+        // Retaken and refused again: twice as long, then four times, capped.
+        let mut now = t1 + REFUSAL_HOLD_MIN;
+        for want in [4, 8, 16, 32, 60, 60] {
+            now += Duration::from_millis(500);
+            assert!(s.vip_refused("web", "again".into(), now));
+            assert_eq!(
+                s.refusal_hold("web").unwrap().until - now,
+                Duration::from_secs(want)
+            );
+            now += Duration::from_secs(want);
+            assert!(s.expire_refusals(now));
+        }
+        // Long quiet: back to the shortest hold.
+        now += REFUSAL_FORGET + Duration::from_secs(1);
+        assert!(s.vip_refused("web", "again".into(), now));
+        assert_eq!(s.refusal_hold("web").unwrap().until - now, REFUSAL_HOLD_MIN);
+        // An add that succeeds ends it at once; the next refusal starts short.
+        assert!(s.vip_added("web"));
+        assert!(!s.vip_added("web"));
+        assert!(s.vip_refused("web", "again".into(), now));
+        assert_eq!(s.refusal_hold("web").unwrap().level, 0);
+        assert!(s.refusal_hold("db").is_none());
     }
 }
