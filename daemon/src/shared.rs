@@ -152,7 +152,12 @@ pub struct InstanceStatus {
     pub advert_interval_ms: u32,
     pub counters: Counters,
     pub last_transition: Option<Transition>,
+    /// The last [`RECENT_TRANSITIONS`] transitions, oldest first.
+    pub recent_transitions: Vec<Transition>,
 }
+
+/// How many transitions an instance's status keeps.
+pub const RECENT_TRANSITIONS: usize = 10;
 
 /// A real server's health: live or not, and the weight a dynamic check (exec with
 /// `dynamic_weight`, keepalived's misc_dynamic) gives it, if any.

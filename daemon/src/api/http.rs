@@ -9,7 +9,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use hyper::header::{
+    HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION,
+    REFERRER_POLICY, WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
@@ -215,8 +218,11 @@ pub(super) fn timed_out(limit: Duration) -> Response<Full<Bytes>> {
 async fn respond(hub: &Hub, token: Option<&str>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let page = is_page(&path);
     let result = match token {
-        Some(want) if !authorized(req.headers().get(AUTHORIZATION), want) => Err(ApiError::Unauthorized),
+        Some(want) if !authorized(req.headers().get(AUTHORIZATION), want, page) => {
+            Err(ApiError::Unauthorized)
+        }
         _ => route(hub, req).await,
     };
     match result {
@@ -227,25 +233,91 @@ async fn respond(hub: &Hub, token: Option<&str>, req: Request<Incoming>) -> Resp
             } else {
                 debug!(%method, path, error = %e, "API request refused");
             }
-            json_response(e.status(), &e.body())
+            let mut r = json_response(e.status(), &e.body());
+            if page {
+                page_headers(&mut r);
+                if matches!(e, ApiError::Unauthorized) {
+                    // The browser asks for the token (as the password) itself.
+                    r.headers_mut().insert(
+                        WWW_AUTHENTICATE,
+                        HeaderValue::from_static(
+                            "Basic realm=\"hafront status (password: the API token)\", charset=\"UTF-8\"",
+                        ),
+                    );
+                }
+            }
+            r
         }
     }
 }
 
-fn authorized(header: Option<&HeaderValue>, want: &str) -> bool {
-    let Some(got) = header
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-    else {
+/// The status page's paths (`/`, `/status`, `/status/...`): read-only, and the only
+/// ones where a browser's Basic credentials stand for the bearer token.
+fn is_page(path: &str) -> bool {
+    let path = path.trim_end_matches('/');
+    path.is_empty() || path == "/status" || path.starts_with("/status/")
+}
+
+/// `Authorization: Bearer TOKEN`, or on the status page (`basic`) also
+/// `Authorization: Basic base64(ANY-USER:TOKEN)`, what a browser sends after
+/// asking. Basic stays off the other routes: a browser attaches remembered Basic
+/// credentials to cross-site requests too, and those must never reach a route that
+/// changes anything.
+fn authorized(header: Option<&HeaderValue>, want: &str, basic: bool) -> bool {
+    let Some(value) = header.and_then(|h| h.to_str().ok()) else {
         return false;
     };
-    // Constant time in the token's length.
-    got.len() == want.len()
-        && got
-            .bytes()
-            .zip(want.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    if let Some(got) = value.strip_prefix("Bearer ") {
+        return same(got.as_bytes(), want.as_bytes());
+    }
+    if basic {
+        if let Some(pair) = value.strip_prefix("Basic ").and_then(|b| base64_decode(b.trim())) {
+            if let Some(i) = pair.iter().position(|&b| b == b':') {
+                return same(&pair[i + 1..], want.as_bytes());
+            }
+        }
+    }
+    false
+}
+
+/// Constant time in the token's length.
+fn same(got: &[u8], want: &[u8]) -> bool {
+    got.len() == want.len() && got.iter().zip(want).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+/// Standard base64 with padding (RFC 4648 §4), as in `Authorization: Basic`; `None`
+/// when malformed. At most 1 KiB decoded: a header, not a payload.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let s = s.as_bytes();
+    if s.len() % 4 != 0 || s.len() > 1368 {
+        return None;
+    }
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut out = Vec::with_capacity(s.len() / 4 * 3);
+    for (n, chunk) in s.chunks(4).enumerate() {
+        let last = n == s.len() / 4 - 1;
+        let pad = chunk.iter().rev().take_while(|&&c| c == b'=').count();
+        if pad > 2 || (pad > 0 && !last) {
+            return None;
+        }
+        let mut acc = 0u32;
+        for &c in &chunk[..4 - pad] {
+            acc = (acc << 6) | val(c)?;
+        }
+        acc <<= 6 * pad as u32;
+        let bytes = acc.to_be_bytes();
+        out.extend_from_slice(&bytes[1..4 - pad]);
+    }
+    Some(out)
 }
 
 fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
@@ -255,6 +327,27 @@ fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Full<
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// The status page's security headers (also on its 401s).
+fn page_headers(r: &mut Response<Full<Bytes>>) {
+    let h = r.headers_mut();
+    h.insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(super::page::CSP),
+    );
+    h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+fn page_response(content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    page_headers(&mut r);
     r
 }
 
@@ -405,6 +498,34 @@ async fn route(hub: &Hub, req: Request<Incoming>) -> Result<Response<Full<Bytes>
                 .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             Ok(r)
         }
+        [] => {
+            only(Method::GET)?;
+            let mut r = page_response("text/plain; charset=utf-8", "the status page is at /status\n");
+            *r.status_mut() = StatusCode::FOUND;
+            r.headers_mut()
+                .insert(LOCATION, HeaderValue::from_static("/status"));
+            Ok(r)
+        }
+        ["status"] => {
+            only(Method::GET)?;
+            let doc = super::status::value(hub);
+            let html = super::page::page(&doc, crate::shared::reload::unix_ms_now());
+            Ok(page_response("text/html; charset=utf-8", html))
+        }
+        ["status", "live"] => {
+            only(Method::GET)?;
+            let doc = super::status::value(hub);
+            let html = super::page::live(&doc, crate::shared::reload::unix_ms_now());
+            Ok(page_response("text/html; charset=utf-8", html))
+        }
+        ["status", "page.css"] => {
+            only(Method::GET)?;
+            Ok(page_response("text/css; charset=utf-8", super::page::CSS))
+        }
+        ["status", "page.js"] => {
+            only(Method::GET)?;
+            Ok(page_response("text/javascript; charset=utf-8", super::page::JS))
+        }
         ["v1", "reload"] => {
             only(Method::POST)?;
             hub.controls.reload().await?;
@@ -495,9 +616,51 @@ mod tests {
         );
         assert!(decode_segment("%zz").is_err());
         let h = HeaderValue::from_static("Bearer abcdefghijklmnop");
-        assert!(authorized(Some(&h), "abcdefghijklmnop"));
-        assert!(!authorized(Some(&h), "abcdefghijklmnoq"));
-        assert!(!authorized(None, "abcdefghijklmnop"));
+        assert!(authorized(Some(&h), "abcdefghijklmnop", false));
+        assert!(!authorized(Some(&h), "abcdefghijklmnoq", false));
+        assert!(!authorized(None, "abcdefghijklmnop", false));
+    }
+
+    #[test]
+    fn basic_credentials_only_on_the_page() {
+        // base64("anyone:abcdefghijklmnop"), base64(":abcdefghijklmnop")
+        let user = HeaderValue::from_static("Basic YW55b25lOmFiY2RlZmdoaWprbG1ub3A=");
+        let empty = HeaderValue::from_static("Basic OmFiY2RlZmdoaWprbG1ub3A=");
+        for h in [&user, &empty] {
+            assert!(authorized(Some(h), "abcdefghijklmnop", true));
+            assert!(
+                !authorized(Some(h), "abcdefghijklmnop", false),
+                "Basic off the page"
+            );
+            assert!(!authorized(Some(h), "abcdefghijklmnoq", true));
+        }
+        // base64("abcdefghijklmnop"): no colon, no password.
+        let bare = HeaderValue::from_static("Basic YWJjZGVmZ2hpamtsbW5vcA==");
+        assert!(!authorized(Some(&bare), "abcdefghijklmnop", true));
+        for junk in [
+            "Basic",
+            "Basic ",
+            "Basic ====",
+            "Basic YQ=",
+            "Basic Y=Q=",
+            "Basic *AAA",
+        ] {
+            assert!(
+                !authorized(Some(&HeaderValue::from_static(junk)), "", true),
+                "{junk}"
+            );
+        }
+        assert_eq!(base64_decode("").unwrap(), b"");
+        assert_eq!(base64_decode("YQ==").unwrap(), b"a");
+        assert_eq!(base64_decode("YWI=").unwrap(), b"ab");
+        assert_eq!(base64_decode("YWJj").unwrap(), b"abc");
+        assert_eq!(base64_decode(&"QUFB".repeat(400)), None, "over the bound");
+        for p in ["/", "/status", "/status/", "/status/live", "/status/page.js"] {
+            assert!(is_page(p), "{p}");
+        }
+        for p in ["/v1/status", "/statusx", "/metrics", "/v1/reload"] {
+            assert!(!is_page(p), "{p}");
+        }
     }
 
     fn bad_field(r: Result<serde_json::Map<String, serde_json::Value>, ApiError>) -> String {

@@ -5,6 +5,8 @@
 //!
 //! Routes (JSON unless said otherwise):
 //! - `GET /healthz`, `GET /v1/status`, `GET /metrics` (Prometheus text);
+//! - `GET /status`: the status page (HTML; `/status/live`, `/status/page.css`,
+//!   `/status/page.js` are its parts), see [`page`];
 //! - `POST /v1/instances/{name}/maintenance` `{"enabled": bool}`;
 //! - `POST /v1/instances/{name}/priority` `{"priority": 1..254 | null}`;
 //! - `POST /v1/ipvs/services/{name}/real-servers/{addr}`
@@ -17,6 +19,7 @@ pub mod error;
 pub mod http;
 pub mod limits;
 pub mod metrics;
+pub mod page;
 pub mod status;
 
 use std::sync::Arc;

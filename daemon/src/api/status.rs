@@ -68,6 +68,19 @@ struct Document<'a> {
 /// The status document, serialized straight from the snapshots (no intermediate
 /// JSON tree: 255 instances and 1,000 real servers are half a megabyte).
 pub fn document(hub: &Hub) -> Vec<u8> {
+    with_document(hub, |doc| {
+        let mut out = serde_json::to_vec(doc).unwrap_or_default();
+        out.push(b'\n');
+        out
+    })
+}
+
+/// The same document as a JSON tree (the status page renders from it).
+pub fn value(hub: &Hub) -> serde_json::Value {
+    with_document(hub, |doc| serde_json::to_value(doc).unwrap_or_default())
+}
+
+fn with_document<R>(hub: &Hub, f: impl FnOnce(&Document) -> R) -> R {
     let engine = hub.engine.borrow().clone();
     let tracking = hub.tracking.borrow().clone();
     let ipvs = hub.ipvs.borrow().clone();
@@ -115,7 +128,5 @@ pub fn document(hub: &Hub) -> Vec<u8> {
         unknown_vrid_packets: engine.unknown_vrid_packets,
         reload: &reload,
     };
-    let mut out = serde_json::to_vec(&doc).unwrap_or_default();
-    out.push(b'\n');
-    out
+    f(&doc)
 }

@@ -43,6 +43,8 @@ struct Slot {
     key: SockKey,
     deadlines: HashMap<Timer, Instant>,
     last_transition: Option<Transition>,
+    /// The last few transitions, oldest first (the status page's timeline).
+    recent_transitions: std::collections::VecDeque<Transition>,
     last_warn: HashMap<String, Instant>,
     /// Adverts the socket refused (a firewall, a down or IPv6-less link refuses every
     /// one): logged once, then every 10 s with the count, not 10 lines a second.
@@ -206,6 +208,7 @@ impl Engine {
                 key,
                 deadlines: HashMap::new(),
                 last_transition: None,
+                recent_transitions: Default::default(),
                 last_warn: HashMap::new(),
                 send_failures: Throttle::new(SEND_FAILURE_LOG_EVERY),
                 last_rx: None,
@@ -354,12 +357,17 @@ impl Engine {
                         priority,
                         "state changed"
                     );
-                    slot.last_transition = Some(Transition {
+                    let t = Transition {
                         unix_ms: unix_ms(),
                         from,
                         to,
                         reason: reason_str(reason),
-                    });
+                    };
+                    if slot.recent_transitions.len() == crate::shared::RECENT_TRANSITIONS {
+                        slot.recent_transitions.pop_front();
+                    }
+                    slot.recent_transitions.push_back(t.clone());
+                    slot.last_transition = Some(t);
                     slot.transitions += 1;
                     if let Some(n) = &self.notify {
                         n.send(crate::notify::Event::State(crate::notify::StateEvent {
@@ -637,6 +645,7 @@ impl Engine {
                         advert_interval_ms: u32::from(s.spec.params.interval_cs) * 10,
                         counters: inst.counters().clone(),
                         last_transition: s.last_transition.clone(),
+                        recent_transitions: s.recent_transitions.iter().cloned().collect(),
                     },
                 )
             })
