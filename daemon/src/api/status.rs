@@ -70,7 +70,7 @@ struct Document<'a> {
 pub fn document(hub: &Hub) -> Vec<u8> {
     let engine = hub.engine.borrow().clone();
     let tracking = hub.tracking.borrow().clone();
-    let ipvs = hub.ipvs.borrow().clone();
+    let ipvs = hub.ipvs.snapshot();
     let overrides = hub.controls.overrides();
     let split_brain = hub.split_brain.borrow().clone();
     let services = hub.services.borrow().clone();
