@@ -6,7 +6,9 @@
 #       --file /usr/sbin/keepalived:/usr/local/bin/keepalived \
 #       --file "$(command -v date)":/usr/local/bin/date \
 #       [--file OLD:/usr/local/bin/hafront-old] \
-#       vm-tests/bench-ipvs-keepalived.sh [FLIPS [CPU_SECONDS]]      # defaults 50 60
+#       vm-tests/bench-ipvs-keepalived.sh [FLIPS [CPU_SECONDS [DAEMONS]]]   # defaults 50 60
+#   DAEMONS: which to run, in order (default "hafront keepalived hafront-old"; hafront-old
+#   only when that binary was given).
 #
 # Each daemon (hafront, then keepalived, then hafront-old when given) runs alone with:
 # - service s1's first real server following a TCP check of 203.0.113.10:8080 every
@@ -33,10 +35,13 @@ set -eu
 PATH=/usr/local/bin:$PATH
 flips=${1:-50}
 cpu_secs=${2:-60}
+daemons=${3:-hafront keepalived hafront-old}
 fail() { echo "FAIL: $*"; exit 1; }
 now() { date +%s%N; }
 case $(now) in *N | *%*) fail "no date +%N here: pass coreutils' date (--file)" ;; esac
-command -v keepalived >/dev/null || fail "no keepalived in the guest (--file /usr/sbin/keepalived:/usr/local/bin/keepalived)"
+case " $daemons " in
+*" keepalived "*) command -v keepalived >/dev/null || fail "no keepalived in the guest (--file /usr/sbin/keepalived:/usr/local/bin/keepalived)" ;;
+esac
 
 ip link add dir0 type dummy; ip link set dir0 up; ip addr add 203.0.113.1/24 dev dir0
 s=1
@@ -171,22 +176,25 @@ run_hafront() { # run_hafront NAME BINARY
     echo "RESULT $1 verdict_to_write_acked_ms $(pct /tmp/own.$1)"
     echo "$1: table reads $(grep -c 'IPVS table read' $log), passes that wrote $(grep -c 'IPVS table reconciled' $log)"
 }
-run_hafront hafront hafront
-[ "$(dests)" = 0 ] || ipvsadm -C
-
-# ---- keepalived ----------------------------------------------------------------------
-t0=$(now)
-keepalived -n -l -D -G -C -f /tmp/k.conf -p /run/keepalived/k.pid -c /run/keepalived/c.pid >/tmp/keepalived.log 2>&1 &
-kpid=$!
-wait_table 100 900 || { tail -20 /tmp/keepalived.log; fail "keepalived: table not programmed"; }
-echo "RESULT keepalived startup_programmed_ms $(((($(now) - t0)) / 1000000))"
-cpid=$(cat /run/keepalived/c.pid 2>/dev/null || true)
-pids="$kpid $cpid"
-bench keepalived || { tail -20 /tmp/keepalived.log; fail "keepalived: bench"; }
-kill -TERM $kpid; wait $kpid || true
-ipvsadm -C
-
-if command -v hafront-old >/dev/null; then
-    run_hafront hafront-old hafront-old
-fi
+run_keepalived() {
+    t0=$(now)
+    keepalived -n -l -D -G -C -f /tmp/k.conf -p /run/keepalived/k.pid -c /run/keepalived/c.pid >/tmp/keepalived.log 2>&1 &
+    kpid=$!
+    wait_table 100 900 || { tail -20 /tmp/keepalived.log; fail "keepalived: table not programmed"; }
+    echo "RESULT keepalived startup_programmed_ms $(((($(now) - t0)) / 1000000))"
+    cpid=$(cat /run/keepalived/c.pid 2>/dev/null || true)
+    pids="$kpid $cpid"
+    bench keepalived || { tail -20 /tmp/keepalived.log; fail "keepalived: bench"; }
+    kill -TERM $kpid; wait $kpid || true
+    ipvsadm -C
+}
+for d in $daemons; do
+    case $d in
+    hafront) run_hafront hafront hafront ;;
+    keepalived) run_keepalived ;;
+    hafront-old) ! command -v hafront-old >/dev/null || run_hafront hafront-old hafront-old ;;
+    *) fail "unknown daemon $d" ;;
+    esac
+    [ "$(dests)" = 0 ] || ipvsadm -C
+done
 echo "bench-ipvs-keepalived: done"
