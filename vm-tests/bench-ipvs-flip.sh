@@ -3,7 +3,7 @@
 # with 100 services x 100 real servers, from hafront's own log timestamps (the "check
 # down/up" line to the next "IPVS table reconciled"). One real server has a TCP check
 # against a busybox httpd; a flip removes/re-adds its address. Prints p50/p99 and the
-# table reads (dumps) made. keepalived is not compared here yet.
+# table reads (dumps) made. keepalived side by side: vm-tests/bench-ipvs-keepalived.sh.
 #   vm-tests/run --file target/release/hafront:/usr/local/bin/hafront \
 #       [--file OLD:/usr/local/bin/hafront-old] vm-tests/bench-ipvs-flip.sh [FLIPS [BINARY]]
 # BINARY other than "hafront" is taken as an older build (no ipvs.resync_interval).

@@ -14,7 +14,7 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use super::message::{IpvsCmd, IpvsMessage};
-use super::model::{DestSpec, ServiceKey, ServiceSpec, Table};
+use super::model::{DestSpec, ServiceEntry, ServiceKey, ServiceSpec, Table};
 use super::nlas::IpvsAttr;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,34 +82,71 @@ pub fn plan(desired: &Table, actual: &Table, owned: &BTreeSet<ServiceKey>) -> Ve
         }
     }
     for (key, want) in &desired.services {
-        match actual.services.get(key) {
-            None => {
-                ops.push(Op::NewService(want.spec.clone()));
-                ops.extend(want.dests.values().map(|d| Op::NewDest(*key, d.clone())));
-            }
-            Some(have) => {
-                if have.spec != want.spec {
-                    ops.push(Op::SetService(want.spec.clone()));
-                }
-                // Both sides are sorted by address: one merge pass, deletions first.
-                let mut adds = Vec::new();
-                let mut have_dests = have.dests.iter().peekable();
-                for (addr, d) in &want.dests {
-                    while let Some((gone, _)) = have_dests.next_if(|(a, _)| *a < addr) {
-                        ops.push(Op::DelDest(*key, *gone));
-                    }
-                    match have_dests.next_if(|(a, _)| *a == addr) {
-                        None => adds.push(Op::NewDest(*key, d.clone())),
-                        Some((_, h)) if h != d => adds.push(Op::SetDest(*key, d.clone())),
-                        Some(_) => {}
-                    }
-                }
-                ops.extend(have_dests.map(|(gone, _)| Op::DelDest(*key, *gone)));
-                ops.append(&mut adds);
-            }
-        }
+        plan_service(key, Some(want), actual.services.get(key), true, &mut ops);
     }
     ops
+}
+
+/// The ops for one service: `want` is its desired entry (`None`: not desired),
+/// `have` the kernel's; a service not desired is deleted only when `owned`.
+/// Returns how many real servers were compared (the cost, for tests).
+pub fn plan_service(
+    key: &ServiceKey,
+    want: Option<&ServiceEntry>,
+    have: Option<&ServiceEntry>,
+    owned: bool,
+    ops: &mut Vec<Op>,
+) -> usize {
+    match (want, have) {
+        (None, None) => 0,
+        (None, Some(_)) => {
+            if owned {
+                ops.push(Op::DelService(*key));
+            }
+            0
+        }
+        (Some(want), None) => {
+            ops.push(Op::NewService(want.spec.clone()));
+            ops.extend(want.dests.values().map(|d| Op::NewDest(*key, d.clone())));
+            want.dests.len()
+        }
+        (Some(want), Some(have)) => {
+            if have.spec != want.spec {
+                ops.push(Op::SetService(want.spec.clone()));
+            }
+            // Both sides are sorted by address: one merge pass, deletions first.
+            let mut adds = Vec::new();
+            let mut have_dests = have.dests.iter().peekable();
+            for (addr, d) in &want.dests {
+                while let Some((gone, _)) = have_dests.next_if(|(a, _)| *a < addr) {
+                    ops.push(Op::DelDest(*key, *gone));
+                }
+                match have_dests.next_if(|(a, _)| *a == addr) {
+                    None => adds.push(Op::NewDest(*key, d.clone())),
+                    Some((_, h)) if h != d => adds.push(Op::SetDest(*key, d.clone())),
+                    Some(_) => {}
+                }
+            }
+            ops.extend(have_dests.map(|(gone, _)| Op::DelDest(*key, *gone)));
+            ops.append(&mut adds);
+            want.dests.len().max(have.dests.len())
+        }
+    }
+}
+
+/// The op (if any) for one real server of a service present on both sides.
+pub fn plan_dest(
+    key: &ServiceKey,
+    addr: SocketAddr,
+    want: Option<&DestSpec>,
+    have: Option<&DestSpec>,
+) -> Option<Op> {
+    match (want, have) {
+        (None, None) => None,
+        (None, Some(_)) => Some(Op::DelDest(*key, addr)),
+        (Some(w), None) => Some(Op::NewDest(*key, w.clone())),
+        (Some(w), Some(h)) => (w != h).then(|| Op::SetDest(*key, w.clone())),
+    }
 }
 
 #[cfg(test)]

@@ -13,9 +13,28 @@
 //! Pure: the executor (the daemon's `ipvs::reconcile`) does the I/O.
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 
 use super::model::{ServiceEntry, ServiceKey, Table};
-use super::plan::{plan, Op};
+use super::plan::{plan, plan_dest, plan_service, Op};
+
+/// What one event changed in the desired table: one real server of a service, or
+/// (a quorum with a sorry server, where one verdict can swap the whole set) one
+/// service. An event is planned over these only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Touched {
+    Service(ServiceKey),
+    Dest(ServiceKey, SocketAddr),
+}
+
+/// The writes for an event, and what planning them cost.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Delta {
+    pub ops: Vec<Op>,
+    /// Real servers compared (the model against the desired table): 1 per real
+    /// server touched, a service's size per service touched; never the table's.
+    pub compared: usize,
+}
 
 #[derive(Clone, Debug, Default)]
 pub struct Written {
@@ -59,6 +78,53 @@ impl Written {
             Some(model) => plan(desired, model, owned),
             None => plan(desired, &Table::default(), owned),
         }
+    }
+
+    /// The writes for what an event `touched` only (see `Touched`), against the
+    /// model; the rest of the table is not looked at. Without a model (the executor
+    /// dumps first, so only for callers that know the kernel is empty) it is planned
+    /// against an empty table.
+    pub fn plan_delta(&self, desired: &Table, touched: &[Touched], owned: &BTreeSet<ServiceKey>) -> Delta {
+        let empty = Table::default();
+        let model = self.model.as_ref().unwrap_or(&empty);
+        let mut delta = Delta::default();
+        // Whole services first; a real server of a service planned whole, or one
+        // touched twice, is planned once.
+        let mut services: Vec<ServiceKey> = Vec::new();
+        let mut dests: BTreeSet<(ServiceKey, SocketAddr)> = BTreeSet::new();
+        for t in touched {
+            match *t {
+                Touched::Service(key) => services.push(key),
+                Touched::Dest(key, addr) => {
+                    let whole = !(desired.services.contains_key(&key) && model.services.contains_key(&key));
+                    if whole {
+                        services.push(key);
+                    } else {
+                        dests.insert((key, addr));
+                    }
+                }
+            }
+        }
+        services.sort_unstable();
+        services.dedup();
+        for key in &services {
+            let (want, have) = (desired.services.get(key), model.services.get(key));
+            delta.compared += plan_service(key, want, have, owned.contains(key), &mut delta.ops);
+        }
+        for (key, addr) in dests {
+            if services.binary_search(&key).is_ok() {
+                continue;
+            }
+            delta.compared += 1;
+            let (want, have) = (&desired.services[&key], &model.services[&key]);
+            delta.ops.extend(plan_dest(
+                &key,
+                addr,
+                want.dests.get(&addr),
+                have.dests.get(&addr),
+            ));
+        }
+        delta
     }
 
     /// The executor's results, one per op in `ops`: each acknowledged write updates
@@ -292,5 +358,87 @@ mod tests {
         assert_eq!(w.model(), Some(&want));
         // The next resync finds no drift.
         assert!(w.observe(want, &own).is_empty());
+    }
+
+    /// `services` x `reals`, as `big` builds it.
+    fn sized(services: u16, reals: u16) -> Table {
+        let mut t = Table::default();
+        for s in 0..services {
+            let spec = svc(&format!("203.0.113.{}:{}", 1 + s / 1000, 1000 + s % 1000));
+            let dests = (0..reals).map(|r| dest(&format!("192.0.2.{}:{}", 1 + r, 8000 + s), 1));
+            t.insert(spec, dests);
+        }
+        t
+    }
+
+    #[test]
+    fn a_flip_costs_the_same_work_whatever_the_tables_size() {
+        // Issue 16: a verdict plans its own real server only. The cost counted is the
+        // real servers compared; it must not grow from 10 to 10,000 to 100,000.
+        for (services, reals) in [(1u16, 10u16), (100, 100), (1000, 100)] {
+            let t = sized(services, reals);
+            let own = owned(&t);
+            let mut w = Written::default();
+            w.observe(t.clone(), &own);
+            let mut desired = t.clone();
+            let key = *desired.services.keys().next_back().unwrap();
+            let entry = desired.services.get_mut(&key).unwrap();
+            let gone = *entry.dests.keys().next().unwrap();
+            entry.dests.remove(&gone);
+            let delta = w.plan_delta(&desired, &[Touched::Dest(key, gone)], &own);
+            assert_eq!(delta.ops, vec![Op::DelDest(key, gone)], "{services}x{reals}");
+            assert_eq!(
+                delta.compared, 1,
+                "{services}x{reals}: a flip compares one real server"
+            );
+            // The full plan agrees, and it is what the delta saves.
+            assert_eq!(w.plan(&desired, &own), delta.ops);
+            apply_all(&mut w, &delta.ops);
+            // A weight change (the API) is one compare and one write too.
+            let mut reweighted = desired.clone();
+            let other = *reweighted.services[&key].dests.keys().next().unwrap();
+            reweighted
+                .services
+                .get_mut(&key)
+                .unwrap()
+                .dests
+                .get_mut(&other)
+                .unwrap()
+                .weight = 5;
+            let delta = w.plan_delta(
+                &reweighted,
+                &[Touched::Dest(key, other), Touched::Dest(key, other)],
+                &own,
+            );
+            assert_eq!((delta.ops.len(), delta.compared), (1, 1));
+            assert!(matches!(&delta.ops[0], Op::SetDest(k, d) if *k == key && d.weight == 5));
+        }
+    }
+
+    #[test]
+    fn a_touched_service_is_planned_whole_and_once() {
+        let (t, own, w) = known();
+        let key = *t.services.keys().nth(5).unwrap();
+        // Quorum lost: the real servers replaced by a sorry server.
+        let mut desired = t.clone();
+        desired.insert(t.services[&key].spec.clone(), vec![dest("198.51.100.50:80", 1)]);
+        let touched = [
+            Touched::Dest(key, "192.0.2.1:8005".parse().unwrap()),
+            Touched::Service(key),
+        ];
+        let delta = w.plan_delta(&desired, &touched, &own);
+        assert_eq!(delta.ops, w.plan(&desired, &own));
+        assert_eq!(delta.ops.len(), 101);
+        assert_eq!(delta.compared, 100, "one service's real servers, not the table's");
+        // A real server of a service missing on one side plans that service (no model
+        // entry to edit): here a service to remove, owned, is deleted.
+        let mut gone = t.clone();
+        gone.services.remove(&key);
+        let delta = w.plan_delta(
+            &gone,
+            &[Touched::Dest(key, "192.0.2.1:8005".parse().unwrap())],
+            &own,
+        );
+        assert_eq!(delta.ops, vec![Op::DelService(key)]);
     }
 }

@@ -176,7 +176,7 @@ fn rejected(c: &crate::vrrp::instance::Counters, reason: &str) -> u64 {
 pub fn render(hub: &Hub) -> String {
     let engine = hub.engine.borrow().clone();
     let tracking = hub.tracking.borrow().clone();
-    let ipvs = hub.ipvs.borrow().clone();
+    let ipvs = hub.ipvs.snapshot();
     let mut m = Exposition::new();
 
     // keepalived exporter compatible.

@@ -29,7 +29,7 @@ use tokio::sync::watch;
 
 use crate::checks::CheckerSlot;
 use crate::config::Config;
-use crate::ipvs::reconcile::IpvsSnapshot;
+use crate::ipvs::reconcile::IpvsStatus;
 use crate::shared::EngineSnapshot;
 use crate::shared::TrackingSnapshot;
 
@@ -44,7 +44,8 @@ pub struct Hub {
     pub config: watch::Receiver<Arc<Config>>,
     pub engine: watch::Receiver<Arc<EngineSnapshot>>,
     pub tracking: watch::Receiver<Arc<TrackingSnapshot>>,
-    pub ipvs: watch::Receiver<Arc<IpvsSnapshot>>,
+    /// Built when asked (an event does not build it).
+    pub ipvs: IpvsStatus,
     pub services: watch::Receiver<Arc<crate::supervise::Snapshot>>,
     pub split_brain: watch::Receiver<Arc<crate::splitbrain::Snapshot>>,
     /// The last configuration reload's outcome.

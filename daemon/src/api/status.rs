@@ -83,7 +83,7 @@ pub fn value(hub: &Hub) -> serde_json::Value {
 fn with_document<R>(hub: &Hub, f: impl FnOnce(&Document) -> R) -> R {
     let engine = hub.engine.borrow().clone();
     let tracking = hub.tracking.borrow().clone();
-    let ipvs = hub.ipvs.borrow().clone();
+    let ipvs = hub.ipvs.snapshot();
     let overrides = hub.controls.overrides();
     let split_brain = hub.split_brain.borrow().clone();
     let services = hub.services.borrow().clone();

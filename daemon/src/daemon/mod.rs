@@ -339,7 +339,7 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     let services_roles_rx = roles_tx.subscribe();
     let services_checks_rx = check_states_tx.subscribe();
     let (ipvs_stop_tx, ipvs_stop_rx) = oneshot::channel();
-    let (ipvs_status_tx, ipvs_status_rx) = watch::channel(Arc::new(Default::default()));
+    let ipvs_status = crate::ipvs::reconcile::IpvsStatus::new(check_states_tx.subscribe());
     let ipvs_inputs = crate::ipvs::reconcile::ReconcilerInputs {
         config: ipvs_cfg_rx,
         checks: check_states_rx,
@@ -347,7 +347,7 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         state_dir: cfg.state_dir.clone(),
         runtime_dir: cfg.runtime_dir.clone(),
         overrides: overrides_rx.clone(),
-        status: ipvs_status_tx,
+        status: ipvs_status.clone(),
         stop: ipvs_stop_rx,
     };
     // On a thread of its own, as the checks: planning and reporting a table of
@@ -409,7 +409,7 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         config: full_cfg_rx.clone(),
         engine: engine_rx,
         tracking: tracking_rx,
-        ipvs: ipvs_status_rx,
+        ipvs: ipvs_status,
         services: services_rx,
         split_brain: split_brain_rx,
         reload: reload_status_rx,

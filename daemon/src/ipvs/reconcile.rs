@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{oneshot, watch};
@@ -28,7 +28,7 @@ use tracing::{debug, error, info, warn};
 
 use serde::Serialize;
 
-use super::desired::{desired_table, service_spec};
+use super::desired::{desired_table, service_spec, Desired};
 use super::error::IpvsError;
 use super::io::{Ipvs, Observed};
 use super::model::{DestCounters, ServiceKey, Stats, Table};
@@ -36,7 +36,7 @@ use super::plan::{plan, Op};
 use crate::config::ipvs::{IpvsConfig, RealServerConfig};
 use crate::overrides::Overrides;
 use crate::shared::{Health, Roles};
-use hafront_ipvs::written::Written;
+use hafront_ipvs::written::{Touched, Written};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -54,8 +54,8 @@ pub struct ReconcilerInputs {
     pub runtime_dir: PathBuf,
     /// Operator overrides: real servers disabled or re-weighted through the API.
     pub overrides: watch::Receiver<Arc<Overrides>>,
-    /// The desired table beside the kernel's counters, after every pass.
-    pub status: watch::Sender<Arc<IpvsSnapshot>>,
+    /// What the status is built from, when asked (`IpvsStatus::snapshot`).
+    pub status: IpvsStatus,
     /// Asked at shutdown: remove what we own, then answer.
     pub stop: oneshot::Receiver<oneshot::Sender<()>>,
 }
@@ -123,22 +123,180 @@ pub struct RealServerStatus {
     pub counters: Option<DestCounters>,
 }
 
+/// The IPVS status, built when the API or the metrics ask for it (and kept until
+/// the reconciler changes something), not after every event: building it is
+/// O(table), an event is not.
+#[derive(Clone)]
+pub struct IpvsStatus {
+    shared: Arc<Mutex<StatusState>>,
+    checks: watch::Receiver<BTreeMap<String, Health>>,
+}
+
+/// What the reconciler keeps for the status: its inputs, the desired table (the
+/// reconciler's own, edited in place under the lock), the last dump's counters.
+#[derive(Default)]
+struct StatusState {
+    /// False while nothing is managed (no service configured or owned).
+    managed: bool,
+    cfg: Arc<IpvsConfig>,
+    overrides: Arc<Overrides>,
+    desired: Table,
+    /// The last dump's counters (the table part is the model's business);
+    /// `None` when IPVS could not be read.
+    observed: Option<Observed>,
+    error: Option<String>,
+    counters: SyncCounters,
+    /// Bumped at every change; the cached snapshot is of `version`.
+    version: u64,
+    cache: Option<(u64, Arc<IpvsSnapshot>)>,
+}
+
+impl IpvsStatus {
+    pub fn new(checks: watch::Receiver<BTreeMap<String, Health>>) -> IpvsStatus {
+        IpvsStatus {
+            shared: Arc::default(),
+            checks,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, StatusState> {
+        // A panic elsewhere while holding it leaves plain data: use it anyway.
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The status now (built on first ask after a change).
+    pub fn snapshot(&self) -> Arc<IpvsSnapshot> {
+        let mut st = self.lock();
+        if let Some((v, snap)) = &st.cache {
+            if *v == st.version {
+                return snap.clone();
+            }
+        }
+        let snap = if st.managed {
+            let checks = self.checks.borrow();
+            let checked = |rs: &RealServerConfig| checked(&checks, rs);
+            let mut s = snapshot(
+                &st.cfg,
+                &st.overrides,
+                &checked,
+                &st.desired,
+                st.observed.as_ref(),
+                st.error.clone(),
+            );
+            s.sync = st.counters;
+            s
+        } else {
+            IpvsSnapshot::default()
+        };
+        let snap = Arc::new(snap);
+        st.cache = Some((st.version, snap.clone()));
+        snap
+    }
+}
+
 /// Outcome of one pass, for logs and tests.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Pass {
     pub applied: usize,
     pub failed: usize,
+    /// The set of owned services changed (to be recorded).
+    pub owned_changed: bool,
 }
 
 /// The reconciler's state between passes: the connection, the model of the
-/// kernel table, the kernel counters of the last dump, and the counters.
+/// kernel table, the index of the desired table, and the counters.
 #[derive(Default)]
 struct Reconciler {
     ipvs: Option<Ipvs>,
     written: Written,
-    /// The last dump's counters (the table part is the model's business).
-    observed: Option<Observed>,
+    desired: Desired,
     counters: SyncCounters,
+}
+
+/// What a pass plans.
+enum Want<'a> {
+    /// The whole desired table again (configuration or roles changed, the kernel
+    /// was read, a previous pass failed).
+    Full(&'a Inputs<'a>),
+    /// Only these real servers (service name, index) changed: a verdict, an override.
+    Delta(&'a Inputs<'a>, Vec<(String, usize)>),
+    /// Nothing: remove what we own (shutdown).
+    Nothing,
+}
+
+/// The inputs a pass reads.
+struct Inputs<'a> {
+    cfg: &'a IpvsConfig,
+    roles: &'a Roles,
+    checks: &'a BTreeMap<String, Health>,
+    overrides: &'a Overrides,
+}
+
+impl Inputs<'_> {
+    /// A real server's health: its check's verdict, then the operator's override.
+    fn health(&self, service: &str, rs: &RealServerConfig) -> Health {
+        let o = self.overrides.real_server(service, rs.address);
+        let h = checked(self.checks, rs);
+        match (o.disabled, h.up, o.weight) {
+            (true, _, _) => Health::DOWN,
+            (false, true, Some(w)) => Health {
+                up: true,
+                weight: Some(w),
+            },
+            _ => h,
+        }
+    }
+}
+
+fn checked(checks: &BTreeMap<String, Health>, rs: &RealServerConfig) -> Health {
+    match &rs.check {
+        Some(c) => checks.get(c).copied().unwrap_or(Health::UP),
+        None => Health::UP,
+    }
+}
+
+/// The check verdicts that differ from `mirror` (which then follows `new`):
+/// compared in place, nothing cloned but what changed.
+fn changed_checks(mirror: &mut BTreeMap<String, Health>, new: &BTreeMap<String, Health>) -> Vec<String> {
+    let mut changed: Vec<String> = new
+        .iter()
+        .filter(|(name, h)| mirror.get(*name) != Some(*h))
+        .map(|(name, _)| name.clone())
+        .collect();
+    let added = changed.iter().filter(|c| !mirror.contains_key(*c)).count();
+    if mirror.len() + added > new.len() {
+        // Some verdicts disappeared (a check removed): those changed too.
+        changed.extend(mirror.keys().filter(|k| !new.contains_key(*k)).cloned());
+    }
+    for name in &changed {
+        match new.get(name) {
+            Some(h) => mirror.insert(name.clone(), *h),
+            None => mirror.remove(name),
+        };
+    }
+    changed
+}
+
+/// The real servers (service name, address) whose override differs.
+fn changed_overrides(old: &Overrides, new: &Overrides) -> Vec<(String, SocketAddr)> {
+    let mut out = Vec::new();
+    let empty = BTreeMap::new();
+    let names: BTreeSet<&String> = old.real_servers.keys().chain(new.real_servers.keys()).collect();
+    for name in names {
+        let a = old.real_servers.get(name).unwrap_or(&empty);
+        let b = new.real_servers.get(name).unwrap_or(&empty);
+        if a == b {
+            continue;
+        }
+        let addrs: BTreeSet<&SocketAddr> = a.keys().chain(b.keys()).collect();
+        out.extend(
+            addrs
+                .into_iter()
+                .filter(|x| a.get(*x) != b.get(*x))
+                .map(|x| (name.clone(), *x)),
+        );
+    }
+    out
 }
 
 pub async fn run(mut inp: ReconcilerInputs) {
@@ -148,62 +306,97 @@ pub async fn run(mut inp: ReconcilerInputs) {
     let mut unavailable_logged = false;
     // When the kernel table was last read (None: never).
     let mut last_read: Option<Instant> = None;
+    // The verdicts as last planned (followed change by change, never cloned whole).
+    let mut checks: BTreeMap<String, Health> = BTreeMap::new();
+    // The configuration, roles and overrides the desired table was last built
+    // from; `None`: the next pass builds it whole.
+    let mut built: Option<(Arc<IpvsConfig>, Roles, Arc<Overrides>)> = None;
     let (mut config_open, mut roles_open, mut checks_open, mut overrides_open) = (true, true, true, true);
     loop {
         let cfg = inp.config.borrow_and_update().clone();
         let roles = inp.roles.borrow_and_update().clone();
-        let checks = inp.checks.borrow_and_update().clone();
         let overrides = inp.overrides.borrow_and_update().clone();
-        let checked = |rs: &RealServerConfig| match &rs.check {
-            Some(c) => checks.get(c).copied().unwrap_or(Health::UP),
-            None => Health::UP,
-        };
-        let health = |service: &str, rs: &RealServerConfig| {
-            let o = overrides.real_server(service, rs.address);
-            let h = checked(rs);
-            match (o.disabled, h.up, o.weight) {
-                (true, _, _) => Health::DOWN,
-                (false, true, Some(w)) => Health {
-                    up: true,
-                    weight: Some(w),
-                },
-                _ => h,
-            }
-        };
-        let desired = |actual: &Table| desired_table(&cfg, &roles, actual, health);
+        let verdicts = changed_checks(&mut checks, &inp.checks.borrow_and_update());
         let wait = if cfg.services.is_empty() && owned.is_empty() {
             // Nothing to manage: do not even require IPVS.
-            inp.status.send_replace(Arc::new(IpvsSnapshot::default()));
+            {
+                let mut st = inp.status.lock();
+                *st = StatusState {
+                    version: st.version + 1,
+                    ..StatusState::default()
+                };
+            }
+            built = None;
             None
         } else {
+            let inputs = Inputs {
+                cfg: &cfg,
+                roles: &roles,
+                checks: &checks,
+                overrides: &overrides,
+            };
+            // The real servers this event changed, when it is only that.
+            let delta = match &built {
+                Some((c, ro, o)) if Arc::ptr_eq(c, &cfg) && *ro == roles => {
+                    let mut dirty: Vec<(String, usize)> = Vec::new();
+                    for check in &verdicts {
+                        dirty.extend(r.desired.following(check).iter().cloned());
+                    }
+                    if !Arc::ptr_eq(o, &overrides) {
+                        for (name, addr) in changed_overrides(o, &overrides) {
+                            let index = cfg
+                                .services
+                                .get(&name)
+                                .and_then(|s| s.real_servers.iter().position(|rs| rs.address == addr));
+                            dirty.extend(index.map(|i| (name, i)));
+                        }
+                    }
+                    Some(dirty)
+                }
+                _ => None,
+            };
             let resync = last_read.is_none_or(|t| t.elapsed() >= cfg.resync_interval);
+            let want = match delta {
+                Some(dirty) => Want::Delta(&inputs, dirty),
+                None => Want::Full(&inputs),
+            };
             let dumps = r.counters.dumps;
-            let result = r.pass(desired, &mut owned, resync).await;
+            let result = r.pass(&inp.status, want, &mut owned, resync).await;
             if r.counters.dumps != dumps {
                 last_read = Some(Instant::now());
             }
             let next_resync = last_read.map_or(Duration::ZERO, |t| {
                 cfg.resync_interval.saturating_sub(t.elapsed())
             });
-            let snapshot = match &result {
-                Ok((_, want)) => {
-                    let mut s = snapshot(&cfg, &overrides, &checked, want, r.observed.as_ref(), None);
-                    s.available = Some(true);
-                    s
+            {
+                let mut st = inp.status.lock();
+                st.managed = true;
+                st.counters = r.counters;
+                st.version += 1;
+                if !Arc::ptr_eq(&st.cfg, &cfg) {
+                    st.cfg = cfg.clone();
                 }
-                Err(e) => {
-                    let want = desired(&Table::default());
-                    snapshot(&cfg, &overrides, &checked, &want, None, Some(e.to_string()))
+                if !Arc::ptr_eq(&st.overrides, &overrides) {
+                    st.overrides = overrides.clone();
                 }
+                match &result {
+                    Ok(_) => st.error = None,
+                    Err(e) => {
+                        st.error = Some(e.to_string());
+                        st.observed = None;
+                    }
+                }
+            }
+            built = match &result {
+                Ok(pass) if pass.failed == 0 => Some((cfg.clone(), roles.clone(), overrides.clone())),
+                _ => None,
             };
-            inp.status.send_replace(Arc::new(IpvsSnapshot {
-                sync: r.counters,
-                ..snapshot
-            }));
-            match result.map(|(pass, _)| pass) {
+            match result {
                 Ok(pass) => {
                     unavailable_logged = false;
-                    save_owned(&owned_path, &owned);
+                    if pass.owned_changed {
+                        save_owned(&owned_path, &owned);
+                    }
                     if pass.failed > 0 {
                         backoff = (backoff * 2).min(BACKOFF_MAX);
                         Some(backoff)
@@ -248,7 +441,7 @@ pub async fn run(mut inp: ReconcilerInputs) {
                 let Ok(done) = reply else { return };
                 if !owned.is_empty() {
                     info!(services = owned.len(), "removing IPVS services");
-                    let _ = r.pass(|_| Table::default(), &mut owned, false).await;
+                    let _ = r.pass(&inp.status, Want::Nothing, &mut owned, false).await;
                     save_owned(&owned_path, &owned);
                 }
                 let _ = done.send(());
@@ -265,19 +458,36 @@ impl Reconciler {
     }
 
     /// One pass: dump first if the model is unknown or `resync` is due (and count
-    /// what changed behind our back), plan against the model, execute, update the
-    /// model. Individual op failures are logged and counted (the model is dropped,
-    /// so the next pass reads the kernel and retries them); connection-level
-    /// failures are returned.
+    /// what changed behind our back), bring the desired table (in `status`) up to
+    /// date, plan against the model (only what `want` touched, unless the kernel
+    /// was just read), execute, update the model. Individual op failures are logged
+    /// and counted (the model is dropped, so the next pass reads the kernel and
+    /// retries them); connection-level failures are returned.
     async fn pass(
         &mut self,
-        desired: impl Fn(&Table) -> Table,
+        status: &IpvsStatus,
+        want: Want<'_>,
         owned: &mut BTreeSet<ServiceKey>,
         resync: bool,
-    ) -> Result<(Pass, Table), IpvsError> {
+    ) -> Result<Pass, IpvsError> {
         if self.ipvs.is_none() {
             self.written.forget();
-            let mut conn = Ipvs::connect().await?;
+            let conn = match Ipvs::connect().await {
+                Ok(c) => c,
+                Err(e) => {
+                    // The status still shows what is wanted (against an empty kernel).
+                    if let Want::Full(inp) | Want::Delta(inp, _) = &want {
+                        let mut st = status.lock();
+                        let table = &mut st.desired;
+                        self.desired
+                            .rebuild(table, inp.cfg, inp.roles, &Table::default(), |s, rs| {
+                                inp.health(s, rs)
+                            });
+                    }
+                    return Err(e);
+                }
+            };
+            let mut conn = conn;
             if let Ok(info) = conn.info().await {
                 info!(
                     version = format!(
@@ -293,9 +503,11 @@ impl Reconciler {
             self.ipvs = Some(conn);
         }
         let conn = self.ipvs.as_mut().expect("connected above");
+        let mut read = false;
         if resync || self.written.needs_dump() {
             let periodic = !self.written.needs_dump();
             let mut observed = conn.dump()?;
+            read = true;
             self.counters.dumps += 1;
             self.counters.last_dump_ms = Some(observed.read.total.as_secs_f64() * 1e3);
             let table = std::mem::take(&mut observed.table);
@@ -311,18 +523,51 @@ impl Reconciler {
                     debug!(repair = %op, "IPVS drift");
                 }
             }
-            self.observed = Some(observed);
+            status.lock().observed = Some(observed);
         }
-        let empty = Table::default();
-        let (desired, ops) = {
+        let full = read || !matches!(want, Want::Delta(..));
+        let before = full.then(|| owned.clone());
+        // Under the status lock, never across an await: the desired table follows
+        // the event, and the ops are planned.
+        let (ops, services) = {
+            let mut st = status.lock();
+            let table = &mut st.desired;
+            let empty = Table::default();
             let actual = self.written.model().unwrap_or(&empty);
-            let desired = desired(actual);
-            let ops = self.written.plan(&desired, owned);
-            // Forget keys that are gone from both sides (deleted behind our back).
-            owned.retain(|k| actual.services.contains_key(k) || desired.services.contains_key(k));
-            (desired, ops)
+            let ops = match want {
+                Want::Nothing => {
+                    *table = Table::default();
+                    self.written.plan(table, owned)
+                }
+                Want::Full(inp) | Want::Delta(inp, _) if full => {
+                    self.desired
+                        .rebuild(table, inp.cfg, inp.roles, actual, |s, rs| inp.health(s, rs));
+                    self.written.plan(table, owned)
+                }
+                Want::Delta(inp, dirty) => {
+                    let touched: Vec<Touched> = dirty
+                        .iter()
+                        .filter_map(|(name, i)| {
+                            self.desired
+                                .update(table, inp.cfg, inp.roles, name, *i, |s, rs| inp.health(s, rs))
+                        })
+                        .collect();
+                    self.written.plan_delta(table, &touched, owned).ops
+                }
+                Want::Full(_) => unreachable!("full above"),
+            };
+            if full {
+                // Forget keys that are gone from both sides (deleted behind our back).
+                owned.retain(|k| actual.services.contains_key(k) || table.services.contains_key(k));
+                owned.extend(table.services.keys().copied());
+            }
+            (ops, table.services.len())
         };
         let mut pass = Pass::default();
+        if ops.is_empty() {
+            pass.owned_changed = before.is_some_and(|b| b != *owned);
+            return Ok(pass);
+        }
         // In plan order, in batches (see io.rs); one result per op.
         let results = conn.execute_all(&ops).await;
         self.counters.writes += ops.len() as u64;
@@ -332,8 +577,10 @@ impl Reconciler {
                 Ok(()) => {
                     pass.applied += 1;
                     debug!(op = %op, "IPVS");
-                    if let Op::DelService(k) = op {
-                        owned.remove(k);
+                    match op {
+                        Op::DelService(k) => pass.owned_changed |= owned.remove(k),
+                        Op::NewService(s) => pass.owned_changed |= owned.insert(s.key),
+                        _ => {}
                     }
                     oks.push(true);
                 }
@@ -346,16 +593,14 @@ impl Reconciler {
         }
         self.counters.write_failures += pass.failed as u64;
         self.written.applied(ops.iter().zip(oks));
-        owned.extend(desired.services.keys().copied());
-        if pass.applied > 0 || pass.failed > 0 {
-            info!(
-                applied = pass.applied,
-                failed = pass.failed,
-                services = desired.services.len(),
-                "IPVS table reconciled"
-            );
-        }
-        Ok((pass, desired))
+        pass.owned_changed |= before.is_some_and(|b| b != *owned);
+        info!(
+            applied = pass.applied,
+            failed = pass.failed,
+            services,
+            "IPVS table reconciled"
+        );
+        Ok(pass)
     }
 }
 
@@ -584,5 +829,57 @@ mod tests {
         std::fs::write(state.join("ipvs-owned.json"), b"{not json").unwrap();
         assert!(load_owned(&state, &run).1.is_empty());
         let _ = std::fs::remove_dir_all(state.parent().unwrap());
+    }
+
+    #[test]
+    fn changed_verdicts_are_found_and_followed() {
+        let mut mirror = BTreeMap::new();
+        let mut new: BTreeMap<String, Health> = (0..1000).map(|i| (format!("c{i}"), Health::UP)).collect();
+        assert_eq!(changed_checks(&mut mirror, &new).len(), 1000);
+        assert_eq!(mirror, new);
+        assert!(changed_checks(&mut mirror, &new).is_empty());
+        new.insert("c7".into(), Health::DOWN);
+        new.insert(
+            "c8".into(),
+            Health {
+                up: true,
+                weight: Some(3),
+            },
+        );
+        new.remove("c9");
+        let mut changed = changed_checks(&mut mirror, &new);
+        changed.sort();
+        assert_eq!(changed, ["c7", "c8", "c9"]);
+        assert_eq!(mirror, new);
+    }
+
+    #[test]
+    fn changed_overrides_name_the_real_servers() {
+        let a: SocketAddr = "192.0.2.11:80".parse().unwrap();
+        let b: SocketAddr = "192.0.2.12:80".parse().unwrap();
+        let mut old = Overrides::default();
+        old.set_real_server(
+            "web",
+            a,
+            crate::overrides::RealServerOverride {
+                disabled: true,
+                weight: None,
+            },
+        );
+        let mut new = old.clone();
+        assert!(changed_overrides(&old, &new).is_empty());
+        new.set_real_server("web", a, Default::default());
+        new.set_real_server(
+            "api",
+            b,
+            crate::overrides::RealServerOverride {
+                disabled: false,
+                weight: Some(5),
+            },
+        );
+        assert_eq!(
+            changed_overrides(&old, &new),
+            vec![("api".to_string(), b), ("web".to_string(), a)]
+        );
     }
 }

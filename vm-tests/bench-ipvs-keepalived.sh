@@ -1,0 +1,200 @@
+#!/bin/sh
+# Guest benchmark (issue 16): hafront and keepalived side by side in one VM boot, each
+# programming the same 100 services x 100 real servers (10,000 destinations, NAT) and
+# checking real servers with TCP checks; run through scripts/bench-ipvs --keepalived, or:
+#   vm-tests/run --file target/release/hafront:/usr/local/bin/hafront \
+#       --file /usr/sbin/keepalived:/usr/local/bin/keepalived \
+#       --file "$(command -v date)":/usr/local/bin/date \
+#       [--file OLD:/usr/local/bin/hafront-old] \
+#       vm-tests/bench-ipvs-keepalived.sh [FLIPS [CPU_SECONDS [DAEMONS]]]   # defaults 50 60
+#   DAEMONS: which to run, in order (default "hafront keepalived hafront-old"; hafront-old
+#   only when that binary was given).
+#
+# Each daemon (hafront, then keepalived, then hafront-old when given) runs alone with:
+# - service s1's first real server following a TCP check of 203.0.113.10:8080 every
+#   100 ms (timeout 200 ms, one failure = down, one success = up: keepalived's
+#   delay_loop 0.1, connect_timeout 0.2, retry 0);
+# - the first real server of services s2..s100 following its own TCP check of
+#   203.0.113.(9+s):8080 every 1 s (timeout 500 ms): 100 checked real servers, 1 %
+#   of the table. (Timeouts this long so that a loaded TCG guest does not flap them.)
+# Both log to a file (keepalived: -l -G, no syslog: the serial console is slow).
+# A busybox httpd on :8080 answers them all; a fault removes the target address (the
+# connect times out), a repair adds it back.
+# 1. Latency, FLIPS times: fault at t0 (clock read just before `ip addr del`), then
+#    `ipvsadm -Ln -t 198.51.100.1:80` polled until 192.0.2.1:80 has left the kernel
+#    table (t1); the same for the repair. fault -> kernel = t1 - t0: the check's
+#    detection (same settings on both) + the daemon's verdict -> kernel + the poll's
+#    resolution (an ipvsadm run, ~10-20 ms in TCG, the same for both). hafront also
+#    logs its own verdict -> write acknowledged (debug log of the op).
+# 2. CPU: for CPU_SECONDS, the 100 checked real servers flap (one target toggled every
+#    100 ms in turn: each down/up every 10 s, 10 verdicts a second); the daemon's CPU
+#    time (utime+stime from /proc/PID/stat, keepalived: parent + checker child) over
+#    the window, with the verdicts and kernel writes that made it.
+# Prints "RESULT <daemon> <measure> ..." lines.
+set -eu
+PATH=/usr/local/bin:$PATH
+flips=${1:-50}
+cpu_secs=${2:-60}
+daemons=${3:-hafront keepalived hafront-old}
+fail() { echo "FAIL: $*"; exit 1; }
+now() { date +%s%N; }
+case $(now) in *N | *%*) fail "no date +%N here: pass coreutils' date (--file)" ;; esac
+case " $daemons " in
+*" keepalived "*) command -v keepalived >/dev/null || fail "no keepalived in the guest (--file /usr/sbin/keepalived:/usr/local/bin/keepalived)" ;;
+esac
+
+ip link add dir0 type dummy; ip link set dir0 up; ip addr add 203.0.113.1/24 dev dir0
+s=1
+while [ $s -le 100 ]; do ip addr add 203.0.113.$((9 + s))/32 dev dir0; s=$((s + 1)); done
+mkdir -p /tmp/www /run/hafront /run/keepalived; echo hi >/tmp/www/index.html
+busybox httpd -p 8080 -h /tmp/www
+
+# ---- configurations --------------------------------------------------------------------
+awk 'BEGIN {
+    print "runtime_dir = \"/run/hafront\"\nstate_dir = \"/tmp/hafront-state\"\n[log]\nlevel = \"info,hafront::ipvs=debug\"\n[ipvs]\nresync_interval = \"1h\""
+    for (s = 1; s <= 100; s++) {
+        iv = (s == 1) ? "100ms" : "1s"; to = (s == 1) ? "200ms" : "500ms"
+        print "[checks.c" s "]\nkind = \"tcp\"\ntarget = \"203.0.113." 9 + s ":8080\"\ninterval = \"" iv "\"\ntimeout = \"" to "\"\nrise = 1\nfall = 1\nwarmup = \"10ms\""
+    }
+    for (s = 1; s <= 100; s++) {
+        print "[ipvs.services.s" s "]\naddress = \"198.51.100." s ":80\"\nscheduler = \"wrr\"\nforwarding = \"nat\"\nreal_servers = ["
+        for (r = 1; r <= 100; r++) {
+            c = (r == 1) ? ", check = \"c" s "\"" : ""
+            print "  { address = \"192.0.2." r ":80\"" c " },"
+        }
+        print "]"
+    }
+}' >/tmp/h.toml
+awk 'BEGIN {
+    print "global_defs {\n  router_id bench\n}"
+    for (s = 1; s <= 100; s++) {
+        iv = (s == 1) ? "0.1" : "1"; to = (s == 1) ? "0.2" : "0.5"
+        print "virtual_server 198.51.100." s " 80 {\n  delay_loop " iv "\n  lb_algo wrr\n  lb_kind NAT\n  protocol TCP"
+        for (r = 1; r <= 100; r++) {
+            print "  real_server 192.0.2." r " 80 {\n    weight 1"
+            if (r == 1) print "    TCP_CHECK {\n      connect_ip 203.0.113." 9 + s "\n      connect_port 8080\n      connect_timeout " to "\n      retry 0\n    }"
+            print "  }"
+        }
+        print "}"
+    }
+}' >/tmp/k.conf
+
+# ---- helpers -------------------------------------------------------------------------
+# present: 1 when 192.0.2.1:80 is in service s1 in the kernel, else 0.
+present() { ipvsadm -Ln -t 198.51.100.1:80 2>/dev/null | grep -c ' 192.0.2.1:80 ' || true; }
+# wait_present WANT: polls until present = WANT; prints the clock then (ns).
+wait_present() {
+    n=0
+    while [ "$(present)" != "$1" ]; do
+        n=$((n + 1)); [ $n -lt 3000 ] || { echo "FAIL: 192.0.2.1:80 never became present=$1" >&2; return 1; }
+    done
+    now
+}
+dests() { ipvsadm -Ln 2>/dev/null | grep -c '  -> 192.0.2' || true; }
+wait_table() { # wait_table COUNT SECONDS
+    i=0
+    until [ "$(ipvsadm -Ln -t 198.51.100.100:80 2>/dev/null | grep -c '  -> 192.0.2')" = "$1" ]; do
+        i=$((i + 1)); [ $i -lt $(($2 * 10)) ] || return 1; sleep 0.1
+    done
+}
+cpu_ticks() { # cpu_ticks PID...: utime+stime, clock ticks
+    t=0
+    for p in "$@"; do
+        v=$(awk '{ print $14 + $15 }' /proc/$p/stat 2>/dev/null || echo 0); t=$((t + v))
+    done
+    echo $t
+}
+pct() { # pct FILE: p50 p99 max of a sorted file of numbers
+    awk '{ v[NR] = $1 } END { n = NR; if (n == 0) { print "n=0"; exit }
+        i50 = int(n * 0.5 + 0.5); if (i50 < 1) i50 = 1; i99 = int(n * 0.99 + 0.5); if (i99 < 1) i99 = 1
+        printf "n=%d p50=%.1f p99=%.1f max=%.1f", n, v[i50], v[i99], v[n] }' "$1"
+}
+
+# bench NAME: the daemon is running as $pids (its table programmed); latency then CPU.
+bench() {
+    name=$1
+    sleep 2
+    : >/tmp/lat.$name
+    i=1
+    while [ $i -le "$flips" ]; do
+        t0=$(now); ip addr del 203.0.113.10/32 dev dir0
+        t1=$(wait_present 0) || return 1
+        echo "$(((t1 - t0) / 1000))" >>/tmp/lat.$name
+        sleep 0.2
+        t0=$(now); ip addr add 203.0.113.10/32 dev dir0
+        t1=$(wait_present 1) || return 1
+        echo "$(((t1 - t0) / 1000))" >>/tmp/lat.$name
+        sleep 0.2
+        i=$((i + 1))
+    done
+    awk '{ printf "%.1f\n", $1 / 1000 }' /tmp/lat.$name | sort -n >/tmp/lat.$name.ms
+    echo "RESULT $name fault_to_kernel_ms $(pct /tmp/lat.$name.ms)"
+    # CPU with 1 % of the real servers flapping.
+    c0=$(cpu_ticks $pids); w0=$(now); toggles=0
+    end=$(($(date +%s) + cpu_secs))
+    s=1
+    while [ "$(date +%s)" -lt $end ]; do
+        a=203.0.113.$((9 + s))
+        if [ -e /tmp/down.$s ]; then
+            ip addr add $a/32 dev dir0; rm /tmp/down.$s
+        else
+            ip addr del $a/32 dev dir0; : >/tmp/down.$s
+        fi
+        toggles=$((toggles + 1)); s=$((s % 100 + 1))
+        sleep 0.1
+    done
+    c1=$(cpu_ticks $pids); w1=$(now)
+    # Everything back up before the next daemon.
+    s=1
+    while [ $s -le 100 ]; do
+        [ ! -e /tmp/down.$s ] || { ip addr add 203.0.113.$((9 + s))/32 dev dir0; rm /tmp/down.$s; }
+        s=$((s + 1))
+    done
+    hz=100
+    awk -v c=$((c1 - c0)) -v w=$((w1 - w0)) -v t=$toggles -v hz=$hz -v n="$name" -v secs="$cpu_secs" 'BEGIN {
+        cpu = c / hz; wall = w / 1e9
+        printf "RESULT %s cpu_flapping_1pct seconds=%d cpu_s=%.2f cpu_pct=%.1f toggles=%d cpu_ms_per_toggle=%.2f\n", n, secs, cpu, 100 * cpu / wall, t, 1000 * cpu / t }'
+}
+
+# ---- hafront (and hafront-old) ---------------------------------------------------------
+run_hafront() { # run_hafront NAME BINARY
+    rm -rf /tmp/hafront-state; log=/tmp/$1.log
+    t0=$(now)
+    $2 run -c /tmp/h.toml --no-env >$log 2>&1 &
+    pids=$!
+    wait_table 100 600 || { tail -5 $log; fail "$1: table not programmed"; }
+    echo "RESULT $1 startup_programmed_ms $(((($(now) - t0)) / 1000000))"
+    bench "$1" || { tail -20 $log; fail "$1: bench"; }
+    kill -TERM $pids; wait $pids || true
+    wait_table 0 120 || fail "$1: services not removed at stop"
+    # hafront's own view: verdict (check c1) -> the write acknowledged.
+    awk '
+    function t(s) { split(substr(s, 12, 15), a, ":"); return a[1] * 3600 + a[2] * 60 + a[3] }
+    /check (down|up) check="c1"/ { v = t($1) }
+    /op=(delete|add) real server 192.0.2.1:80 to|op=(delete|add) real server 192.0.2.1:80 from/ && v { print (t($1) - v) * 1000; v = 0 }
+    ' $log | head -n $((2 * flips)) | sort -n >/tmp/own.$1
+    echo "RESULT $1 verdict_to_write_acked_ms $(pct /tmp/own.$1)"
+    echo "$1: table reads $(grep -c 'IPVS table read' $log), passes that wrote $(grep -c 'IPVS table reconciled' $log)"
+}
+run_keepalived() {
+    t0=$(now)
+    keepalived -n -l -D -G -C -f /tmp/k.conf -p /run/keepalived/k.pid -c /run/keepalived/c.pid >/tmp/keepalived.log 2>&1 &
+    kpid=$!
+    wait_table 100 900 || { tail -20 /tmp/keepalived.log; fail "keepalived: table not programmed"; }
+    echo "RESULT keepalived startup_programmed_ms $(((($(now) - t0)) / 1000000))"
+    cpid=$(cat /run/keepalived/c.pid 2>/dev/null || true)
+    pids="$kpid $cpid"
+    bench keepalived || { tail -20 /tmp/keepalived.log; fail "keepalived: bench"; }
+    kill -TERM $kpid; wait $kpid || true
+    ipvsadm -C
+}
+for d in $daemons; do
+    case $d in
+    hafront) run_hafront hafront hafront ;;
+    keepalived) run_keepalived ;;
+    hafront-old) ! command -v hafront-old >/dev/null || run_hafront hafront-old hafront-old ;;
+    *) fail "unknown daemon $d" ;;
+    esac
+    [ "$(dests)" = 0 ] || ipvsadm -C
+done
+echo "bench-ipvs-keepalived: done"
