@@ -76,6 +76,28 @@ fn prefix(n: &Node, w: &str) -> R<Option<Prefix>> {
         .map_err(|e| ImportError::new(&n.loc, format!("{}: {e}", n.head())))
 }
 
+/// The words of a route or rule line.
+fn line_words(n: &Node) -> Vec<&str> {
+    std::iter::once(n.keyword.as_str())
+        .chain(n.args.iter().map(String::as_str))
+        .collect()
+}
+
+/// The word after `words[*i]` (its value), moving `i` onto it.
+fn value<'a>(n: &Node, words: &[&'a str], i: &mut usize) -> R<&'a str> {
+    *i += 1;
+    words
+        .get(*i)
+        .copied()
+        .ok_or_else(|| ImportError::new(&n.loc, format!("{}: {} needs a value", n.head(), words[*i - 1])))
+}
+
+/// `v`, the value of `w`, as a u32.
+fn number(n: &Node, w: &str, v: &str) -> R<u32> {
+    v.parse()
+        .map_err(|_| ImportError::new(&n.loc, format!("{}: {w} {v}: not a number", n.head())))
+}
+
 impl Cx {
     /// keepalived's priority for a rule written without one.
     fn next_rule_priority(&mut self, v6: bool) -> u32 {
@@ -90,19 +112,12 @@ impl Cx {
     /// One `virtual_routes` line; None when not carried over (said why).
     /// `v6`: the instance's family, for `default` without a family.
     pub(super) fn virtual_route(&mut self, n: &Node, v6: bool) -> R<Option<T>> {
-        let words: Vec<&str> = std::iter::once(n.keyword.as_str())
-            .chain(n.args.iter().map(String::as_str))
-            .collect();
+        let words = line_words(n);
         let mut t = Table::new();
         let mut dst: Option<Option<Prefix>> = None;
         let mut family: Option<bool> = None;
         let mut i = 0;
-        let next = |i: &mut usize| -> R<&str> {
-            *i += 1;
-            words.get(*i).copied().ok_or_else(|| {
-                ImportError::new(&n.loc, format!("{}: {} needs a value", n.head(), words[*i - 1]))
-            })
-        };
+        let next = |i: &mut usize| value(n, &words, i);
         while i < words.len() {
             let w = words[i];
             match w {
@@ -162,10 +177,7 @@ impl Cx {
                     t.insert("scope".into(), s.into());
                 }
                 "metric" | "priority" | "preference" => {
-                    let v = next(&mut i)?;
-                    let m: u32 = v.parse().map_err(|_| {
-                        ImportError::new(&n.loc, format!("{}: {w} {v}: not a number", n.head()))
-                    })?;
+                    let m = number(n, w, next(&mut i)?)?;
                     t.insert("metric".into(), i64::from(m).into());
                 }
                 "no_track" => {
@@ -223,18 +235,11 @@ impl Cx {
 
     /// One `virtual_rules` line; None when not carried over (said why).
     pub(super) fn virtual_rule(&mut self, n: &Node) -> R<Option<T>> {
-        let words: Vec<&str> = std::iter::once(n.keyword.as_str())
-            .chain(n.args.iter().map(String::as_str))
-            .collect();
+        let words = line_words(n);
         let mut t = Table::new();
         let mut family: Option<bool> = None;
         let mut i = 0;
-        let next = |i: &mut usize| -> R<&str> {
-            *i += 1;
-            words.get(*i).copied().ok_or_else(|| {
-                ImportError::new(&n.loc, format!("{}: {} needs a value", n.head(), words[*i - 1]))
-            })
-        };
+        let next = |i: &mut usize| value(n, &words, i);
         while i < words.len() {
             let w = words[i];
             match w {
@@ -253,10 +258,7 @@ impl Cx {
                     t.insert("table".into(), i64::from(id).into());
                 }
                 "preference" | "order" | "priority" => {
-                    let v = next(&mut i)?;
-                    let p: u32 = v.parse().map_err(|_| {
-                        ImportError::new(&n.loc, format!("{}: {w} {v}: not a number", n.head()))
-                    })?;
+                    let p = number(n, w, next(&mut i)?)?;
                     t.insert("priority".into(), i64::from(p).into());
                 }
                 "fwmark" => {
