@@ -36,6 +36,71 @@ pub struct InstanceSpec {
     pub params: Params,
     /// Blocking transition hooks (`hooks`, built-in conntrackd steps first).
     pub hooks: Hooks,
+    /// What a master holds besides the advertised VIPs on its interface.
+    pub extras: Extras,
+    /// Fault while the interface is down (false: keepalived's dont_track_primary).
+    pub track_link: bool,
+}
+
+/// What a master holds besides the advertised VIPs on its interface
+/// (config/routes.rs): VIPs with a device, label or scope of their own, VIPs kept
+/// out of the adverts, routes and policy rules.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Extras {
+    pub addrs: Vec<ExtraAddr>,
+    pub routes: Vec<crate::config::routes::VirtualRoute>,
+    pub rules: Vec<crate::config::routes::VirtualRule>,
+}
+
+/// One address of [`Extras`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExtraAddr {
+    pub vip: ipnet::IpNet,
+    /// None: the instance's interface (or its macvlan).
+    pub dev: Option<String>,
+    pub label: Option<String>,
+    /// RT_SCOPE_* value; None: global.
+    pub scope: Option<u8>,
+    /// Restored (master) or removed (otherwise) when something else changes it.
+    pub track: bool,
+}
+
+impl Extras {
+    pub fn is_empty(&self) -> bool {
+        self.addrs.is_empty() && self.routes.is_empty() && self.rules.is_empty()
+    }
+
+    /// Whether an advertised VIP is placed by `vip_options` (added here, not with
+    /// the others on the instance's interface).
+    pub fn placed(&self, vip: &ipnet::IpNet) -> bool {
+        self.addrs.iter().any(|a| a.vip == *vip)
+    }
+
+    /// From an instance's configuration.
+    pub fn from_config(i: &crate::config::InstanceConfig) -> Extras {
+        let options = crate::config::routes::vip_options(i);
+        let placed = i.virtual_ips.iter().filter(|v| options.contains_key(v));
+        let addrs = placed
+            .chain(&i.virtual_ips_excluded)
+            .map(|vip| {
+                let o = options.get(vip).cloned().unwrap_or_default();
+                ExtraAddr {
+                    vip: *vip,
+                    label: o
+                        .label
+                        .or_else(|| o.dev.is_none().then(|| i.vip_label.clone()).flatten()),
+                    dev: o.dev,
+                    scope: o.scope.map(|s| s.value()),
+                    track: !i.vip_no_track.contains(vip),
+                }
+            })
+            .collect();
+        Extras {
+            addrs,
+            routes: i.virtual_routes.clone(),
+            rules: i.virtual_rules.clone(),
+        }
+    }
 }
 
 /// What runs, in order and each under `timeout`, before the VIPs are added and

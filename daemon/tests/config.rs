@@ -1020,3 +1020,60 @@ fn vmac_rules() {
         Ok(())
     });
 }
+
+/// Issue 20 §3: routes, rules and per-VIP options are checked, the error naming
+/// the field.
+#[test]
+fn virtual_routes_rules_and_vip_options_name_the_field() {
+    let i = "vrrp.instances.web";
+    one_error(
+        r#"virtual_routes = [ { to = "0.0.0.0/0", via = "2001:db8::1" } ]"#,
+        &format!("{i}.virtual_routes.0.via"),
+        "family",
+    );
+    one_error(
+        r#"virtual_routes = [ { to = "198.51.100.0/24" } ]"#,
+        &format!("{i}.virtual_routes.0.to"),
+        "needs via or dev",
+    );
+    one_error(
+        r#"virtual_routes = [ { to = "198.51.100.0/24", type = "blackhole", dev = "eth1" } ]"#,
+        &format!("{i}.virtual_routes.0.type"),
+        "no via or dev",
+    );
+    one_error(
+        r#"virtual_routes = [ { to = "198.51.100.0/24", dev = "eth1", table = 0 } ]"#,
+        &format!("{i}.virtual_routes.0.table"),
+        "1..",
+    );
+    one_error(
+        r#"virtual_rules = [ { from = "192.0.2.0/24", table = 100, priority = 0 } ]"#,
+        &format!("{i}.virtual_rules.0.priority"),
+        "1..",
+    );
+    one_error(
+        r#"virtual_rules = [ { from = "192.0.2.0/24", priority = 10 } ]"#,
+        &format!("{i}.virtual_rules.0.table"),
+        "required",
+    );
+    one_error(
+        r#"virtual_rules = [ { from = "192.0.2.0/24", to = "2001:db8::/32", table = 1, priority = 10 } ]"#,
+        &format!("{i}.virtual_rules.0.to"),
+        "family",
+    );
+    one_error(
+        r#"virtual_ips_excluded = ["192.0.2.100/24"]"#,
+        &format!("{i}.virtual_ips_excluded"),
+        "listed twice",
+    );
+    one_error(
+        "[vrrp.instances.web.vip_options.\"192.0.2.9/24\"]\ndev = \"eth1\"",
+        &format!("{i}.vip_options.192.0.2.9/24"),
+        "not one of virtual_ips",
+    );
+    one_error(
+        "[vrrp.instances.web.vip_options.\"192.0.2.100/24\"]\ndev = \"eth1\"\nlabel = \"eth0:x\"",
+        &format!("{i}.vip_options.192.0.2.100/24.label"),
+        "must start with the interface name \"eth1\"",
+    );
+}

@@ -616,8 +616,8 @@ fn out_of_range_priority() {
 fn other_rejections() {
     let e = err(&GOOD.replace("  interface eth0\n", ""));
     assert!(e.message.contains("'interface' is required"), "{e}");
-    let e = err(&GOOD.replace("192.0.2.100/24", "192.0.2.100/24 dev eth1"));
-    assert!(e.message.contains("own interface"), "{e}");
+    let e = err(&GOOD.replace("192.0.2.100/24", "192.0.2.100/24 dev eth1/x"));
+    assert!(e.message.contains("not an interface name"), "{e}");
     let e = err("virtual_server 192.0.2.1 80 {\n lb_algo fastest\n}\n");
     assert_eq!(e.loc.line, 2);
     let e = err("vrrp_script s {\n script \"/bin/true\n}\n");
@@ -1068,4 +1068,117 @@ fn use_vmac_is_carried() {
     assert!(!plain.use_vmac && !plain.vmac_xmit_base);
     assert!(has_warning(&imp, "vmac_xmit_base", WarningKind::Dropped));
     assert!(has_warning(&imp, "use_vmac", WarningKind::Dropped));
+}
+
+/// Issue 20 §3: per-VIP dev/label/scope, excluded VIPs, virtual routes and rules,
+/// dont_track_primary are carried over as keepalived means them.
+#[test]
+fn vips_elsewhere_excluded_routes_and_rules_are_carried() {
+    use hafront::config::routes::{RouteType, RuleAction, RuleFamily, Scope};
+    let text = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  dont_track_primary\n  \
+                virtual_ipaddress {\n    192.0.2.100/24 label eth0:web\n    192.0.2.101/24 label eth0:two\n    \
+                198.51.100.18/24 dev eth2 label eth2:1 scope link\n    2001:db8::5/64 label eth0:v6\n  }\n  \
+                virtual_ipaddress_excluded {\n    203.0.113.5/24 no_track\n    2001:db8:1::5/64 dev eth2\n  }\n  \
+                virtual_routes {\n    default via 192.0.2.254 dev eth0 table 100\n    \
+                src 192.0.2.100 to 198.51.100.0/25 dev eth2 table main metric 7 scope link protocol static\n    \
+                blackhole 203.0.113.128/25 table 1000\n    unreachable 2001:db8:5::/48 table 100 no_track\n    \
+                inet6 default via 2001:db8::1\n    10.1.0.0/16 via 192.0.2.254 onlink\n    \
+                192.0.2.0/24 dev eth0 table wan\n  }\n  \
+                virtual_rules {\n    from 192.0.2.100 table 100 priority 100\n    \
+                iif eth2 fwmark 0x10/0xff lookup 1000 preference 101\n    \
+                to 198.51.100.0/24 oif eth0 prohibit priority 102\n    from all table 100\n    \
+                inet6 table 100\n    not from 192.0.2.0/24 table 100 priority 5\n  }\n}\n";
+    let (cfg, imp) = import_text(text);
+    let i = &cfg.vrrp.instances["vi_1"];
+    assert!(!i.track_link, "dont_track_primary");
+    // The other family's VIP is not advertised in keepalived either (OTHER_FAMILY).
+    assert_eq!(
+        vips(&cfg, "vi_1"),
+        ["192.0.2.100/24", "192.0.2.101/24", "198.51.100.18/24"]
+    );
+    assert_eq!(i.vip_label.as_deref(), Some("eth0:web"));
+    let opts = &i.vip_options;
+    assert_eq!(opts["192.0.2.101/24"].label.as_deref(), Some("eth0:two"));
+    let d = &opts["198.51.100.18/24"];
+    assert_eq!(
+        (d.dev.as_deref(), d.label.as_deref(), d.scope),
+        (Some("eth2"), Some("eth2:1"), Some(Scope::Link))
+    );
+    assert!(!opts.contains_key("192.0.2.100/24"));
+    let ex: Vec<String> = i.virtual_ips_excluded.iter().map(|v| v.to_string()).collect();
+    assert_eq!(ex, ["203.0.113.5/24", "2001:db8:1::5/64"]);
+    assert_eq!(opts["2001:db8:1::5/64"].dev.as_deref(), Some("eth2"));
+    assert_eq!(
+        i.vip_no_track.iter().map(|v| v.to_string()).collect::<Vec<_>>(),
+        ["203.0.113.5/24"]
+    );
+
+    let r = &i.virtual_routes;
+    assert_eq!(r.len(), 5, "{r:?}");
+    assert_eq!(r[0].to.to_string(), "0.0.0.0/0");
+    assert_eq!(
+        (r[0].via, r[0].dev.as_deref(), r[0].table),
+        (Some("192.0.2.254".parse().unwrap()), Some("eth0"), 100)
+    );
+    assert_eq!(r[1].to.to_string(), "198.51.100.0/25");
+    assert_eq!(
+        (r[1].src, r[1].table, r[1].metric, r[1].scope, r[1].proto.0),
+        (
+            Some("192.0.2.100".parse().unwrap()),
+            254,
+            Some(7),
+            Some(Scope::Link),
+            4
+        )
+    );
+    assert_eq!((r[2].kind, r[2].table), (RouteType::Blackhole, 1000));
+    assert_eq!(
+        (r[3].kind, r[3].no_track, r[3].to.to_string().as_str()),
+        (RouteType::Unreachable, true, "2001:db8:5::/48")
+    );
+    assert_eq!(r[4].to.to_string(), "::/0");
+    assert_eq!(r[0].proto.0, 18, "keepalived's protocol by default");
+    assert!(
+        imp.warnings
+            .iter()
+            .any(|w| w.keyword == "10.1.0.0/16" && w.why.contains("onlink")),
+        "{:?}",
+        imp.warnings
+    );
+    assert!(imp
+        .warnings
+        .iter()
+        .any(|w| w.keyword == "192.0.2.0/24" && w.why.contains("table wan")));
+
+    let u = &i.virtual_rules;
+    assert_eq!(u.len(), 5, "{u:?}");
+    assert_eq!(
+        (u[0].from.map(|p| p.to_string()), u[0].table, u[0].priority),
+        (Some("192.0.2.100/32".into()), Some(100), 100)
+    );
+    assert_eq!(
+        (
+            u[1].iif.as_deref(),
+            u[1].fwmark,
+            u[1].fwmask,
+            u[1].table,
+            u[1].priority
+        ),
+        (Some("eth2"), Some(16), Some(255), Some(1000), 101)
+    );
+    assert_eq!(
+        (u[2].action, u[2].oif.as_deref(), u[2].table),
+        (RuleAction::Prohibit, Some("eth0"), None)
+    );
+    // No priority: keepalived counts down from 16384, per family.
+    assert_eq!((u[3].from, u[3].priority), (None, 16384));
+    assert_eq!((u[4].family, u[4].priority), (Some(RuleFamily::Ipv6), 16384));
+    assert!(imp
+        .warnings
+        .iter()
+        .any(|w| w.keyword == "from" && w.kind == WarningKind::Changed && w.why.contains("16384")));
+    assert!(imp
+        .warnings
+        .iter()
+        .any(|w| w.keyword == "not" && w.why.contains("the whole rule")));
 }

@@ -5,8 +5,8 @@
 # never changes), adverts leave with the virtual MAC as source (captured on the
 # client), the switch learns the new port from the adverts, the sysctls keepalived
 # sets (and arp_announce=2 on the base) are set in the node's namespace and put back, the macvlan goes at stop, a
-# stale one (a crash) is removed at start, and keepalived with use_vmac as the
-# other node interoperates (both roles).
+# stale one (a crash) is removed at start, and keepalived 2.2.7 and 2.4.3 with
+# use_vmac as the other node interoperate (both roles).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib/lab.sh"
@@ -98,8 +98,16 @@ hf_stop b
 lab_exec b ip -o addr flush dev eth0 to "$VIP" 2>/dev/null || true
 pass "restart after a crash reuses the VMAC"
 
+# keepalived 2.2.7 (Debian's) and 2.4.3 (built from ../shared/third-party).
+KA_BUILD=${KA_BUILD:-}
+for cand in "$here/../../../shared/third-party/build-keepalived" "$here/../../../../shared/third-party/build-keepalived"; do
+    [ -n "$KA_BUILD" ] || { [ -x "$cand" ] && KA_BUILD=$cand; }
+done
+[ -n "$KA_BUILD" ] || fail "build-keepalived not found (../shared/third-party beside the repo; or set KA_BUILD)"
+KA243=$("$KA_BUILD") || fail "keepalived 2.4.3 did not build"
 if command -v keepalived >/dev/null; then
     ka_pid=""
+    for ka in "$(command -v keepalived)" "$KA243"; do
     for role in master backup; do
         hprio=150 kprio=100 master=a other=b
         if [ $role = backup ]; then hprio=100 kprio=150 master=b other=a; fi
@@ -122,7 +130,7 @@ vrrp_instance web {
 }
 CONF
         hf_start a "$dir/a.toml"
-        ip netns exec "$LAB-b" keepalived -n -l -D -P -f "$dir/b.conf" -p "$dir/ka-$role.pid" -r "$dir/ka-$role-vrrp.pid" \
+        ip netns exec "$LAB-b" "$ka" -n -l -D -P -f "$dir/b.conf" -p "$dir/ka-$role.pid" -r "$dir/ka-$role-vrrp.pid" \
             >>"$dir/keepalived-b.log" 2>&1 &
         ka_pid=$!
         lab_track_pid "$ka_pid"
@@ -156,7 +164,8 @@ CONF
         wait "$ka_pid" 2>/dev/null || true
         lab_untrack_pid "$ka_pid"
         lab_stop_named b keepalived
-        pass "keepalived $(keepalived --version 2>&1 | head -1 | awk '{print $2}') with use_vmac, hafront $role"
+        pass "keepalived $("$ka" --version 2>&1 | head -1 | awk '{print $2}') with use_vmac, hafront $role"
+    done
     done
 else
     echo "skip: keepalived not installed (scripts/test installs it)"

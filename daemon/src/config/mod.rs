@@ -16,6 +16,7 @@ pub mod checks;
 mod error;
 pub mod ipvs;
 pub mod notify;
+pub mod routes;
 mod schema;
 pub mod services;
 pub mod track;

@@ -173,6 +173,24 @@ pub struct InstanceConfig {
     /// `no_track`).
     #[serde(default, deserialize_with = "vip_list", skip_serializing_if = "Vec::is_empty")]
     pub vip_no_track: Vec<IpNet>,
+    /// Added and removed with the VIPs, not advertised (keepalived's
+    /// `virtual_ipaddress_excluded`).
+    #[serde(default, deserialize_with = "vip_list", skip_serializing_if = "Vec::is_empty")]
+    pub virtual_ips_excluded: Vec<IpNet>,
+    /// Per-VIP device, label and scope, keyed by the VIP as written in
+    /// `virtual_ips` or `virtual_ips_excluded` (keepalived's `dev`, `label`, `scope`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vip_options: BTreeMap<String, super::routes::VipOptions>,
+    /// Routes held while master (keepalived's `virtual_routes`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub virtual_routes: Vec<super::routes::VirtualRoute>,
+    /// Policy rules held while master (keepalived's `virtual_rules`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub virtual_rules: Vec<super::routes::VirtualRule>,
+    /// The instance is in fault while its interface is down; false: it ignores
+    /// the interface's state (keepalived's `dont_track_primary`).
+    #[serde(default = "yes")]
+    pub track_link: bool,
     /// IPv4 address label (`eth0:vip`), as keepalived's `label`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vip_label: Option<String>,

@@ -68,6 +68,7 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
     let mut vmacs: BTreeMap<String, String> = BTreeMap::new();
     for (name, inst) in &cfg.vrrp.instances {
         v.instance(name, inst);
+        super::routes::validate(name, inst, &mut v.problems);
         if let Some(vmac) = inst.vmac_ifname() {
             let clash = cfg.vrrp.instances.values().any(|o| o.interface == vmac);
             if clash {
@@ -344,7 +345,7 @@ impl Validator {
             }
         }
         for vip in &i.vip_no_track {
-            if !vips.contains(vip) {
+            if !vips.contains(vip) && !i.virtual_ips_excluded.contains(vip) {
                 self.problem(
                     &[key[0], key[1], key[2], "vip_no_track"],
                     format!("{vip} is not one of virtual_ips"),

@@ -17,6 +17,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::histogram::{Histogram, FAILOVER_BUCKETS};
 use crate::net::hooks::Phase;
+use crate::net::routes::ExtrasOp;
 use crate::net::vmac::Vmacs;
 use crate::net::{Iface, Links, VipCommand, VipSender};
 use crate::shared::throttle::Throttle;
@@ -187,6 +188,7 @@ impl Engine {
         let id = self.next_id;
         self.next_id += 1;
         let up = iface.up;
+        let track_link = spec.track_link;
         info!(instance = name, vrid = spec.params.vrid, iface = iface.name, primary = %spec.params.primary,
               priority = spec.params.priority, version = u8::from(spec.params.version), "instance starting");
         let recorder = self.record_dir.as_ref().and_then(|(dir, max_bytes)| {
@@ -216,7 +218,7 @@ impl Engine {
                 recorder,
             },
         );
-        if !up {
+        if !up && track_link {
             self.feed(id, Input::LinkDown);
         }
         if let Some(&(priority, fault)) = self.tracking.get(name) {
@@ -304,19 +306,49 @@ impl Engine {
                             timeout: slot.spec.hooks.timeout,
                         });
                     }
+                    let extras = &slot.spec.extras;
                     let _ = self.vips.send(VipCommand::Add {
                         instance: slot.name.clone(),
                         iface: slot.iface.clone(),
-                        vips,
+                        vips: crate::net::routes::plain(&vips, extras),
                         label: slot.spec.label.clone(),
                     });
+                    let master = self
+                        .router
+                        .instance(id)
+                        .is_some_and(|i| i.state() == State::Master);
+                    if master && !extras.is_empty() {
+                        let _ = self.vips.send(VipCommand::Extras {
+                            instance: slot.name.clone(),
+                            iface: slot.iface.clone(),
+                            extras: Arc::new(extras.clone()),
+                            op: ExtrasOp::Add {
+                                announce: slot.spec.params.garp.master_burst,
+                            },
+                        });
+                    }
                 }
                 Output::RemoveVips { vips } => {
+                    let extras = &slot.spec.extras;
                     let _ = self.vips.send(VipCommand::Remove {
                         instance: slot.name.clone(),
                         iface: slot.iface.clone(),
-                        vips,
+                        vips: crate::net::routes::plain(&vips, extras),
                     });
+                    // Leaving master, or starting as a non-master (stale ones go);
+                    // a master's reconfiguration keeps them.
+                    let master = self
+                        .router
+                        .instance(id)
+                        .is_some_and(|i| i.state() == State::Master);
+                    if !master && !extras.is_empty() {
+                        let _ = self.vips.send(VipCommand::Extras {
+                            instance: slot.name.clone(),
+                            iface: slot.iface.clone(),
+                            extras: Arc::new(extras.clone()),
+                            op: ExtrasOp::Remove,
+                        });
+                    }
                     if !slot.spec.hooks.after_leave.is_empty() {
                         let _ = self.vips.send(VipCommand::Hooks {
                             instance: slot.name.clone(),
@@ -327,12 +359,22 @@ impl Engine {
                     }
                 }
                 Output::Announce { count } => {
+                    let extras = &slot.spec.extras;
+                    let vips = crate::net::routes::plain(&slot.spec.params.vips, extras);
                     let _ = self.vips.send(VipCommand::Announce {
                         instance: slot.name.clone(),
                         iface: slot.iface.clone(),
-                        vips: slot.spec.params.vips.iter().map(|v| v.addr()).collect(),
+                        vips: vips.iter().map(|v| v.addr()).collect(),
                         count,
                     });
+                    if !extras.addrs.is_empty() {
+                        let _ = self.vips.send(VipCommand::Extras {
+                            instance: slot.name.clone(),
+                            iface: slot.iface.clone(),
+                            extras: Arc::new(extras.clone()),
+                            op: ExtrasOp::Announce { count },
+                        });
+                    }
                 }
                 Output::TimerStart { timer, after_us } => {
                     let at = Instant::now() + Duration::from_micros(after_us);
@@ -447,7 +489,9 @@ impl Engine {
                     "interface state changed"
                 );
             }
-            self.feed(id, if up { Input::LinkUp } else { Input::LinkDown });
+            if self.slots.get(&id).is_some_and(|s| s.spec.track_link) {
+                self.feed(id, if up { Input::LinkUp } else { Input::LinkDown });
+            }
         }
     }
 
@@ -547,7 +591,10 @@ impl Engine {
                 }
                 let same_source = spec.unicast_source == slot.spec.unicast_source;
                 let same_vmac = spec.vmac == slot.spec.vmac;
-                if slot.spec.identity() == spec.identity() && same_source && same_vmac {
+                // Routes, rules and placed addresses change by a restart: the old
+                // ones go with the old master, the new ones come with the new.
+                let same_extras = spec.extras == slot.spec.extras && spec.track_link == slot.spec.track_link;
+                if slot.spec.identity() == spec.identity() && same_source && same_vmac && same_extras {
                     info!(instance = name, "instance reconfigured in place");
                     let slot = self.slots.get_mut(&id).expect("present");
                     slot.spec = cmp.clone();
@@ -690,17 +737,28 @@ impl Engine {
                 .params
                 .vips
                 .iter()
-                .filter(|v| !slot.spec.vip_no_track.contains(v))
+                .filter(|v| !slot.spec.vip_no_track.contains(v) && !slot.spec.extras.placed(v))
                 .copied()
                 .collect();
-            if tracked.is_empty() {
-                continue;
-            }
             let present = match inst.state() {
                 State::Master => true,
                 State::Backup | State::Fault => false,
                 State::Initialize => continue,
             };
+            if !slot.spec.extras.is_empty() {
+                let _ = self.vips.send(VipCommand::Extras {
+                    instance: slot.name.clone(),
+                    iface: slot.iface.clone(),
+                    extras: Arc::new(slot.spec.extras.clone()),
+                    op: ExtrasOp::Ensure {
+                        master: present,
+                        announce: slot.spec.params.garp.master_burst,
+                    },
+                });
+            }
+            if tracked.is_empty() {
+                continue;
+            }
             let _ = self.vips.send(VipCommand::Ensure {
                 instance: slot.name.clone(),
                 iface: slot.iface.clone(),

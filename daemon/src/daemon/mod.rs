@@ -123,6 +123,8 @@ pub fn specs_from_config(cfg: &Config) -> Vec<(String, InstanceSpec)> {
                 sync_peers,
                 params,
                 hooks: crate::shared::Hooks::from_config(&i.hooks, &cfg.conntrackd),
+                extras: crate::shared::Extras::from_config(i),
+                track_link: i.track_link,
             };
             (name.clone(), spec)
         })

@@ -16,6 +16,13 @@ pub enum NetError {
         #[source]
         source: Box<rtnetlink::Error>,
     },
+    #[error("{op} {what}: {source}")]
+    Route {
+        op: &'static str,
+        what: String,
+        #[source]
+        source: Box<rtnetlink::Error>,
+    },
     #[error("rtnetlink {what}: {source}")]
     Netlink {
         what: &'static str,

@@ -9,6 +9,7 @@ pub mod announce;
 pub mod error;
 pub mod hooks;
 pub mod link;
+pub mod routes;
 pub mod vip;
 pub mod vmac;
 

@@ -6,7 +6,7 @@
 //! more are dropped (a later announcement or the periodic refresh supersedes
 //! them), and their failures and drops are logged with a throttle and a count.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,7 +27,7 @@ use crate::shared::throttle::Throttle;
 pub const ANNOUNCE_MAX: usize = 16;
 
 /// How often a repeated failure or drop is logged at most.
-const LOG_EVERY: Duration = Duration::from_secs(60);
+pub(super) const LOG_EVERY: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 pub enum VipCommand {
@@ -66,6 +66,13 @@ pub enum VipCommand {
         phase: super::hooks::Phase,
         steps: Vec<crate::shared::HookStep>,
         timeout: Duration,
+    },
+    /// An instance's addresses elsewhere, routes and rules (net/routes.rs).
+    Extras {
+        instance: String,
+        iface: Iface,
+        extras: Arc<crate::shared::Extras>,
+        op: super::routes::ExtrasOp,
     },
     /// Answered once every earlier command is done.
     Flush(oneshot::Sender<()>),
@@ -159,7 +166,16 @@ impl Drift {
         }
     }
 
-    fn count(&self, instance: &str, restored: bool) {
+    /// A refused add of a route, rule or address elsewhere (net/routes.rs): shown
+    /// and counted, but no priority hold (the VIPs themselves are served).
+    pub(super) fn refused_item(&self, instance: &str, what: &str, error: &NetError) {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let c = m.entry(instance.to_string()).or_default();
+        c.refused += 1;
+        c.refusing = Some(format!("{what}: {error}"));
+    }
+
+    pub(super) fn count(&self, instance: &str, restored: bool) {
         let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let c = m.entry(instance.to_string()).or_default();
         if restored {
@@ -226,13 +242,16 @@ impl VipSender {
 }
 
 pub struct VipExecutor {
-    links: Links,
+    pub(super) links: Links,
     announcers: HashMap<u32, Announcer>,
-    drift: Arc<Drift>,
+    pub(super) drift: Arc<Drift>,
     /// Announcement failures, per interface index.
     failures: HashMap<u32, Throttle>,
     /// Refused VIP adds, per instance (the log line's throttle).
-    refusals: HashMap<String, Throttle>,
+    pub(super) refusals: HashMap<String, Throttle>,
+    /// Routes, rules and addresses elsewhere whose add the kernel refused
+    /// (instance, item), until an add succeeds.
+    pub(super) extras_refused: HashSet<(String, String)>,
 }
 
 impl VipExecutor {
@@ -247,6 +266,7 @@ impl VipExecutor {
             drift,
             failures: HashMap::new(),
             refusals: HashMap::new(),
+            extras_refused: HashSet::new(),
         };
         tokio::spawn(async move {
             while let Some(cmd) = rx.recv().await {
@@ -269,7 +289,7 @@ impl VipExecutor {
             } => {
                 let mut refused = false;
                 for vip in vips {
-                    match self.add(&iface, vip, label.as_deref()).await {
+                    match self.add(&iface, vip, label.as_deref(), None).await {
                         Ok(true) => {
                             self.drift.added(&instance);
                             info!(instance, vip = %vip, iface = iface.name, "virtual address added")
@@ -321,7 +341,7 @@ impl VipExecutor {
                     // An add of a present address is EEXIST, a removal of an absent one
                     // EADDRNOTAVAIL: one request per VIP says and repairs at once.
                     let done = if present {
-                        self.add(&iface, vip, label.as_deref()).await
+                        self.add(&iface, vip, label.as_deref(), None).await
                     } else {
                         self.remove(&iface, vip).await
                     };
@@ -359,6 +379,12 @@ impl VipExecutor {
             } => {
                 super::hooks::run(&instance, phase, &steps, timeout).await;
             }
+            VipCommand::Extras {
+                instance,
+                iface,
+                extras,
+                op,
+            } => self.extras(&instance, &iface, &extras, op).await,
             VipCommand::Flush(done) => {
                 let _ = done.send(());
             }
@@ -379,7 +405,7 @@ impl VipExecutor {
         }
     }
 
-    fn announce(&mut self, instance: &str, iface: &Iface, vips: &[IpAddr], count: u32) {
+    pub(super) fn announce(&mut self, instance: &str, iface: &Iface, vips: &[IpAddr], count: u32) {
         let ann = self
             .announcers
             .entry(iface.index)
@@ -405,13 +431,22 @@ impl VipExecutor {
     }
 
     /// Adds one VIP; `Ok(false)` when it was there already.
-    async fn add(&self, iface: &Iface, vip: IpNet, label: Option<&str>) -> Result<bool, NetError> {
+    pub(super) async fn add(
+        &self,
+        iface: &Iface,
+        vip: IpNet,
+        label: Option<&str>,
+        scope: Option<u8>,
+    ) -> Result<bool, NetError> {
         let mut req = self
             .links
             .handle()
             .address()
             .add(iface.index, vip.addr(), vip.prefix_len());
         let msg = req.message_mut();
+        if let Some(scope) = scope {
+            msg.header.scope = scope.into();
+        }
         if vip.addr().is_ipv6() {
             // No duplicate address detection: the address must work at once, and the
             // peer that held it a moment ago is no longer master (keepalived does the same).
@@ -433,7 +468,7 @@ impl VipExecutor {
     }
 
     /// Removes one VIP; `Ok(false)` when it was not there.
-    async fn remove(&self, iface: &Iface, vip: IpNet) -> Result<bool, NetError> {
+    pub(super) async fn remove(&self, iface: &Iface, vip: IpNet) -> Result<bool, NetError> {
         let mut msg = AddressMessage::default();
         msg.header.family = if vip.addr().is_ipv6() {
             AddressFamily::Inet6
@@ -555,6 +590,7 @@ mod tests {
             drift,
             failures: HashMap::new(),
             refusals: HashMap::new(),
+            extras_refused: HashSet::new(),
         }
     }
 

@@ -29,6 +29,10 @@ impl Cx {
         let mut no_track: Vec<(toml::Value, Option<String>)> = Vec::new();
         let mut vip_nodes: Vec<(&Node, IpNet)> = Vec::new();
         let mut label: Option<(String, &Node)> = None;
+        let mut excluded: Vec<(toml::Value, Option<String>)> = Vec::new();
+        let mut vip_options = toml::Table::new();
+        let mut route_nodes: Vec<&Node> = Vec::new();
+        let mut rule_nodes: Vec<&Node> = Vec::new();
         let mut state: Option<&Node> = None;
         let mut mcast_src: Option<&Node> = None;
         let mut unicast_src: Option<&Node> = None;
@@ -93,15 +97,8 @@ impl Cx {
                 "authentication" => auth = self.authentication(c)?.map(|pass| (c, pass)),
                 "auth_hmac" => hmac = Some((self.auth_hmac(c, &name, &n.loc)?, c)),
                 "virtual_ipaddress" | "virtual_ipaddress_excluded" => {
-                    if kw == "virtual_ipaddress_excluded" {
-                        self.changed(
-                            c,
-                            "carried over as ordinary virtual_ips: hafront advertises every VIP of the \
-                             instance's family",
-                        );
-                    }
                     for v in block(c)? {
-                        let net = self.vip(v, interface.as_deref(), &mut label)?;
+                        let (net, opts) = self.vip(v, interface.as_deref(), &mut label)?;
                         if kw == "virtual_ipaddress" && !f.address(net.addr(), v) {
                             self.skip(v, OTHER_FAMILY_WHY);
                             continue;
@@ -114,9 +111,18 @@ impl Cx {
                             no_track.push((net.to_string().into(), at(v)));
                         }
                         vip_nodes.push((v, net));
-                        vips.push((net.to_string().into(), at(v)));
+                        if !opts.is_empty() {
+                            vip_options.insert(net.to_string(), toml::Value::Table(opts));
+                        }
+                        if kw == "virtual_ipaddress" {
+                            vips.push((net.to_string().into(), at(v)));
+                        } else {
+                            excluded.push((net.to_string().into(), at(v)));
+                        }
                     }
                 }
+                "virtual_routes" => route_nodes.extend(block(c)?),
+                "virtual_rules" => rule_nodes.extend(block(c)?),
                 "unicast_src_ip" | "mcast_src_ip" => {
                     if !f.address(ip(c, arg(c, 0)?)?, c) {
                         self.skip(c, OTHER_FAMILY_WHY);
@@ -180,10 +186,7 @@ impl Cx {
                 }
                 "notify_master_rx_lower_pri" | "notify_deleted" => self.skip(c, NO_EVENT_WHY),
                 "smtp_alert" => self.smtp_alert(c),
-                "dont_track_primary" => self.skip(
-                    c,
-                    "not carried over: hafront always faults the instance while its interface is down",
-                ),
+                "dont_track_primary" => s.set("track_link", false, at(c)),
                 "use_vmac" => {
                     s.set("use_vmac", true, at(c));
                     // use_vmac [[name] NAME] [address MAC] [netlink_notify_msg] [group G]
@@ -207,7 +210,7 @@ impl Cx {
                     use_vmac = true;
                 }
                 "vmac_xmit_base" => xmit_base = Some(c),
-                "track_process" | "track_bfd" | "virtual_routes" | "virtual_rules" => {
+                "track_process" | "track_bfd" => {
                     self.skip(c, "not carried over: hafront has no equivalent (the whole block)")
                 }
                 _ => self.other(c, "vrrp_instance")?,
@@ -244,6 +247,31 @@ impl Cx {
         }
         let (version, strict) = self.derive_instance(n, &f, &mut s, &mut garp)?;
         s.put("virtual_ips", Value::List(vips), None);
+        if !excluded.is_empty() {
+            s.put("virtual_ips_excluded", Value::List(excluded), None);
+        }
+        if !vip_options.is_empty() {
+            s.set("vip_options", toml::Value::Table(vip_options), None);
+        }
+        let v6 = f.is_v6();
+        let mut routes = Vec::new();
+        for r in route_nodes {
+            if let Some(t) = self.virtual_route(r, v6)? {
+                routes.push((t, at(r)));
+            }
+        }
+        if !routes.is_empty() {
+            s.put("virtual_routes", Value::List(routes), None);
+        }
+        let mut rules = Vec::new();
+        for r in rule_nodes {
+            if let Some(t) = self.virtual_rule(r)? {
+                rules.push((t, at(r)));
+            }
+        }
+        if !rules.is_empty() {
+            s.put("virtual_rules", Value::List(rules), None);
+        }
         if !no_track.is_empty() {
             s.put("vip_no_track", Value::List(no_track), None);
         }
@@ -519,7 +547,8 @@ impl Cx {
         v: &'a Node,
         interface: Option<&str>,
         label: &mut Option<(String, &'a Node)>,
-    ) -> R<IpNet> {
+    ) -> R<(IpNet, toml::Table)> {
+        let mut opts = toml::Table::new();
         if v.children.is_some() {
             return Err(ImportError::new(&v.loc, "unexpected block in virtual_ipaddress"));
         }
@@ -543,47 +572,51 @@ impl Cx {
                 format!("virtual_ipaddress: {a} is not a usable unicast address"),
             ));
         }
-        let mut opts = v.args.iter();
-        while let Some(o) = opts.next() {
+        let mut words = v.args.iter();
+        let mut lbl: Option<String> = None;
+        while let Some(o) = words.next() {
             match o.as_str() {
                 "dev" => {
-                    let dev = opts.next().map(String::as_str).unwrap_or("");
-                    if Some(dev) != interface {
+                    let dev = words.next().map(String::as_str).unwrap_or("");
+                    if !is_interface_name(dev) {
                         return Err(ImportError::new(
                             &v.loc,
-                            format!(
-                                "{}: dev {dev}: hafront puts an instance's VIPs on its own interface{}",
-                                v.head(),
-                                interface.map(|i| format!(" ({i})")).unwrap_or_default()
-                            ),
+                            format!("{}: dev {dev:?}: not an interface name", v.head()),
                         ));
+                    }
+                    if Some(dev) != interface {
+                        opts.insert("dev".into(), dev.into());
                     }
                 }
                 // Carried over as vip_no_track by the caller.
                 "no_track" => {}
                 "label" => {
-                    let l = opts.next().cloned().unwrap_or_default();
-                    match label {
-                        Some((prev, _)) if *prev != l => {
-                            self.skip(
-                                v,
-                                format!("label {l}: not carried over: hafront gives all VIPs of an instance one label ({prev})"),
-                            );
-                        }
-                        Some(_) => {}
-                        None => *label = Some((l, v)),
+                    let l = words.next().cloned().unwrap_or_default();
+                    lbl = Some(l);
+                }
+                "scope" => {
+                    let sc = words.next().map(String::as_str).unwrap_or("");
+                    match sc {
+                        "global" | "universe" | "0" => {}
+                        "site" | "200" => drop(opts.insert("scope".into(), "site".into())),
+                        "link" | "253" => drop(opts.insert("scope".into(), "link".into())),
+                        "host" | "254" => drop(opts.insert("scope".into(), "host".into())),
+                        _ => self.skip(
+                            v,
+                            format!("scope {sc}: not carried over (global, site, link, host)"),
+                        ),
                     }
                 }
                 other => {
                     // brd, scope, no_track, preferred_lft...: value-taking or not, the
                     // rest of the line is not carried over.
                     let rest: Vec<&str> = std::iter::once(other)
-                        .chain(opts.by_ref().map(String::as_str))
+                        .chain(words.by_ref().map(String::as_str))
                         .collect();
                     self.skip(
                         v,
                         format!(
-                            "{}: not carried over (hafront takes the address, prefix, dev and label)",
+                            "{}: not carried over (hafront takes the address, prefix, dev, label and scope)",
                             rest.join(" ")
                         ),
                     );
@@ -591,7 +624,30 @@ impl Cx {
                 }
             }
         }
-        Ok(net)
+        // A label on the instance's interface: the instance's `vip_label` (the
+        // first), or this VIP's own; on another device, the VIP's own.
+        if let Some(l) = lbl {
+            let dev = opts.get("dev").and_then(|d| d.as_str()).map(str::to_string);
+            let own = interface.unwrap_or_default();
+            match (&dev, label.as_ref()) {
+                _ if net.addr().is_ipv6() => {
+                    self.skip(v, format!("label {l}: not carried over: labels are for IPv4 addresses (keepalived ignores it too)"))
+                }
+                (Some(d), _) if !is_address_label(&l, d) => self.skip(
+                    v,
+                    format!("label {l}: not carried over: it must start with the device name {d} (the kernel's rule)"),
+                ),
+                (Some(_), _) => drop(opts.insert("label".into(), l.into())),
+                (None, None) => *label = Some((l, v)),
+                (None, Some((prev, _))) if *prev == l => {}
+                (None, Some(_)) if !is_address_label(&l, own) => self.skip(
+                    v,
+                    format!("label {l}: not carried over: it must start with the interface name {own} (the kernel's rule)"),
+                ),
+                (None, Some(_)) => drop(opts.insert("label".into(), l.into())),
+            }
+        }
+        Ok((net, opts))
     }
 
     pub(super) fn track_item(&mut self, kw: &str, t: &Node) -> R<Option<toml::Value>> {

@@ -27,6 +27,7 @@ mod global_defs;
 mod instance;
 mod instance_rules;
 pub mod keywords;
+mod routes;
 mod scripts;
 mod sync_group;
 mod virtual_server;
@@ -96,6 +97,8 @@ struct Cx {
     /// Names taken, per table (`scripts`, `checks`...).
     used: BTreeSet<String>,
     sections: Vec<Section>,
+    /// keepalived's next automatic rule priority, IPv4 and IPv6 (routes.rs).
+    rule_priority: [u32; 2],
 }
 
 pub fn convert(tree: &[Node]) -> R<Converted> {
