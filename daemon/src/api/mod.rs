@@ -5,6 +5,7 @@
 //!
 //! Routes (JSON unless said otherwise):
 //! - `GET /healthz`, `GET /v1/status`, `GET /metrics` (Prometheus text);
+//! - `GET /v1/events` (`?format=jsonl`): the event stream (server-sent events);
 //! - `POST /v1/instances/{name}/maintenance` `{"enabled": bool}`;
 //! - `POST /v1/instances/{name}/priority` `{"priority": 1..254 | null}`;
 //! - `POST /v1/ipvs/services/{name}/real-servers/{addr}`
@@ -14,6 +15,7 @@
 pub mod client;
 pub mod controls;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod limits;
 pub mod metrics;
