@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The event stream (issue 18 §3), on a real pair:
 # 1. `hafront events --json` follows the backup b; killing the master a puts b's
-#    MASTER transition, with its reason, on the stream within 1 s; a check verdict
-#    and a rejected reload show up too; `hafront status --watch` (not a terminal:
+#    MASTER transition, with its reason, on the stream within 1 s (and as a line in
+#    `hafront events`' human output); a check verdict and a rejected reload show up
+#    too, ids consecutive; `hafront status --watch` (not a terminal:
 #    a `--- ` line per redraw) redraws on the transition.
 # 2. A client that asks for the stream over TCP and never reads (small SO_RCVBUF)
 #    while 3,000 events are made on the master b: it is dropped (counted in
@@ -34,6 +35,9 @@ sock="$dir/run-b/api.sock"
 ip netns exec "$NS_B" "$HF_BIN" events --json --runtime-dir "$dir/run-b" >"$dir/events.jsonl" 2>"$dir/events.err" &
 events_pid=$!
 lab_track_pid $events_pid
+ip netns exec "$NS_B" "$HF_BIN" events --runtime-dir "$dir/run-b" >"$dir/events.txt" 2>"$dir/events-human.err" &
+human_pid=$!
+lab_track_pid $human_pid
 ip netns exec "$NS_B" "$HF_BIN" status --watch --runtime-dir "$dir/run-b" >"$dir/watch.out" 2>"$dir/watch.err" &
 watch_pid=$!
 lab_track_pid $watch_pid
@@ -41,12 +45,12 @@ clients() {
     lab_exec b "$PY" "$API" --token "$TOKEN" http://127.0.0.1:9165 GET /metrics |
         awk -v m="$1" '$1 == m { print $2 }'
 }
-for _ in $(seq 100); do [ "$(clients hafront_api_event_clients)" = 2 ] && break; sleep 0.05; done
-[ "$(clients hafront_api_event_clients)" = 2 ] || fail "hafront_api_event_clients is $(clients hafront_api_event_clients), want 2 (events, status --watch)"
+for _ in $(seq 100); do [ "$(clients hafront_api_event_clients)" = 3 ] && break; sleep 0.05; done
+[ "$(clients hafront_api_event_clients)" = 3 ] || fail "hafront_api_event_clients is $(clients hafront_api_event_clients), want 3 (events --json, events, status --watch)"
 # The stream needs the token on TCP, as every other request.
 [ "$(lab_exec b "$PY" "$API" http://127.0.0.1:9165 GET /v1/events | head -1)" = 401 ] ||
     fail "GET /v1/events on TCP without the token was not refused"
-pass "two clients on the stream; 401 without the token on TCP"
+pass "three clients on the stream; 401 without the token on TCP"
 
 # jq-less: the first event line matching a Python condition over `e`.
 find_event() { # file condition -> prints the line
@@ -87,6 +91,10 @@ ms=$(( (t1 - t0) / 1000000 ))
     fail "the transition event lacks its reason, time or id: $line"
 pass "master killed: b's MASTER transition on the stream after $ms ms: $line"
 
+grep -Eq '^20[0-9-]+T[0-9:.]+Z state +web \(vrid 51\) BACKUP -> MASTER, priority 100: master down timer expired$' "$dir/events.txt" ||
+    fail "hafront events (human) lacks the transition line: $(cat "$dir/events.txt")"
+pass "hafront events: $(grep -m1 'BACKUP -> MASTER' "$dir/events.txt")"
+
 cp "$dir/b.toml" "$dir/b.toml.good"
 echo 'vrrp = [' >>"$dir/b.toml"
 "$HF_BIN" ctl --runtime-dir "$dir/run-b" reload 2>/dev/null && fail "a broken b.toml was accepted"
@@ -125,8 +133,8 @@ lab_track_pid $cap
 ip netns exec "$NS_B" "$PY" "$LOAD" slow 127.0.0.1 9165 "$TOKEN" "$dir/release" 60 >"$dir/slow.json" 2>&1 &
 slow_pid=$!
 lab_track_pid $slow_pid
-for _ in $(seq 100); do [ "$(clients hafront_api_event_clients)" = 2 ] && break; sleep 0.05; done
-[ "$(clients hafront_api_event_clients)" = 2 ] || fail "the slow client is not on the stream"
+for _ in $(seq 100); do [ "$(clients hafront_api_event_clients)" = 3 ] && break; sleep 0.05; done
+[ "$(clients hafront_api_event_clients)" = 3 ] || fail "the slow client is not on the stream"
 sleep 0.5
 flood=$(lab_exec b "$PY" "$LOAD" flood "$sock" web 3000) || fail "flood failed: $flood"
 echo "flood: $flood"
@@ -145,8 +153,9 @@ field() { "$PY" -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])
 [ "$(field "$slow" status)" = "HTTP/1.1 200 OK" ] || fail "the slow client's request was not answered 200: $slow"
 [ "$(field "$slow" closed)" = True ] || fail "the slow client was not disconnected: $slow"
 [ "$dropped" = 1 ] || fail "hafront_api_event_clients_dropped_total is $dropped, want 1"
-[ "$(clients hafront_api_event_clients)" = 1 ] || fail "hafront_api_event_clients is $(clients hafront_api_event_clients) after the drop, want 1"
+[ "$(clients hafront_api_event_clients)" = 2 ] || fail "hafront_api_event_clients is $(clients hafront_api_event_clients) after the drop, want 2"
 kill -0 "$events_pid" 2>/dev/null || fail "hafront events exited: $(cat "$dir/events.err")"
+! grep -q . "$dir/events.err" || fail "hafront events --json lost events or its stream: $(cat "$dir/events.err")"
 pass "the client that never read was dropped (dropped_total $dropped), hafront events still follows"
 [ "$(field "$flood" bad)" = "[]" ] || fail "requests failed during the flood: $flood"
 st=$(field "$flood" status_max_ms)
