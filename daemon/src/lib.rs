@@ -3,6 +3,7 @@ pub mod checks;
 pub mod config;
 pub mod daemon;
 pub mod durable;
+pub mod events;
 pub mod histogram;
 pub mod ipvs;
 pub mod keepalived;

@@ -69,12 +69,31 @@ enum Command {
     CheckConfig(CheckArgs),
     /// Show the state of the running daemon (asks its API socket).
     #[command(
-        after_help = "Examples:\n  hafront status\n  hafront status --json | jq '.instances'\n  hafront status --runtime-dir /run/hafront-test"
+        after_help = "Examples:\n  hafront status\n  hafront status --json | jq '.instances'\n  hafront status --runtime-dir /run/hafront-test\n  hafront status --watch           # redraw on every event until Ctrl-C"
     )]
     Status {
         #[command(flatten)]
         socket: SocketArgs,
         /// Print the JSON document of `GET /v1/status`.
+        #[arg(long)]
+        json: bool,
+        /// Redraw on every event of the daemon's event stream (every second if the
+        /// stream is unavailable) until Ctrl-C. On a terminal the screen is cleared
+        /// first; otherwise each redraw starts with a `--- ` line.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Follow the daemon's event stream (`GET /v1/events`): state changes,
+    /// tracking, check verdicts, real servers, supervised services, split brain,
+    /// reloads; one line each, until Ctrl-C. Reconnects when the daemon restarts
+    /// or drops a client that fell behind (and says so on standard error).
+    #[command(
+        after_help = "Examples:\n  hafront events\n  hafront events --json | jq -c 'select(.type == \"state\")'\n  hafront events --runtime-dir /run/hafront-test\n\nEach --json line is one event: id (consecutive), type, time (RFC 3339 UTC),\nunix_ms, reason and the fields of its type (docs/operations.md)."
+    )]
+    Events {
+        #[command(flatten)]
+        socket: SocketArgs,
+        /// Print each event as the daemon's JSON line.
         #[arg(long)]
         json: bool,
     },
@@ -272,7 +291,13 @@ fn main() -> ExitCode {
             }
         }
         Command::Generate { what } => generate(what),
-        Command::Status { socket, json } => status(&socket.path(), json),
+        Command::Status {
+            socket,
+            json,
+            watch: false,
+        } => status(&socket.path(), json),
+        Command::Status { socket, json, .. } => status_watch(&socket.path(), json),
+        Command::Events { socket, json } => events(&socket.path(), json),
         Command::Ctl { socket, action } => ctl(&socket.path(), action),
         Command::Replay { dir } => replay(&dir),
         Command::ImportKeepalived { file, output, strict } => ExitCode::from(
@@ -697,4 +722,249 @@ fn status(socket: &std::path::Path, json: bool) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// What the event-stream thread of `status --watch` tells the drawing loop.
+enum WatchMsg {
+    Connected,
+    Event(String),
+    Down(String),
+}
+
+/// `hafront status --watch`: the table again on every event, every second while the
+/// stream is unavailable.
+fn status_watch(socket: &std::path::Path, json: bool) -> ExitCode {
+    use std::io::IsTerminal;
+    use std::sync::mpsc::RecvTimeoutError;
+    use std::time::Duration;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = socket.to_path_buf();
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let _ = tx.send(WatchMsg::Down("no runtime".into()));
+            return;
+        };
+        rt.block_on(async move {
+            loop {
+                match hafront::api::client::events(&path).await {
+                    Ok(mut lines) => {
+                        if tx.send(WatchMsg::Connected).is_err() {
+                            return;
+                        }
+                        while let Some(Ok(line)) = lines.next_line().await {
+                            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+                            match v["type"].as_str() {
+                                Some("heartbeat") | Some("hello") => {}
+                                _ => {
+                                    if tx.send(WatchMsg::Event(describe_event(&v))).is_err() {
+                                        return;
+                                    }
+                                }
+                            }
+                        }
+                        if tx.send(WatchMsg::Down("event stream ended".into())).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        if tx.send(WatchMsg::Down(e.to_string())).is_err() {
+                            return;
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    });
+    let tty = std::io::stdout().is_terminal();
+    let draw = |why: &str| {
+        if tty {
+            print!("\x1b[H\x1b[2J");
+        } else {
+            println!(
+                "--- {} {why}",
+                humantime::format_rfc3339_millis(std::time::SystemTime::now())
+            );
+        }
+        let _ = status(socket, json);
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    };
+    draw("start");
+    let mut streaming = false;
+    loop {
+        let wait = if streaming {
+            Duration::from_secs(3600)
+        } else {
+            Duration::from_secs(1)
+        };
+        match rx.recv_timeout(wait) {
+            Ok(WatchMsg::Connected) => {
+                if !streaming {
+                    streaming = true;
+                    draw("event stream connected");
+                }
+            }
+            Ok(WatchMsg::Event(what)) => {
+                // A burst (a sync group failing over) is one redraw.
+                std::thread::sleep(Duration::from_millis(50));
+                let mut more = 0;
+                while let Ok(WatchMsg::Event(_)) = rx.try_recv() {
+                    more += 1;
+                }
+                if more > 0 {
+                    draw(&format!("{what} (+{more} more)"));
+                } else {
+                    draw(&what);
+                }
+            }
+            Ok(WatchMsg::Down(why)) => {
+                if streaming {
+                    eprintln!("hafront: event stream unavailable ({why}): polling every second");
+                }
+                streaming = false;
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if !streaming {
+                    draw("poll");
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return ExitCode::FAILURE,
+        }
+    }
+}
+
+/// One event as a line for people.
+fn describe_event(v: &serde_json::Value) -> String {
+    let s = |k: &str| -> String {
+        match &v[k] {
+            serde_json::Value::String(t) => t.clone(),
+            serde_json::Value::Null => "-".into(),
+            other => other.to_string(),
+        }
+    };
+    let pick = |k: &str, yes: &'static str, no: &'static str| {
+        if v[k].as_bool() == Some(true) {
+            yes
+        } else {
+            no
+        }
+    };
+    let updown = |k: &str| pick(k, "up", "down");
+    let what = match v["type"].as_str().unwrap_or("") {
+        "state" => format!(
+            "{} (vrid {}) {} -> {}, priority {}",
+            s("instance"),
+            s("vrid"),
+            s("from").to_uppercase(),
+            s("to").to_uppercase(),
+            s("priority")
+        ),
+        "tracking" => format!(
+            "{} priority {}{}",
+            s("instance"),
+            s("priority"),
+            pick("fault", " FAULT", "")
+        ),
+        "tracked" | "check" => {
+            let name = if v["type"] == "check" {
+                s("check")
+            } else {
+                s("name")
+            };
+            format!("{} {} {}", s("kind"), name, updown("up"))
+        }
+        "real_server" => {
+            let mut t = format!("{} {} {}", s("service"), s("address"), s("action"));
+            if let Some(w) = v["weight"].as_u64() {
+                t.push_str(&format!(" (weight {w})"));
+            }
+            if v["ok"].as_bool() == Some(false) {
+                t.push_str(" FAILED");
+            }
+            t
+        }
+        "service" => format!("{} {}", s("service"), pick("failed", "FAULT", updown("up"))),
+        "split_brain" => format!(
+            "{} split brain {}",
+            s("instance"),
+            pick("active", "RAISED", "cleared")
+        ),
+        "reload" => format!(
+            "reload by {} {}",
+            s("by"),
+            pick("successful", "applied", "REJECTED")
+        ),
+        "lagged" => "this client fell behind: events were lost".to_string(),
+        _ => return v.to_string(),
+    };
+    format!("{} {:<11} {what}: {}", s("time"), s("type"), s("reason"))
+}
+
+/// `hafront events`: follows the stream until Ctrl-C, reconnecting after the daemon
+/// restarts or drops this client.
+fn events(socket: &std::path::Path, json: bool) -> ExitCode {
+    use std::io::Write;
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async {
+        let mut connected_once = false;
+        let mut last_id: Option<u64> = None;
+        loop {
+            let mut lines = match hafront::api::client::events(socket).await {
+                Ok(l) => l,
+                Err(e) if !connected_once => {
+                    eprintln!("hafront: {e}");
+                    return ExitCode::FAILURE;
+                }
+                Err(e) => {
+                    eprintln!("hafront: event stream: {e}; retrying in 1 s");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if connected_once {
+                eprintln!("hafront: event stream reconnected (events in between are lost: re-read `hafront status`)");
+            }
+            connected_once = true;
+            let ended = loop {
+                let line = match lines.next_line().await {
+                    None => break "the daemon closed the stream".to_string(),
+                    Some(Err(e)) => break e.to_string(),
+                    Some(Ok(line)) => line,
+                };
+                let v: serde_json::Value = match serde_json::from_str(&line) {
+                    Ok(v) => v,
+                    Err(_) => continue,
+                };
+                match v["type"].as_str() {
+                    Some("heartbeat") => continue,
+                    Some("hello") => {
+                        // A restarted daemon numbers from 1 again.
+                        last_id = v["last_id"].as_u64();
+                        continue;
+                    }
+                    _ => {}
+                }
+                if let (Some(id), Some(last)) = (v["id"].as_u64(), last_id) {
+                    if id > last + 1 {
+                        eprintln!("hafront: {} events missed (ids {}..{})", id - last - 1, last + 1, id - 1);
+                    }
+                }
+                if let Some(id) = v["id"].as_u64() {
+                    last_id = Some(id);
+                }
+                let out = if json { line } else { describe_event(&v) };
+                let mut stdout = std::io::stdout().lock();
+                if writeln!(stdout, "{out}").and_then(|_| stdout.flush()).is_err() {
+                    // Standard output closed (`| head`): done.
+                    return ExitCode::SUCCESS;
+                }
+            };
+            eprintln!("hafront: event stream ended ({ended}); reconnecting");
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    })
 }

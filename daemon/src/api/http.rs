@@ -20,6 +20,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
+use super::events::ApiBody;
 use super::limits::{Conns, Limits, Throttle};
 use super::{ApiError, Hub};
 use crate::config::Config;
@@ -215,7 +216,7 @@ pub(super) fn timed_out(limit: Duration) -> Response<Full<Bytes>> {
 
 /// `token`: `None` on the Unix socket (its file mode guards it), the token
 /// required on TCP.
-async fn respond(hub: &Hub, token: Option<&str>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn respond(hub: &Hub, token: Option<&str>, req: Request<Incoming>) -> Response<ApiBody> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let page = is_page(&path);
@@ -223,7 +224,11 @@ async fn respond(hub: &Hub, token: Option<&str>, req: Request<Incoming>) -> Resp
         Some(want) if !authorized(req.headers().get(AUTHORIZATION), want, page) => {
             Err(ApiError::Unauthorized)
         }
-        _ => route(hub, req).await,
+        // A stream, not a whole body: answered here, not in `route`.
+        _ if path.trim_end_matches('/') == "/v1/events" => {
+            super::events::serve(&crate::events::BUS, &hub.node, &req)
+        }
+        _ => route(hub, req).await.map(|r| r.map(ApiBody::from)),
     };
     match result {
         Ok(r) => r,
@@ -246,7 +251,7 @@ async fn respond(hub: &Hub, token: Option<&str>, req: Request<Incoming>) -> Resp
                     );
                 }
             }
-            r
+            r.map(ApiBody::from)
         }
     }
 }
@@ -870,6 +875,62 @@ mod tests {
                 "a busy one was dropped: {answer}"
             );
         }
+    }
+
+    /// A stream (`GET /v1/events`) outlives the idle and request timeouts, is not
+    /// evicted at the cap, and ends when its handler closes it.
+    #[tokio::test]
+    async fn a_stream_is_not_idle_and_can_be_closed() {
+        use futures::StreamExt;
+        let dir = scratch("stream");
+        let path = dir.join("s");
+        let listener = UnixListener::bind(&path).unwrap();
+        let conns = Conns::new(small(1));
+        let handle = super::super::limits::Streaming::default();
+        let (c, h) = (conns.clone(), handle.clone());
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                let h = h.clone();
+                c.spawn("test", s, move |_req| {
+                    let h = h.clone();
+                    async move {
+                        let body = futures::stream::iter([Bytes::from_static(b"first\n")])
+                            .chain(futures::stream::pending());
+                        let mut r = Response::new(ApiBody::Stream(Box::pin(body)));
+                        r.extensions_mut().insert(h);
+                        r
+                    }
+                });
+            }
+        });
+        let mut s = UnixStream::connect(&path).await.unwrap();
+        s.write_all(GET).await.unwrap();
+        let mut got = Vec::new();
+        while !String::from_utf8_lossy(&got).contains("first") {
+            let mut buf = [0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+                .await
+                .expect("no stream within 5 s")
+                .unwrap();
+            assert!(
+                n > 0,
+                "closed before the stream: {}",
+                String::from_utf8_lossy(&got)
+            );
+            got.extend_from_slice(&buf[..n]);
+        }
+        // Past the idle and request timeouts (300 ms each).
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        assert_eq!(conns.open(), 1, "the stream was closed as idle");
+        // At the cap (1), the streaming slot is not taken for a newcomer.
+        let mut late = UnixStream::connect(&path).await.unwrap();
+        let _ = late.write_all(GET).await;
+        assert_eq!(read_all(&mut late).await.as_deref(), Some(""));
+        assert_eq!(conns.open(), 1, "the stream was evicted");
+        handle.close();
+        assert!(read_all(&mut s).await.is_some(), "not closed by its handler");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(conns.open(), 0);
     }
 
     #[tokio::test]

@@ -12,7 +12,8 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -85,6 +86,25 @@ impl Throttle {
 enum Phase {
     Idle(Instant),
     Busy(Instant),
+    /// Sending a stream (`GET /v1/events`) until it ends: neither idle (no idle
+    /// timeout, not closed to make room) nor bound by the request timeout. The
+    /// streams are capped by their own count (api/events.rs).
+    Streaming,
+}
+
+/// Put in a response's extensions by a handler whose body is a stream: the
+/// connection then counts as [`Phase::Streaming`], and the handler can close it
+/// ([`Streaming::close`]; a client that stopped reading never lets the body end).
+#[derive(Clone, Default)]
+pub struct Streaming(Arc<OnceLock<Weak<Conn>>>);
+
+impl Streaming {
+    /// Closes the connection the stream goes out on (nothing if it is gone).
+    pub fn close(&self) {
+        if let Some(conn) = self.0.get().and_then(Weak::upgrade) {
+            conn.close.notify_one();
+        }
+    }
 }
 
 struct Conn {
@@ -107,6 +127,8 @@ impl Conn {
         match self.phase() {
             Phase::Idle(since) => since + limits.idle_timeout,
             Phase::Busy(since) => since + limits.request_timeout + Duration::from_secs(1),
+            // Looked at again in a day: the stream ends by itself or is closed.
+            Phase::Streaming => Instant::now() + Duration::from_secs(86_400),
         }
     }
 }
@@ -159,7 +181,7 @@ impl Conns {
                 .iter()
                 .filter_map(|(id, c)| match c.phase() {
                     Phase::Idle(since) => Some((since, *id)),
-                    Phase::Busy(_) => None,
+                    Phase::Busy(_) | Phase::Streaming => None,
                 })
                 .min();
             match oldest_idle.and_then(|(_, id)| t.live.remove(&id)) {
@@ -210,11 +232,13 @@ impl Conns {
 
     /// Serves one accepted connection within the limits, on a task of its own;
     /// over the cap it is dropped (closed) at once.
-    pub fn spawn<I, F, Fut>(self: &Arc<Self>, listener: &'static str, io: I, handler: F)
+    pub fn spawn<I, F, Fut, B>(self: &Arc<Self>, listener: &'static str, io: I, handler: F)
     where
-        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + AsRawFd + Unpin + Send + 'static,
         F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+        Fut: Future<Output = Response<B>> + Send + 'static,
+        B: hyper::body::Body<Data = Bytes> + From<Full<Bytes>> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let Some((id, conn)) = self.admit(listener) else {
             return;
@@ -222,6 +246,8 @@ impl Conns {
         let conns = self.clone();
         let limits = self.limits;
         let handler = Arc::new(handler);
+        // Valid while the connection is served: the service below runs inside it.
+        let fd = io.as_raw_fd();
         tokio::spawn(async move {
             let svc = {
                 let conn = conn.clone();
@@ -230,10 +256,17 @@ impl Conns {
                     let handler = handler.clone();
                     async move {
                         conn.set(Phase::Busy(Instant::now()));
-                        let r = tokio::time::timeout(limits.request_timeout, handler(req))
+                        let mut r = tokio::time::timeout(limits.request_timeout, handler(req))
                             .await
-                            .unwrap_or_else(|_| super::http::timed_out(limits.request_timeout));
-                        conn.set(Phase::Idle(Instant::now()));
+                            .unwrap_or_else(|_| super::http::timed_out(limits.request_timeout).map(B::from));
+                        match r.extensions_mut().remove::<Streaming>() {
+                            Some(s) => {
+                                let _ = s.0.set(Arc::downgrade(&conn));
+                                conn.set(Phase::Streaming);
+                                limit_send_buffer(fd);
+                            }
+                            None => conn.set(Phase::Idle(Instant::now())),
+                        }
                         Ok::<_, Infallible>(r)
                     }
                 })
@@ -265,6 +298,30 @@ impl Conns {
             }
             conns.leave(id);
         });
+    }
+}
+
+/// The kernel's send buffer of a streaming connection (it doubles the value).
+/// Autotuned, a TCP socket to a client that does not read grows its buffer to
+/// `tcp_wmem`'s maximum (4 MB): kernel memory per client, and thousands of events
+/// before the stream notices that the client is behind.
+const STREAM_SNDBUF: libc::c_int = 64 * 1024;
+
+fn limit_send_buffer(fd: RawFd) {
+    let size = STREAM_SNDBUF;
+    // SAFETY: setsockopt reads one c_int from the valid pointer given; `fd` is the
+    // connection's socket, open while its service runs.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        debug!(error = %std::io::Error::last_os_error(), "SO_SNDBUF of an event stream not set");
     }
 }
 

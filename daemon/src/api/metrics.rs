@@ -695,6 +695,27 @@ pub fn render(hub: &Hub) -> String {
             if s.up && !s.failed { 1.0 } else { 0.0 },
         );
     }
+    let bus = &crate::events::BUS;
+    m.family(
+        "hafront_api_event_clients",
+        "gauge",
+        "Clients connected to the event stream (GET /v1/events)",
+    );
+    m.sample(
+        "hafront_api_event_clients",
+        &[],
+        bus.clients.load(std::sync::atomic::Ordering::Relaxed) as f64,
+    );
+    m.family(
+        "hafront_api_event_clients_dropped_total",
+        "counter",
+        "Event stream clients disconnected for falling behind the event ring",
+    );
+    m.sample(
+        "hafront_api_event_clients_dropped_total",
+        &[],
+        bus.dropped.load(std::sync::atomic::Ordering::Relaxed) as f64,
+    );
     m.finish()
 }
 

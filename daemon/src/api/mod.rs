@@ -7,6 +7,7 @@
 //! - `GET /healthz`, `GET /v1/status`, `GET /metrics` (Prometheus text);
 //! - `GET /status`: the status page (HTML; `/status/live`, `/status/page.css`,
 //!   `/status/page.js` are its parts), see [`page`];
+//! - `GET /v1/events` (`?format=jsonl`): the event stream (server-sent events);
 //! - `POST /v1/instances/{name}/maintenance` `{"enabled": bool}`;
 //! - `POST /v1/instances/{name}/priority` `{"priority": 1..254 | null}`;
 //! - `POST /v1/ipvs/services/{name}/real-servers/{addr}`
@@ -16,6 +17,7 @@
 pub mod client;
 pub mod controls;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod limits;
 pub mod metrics;

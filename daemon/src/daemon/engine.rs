@@ -411,6 +411,14 @@ impl Engine {
                     slot.recent_transitions.push_back(t.clone());
                     slot.last_transition = Some(t);
                     slot.transitions += 1;
+                    crate::events::publish(|| crate::events::Kind::State {
+                        instance: slot.name.clone(),
+                        vrid: slot.spec.params.vrid,
+                        from: from.as_str(),
+                        to: to.as_str(),
+                        priority,
+                        reason: reason_str(reason).to_string(),
+                    });
                     if let Some(n) = &self.notify {
                         n.send(crate::notify::Event::State(crate::notify::StateEvent {
                             instance: slot.name.clone(),

@@ -651,6 +651,14 @@ async fn reload(
         }
     };
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    crate::events::publish(|| crate::events::Kind::Reload {
+        by,
+        successful: outcome.is_ok(),
+        reason: match &outcome {
+            Ok(()) => "configuration applied".into(),
+            Err(e) => format!("rejected, the running configuration is kept: {e}"),
+        },
+    });
     to.status
         .send_modify(|s| *s = Arc::new(s.after(by, &outcome, crate::shared::reload::unix_ms_now())));
     Some(outcome)

@@ -96,6 +96,12 @@ pub async fn run(mut inp: TrackerInputs) {
                 if let Some(name) = ifindex.get(&index) {
                     if states.set(Kind::Interface, name, up) {
                         info!(interface = name.as_str(), up, "tracked interface changed");
+                        crate::events::publish(|| crate::events::Kind::Tracked {
+                            kind: "interface",
+                            name: name.clone(),
+                            up,
+                            reason: format!("link {}", if up { "up" } else { "down" }),
+                        });
                         publish(&cfg, &overrides, &states, &mut sent, &inp).await;
                     }
                 }
@@ -106,6 +112,13 @@ pub async fn run(mut inp: TrackerInputs) {
                     None => (Kind::Check, ev.name.clone()),
                 };
                 info!(kind = kind.as_str(), name = name.as_str(), up = ev.up, reason = ev.reason.as_str(), "tracked item changed");
+                crate::events::publish(|| crate::events::Kind::Check {
+                    check: name.clone(),
+                    kind: kind.as_str(),
+                    up: ev.up,
+                    dynamic_weight: ev.dynamic_weight,
+                    reason: ev.reason.clone(),
+                });
                 if kind == Kind::Check {
                     let health = Health { up: ev.up, weight: ev.dynamic_weight.and_then(|w| u32::try_from(w).ok()) };
                     inp.check_states.send_modify(|m| {
@@ -118,6 +131,12 @@ pub async fn run(mut inp: TrackerInputs) {
             }
             Some(ev) = inp.services.recv() => {
                 info!(kind = "service", name = ev.name.as_str(), up = ev.up, failed = ev.failed, reason = ev.reason.as_str(), "tracked item changed");
+                crate::events::publish(|| crate::events::Kind::Service {
+                    service: ev.name.clone(),
+                    up: ev.up,
+                    failed: ev.failed,
+                    reason: ev.reason.clone(),
+                });
                 let a = states.set(Kind::Service, &ev.name, ev.up);
                 let b = states.set_service_failed(&ev.name, ev.failed);
                 if a || b {
@@ -161,6 +180,39 @@ pub async fn run(mut inp: TrackerInputs) {
                 }
             }
         }
+    }
+}
+
+/// Why an instance's tracking result is what it is, for the event stream: its
+/// faults, else the items that lower or raise its priority, else the override.
+fn tracking_reason(snapshot: &TrackingSnapshot, name: &str, priority: u8) -> String {
+    let Some(t) = snapshot.instances.get(name) else {
+        return format!("priority {priority}");
+    };
+    if !t.reasons.is_empty() {
+        return t.reasons.join("; ");
+    }
+    let moved: Vec<String> = t
+        .items
+        .iter()
+        .filter(|i| i.weight != 0 && (i.up == Some(false) || (i.up.is_some() && i.weight > 0)))
+        .map(|i| {
+            format!(
+                "{} {} {} (weight {})",
+                i.kind,
+                i.name,
+                if i.up == Some(true) { "up" } else { "down" },
+                i.weight
+            )
+        })
+        .collect();
+    match (moved.is_empty(), t.priority_overridden) {
+        (false, _) => format!("priority {priority}: {}", moved.join(", ")),
+        (true, true) => format!(
+            "priority {priority}: operator override (base {})",
+            t.base_priority
+        ),
+        (true, false) => format!("priority {priority}: every tracked item healthy"),
     }
 }
 
@@ -403,6 +455,12 @@ async fn publish(cfg: &Config, overrides: &Overrides, states: &States, sent: &mu
                     reasons = ?tracking_faults.iter().map(|f| f.to_string()).chain(by_group.iter().map(|f| f.to_string())).collect::<Vec<_>>(),
                     "tracking changed"
                 );
+                crate::events::publish(|| crate::events::Kind::Tracking {
+                    instance: name.clone(),
+                    priority: *priority,
+                    fault,
+                    reason: tracking_reason(&snapshot, name, *priority),
+                });
             }
             sent.insert(name.clone(), now);
             changes.push((name.clone(), *priority, fault));

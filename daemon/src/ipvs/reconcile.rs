@@ -592,6 +592,7 @@ impl Reconciler {
             }
         }
         self.counters.write_failures += pass.failed as u64;
+        publish_ops(&ops, &oks, resync);
         self.written.applied(ops.iter().zip(oks));
         pass.owned_changed |= before.is_some_and(|b| b != *owned);
         info!(
@@ -601,6 +602,56 @@ impl Reconciler {
             "IPVS table reconciled"
         );
         Ok(pass)
+    }
+}
+
+/// Ops one pass reports one by one on the event stream; beyond, one summary (a
+/// start or a new master installs thousands of real servers at once).
+const EVENTS_PER_PASS: usize = 64;
+
+/// What a pass wrote to the kernel, on the event stream.
+fn publish_ops(ops: &[Op], oks: &[bool], resync: bool) {
+    use crate::events::{publish, Kind};
+    let why = if resync {
+        "repair after the periodic read-back"
+    } else {
+        "configuration, health check, role or override change"
+    };
+    if ops.len() > EVENTS_PER_PASS {
+        let failed = oks.iter().filter(|ok| !**ok).count();
+        publish(|| Kind::RealServer {
+            service: "*".into(),
+            address: None,
+            action: "batch",
+            weight: None,
+            ok: failed == 0,
+            reason: format!("{} IPVS operations ({failed} failed): {why}", ops.len()),
+        });
+        return;
+    }
+    for (op, ok) in ops.iter().zip(oks) {
+        publish(|| {
+            let (address, action, weight) = match op {
+                Op::DelService(_) => (None, "service_removed", None),
+                Op::NewService(_) => (None, "service_added", None),
+                Op::SetService(_) => (None, "service_edited", None),
+                Op::DelDest(_, a) => (Some(a.to_string()), "removed", None),
+                Op::NewDest(_, d) => (Some(d.addr.to_string()), "added", Some(d.weight)),
+                Op::SetDest(_, d) => (Some(d.addr.to_string()), "edited", Some(d.weight)),
+            };
+            Kind::RealServer {
+                service: op.service().to_string(),
+                address,
+                action,
+                weight,
+                ok: *ok,
+                reason: if *ok {
+                    format!("{op}: {why}")
+                } else {
+                    format!("{op} refused by the kernel, will retry")
+                },
+            }
+        });
     }
 }
 

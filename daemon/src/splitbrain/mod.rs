@@ -204,6 +204,11 @@ pub async fn run(mut inp: MonitorInputs) {
                         detail: detail.clone(),
                         detected: t.status.detected + 1,
                     };
+                    crate::events::publish(|| crate::events::Kind::SplitBrain {
+                        instance: name.clone(),
+                        active: true,
+                        reason: d.clone(),
+                    });
                     inp.notify.send(crate::notify::Event::SplitBrain {
                         instance: name.clone(),
                         active: true,
@@ -239,6 +244,11 @@ pub async fn run(mut inp: MonitorInputs) {
                             text.push_str(": this node stays master and re-announced its VIPs");
                         }
                     }
+                    crate::events::publish(|| crate::events::Kind::SplitBrain {
+                        instance: name.clone(),
+                        active: false,
+                        reason: text.clone(),
+                    });
                     inp.notify.send(crate::notify::Event::SplitBrain {
                         instance: name.clone(),
                         active: false,
