@@ -14,8 +14,8 @@
 # the others, nginx still serves it directly) and release brings it back; SIGKILL
 # of hafront alone on n3 and a restart: no withdrawal (the router's route watched
 # with `ip monitor`); SIGKILL of BIRD + hafront on n3 -> its next hop gone within
-# the BFD detection time (300 ms) plus scheduling slack; n2's link cut (no FIN,
-# BFD alone) -> its next hop gone after about 300 ms.
+# the BFD detection time plus scheduling slack; n2's link cut (no FIN, BFD alone)
+# -> its next hop gone after the BFD detection time (100 ms x BFD_MULT, default 5).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib/lab.sh"
@@ -30,7 +30,9 @@ hf_build
 LAB=hany$$
 trap lab_down EXIT
 trap 'exit 130' INT TERM
+lab_logdir >/dev/null # in this shell: one directory for the whole test
 dir=$(lab_logdir)
+t_start=$(date +%s)
 VIP=203.0.113.10
 NODES=(n1 n2 n3)
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -68,11 +70,17 @@ for n in "${NODES[@]}"; do
 done
 
 # ------------------------------------------------------------ BIRD
-bfd='protocol bfd { interface "eth0" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }; }'
+# BFD every 100 ms; multiplier 5 (500 ms detection) by default: at 3 (300 ms) the
+# sessions of all three nodes dropped together during stalls of the shared build
+# machine (load 15-22 on 2 cores). BFD_MULT=3 for the production setting.
+BFD_MULT=${BFD_MULT:-5}
+BFD_MS=$((100 * BFD_MULT))
+bfd="protocol bfd { interface \"eth0\" { min rx interval 100 ms; min tx interval 100 ms; multiplier $BFD_MULT; }; }"
 {
     cat <<BIRD
 router id 198.51.100.1;
 log "$dir/bird-r.log" all;
+debug protocols { states };
 protocol device { scan time 1; }
 protocol kernel { merge paths on; ipv4 { import none; export all; }; }
 $bfd
@@ -85,7 +93,9 @@ BIRD
     done
 } >"$dir/bird-r.conf"
 bird_start() { # node id
-    ip netns exec "$LAB-$1" bird -f -c "$dir/bird-$1.conf" -s "$dir/bird-$1.ctl" -P "$dir/bird-$1.pid" \
+    # BFD at 100 ms x 3 on a machine shared with builds: BIRD before them (nice,
+    # not real time), or a 300 ms stall drops a healthy session.
+    ip netns exec "$LAB-$1" nice -n -15 bird -f -c "$dir/bird-$1.conf" -s "$dir/bird-$1.ctl" -P "$dir/bird-$1.pid" \
         >>"$dir/bird-$1.out" 2>&1 &
     lab_track_pid $!
     BIRD_PID[$1]=$!
@@ -98,6 +108,7 @@ for n in "${NODES[@]}"; do
     cat >"$dir/bird-$n.conf" <<BIRD
 router id 198.51.100.$id;
 log "$dir/bird-$n.log" all;
+debug protocols { states };
 protocol device { scan time 1; }
 # hafront's announcements: the routes it keeps in kernel table 100.
 protocol kernel hafront_any { kernel table 100; learn; scan time 2; ipv4 { import all; export none; }; }
@@ -235,7 +246,7 @@ r=$(requests 60)
 [ "$(field fail "$r")" = 0 ] && [ "$(field n1 "$r")" = 0 ] || fail "after withdrawal: $r"
 api n1 /v1/status | grep -q '"why":"check nginx down"' || fail "n1's status does not say why"
 nginx_start n1
-wait_hops "$ALL" 5000 >/dev/null || fail "n1 not announced again after nginx came back"
+wait_hops "$ALL" 15000 >/dev/null || fail "n1 not announced again after nginx came back"
 
 # ------------------------------------------------------------ 3. maintenance drains n2
 lab_exec n2 "$HF_BIN" ctl --runtime-dir "$dir/run-n2" anycast-maintenance web on >/dev/null
@@ -248,7 +259,7 @@ echo "60 requests with n2 in maintenance: $r"
 [ "$(lab_exec n2 curl -s -m 1 "http://$VIP/")" = n2 ] || fail "n2 stopped serving in maintenance"
 api n2 /v1/status | grep -q '"why":"maintenance"' || fail "n2's status does not say maintenance"
 lab_exec n2 "$HF_BIN" ctl --runtime-dir "$dir/run-n2" anycast-maintenance web off >/dev/null
-wait_hops "$ALL" 3000 >/dev/null || fail "n2 not announced after maintenance"
+wait_hops "$ALL" 15000 >/dev/null || fail "n2 not announced after maintenance"
 
 # ------------------------------------------------------------ 4. hafront restarts alone on n3
 lab_exec r ip -4 monitor route >"$dir/monitor.txt" 2>&1 &
@@ -274,10 +285,12 @@ echo "hafront SIGKILLed and restarted on n3: the router's route did not change"
 # ------------------------------------------------------------ 5. node crash: n3's BIRD and hafront
 t0=$(now_ms)
 kill -KILL "${BIRD_PID[n3]}" "${HF_PID[n3]}"
+{ wait "${BIRD_PID[n3]}" "${HF_PID[n3]}"; } 2>/dev/null || true
 gone=$(wait_hops 198.51.100.11,198.51.100.12 3000) || fail "n3's next hop stayed after its BIRD died"
-echo "BIRD + hafront SIGKILLed on n3: next hop gone after ${gone} ms (BFD 100 ms x 3)"
-# BFD detection 300 ms, + BIRD's kernel update; slack for a loaded machine.
-[ "$gone" -lt 800 ] || fail "BFD withdrawal took ${gone} ms"
+echo "BIRD + hafront SIGKILLed on n3: next hop gone after ${gone} ms (BFD 100 ms x $BFD_MULT)"
+# BFD detection (or the FIN of BIRD's BGP socket, sooner), + BIRD's kernel update;
+# slack for a loaded machine.
+[ "$gone" -lt $((BFD_MS + 500)) ] || fail "BFD withdrawal took ${gone} ms"
 r=$(requests 60)
 [ "$(field fail "$r")" = 0 ] || fail "after n3 crashed: $r"
 echo "after the crash: $r"
@@ -288,9 +301,23 @@ echo "after the crash: $r"
 t0=$(now_ms)
 ip -n "$LAB-sw" link set pn2 down
 gone=$(wait_hops 198.51.100.11 3000) || fail "n2's next hop stayed after its link was cut"
-echo "n2's link cut: next hop gone after ${gone} ms (BFD detection 300 ms)"
-[ "$gone" -lt 900 ] || fail "BFD withdrawal took ${gone} ms"
-[ "$gone" -ge 200 ] || fail "gone after ${gone} ms: faster than BFD can detect, something else withdrew"
+echo "n2's link cut: next hop gone after ${gone} ms (BFD detection ${BFD_MS} ms)"
+[ "$gone" -lt $((BFD_MS + 600)) ] || fail "BFD withdrawal took ${gone} ms"
+[ "$gone" -ge $((BFD_MS - 100)) ] || fail "gone after ${gone} ms: faster than BFD can detect, something else withdrew"
 r=$(requests 30)
 [ "$(field fail "$r")" = 0 ] || fail "after n2 was cut off: $r"
-echo "PASS test_anycast ($(( ($(now_ms) - t0) / 1000 ))s after the crash)"
+
+# ------------------------------------------------------------ 7. stop: withdraw first, drain, then exit
+# n1 is the last node announcing. SIGTERM: the route goes at once, hafront exits
+# only after drain (1 s); nginx (not hafront's here) serves all along.
+t0=$(now_ms)
+kill -TERM "${HF_PID[n1]}"
+gone=$(wait_hops "" 3000) || fail "SIGTERM did not withdraw n1"
+wait "${HF_PID[n1]}" || true
+exited=$(( $(now_ms) - t0 ))
+lab_untrack_pid "${HF_PID[n1]}"
+echo "SIGTERM on n1: withdrawn after ${gone} ms, hafront exited after ${exited} ms (drain 1 s)"
+[ "$gone" -lt 800 ] || fail "withdrawal on stop took ${gone} ms"
+[ "$exited" -ge 1000 ] || fail "hafront exited after ${exited} ms, before the drain of 1 s"
+grep -q 'anycast withdrawn.*why="stopping"' "$dir/hafront-n1.log" || fail "n1's log has no withdrawal on stop"
+echo "PASS test_anycast ($(( $(date +%s) - t_start )) s)"

@@ -102,18 +102,18 @@ pub async fn run(mut inp: AnycastInputs) {
         task.reconcile(&cfg, &tracking, &overrides, false, setup).await;
         setup = false;
         inp.status.send_replace(Arc::new(task.snapshot()));
+        // Only the stop ends this loop: at SIGTERM the configuration's and the
+        // tracker's senders go away before the stop request comes, and the
+        // withdrawal must still happen (a closed channel disables its branch).
         tokio::select! {
-            r = inp.config.changed() => {
-                if r.is_err() { return; }
+            Ok(()) = inp.config.changed() => {
                 cfg = inp.config.borrow_and_update().clone();
                 setup = true;
             }
-            r = inp.tracking.changed() => {
-                if r.is_err() { return; }
+            Ok(()) = inp.tracking.changed() => {
                 tracking = inp.tracking.borrow_and_update().clone();
             }
-            r = inp.overrides.changed() => {
-                if r.is_err() { return; }
+            Ok(()) = inp.overrides.changed() => {
                 overrides = inp.overrides.borrow_and_update().clone();
             }
             Ok(()) = bird_rx.changed() => {
