@@ -1070,7 +1070,7 @@ fn anycast_groups_are_validated_naming_the_key() {
     one_error(
         &format!("{any}prefixes = [\"203.0.113.10/32\"]\npriority = 5\n"),
         "anycast.web.priority",
-        "unknown field",
+        "unknown key",
     );
     // The defaults.
     Jail::expect_with(|jail| {
