@@ -118,6 +118,27 @@ for f in containers/*.toml; do
     if check "$tmp/c" "" "$f"; then ok "$f passes check-config"; else fail "$f: $(cat "$tmp/c")"; fi
 done
 
+# Anycast mode: anycast.toml layered on hafront.toml passes check-config, and
+# Debian's BIRD parses the front end's bird-anycast.conf (bird -p).
+EXTRA_ENV=(HAFRONT_API__TOKEN_FILE="$tmp/any-token")
+(umask 077 && openssl rand -hex 32 >"$tmp/any-token")
+if check "$tmp/any" appliance/node-a.env appliance/hafront.toml appliance/anycast.toml &&
+    [ "$(value "$tmp/any" anycast.web prefixes)" = '["203.0.113.10/32"]' ]; then
+    ok "anycast.toml layered on hafront.toml + node-a.env passes check-config"
+else
+    fail "anycast.toml: $(cat "$tmp/any")"
+fi
+EXTRA_ENV=()
+if command -v bird >/dev/null 2>&1; then
+    if bird -p -c appliance/bird-anycast.conf >"$tmp/bird" 2>&1; then
+        ok "bird -p accepts appliance/bird-anycast.conf"
+    else
+        fail "bird-anycast.conf: $(cat "$tmp/bird")"
+    fi
+else
+    echo "SKIP: bird -p: bird2 is not installed"
+fi
+
 if command -v systemd-analyze >/dev/null 2>&1; then
     mkdir "$tmp/unit"
     sed "s|/usr/local/bin/hafront|$HF_BIN|g" appliance/hafront.service >"$tmp/unit/hafront.service"

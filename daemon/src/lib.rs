@@ -1,3 +1,4 @@
+pub mod anycast;
 pub mod api;
 pub mod checks;
 pub mod config;

@@ -99,7 +99,7 @@ enum Command {
     },
     /// Change the running daemon without a reload (through its API socket).
     #[command(
-        after_help = "Examples:\n  hafront ctl maintenance web on      # leave mastership gracefully, stay backup\n  hafront ctl priority web 90\n  hafront ctl priority web clear\n  hafront ctl real-server web 192.0.2.11:80 disable\n  hafront ctl real-server web 192.0.2.11:80 weight 5\n  hafront ctl reload"
+        after_help = "Examples:\n  hafront ctl maintenance web on      # leave mastership gracefully, stay backup\n  hafront ctl anycast-maintenance web on  # withdraw anycast group web, keep it withdrawn\n  hafront ctl priority web 90\n  hafront ctl priority web clear\n  hafront ctl real-server web 192.0.2.11:80 disable\n  hafront ctl real-server web 192.0.2.11:80 weight 5\n  hafront ctl reload"
     )]
     Ctl {
         #[command(flatten)]
@@ -184,6 +184,9 @@ impl SocketArgs {
 enum CtlAction {
     /// Hold an instance backup (leaving mastership gracefully), or release it.
     Maintenance { instance: String, state: OnOff },
+    /// Withdraw an anycast group's prefixes and hold them withdrawn (flows in
+    /// progress finish on the addresses that stay), or release it.
+    AnycastMaintenance { anycast: String, state: OnOff },
     /// Override an instance's base priority (1..254), or `clear` the override.
     Priority { instance: String, priority: String },
     /// Enable, disable or re-weight an IPVS real server (`weight N`, `weight clear`).
@@ -460,6 +463,10 @@ fn ctl(socket: &std::path::Path, action: CtlAction) -> ExitCode {
             format!("/v1/instances/{}/maintenance", seg(&instance)),
             Some(json!({"enabled": matches!(state, OnOff::On)})),
         ),
+        CtlAction::AnycastMaintenance { anycast, state } => (
+            format!("/v1/anycast/{}/maintenance", seg(&anycast)),
+            Some(json!({"enabled": matches!(state, OnOff::On)})),
+        ),
         CtlAction::Priority { instance, priority } => {
             let value = if priority == "clear" {
                 serde_json::Value::Null
@@ -629,6 +636,44 @@ fn status(socket: &std::path::Path, json: bool) -> ExitCode {
         .is_some_and(|m| m.values().any(|i| i["maintenance"].as_bool() == Some(true)));
     if maint {
         println!("(* in maintenance)");
+    }
+    if let Some(map) = doc["anycast"].as_object().filter(|m| !m.is_empty()) {
+        println!();
+        println!(
+            "{:<16} {:<10} {:<28} BGP / BFD (BIRD)",
+            "ANYCAST", "ANNOUNCED", "WHY"
+        );
+        for (name, a) in map {
+            let prefixes: Vec<String> = a["prefixes"]
+                .as_array()
+                .map(|p| p.iter().map(s).collect())
+                .unwrap_or_default();
+            let sessions: Vec<String> = a["bird"]["bgp"]
+                .as_object()
+                .map(|m| m.iter().map(|(p, v)| format!("{p}:{}", s(&v["info"]))).collect())
+                .unwrap_or_default();
+            let bfd: Vec<String> = a["bird"]["bfd"]
+                .as_object()
+                .map(|m| m.iter().map(|(n, v)| format!("{n}:{}", s(v))).collect())
+                .unwrap_or_default();
+            let bird = if a["bird"]["reachable"].as_bool() == Some(true) {
+                format!("{} / {}", sessions.join(","), bfd.join(","))
+            } else {
+                format!("BIRD unreachable: {}", s(&a["bird"]["error"]))
+            };
+            println!(
+                "{:<16} {:<10} {:<28} {}  [{}]",
+                name,
+                if a["announced"].as_bool() == Some(true) {
+                    "yes"
+                } else {
+                    "no"
+                },
+                s(&a["why"]),
+                bird,
+                prefixes.join(",")
+            );
+        }
     }
     for (title, key) in [("CHECK", "checks"), ("SCRIPT", "scripts")] {
         if let Some(map) = doc[key].as_object().filter(|m| !m.is_empty()) {

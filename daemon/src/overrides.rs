@@ -21,6 +21,9 @@ pub struct Overrides {
     pub priority: BTreeMap<String, u8>,
     /// Real servers by IPVS service name and address.
     pub real_servers: BTreeMap<String, BTreeMap<SocketAddr, RealServerOverride>>,
+    /// Anycast groups held withdrawn (their addresses stay: flows in progress finish).
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub anycast_maintenance: BTreeSet<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -260,6 +260,68 @@ pub struct TrackingSnapshot {
     pub instances: BTreeMap<String, InstanceTracking>,
     /// Tracking scripts: `None` until their first verdict.
     pub scripts: BTreeMap<String, Option<bool>>,
+    /// Anycast groups: their tracked items and whether any is down. A group is
+    /// absent until the tracker's first verdict (the anycast task then leaves its
+    /// routes as they are: a restart adopts them).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub anycast: BTreeMap<String, AnycastTracking>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AnycastTracking {
+    pub fault: bool,
+    /// A tracked item has no verdict yet (a check that has not run): a group not
+    /// announced waits for it; one already announced (a restart) stays.
+    pub pending: bool,
+    /// The items that are down.
+    pub reasons: Vec<String>,
+    pub items: Vec<TrackedItemStatus>,
+}
+
+/// The anycast groups as the API shows them (`crate::anycast` publishes it).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AnycastSnapshot {
+    pub groups: BTreeMap<String, AnycastStatus>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AnycastStatus {
+    /// The routes are in the table BIRD imports from (BIRD announces them).
+    pub announced: bool,
+    /// Why it is announced or not: `healthy`, `maintenance`, `stopping`, `not yet
+    /// known`, or the tracked items that are down.
+    pub why: String,
+    /// When `announced` last changed (or hafront started), Unix milliseconds.
+    pub since_unix_ms: u64,
+    pub prefixes: Vec<ipnet::IpNet>,
+    pub interface: String,
+    pub table: u32,
+    /// Announcements and withdrawals since start.
+    pub changes: u64,
+    /// The last kernel error, while it lasts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// BGP and BFD sessions as this group's BIRD reports them.
+    pub bird: BirdStatus,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct BirdStatus {
+    pub socket: String,
+    /// The control socket answered the last poll.
+    pub reachable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// BGP protocols: name -> (state, info), e.g. `up`, `Established`.
+    pub bgp: BTreeMap<String, BirdProtocol>,
+    /// BFD sessions: neighbor address -> state (`Up`, `Down`, `Init`, `AdminDown`).
+    pub bfd: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct BirdProtocol {
+    pub state: String,
+    pub info: String,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]

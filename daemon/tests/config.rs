@@ -1077,3 +1077,72 @@ fn virtual_routes_rules_and_vip_options_name_the_field() {
         "must start with the interface name \"eth1\"",
     );
 }
+
+#[test]
+fn anycast_groups_are_validated_naming_the_key() {
+    let any = "[anycast.web]\n";
+    one_error(
+        &format!("{any}prefixes = []\n"),
+        "anycast.web.prefixes",
+        "at least one prefix",
+    );
+    one_error(
+        &format!("{any}prefixes = [\"203.0.113.10/24\"]\n"),
+        "anycast.web.prefixes.0",
+        "host bits",
+    );
+    one_error(
+        &format!("{any}prefixes = [\"203.0.113.10/32\"]\n[anycast.db]\nprefixes = [\"203.0.113.10/32\"]\n"),
+        "anycast.web.prefixes.0",
+        "already announced by anycast \"db\"",
+    );
+    one_error(
+        &format!("{any}prefixes = [\"203.0.113.10/32\"]\ntable = 254\n"),
+        "anycast.web.table",
+        "the kernel's own",
+    );
+    one_error(
+        &format!("{any}prefixes = [\"203.0.113.10/32\"]\ninterface = \"eth0\"\n"),
+        "anycast.web.interface",
+        "VRRP instance's interface",
+    );
+    one_error(
+        &format!("{any}prefixes = [\"203.0.113.10/32\"]\ntrack_checks = [ {{ name = \"nope\" }} ]\n"),
+        "anycast.web.track_checks.0",
+        "no check named \"nope\"",
+    );
+    one_error(
+        &format!(
+            "{any}prefixes = [\"203.0.113.10/32\"]\ntrack_checks = [ {{ name = \"c\", weight = -10 }} ]\n\
+             [checks.c]\nkind = \"tcp\"\ntarget = \"192.0.2.1:80\"\n"
+        ),
+        "anycast.web.track_checks.0",
+        "weight -10: anycast has no priority",
+    );
+    one_error(
+        &format!("{any}prefixes = [\"203.0.113.10/32\"]\ndrain = \"2m\"\n"),
+        "anycast.web.drain",
+        "more than 60s",
+    );
+    one_error(
+        &format!("{any}prefixes = [\"203.0.113.10/32\"]\npriority = 5\n"),
+        "anycast.web.priority",
+        "unknown key",
+    );
+    // The defaults.
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "a.toml",
+            &format!("{BASE}[anycast.web]\nprefixes = [\"203.0.113.10/32\", \"2001:db8:10::10/128\"]\n"),
+        )?;
+        let cfg = load(&opts(&["a.toml"], false)).unwrap();
+        let a = &cfg.anycast["web"];
+        assert_eq!(a.prefixes.len(), 2);
+        assert_eq!(
+            (a.interface.as_str(), a.table, a.drain),
+            ("hafront-any", 100, Duration::from_secs(5))
+        );
+        assert_eq!(a.bird_socket, PathBuf::from("/run/bird/bird.ctl"));
+        Ok(())
+    });
+}

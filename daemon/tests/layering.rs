@@ -24,7 +24,8 @@ const LAYERS: &[&[&str]] = &[
     &["net", "checks", "keepalived", "supervise", "ipvs"],
     // The machine's side of a configuration, and the loader that imports keepalived.
     &["notify", "preflight"],
-    &["splitbrain"],
+    // Watchers that act on the network and notify: split brain, anycast.
+    &["splitbrain", "anycast"],
     &["api"],
     // The runtime that wires everything together.
     &["daemon"],

@@ -119,6 +119,24 @@ impl Controls {
             .map_err(|_| ApiError::Unavailable("the daemon is stopping".into()))
     }
 
+    /// Holds an anycast group withdrawn (or releases it). The anycast task follows
+    /// the stored overrides: nothing to tell the engine.
+    pub async fn anycast_maintenance(&self, name: &str, on: bool) -> Result<(), ApiError> {
+        self.update(|cfg, o| {
+            if !cfg.anycast.contains_key(name) {
+                return Err(ApiError::NotFound(format!("no anycast group {name:?}")));
+            }
+            Ok(if on {
+                o.anycast_maintenance.insert(name.to_string())
+            } else {
+                o.anycast_maintenance.remove(name)
+            })
+        })
+        .await?;
+        info!(anycast = name, on, "anycast maintenance set through the API");
+        Ok(())
+    }
+
     pub async fn priority(&self, name: &str, priority: Option<u8>) -> Result<(), ApiError> {
         self.update(|cfg, o| {
             let inst = Self::instance(cfg, name)?;

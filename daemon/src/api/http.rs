@@ -470,6 +470,13 @@ fn field<T: for<'de> Deserialize<'de>>(
     }
 }
 
+/// A maintenance request's body: `{"enabled": true|false}`.
+async fn enabled_body(req: Request<Incoming>) -> Result<bool, ApiError> {
+    let body = body_object(req, &["enabled"]).await?;
+    field(&body, "enabled", "true or false")?
+        .ok_or_else(|| ApiError::field("enabled", "is required (true or false)"))
+}
+
 async fn route(hub: &Hub, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, ApiError> {
     let path = req.uri().path().trim_end_matches('/').to_string();
     let segments: Vec<&str> = path.split('/').skip(1).collect();
@@ -539,13 +546,21 @@ async fn route(hub: &Hub, req: Request<Incoming>) -> Result<Response<Full<Bytes>
         ["v1", "instances", name, "maintenance"] => {
             only(Method::POST)?;
             let name = decode_segment(name)?;
-            let body = body_object(req, &["enabled"]).await?;
-            let enabled: bool = field(&body, "enabled", "true or false")?
-                .ok_or_else(|| ApiError::field("enabled", "is required (true or false)"))?;
+            let enabled = enabled_body(req).await?;
             hub.controls.maintenance(&name, enabled).await?;
             Ok(json_response(
                 StatusCode::OK,
                 &json!({"instance": name, "maintenance": enabled}),
+            ))
+        }
+        ["v1", "anycast", name, "maintenance"] => {
+            only(Method::POST)?;
+            let name = decode_segment(name)?;
+            let enabled = enabled_body(req).await?;
+            hub.controls.anycast_maintenance(&name, enabled).await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({"anycast": name, "maintenance": enabled}),
             ))
         }
         ["v1", "instances", name, "priority"] => {

@@ -716,43 +716,72 @@ pub fn render(hub: &Hub) -> String {
         &[],
         bus.dropped.load(std::sync::atomic::Ordering::Relaxed) as f64,
     );
+    anycast(&mut m, &hub.anycast.borrow());
     m.finish()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escapes_labels_and_formats_values() {
-        let mut m = Exposition::new();
-        m.family("x_total", "counter", "X");
-        m.sample("x_total", &[("a", "q\"b\\c\nd")], 3.0);
-        m.sample("y", &[], 0.25);
-        m.sample("z", &[], f64::INFINITY);
-        assert_eq!(
-            m.finish(),
-            "# HELP x_total X\n# TYPE x_total counter\nx_total{a=\"q\\\"b\\\\c\\nd\"} 3\ny 0.25\nz +Inf\n"
-        );
+/// Anycast groups and the BGP/BFD sessions their BIRD reports.
+fn anycast(m: &mut Exposition, a: &crate::shared::AnycastSnapshot) {
+    type Get = fn(&crate::shared::AnycastStatus) -> f64;
+    let per_group: [(&str, &str, &str, Get); 4] = [
+        (
+            "hafront_anycast_announced",
+            "gauge",
+            "1 while the anycast group's prefixes are in the table BIRD announces from",
+            |g| f64::from(u8::from(g.announced)),
+        ),
+        (
+            "hafront_anycast_changes_total",
+            "counter",
+            "Announcements and withdrawals of the anycast group since start",
+            |g| g.changes as f64,
+        ),
+        (
+            "hafront_anycast_since_seconds",
+            "gauge",
+            "Unix time of the anycast group's last announcement or withdrawal",
+            |g| g.since_unix_ms as f64 / 1000.0,
+        ),
+        (
+            "hafront_anycast_bird_up",
+            "gauge",
+            "1 while BIRD's control socket answers",
+            |g| f64::from(u8::from(g.bird.reachable)),
+        ),
+    ];
+    for (metric, kind, help, get) in per_group {
+        m.family(metric, kind, help);
+        for (name, g) in &a.groups {
+            m.sample(metric, &[("anycast", name)], get(g));
+        }
     }
-
-    #[test]
-    fn histogram_is_cumulative_with_inf() {
-        let mut h = Histogram::new(&[0.1, 1.0]);
-        h.observe(0.05);
-        h.observe(2.0);
-        let mut m = Exposition::new();
-        m.histogram("d_seconds", &[("k", "v")], &h);
-        let text = m.finish();
-        assert!(
-            text.contains("d_seconds_bucket{k=\"v\",le=\"0.1\"} 1\n"),
-            "{text}"
-        );
-        assert!(text.contains("d_seconds_bucket{k=\"v\",le=\"1\"} 1\n"), "{text}");
-        assert!(
-            text.contains("d_seconds_bucket{k=\"v\",le=\"+Inf\"} 2\n"),
-            "{text}"
-        );
-        assert!(text.contains("d_seconds_count{k=\"v\"} 2\n"), "{text}");
+    m.family(
+        "hafront_anycast_bgp_session_up",
+        "gauge",
+        "1 while BIRD's BGP protocol is Established",
+    );
+    for (name, g) in &a.groups {
+        for (p, s) in &g.bird.bgp {
+            let up = s.state == "up" && s.info.starts_with("Established");
+            m.sample(
+                "hafront_anycast_bgp_session_up",
+                &[("anycast", name), ("protocol", p)],
+                f64::from(u8::from(up)),
+            );
+        }
+    }
+    m.family(
+        "hafront_anycast_bfd_session_up",
+        "gauge",
+        "1 while BIRD's BFD session is Up",
+    );
+    for (name, g) in &a.groups {
+        for (n, s) in &g.bird.bfd {
+            m.sample(
+                "hafront_anycast_bfd_session_up",
+                &[("anycast", name), ("neighbor", n)],
+                f64::from(u8::from(s == "Up")),
+            );
+        }
     }
 }

@@ -62,4 +62,6 @@ pub struct Hub {
     /// in maintenance): why.
     pub overrides_error: Option<String>,
     pub controls: Arc<Controls>,
+    /// Anycast groups: announced or not, why, BIRD's sessions.
+    pub anycast: watch::Receiver<Arc<crate::shared::AnycastSnapshot>>,
 }

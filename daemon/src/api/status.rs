@@ -43,6 +43,14 @@ struct InstanceView<'a> {
     vip_faults: Option<crate::net::vip::DriftCount>,
 }
 
+/// One anycast group: its state with its tracking beside.
+#[derive(Serialize)]
+struct AnycastView<'a> {
+    #[serde(flatten)]
+    status: &'a crate::shared::AnycastStatus,
+    tracking: Option<&'a crate::shared::AnycastTracking>,
+}
+
 #[derive(Serialize)]
 struct Document<'a> {
     node: &'a str,
@@ -54,6 +62,9 @@ struct Document<'a> {
     checks: BTreeMap<String, CheckStatus>,
     scripts: BTreeMap<String, CheckStatus>,
     ipvs: &'a IpvsSnapshot,
+    /// Anycast groups (`[anycast.NAME]`); absent when none is configured.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    anycast: BTreeMap<&'a str, AnycastView<'a>>,
     /// Supervised nginx/httpd.
     services: &'a crate::supervise::Snapshot,
     overrides: &'a Overrides,
@@ -88,6 +99,7 @@ fn with_document<R>(hub: &Hub, f: impl FnOnce(&Document) -> R) -> R {
     let split_brain = hub.split_brain.borrow().clone();
     let services = hub.services.borrow().clone();
     let reload = hub.reload.borrow().clone();
+    let anycast = hub.anycast.borrow().clone();
     let (checks, scripts) = checks(hub);
     let mut drift = hub.vip_drift.snapshot();
     let uptime = SystemTime::now()
@@ -122,6 +134,19 @@ fn with_document<R>(hub: &Hub, f: impl FnOnce(&Document) -> R) -> R {
         checks,
         scripts,
         ipvs: &ipvs,
+        anycast: anycast
+            .groups
+            .iter()
+            .map(|(name, status)| {
+                (
+                    name.as_str(),
+                    AnycastView {
+                        status,
+                        tracking: tracking.anycast.get(name),
+                    },
+                )
+            })
+            .collect(),
         services: &services,
         overrides: &overrides,
         overrides_error: hub.overrides_error.as_deref(),

@@ -10,6 +10,7 @@
 //! them here as named TOML layers, and its checks come back through
 //! [`load_checked`] so that their errors name sources like the others.
 
+pub mod anycast;
 pub mod api;
 pub mod auth_hmac;
 pub mod checks;

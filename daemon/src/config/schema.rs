@@ -46,6 +46,10 @@ pub struct Config {
     /// The conntrackd that instances with `hooks.conntrackd` drive.
     #[serde(skip_serializing_if = "is_default_conntrackd")]
     pub conntrackd: ConntrackdConfig,
+    /// Anycast groups by name (`[anycast.<name>]`): prefixes BIRD announces over
+    /// BGP while their tracked items are healthy.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub anycast: BTreeMap<String, super::anycast::AnycastConfig>,
 }
 
 fn is_default_conntrackd(c: &ConntrackdConfig) -> bool {
@@ -69,6 +73,7 @@ impl Default for Config {
             notify: Default::default(),
             security: Default::default(),
             conntrackd: Default::default(),
+            anycast: BTreeMap::new(),
         }
     }
 }

@@ -127,36 +127,15 @@ pub(super) fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
             ("track_services", &inst.track_services),
         ];
         for (field, items) in lists {
-            for (n, item) in items.iter().enumerate() {
-                let key = k(&["vrrp", "instances", iname, field, &n.to_string()]);
-                if !WEIGHT_RANGE.contains(&item.weight) {
-                    p(
-                        key.clone(),
-                        format!("weight {} is outside -253..253", item.weight),
-                    );
-                }
-                let exists = match field {
-                    "track_interfaces" => super::validate::is_interface_name(&item.name),
-                    "track_scripts" => cfg.scripts.contains_key(&item.name),
-                    "track_checks" => cfg.checks.contains_key(&item.name),
-                    "track_services" => cfg.services.contains_key(&item.name),
-                    _ => cfg.files.contains_key(&item.name),
-                };
-                if !exists {
-                    let what = match field {
-                        "track_interfaces" => format!("{:?} is not an interface name", item.name),
-                        "track_scripts" => {
-                            format!("no script named {:?} ([scripts.{}])", item.name, item.name)
-                        }
-                        "track_checks" => format!("no check named {:?} ([checks.{}])", item.name, item.name),
-                        "track_services" => {
-                            format!("no service named {:?} ([services.{}])", item.name, item.name)
-                        }
-                        _ => format!("no tracked file named {:?} ([files.{}])", item.name, item.name),
-                    };
-                    p(key, what);
-                }
-            }
+            let mut at = |key: &[&str], message: String| p(k(key), message);
+            validate_items(
+                cfg,
+                &["vrrp", "instances", iname, field],
+                field,
+                items,
+                &mut at,
+                |w| (!WEIGHT_RANGE.contains(&w)).then(|| format!("weight {w} is outside -253..253")),
+            );
         }
     }
     let mut member_of: BTreeMap<&str, &str> = BTreeMap::new();
@@ -179,6 +158,43 @@ pub(super) fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
                     format!("{m:?} is already in sync group {other:?}"),
                 );
             }
+        }
+    }
+}
+
+/// One `track_*` list (`field`) under `key`: each item's weight (`bad_weight` says
+/// what is wrong with one, if anything) and that what it names exists.
+pub(super) fn validate_items(
+    cfg: &Config,
+    key: &[&str],
+    field: &str,
+    items: &[TrackItem],
+    p: &mut impl FnMut(&[&str], String),
+    bad_weight: impl Fn(i32) -> Option<String>,
+) {
+    for (n, item) in items.iter().enumerate() {
+        let n = n.to_string();
+        let mut at: Vec<&str> = key.to_vec();
+        at.push(&n);
+        if let Some(message) = bad_weight(item.weight) {
+            p(&at, message);
+        }
+        let exists = match field {
+            "track_interfaces" => super::validate::is_interface_name(&item.name),
+            "track_scripts" => cfg.scripts.contains_key(&item.name),
+            "track_checks" => cfg.checks.contains_key(&item.name),
+            "track_services" => cfg.services.contains_key(&item.name),
+            _ => cfg.files.contains_key(&item.name),
+        };
+        if !exists {
+            let what = match field {
+                "track_interfaces" => format!("{:?} is not an interface name", item.name),
+                "track_scripts" => format!("no script named {:?} ([scripts.{}])", item.name, item.name),
+                "track_checks" => format!("no check named {:?} ([checks.{}])", item.name, item.name),
+                "track_services" => format!("no service named {:?} ([services.{}])", item.name, item.name),
+                _ => format!("no tracked file named {:?} ([files.{}])", item.name, item.name),
+            };
+            p(&at, what);
         }
     }
 }

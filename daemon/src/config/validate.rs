@@ -101,6 +101,7 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
     super::track::validate(cfg, &mut v.problems);
     super::services::validate(cfg, &mut v.problems);
     super::notify::validate(cfg, &mut v.problems);
+    super::anycast::validate(cfg, &mut v.problems);
     v.problems
 }
 

@@ -299,12 +299,17 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     }
     // Operator overrides survive restarts: an instance in maintenance starts in it.
     let store = crate::overrides::Store::new(&cfg.state_dir);
-    let (stored, overrides_error) = store.load().fail_safe(cfg.vrrp.instances.keys(), &store);
+    let (mut stored, overrides_error) = store.load().fail_safe(cfg.vrrp.instances.keys(), &store);
+    if overrides_error.is_some() {
+        // Fail safe for anycast too: withdrawn until an operator lifts it.
+        stored.anycast_maintenance.extend(cfg.anycast.keys().cloned());
+    }
     for name in &stored.maintenance {
         info!(instance = name.as_str(), "in maintenance (operator override)");
         engine.set_maintenance(name.clone(), true);
     }
     let (overrides_tx, overrides_rx) = watch::channel(Arc::new(stored));
+    let anycast_overrides_rx = overrides_rx.clone();
     let status = status::StatusWriter::new(
         cfg.runtime_dir.clone(),
         cfg.node.name.clone(),
@@ -370,6 +375,23 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     // Tracking (interfaces, checks, scripts, files, sync groups) feeds the engine
     // through the same control channel as reloads.
     let (tracking_tx, tracking_rx) = watch::channel(Arc::new(Default::default()));
+    // Anycast follows the tracker's verdicts and the operator's maintenance.
+    let (anycast_tx, anycast_rx) = watch::channel(Arc::new(Default::default()));
+    let (anycast_stop_tx, anycast_stop_rx) = oneshot::channel();
+    match Links::connect() {
+        Ok(links) => {
+            tokio::spawn(crate::anycast::run(crate::anycast::AnycastInputs {
+                config: full_cfg_rx.clone(),
+                tracking: tracking_rx.clone(),
+                overrides: anycast_overrides_rx,
+                links,
+                notify: notifier.clone(),
+                status: anycast_tx,
+                stop: anycast_stop_rx,
+            }));
+        }
+        Err(error) => error!(%error, "anycast is off: no rtnetlink connection"),
+    }
     let checkers: tracker::CheckerSlot = Default::default();
     // Supervised services: a child's death reaches the tracker at once.
     let (service_events_tx, service_events_rx) = mpsc::unbounded_channel();
@@ -419,6 +441,7 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         notify: notifier.clone(),
         vips: hub_vips,
         checkers,
+        anycast: anycast_rx,
         overrides_error,
         controls: Arc::new(crate::api::Controls::new(
             store,
@@ -478,6 +501,17 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     // (before the status file is removed, below).
     drop(engine_tx);
     let publisher_status = publisher.map(|p| p.join());
+    // First thing on stop: anycast prefixes withdrawn (BIRD sends the withdrawals),
+    // then the flows get `drain` to move before the servers stop (below).
+    let (drain_tx, drain_rx) = oneshot::channel();
+    let drain_until = if anycast_stop_tx.send(drain_tx).is_ok() {
+        match tokio::time::timeout(Duration::from_secs(10), drain_rx).await {
+            Ok(Ok(d)) => Some(tokio::time::Instant::now() + d),
+            _ => None,
+        }
+    } else {
+        None
+    };
     supervisor.stopping();
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     info!("stopping: releasing virtual addresses");
@@ -486,6 +520,9 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     let (done_tx, done_rx) = oneshot::channel();
     if ipvs_stop_tx.send(done_tx).is_ok() {
         let _ = tokio::time::timeout(Duration::from_secs(10), done_rx).await;
+    }
+    if let Some(until) = drain_until {
+        tokio::time::sleep_until(until).await;
     }
     // Then the supervised servers (the VIP is gone: nobody is sent to them).
     supervisor.stop(Duration::from_secs(30)).await;

@@ -20,7 +20,7 @@ use crate::net::vip::VipEvent;
 use crate::net::Links;
 use crate::overrides::Overrides;
 use crate::shared::Health;
-pub use crate::shared::{InstanceTracking, TrackedItemStatus, TrackingSnapshot};
+pub use crate::shared::{AnycastTracking, InstanceTracking, TrackedItemStatus, TrackingSnapshot};
 use crate::track::{effective, sync_group_faults, Fault, Kind, States, Tracked};
 
 const FILE_POLL: Duration = Duration::from_secs(1);
@@ -242,6 +242,9 @@ async fn resolve_interfaces(links: &Links, cfg: &Config, states: &mut States) ->
         names.insert(inst.interface.clone());
         names.extend(inst.track_interfaces.iter().map(|t| t.name.clone()));
     }
+    for a in cfg.anycast.values() {
+        names.extend(a.track_interfaces.iter().map(|t| t.name.clone()));
+    }
     let mut index = BTreeMap::new();
     for name in names {
         match links.iface(&name).await {
@@ -347,6 +350,54 @@ fn read_files(cfg: &Config, states: &mut States) -> bool {
     changed
 }
 
+/// Each tracked item as the API shows it.
+fn item_statuses(items: &[(Kind, crate::track::TrackItem)], states: &States) -> Vec<TrackedItemStatus> {
+    items
+        .iter()
+        .map(|(kind, item)| TrackedItemStatus {
+            kind: kind.as_str(),
+            name: item.name.clone(),
+            weight: item.weight,
+            up: (*kind != Kind::File)
+                .then(|| states.up.get(&(*kind, item.name.clone())).copied())
+                .flatten(),
+            value: (*kind == Kind::File).then(|| states.file_values.get(&item.name).copied().unwrap_or(0)),
+        })
+        .collect()
+}
+
+/// An anycast group's verdict: the same rules as an instance's (weights are 0:
+/// any item down is a fault, which withdraws the prefixes).
+fn anycast_tracking(a: &crate::config::anycast::AnycastConfig, states: &States) -> AnycastTracking {
+    let kinds = [
+        Kind::Interface,
+        Kind::Script,
+        Kind::Check,
+        Kind::File,
+        Kind::Service,
+    ];
+    let items: Vec<(Kind, crate::track::TrackItem)> = a
+        .track_lists()
+        .into_iter()
+        .zip(kinds)
+        .flat_map(|((_, list), kind)| list.iter().map(move |t| (kind, t.clone())))
+        .collect();
+    let e = effective(
+        &Tracked {
+            priority: 100,
+            items: items.clone(),
+        },
+        states,
+    );
+    let items = item_statuses(&items, states);
+    AnycastTracking {
+        fault: !e.faults.is_empty(),
+        pending: items.iter().any(|i| i.kind != "file" && i.up.is_none()),
+        reasons: e.faults.iter().map(|f| f.to_string()).collect(),
+        items,
+    }
+}
+
 /// Computes every instance's outcome, sends what changed to the engine and
 /// publishes the snapshot.
 async fn publish(cfg: &Config, overrides: &Overrides, states: &States, sent: &mut Sent, inp: &TrackerInputs) {
@@ -385,20 +436,7 @@ async fn publish(cfg: &Config, overrides: &Overrides, states: &States, sent: &mu
                 fault: false,
                 reasons: Vec::new(),
                 vip_refused: hold.map(|h| h.detail.clone()),
-                items: tracked
-                    .items
-                    .iter()
-                    .map(|(kind, item)| TrackedItemStatus {
-                        kind: kind.as_str(),
-                        name: item.name.clone(),
-                        weight: item.weight,
-                        up: (*kind != Kind::File)
-                            .then(|| states.up.get(&(*kind, item.name.clone())).copied())
-                            .flatten(),
-                        value: (*kind == Kind::File)
-                            .then(|| states.file_values.get(&item.name).copied().unwrap_or(0)),
-                    })
-                    .collect(),
+                items: item_statuses(&tracked.items, states),
             },
         );
         if states.up.get(&(Kind::Interface, inst.interface.clone())) == Some(&false) {
@@ -467,6 +505,9 @@ async fn publish(cfg: &Config, overrides: &Overrides, states: &States, sent: &mu
         }
     }
     sent.retain(|n, _| own.contains_key(n));
+    for (name, a) in &cfg.anycast {
+        snapshot.anycast.insert(name.clone(), anycast_tracking(a, states));
+    }
     for name in cfg.scripts.keys() {
         snapshot.scripts.insert(
             name.clone(),

@@ -438,33 +438,7 @@ impl VipExecutor {
         label: Option<&str>,
         scope: Option<u8>,
     ) -> Result<bool, NetError> {
-        let mut req = self
-            .links
-            .handle()
-            .address()
-            .add(iface.index, vip.addr(), vip.prefix_len());
-        let msg = req.message_mut();
-        if let Some(scope) = scope {
-            msg.header.scope = scope.into();
-        }
-        if vip.addr().is_ipv6() {
-            // No duplicate address detection: the address must work at once, and the
-            // peer that held it a moment ago is no longer master (keepalived does the same).
-            msg.header.flags |= AddressHeaderFlags::Nodad;
-            msg.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
-        } else if let Some(label) = label {
-            msg.attributes.push(AddressAttribute::Label(label.to_string()));
-        }
-        match req.execute().await {
-            Ok(()) => Ok(true),
-            Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(false),
-            Err(source) => Err(NetError::Address {
-                op: "add",
-                addr: vip.addr(),
-                iface: iface.name.clone(),
-                source: Box::new(source),
-            }),
-        }
+        add_address(self.links.handle(), iface, vip, label, scope).await
     }
 
     /// Removes one VIP; `Ok(false)` when it was not there.
@@ -498,6 +472,40 @@ impl VipExecutor {
                 source: Box::new(source),
             }),
         }
+    }
+}
+
+/// Adds one address (IPv6 without duplicate address detection); `Ok(false)` when
+/// it was there already.
+pub async fn add_address(
+    handle: &rtnetlink::Handle,
+    iface: &Iface,
+    vip: IpNet,
+    label: Option<&str>,
+    scope: Option<u8>,
+) -> Result<bool, NetError> {
+    let mut req = handle.address().add(iface.index, vip.addr(), vip.prefix_len());
+    let msg = req.message_mut();
+    if let Some(scope) = scope {
+        msg.header.scope = scope.into();
+    }
+    if vip.addr().is_ipv6() {
+        // No duplicate address detection: the address must work at once, and the
+        // peer that held it a moment ago is no longer master (keepalived does the same).
+        msg.header.flags |= AddressHeaderFlags::Nodad;
+        msg.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+    } else if let Some(label) = label {
+        msg.attributes.push(AddressAttribute::Label(label.to_string()));
+    }
+    match req.execute().await {
+        Ok(()) => Ok(true),
+        Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(false),
+        Err(source) => Err(NetError::Address {
+            op: "add",
+            addr: vip.addr(),
+            iface: iface.name.clone(),
+            source: Box::new(source),
+        }),
     }
 }
 

@@ -54,6 +54,14 @@ pub enum Event {
         detail: String,
         unix_ms: u128,
     },
+    /// An anycast group's prefixes announced or withdrawn (webhooks and e-mail).
+    Anycast {
+        group: String,
+        announced: bool,
+        why: String,
+        prefixes: Vec<String>,
+        unix_ms: u128,
+    },
 }
 
 impl Event {
@@ -61,6 +69,7 @@ impl Event {
         match self {
             Event::State(s) => &s.instance,
             Event::SplitBrain { instance, .. } => instance,
+            Event::Anycast { group, .. } => group,
         }
     }
 
@@ -71,7 +80,17 @@ impl Event {
             Event::SplitBrain { active, .. } => {
                 format!("split brain {}", if *active { "raised" } else { "cleared" })
             }
+            Event::Anycast { announced, .. } => announced_word(*announced).to_lowercase(),
         }
+    }
+}
+
+/// An anycast group's state word.
+fn announced_word(announced: bool) -> &'static str {
+    if announced {
+        "ANNOUNCED"
+    } else {
+        "WITHDRAWN"
     }
 }
 
@@ -299,6 +318,19 @@ fn env(cfg: &Config, ev: &Event) -> Vec<(&'static str, String)> {
                 if *active { "RAISED" } else { "CLEARED" }.to_string(),
             ),
         ]),
+        Event::Anycast {
+            group,
+            announced,
+            why,
+            prefixes,
+            ..
+        } => v.extend([
+            ("NOTIFY_TYPE", "ANYCAST".to_string()),
+            ("NOTIFY_INSTANCE", group.clone()),
+            ("NOTIFY_STATE", announced_word(*announced).to_string()),
+            ("NOTIFY_REASON", why.clone()),
+            ("NOTIFY_VIPS", prefixes.join(" ")),
+        ]),
     }
     v
 }
@@ -330,6 +362,21 @@ fn json(cfg: &Config, ev: &Event) -> serde_json::Value {
             "detail": detail,
             "time_unix_ms": *unix_ms as u64,
         }),
+        Event::Anycast {
+            group,
+            announced,
+            why,
+            prefixes,
+            unix_ms,
+        } => serde_json::json!({
+            "event": "anycast",
+            "node": cfg.node.name,
+            "anycast": group,
+            "announced": announced,
+            "why": why,
+            "prefixes": prefixes,
+            "time_unix_ms": *unix_ms as u64,
+        }),
     }
 }
 
@@ -355,6 +402,14 @@ fn mail_text(cfg: &Config, ev: &Event) -> (String, String) {
                 if *active { "detected" } else { "cleared" }
             ),
             format!("Node: {node}\nInstance: {instance}\nSplit brain: {}\n{detail}\n", if *active { "DETECTED" } else { "cleared" }),
+        ),
+        Event::Anycast { group, announced, why, prefixes, .. } => (
+            format!("[hafront] {node}: anycast {group} {}", announced_word(*announced)),
+            format!(
+                "Node: {node}\nAnycast: {group}\nState: {}\nWhy: {why}\nPrefixes: {}\n",
+                announced_word(*announced),
+                prefixes.join(", ")
+            ),
         ),
     }
 }
