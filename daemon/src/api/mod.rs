@@ -42,6 +42,8 @@ pub struct Hub {
     pub engine: watch::Receiver<Arc<EngineSnapshot>>,
     pub tracking: watch::Receiver<Arc<TrackingSnapshot>>,
     pub ipvs: watch::Receiver<Arc<IpvsSnapshot>>,
+    /// The IPVS sync daemons and `[ipvs.sysctl]`.
+    pub ipvs_sync: watch::Receiver<Arc<crate::ipvs::syncd::SyncStatus>>,
     pub services: watch::Receiver<Arc<crate::supervise::Snapshot>>,
     pub split_brain: watch::Receiver<Arc<crate::splitbrain::Snapshot>>,
     /// The last configuration reload's outcome.

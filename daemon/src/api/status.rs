@@ -54,6 +54,8 @@ struct Document<'a> {
     checks: BTreeMap<String, CheckStatus>,
     scripts: BTreeMap<String, CheckStatus>,
     ipvs: &'a IpvsSnapshot,
+    /// The IPVS connection sync daemons and `[ipvs.sysctl]`.
+    ipvs_sync: &'a crate::ipvs::syncd::SyncStatus,
     /// Supervised nginx/httpd.
     services: &'a crate::supervise::Snapshot,
     overrides: &'a Overrides,
@@ -71,6 +73,7 @@ pub fn document(hub: &Hub) -> Vec<u8> {
     let engine = hub.engine.borrow().clone();
     let tracking = hub.tracking.borrow().clone();
     let ipvs = hub.ipvs.borrow().clone();
+    let ipvs_sync = hub.ipvs_sync.borrow().clone();
     let overrides = hub.controls.overrides();
     let split_brain = hub.split_brain.borrow().clone();
     let services = hub.services.borrow().clone();
@@ -109,6 +112,7 @@ pub fn document(hub: &Hub) -> Vec<u8> {
         checks,
         scripts,
         ipvs: &ipvs,
+        ipvs_sync: &ipvs_sync,
         services: &services,
         overrides: &overrides,
         overrides_error: hub.overrides_error.as_deref(),

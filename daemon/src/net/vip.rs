@@ -15,13 +15,14 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage};
 use rtnetlink::packet_route::AddressFamily;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use super::announce::Announcer;
 use super::error::{errno, NetError};
 use super::link::{Iface, Links};
 use crate::shared::throttle::Throttle;
+use crate::shared::IpvsWritten;
 
 /// Announcement commands waiting in the executor's queue at most.
 pub const ANNOUNCE_MAX: usize = 16;
@@ -65,6 +66,14 @@ pub enum VipCommand {
         instance: String,
         phase: super::hooks::Phase,
         steps: Vec<crate::shared::HookStep>,
+        timeout: Duration,
+    },
+    /// Becoming master: waits until the IPVS reconciler reports `services`
+    /// written (or IPVS unavailable), at most `timeout`, before the next command
+    /// (the VIPs' `Add`).
+    WaitIpvs {
+        instance: String,
+        services: Vec<String>,
         timeout: Duration,
     },
     /// Answered once every earlier command is done.
@@ -179,11 +188,13 @@ pub struct VipExecutor {
     failures: HashMap<u32, Throttle>,
     /// Refused VIP adds, per instance (the log line's throttle).
     refusals: HashMap<String, Throttle>,
+    /// What the IPVS reconciler wrote (`WaitIpvs`).
+    ipvs: watch::Receiver<IpvsWritten>,
 }
 
 impl VipExecutor {
     /// Spawns the executor; commands run one at a time, in order.
-    pub fn spawn(links: Links, drift: Arc<Drift>) -> VipSender {
+    pub fn spawn(links: Links, drift: Arc<Drift>, ipvs: watch::Receiver<IpvsWritten>) -> VipSender {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let sender = VipSender::new(tx);
         let announces = sender.announces.clone();
@@ -193,6 +204,7 @@ impl VipExecutor {
             drift,
             failures: HashMap::new(),
             refusals: HashMap::new(),
+            ipvs,
         };
         tokio::spawn(async move {
             while let Some(cmd) = rx.recv().await {
@@ -290,6 +302,26 @@ impl VipExecutor {
                 timeout,
             } => {
                 super::hooks::run(&instance, phase, &steps, timeout).await;
+            }
+            VipCommand::WaitIpvs {
+                instance,
+                services,
+                timeout,
+            } => {
+                let t0 = Instant::now();
+                let waited = tokio::time::timeout(timeout, self.ipvs.wait_for(|s| s.ready(&services))).await;
+                let ms = t0.elapsed().as_secs_f64() * 1e3;
+                match waited {
+                    Ok(Ok(_)) => debug!(instance, ms, "IPVS services in place before the VIPs"),
+                    // The reconciler is gone (shutdown): nothing to wait for.
+                    Ok(Err(_)) => {}
+                    Err(_) => warn!(
+                        instance,
+                        ?services,
+                        ?timeout,
+                        "IPVS services not written in time: adding the VIPs anyway"
+                    ),
+                }
             }
             VipCommand::Flush(done) => {
                 let _ = done.send(());
@@ -487,6 +519,7 @@ mod tests {
             drift,
             failures: HashMap::new(),
             refusals: HashMap::new(),
+            ipvs: watch::channel(IpvsWritten::default()).1,
         }
     }
 
