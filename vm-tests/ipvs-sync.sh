@@ -7,8 +7,8 @@
 # /flows.py (scripts/lab/conntrack/flows.py): N long-lived TCP connections to VIP:80,
 # a line every 100 ms on each, echoed by real server s.
 #
-# Usage: [ROUNDS=kill] ipvs-sync.sh N SPEC...   SPEC = MODE:SYNC, MODE dr or nat, SYNC
-# on or off; ROUNDS=kill runs the first round only.
+# Usage: ipvs-sync.sh N [rounds=kill] SPEC...   SPEC = MODE:SYNC[:kill], MODE dr or nat,
+# SYNC on or off; kill (for all, or for one spec): the first round only.
 #   dr:  s (192.0.2.20) on the front link, the VIP on its lo (arp_ignore/announce).
 #   nat: s (198.51.100.20) on a back link whose gateway 198.51.100.254 is the VIP of a
 #        second instance `int` (eth1, vrid 52) in a sync group with `web`: the real
@@ -35,7 +35,7 @@ VIP=192.0.2.100
 GW=198.51.100.254
 FLOWS="python3 -S -E /flows.py"
 PREEMPT_DELAY=${PREEMPT_DELAY:-10s}
-ROUNDS=${ROUNDS:-all} # all, or kill: the master kill only
+ALL_ROUNDS=${ROUNDS:-all} # all, or kill: the master kill only (MODE:SYNC:kill for one spec)
 fail() {
     echo "FAIL: $*"
     for n in a b; do
@@ -116,6 +116,11 @@ teardown() {
     done
     kill "$server" 2>/dev/null || true
     sleep 0.3
+    # The veths first: a namespace's are destroyed after `ip netns del` returns, and
+    # the next spec's `ip link add` would find them.
+    for n in a b c s; do
+        for i in eth0 eth1; do ip link del "v$n$i" 2>/dev/null || true; done
+    done
     for n in a b c s; do ip netns del $n 2>/dev/null || true; done
     ip link del br0 2>/dev/null || true
     ip link del br1 2>/dev/null || true
@@ -316,6 +321,10 @@ assert s["sysctl"]["sync_threshold"] == {"wanted": "3 10", "current": "3 10"}, s
 }
 
 for s in "$@"; do
-    spec "${s%%:*}" "${s#*:}"
+    m=${s%%:*} rest=${s#*:}
+    y=${rest%%:*} r=
+    [ "$y" = "$rest" ] || r=${rest#*:}
+    ROUNDS=${r:-$ALL_ROUNDS}
+    spec "$m" "$y"
 done
 ok "all specs passed"
