@@ -110,6 +110,36 @@ pub struct Hooks {
     pub before_master: Vec<HookStep>,
     pub after_leave: Vec<HookStep>,
     pub timeout: std::time::Duration,
+    /// IPVS services with `master_of` this instance: becoming master, the VIPs
+    /// wait (at most `IPVS_WAIT`) until the reconciler has written them, so no
+    /// packet reaches the VIP while the kernel has no IPVS service for it (a
+    /// synced connection would be answered by a reset; docs/operations.md).
+    pub wait_ipvs: Vec<String>,
+}
+
+/// How long VIPs wait for their instance's IPVS services.
+pub const IPVS_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// What the IPVS reconciler's last pass left in the kernel, as the VIP executor
+/// needs it (Hooks::wait_ipvs); the daemon derives it from the reconciler's snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IpvsWritten {
+    /// IPVS is unavailable: nothing to wait for.
+    pub unavailable: bool,
+    /// The configured services, and of those the ones written (installed).
+    pub known: std::collections::BTreeSet<String>,
+    pub installed: std::collections::BTreeSet<String>,
+}
+
+impl IpvsWritten {
+    /// Each of `services` is written, or unknown to the reconciler (a reload
+    /// removed it), or IPVS is unavailable.
+    pub fn ready(&self, services: &[String]) -> bool {
+        self.unavailable
+            || services
+                .iter()
+                .all(|n| !self.known.contains(n) || self.installed.contains(n))
+    }
 }
 
 /// One hook command: argv, and whether it is hafront's own (conntrackd: run as
@@ -143,6 +173,7 @@ impl Hooks {
             before_master: steps(true, &h.before_master),
             after_leave: steps(false, &h.after_leave),
             timeout: h.timeout(),
+            wait_ipvs: Vec::new(),
         }
     }
 }
@@ -350,4 +381,30 @@ pub struct TrackedItemStatus {
     /// Tracked files: the value read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IpvsWritten;
+
+    #[test]
+    fn vips_wait_for_their_ipvs_services_only_while_ipvs_can_write_them() {
+        let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+        let web = ["web".to_string()];
+        let mut w = IpvsWritten {
+            unavailable: false,
+            known: set(&["web", "db"]),
+            installed: set(&["db"]),
+        };
+        assert!(!w.ready(&web));
+        w.installed = set(&["db", "web"]);
+        assert!(w.ready(&web));
+        // Removed by a reload, or IPVS unavailable: nothing to wait for.
+        assert!(w.ready(&["gone".to_string()]));
+        let off = IpvsWritten {
+            unavailable: true,
+            ..Default::default()
+        };
+        assert!(off.ready(&web));
+    }
 }

@@ -571,6 +571,66 @@ fn ipvs_services() {
 }
 
 #[test]
+fn ipvs_sysctls() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "a.toml",
+            &format!(
+                "{BASE}[ipvs.sysctl]\nsync_version = 1\nsync_period = 10\nsync_refresh_period = 5\n\
+                 expire_nodest_conn = true\nconn_reuse_mode = 0\n"
+            ),
+        )?;
+        jail.set_env("HAFRONT_IPVS__SYSCTL__SLOPPY_TCP", "false");
+        let cfg = load(&opts(&["a.toml"], true)).unwrap();
+        let s = &cfg.ipvs.sysctl;
+        // sync_period alone keeps the kernel's threshold.
+        assert_eq!(
+            s.writes(Some((4, 50))),
+            [
+                ("sync_version", "1".to_string()),
+                ("sync_threshold", "4 10".to_string()),
+                ("sync_refresh_period", "5".to_string()),
+                ("expire_nodest_conn", "1".to_string()),
+                ("conn_reuse_mode", "0".to_string()),
+                ("sloppy_tcp", "0".to_string()),
+            ]
+        );
+        Ok(())
+    });
+    let cases: &[(&str, &str, &str)] = &[
+        ("sync_version = 2", "sync_version", "0 or 1"),
+        (
+            "sync_threshold = 50\nsync_period = 50",
+            "sync_threshold",
+            "below sync_period",
+        ),
+        ("sync_retries = 4", "sync_retries", "0..3"),
+        ("sync_ports = 3", "sync_ports", "1, 2, 4"),
+        ("conn_reuse_mode = 4", "conn_reuse_mode", "0..3"),
+        ("sync_qlen_max = 0", "sync_qlen_max", "at least 1"),
+        ("sync_sock_size = 3000000000", "sync_sock_size", "at most"),
+        ("expire_nodest_conn = 1", "expire_nodest_conn", "bool"),
+        ("sync_tresholds = 3", "sync_tresholds", "unknown key"),
+    ];
+    for (extra, field, needle) in cases {
+        one_error(
+            &format!("[ipvs.sysctl]\n{extra}\n"),
+            &format!("ipvs.sysctl.{field}"),
+            needle,
+        );
+    }
+    // A threshold below a period of 0 is fine (sync on state changes only).
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "a.toml",
+            &format!("{BASE}[ipvs.sysctl]\nsync_threshold = 3\nsync_period = 0\n"),
+        )?;
+        load(&opts(&["a.toml"], false)).unwrap();
+        Ok(())
+    });
+}
+
+#[test]
 fn tracking_and_sync_groups() {
     Jail::expect_with(|jail| {
         jail.create_file(

@@ -508,6 +508,56 @@ pub fn render(hub: &Hub) -> String {
         m.family(name, "counter", help);
         m.sample(name, &[], n as f64);
     }
+    let sync = hub.ipvs_sync.borrow().clone();
+    m.family(
+        "hafront_ipvs_sync_daemon",
+        "gauge",
+        "1 while the kernel runs this IPVS connection sync daemon (GET_DAEMON), per role; only with [ipvs.sync]",
+    );
+    if sync.configured {
+        for role in ["master", "backup"] {
+            let d = sync.daemons.iter().find(|d| d.role == role);
+            let id = d.map(|d| d.sync_id.to_string()).unwrap_or_default();
+            let ifname = d.map(|d| d.interface.as_str()).unwrap_or("");
+            m.sample(
+                "hafront_ipvs_sync_daemon",
+                &[("role", role), ("interface", ifname), ("sync_id", &id)],
+                if d.is_some() { 1.0 } else { 0.0 },
+            );
+        }
+    }
+    for (name, help, n) in [
+        (
+            "hafront_ipvs_sync_daemon_starts_total",
+            "IPVS sync daemons hafront started (at start and on each role change)",
+            sync.starts,
+        ),
+        (
+            "hafront_ipvs_sync_daemon_stops_total",
+            "IPVS sync daemons hafront stopped",
+            sync.stops,
+        ),
+        (
+            "hafront_ipvs_sync_daemon_failures_total",
+            "Checks of the IPVS sync daemons that failed (no IPVS, a refused start or stop)",
+            sync.failures,
+        ),
+    ] {
+        m.family(name, "counter", help);
+        m.sample(name, &[], n as f64);
+    }
+    m.family(
+        "hafront_ipvs_sysctl_ok",
+        "gauge",
+        "1 when the kernel holds the [ipvs.sysctl] value written, 0 when the write failed or it reads otherwise",
+    );
+    for (name, st) in &sync.sysctl {
+        m.sample(
+            "hafront_ipvs_sysctl_ok",
+            &[("name", name)],
+            if st.error.is_none() { 1.0 } else { 0.0 },
+        );
+    }
     // Every family's samples together, as the format requires.
     m.family(
         "hafront_ipvs_service_installed",

@@ -48,6 +48,8 @@ pub struct Hub {
     pub tracking: watch::Receiver<Arc<TrackingSnapshot>>,
     /// Built when asked (an event does not build it).
     pub ipvs: IpvsStatus,
+    /// The IPVS sync daemons and `[ipvs.sysctl]`.
+    pub ipvs_sync: watch::Receiver<Arc<crate::ipvs::syncd::SyncStatus>>,
     pub services: watch::Receiver<Arc<crate::supervise::Snapshot>>,
     pub split_brain: watch::Receiver<Arc<crate::splitbrain::Snapshot>>,
     /// The last configuration reload's outcome.

@@ -65,6 +65,8 @@ struct Document<'a> {
     /// Anycast groups (`[anycast.NAME]`); absent when none is configured.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     anycast: BTreeMap<&'a str, AnycastView<'a>>,
+    /// The IPVS connection sync daemons and `[ipvs.sysctl]`.
+    ipvs_sync: &'a crate::ipvs::syncd::SyncStatus,
     /// Supervised nginx/httpd.
     services: &'a crate::supervise::Snapshot,
     overrides: &'a Overrides,
@@ -95,6 +97,7 @@ fn with_document<R>(hub: &Hub, f: impl FnOnce(&Document) -> R) -> R {
     let engine = hub.engine.borrow().clone();
     let tracking = hub.tracking.borrow().clone();
     let ipvs = hub.ipvs.snapshot();
+    let ipvs_sync = hub.ipvs_sync.borrow().clone();
     let overrides = hub.controls.overrides();
     let split_brain = hub.split_brain.borrow().clone();
     let services = hub.services.borrow().clone();
@@ -147,6 +150,7 @@ fn with_document<R>(hub: &Hub, f: impl FnOnce(&Document) -> R) -> R {
                 )
             })
             .collect(),
+        ipvs_sync: &ipvs_sync,
         services: &services,
         overrides: &overrides,
         overrides_error: hub.overrides_error.as_deref(),

@@ -21,6 +21,9 @@ pub struct IpvsConfig {
     /// The kernel's connection sync daemon (keepalived's `lvs_sync_daemon`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sync: Option<IpvsSyncConfig>,
+    /// `net.ipv4.vs.*` of the node's own network namespace, set at start and reload.
+    #[serde(skip_serializing_if = "IpvsSysctls::is_empty")]
+    pub sysctl: IpvsSysctls,
 }
 
 impl Default for IpvsConfig {
@@ -29,6 +32,7 @@ impl Default for IpvsConfig {
             services: BTreeMap::new(),
             resync_interval: Duration::from_secs(30),
             sync: None,
+            sysctl: IpvsSysctls::default(),
         }
     }
 }
@@ -73,6 +77,166 @@ impl IpvsSyncConfig {
             group: self.group,
             port: self.port,
             ttl: self.ttl,
+        }
+    }
+}
+
+/// `[ipvs.sysctl]`: the director's `net.ipv4.vs.*` settings (the kernel's
+/// ip-sysctl "/proc/sys/net/ipv4/vs/*" documentation). Absent keys are left as
+/// the kernel has them; hafront writes the others in its own network namespace
+/// at start and at each reload that changes them, and never restores them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IpvsSysctls {
+    /// Sync message format: 1 (default since 2.6.39), 0 for directors older than that.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync_version: Option<u8>,
+    /// A connection is synced when its packet count reaches this value (then every
+    /// `sync_period` packets); kernel default 3.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync_threshold: Option<u32>,
+    /// See `sync_threshold`; 0: sync on state changes only; kernel default 50.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync_period: Option<u32>,
+    /// Seconds: resync a connection whose state did not change after this long,
+    /// instead of by packet count; 0 (kernel default): by packet count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync_refresh_period: Option<u32>,
+    /// 0..3 retries of a sync message (with `sync_refresh_period`); kernel default 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync_retries: Option<u8>,
+    /// Sync persistent connections (templates) only; kernel default false.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync_persist_mode: Option<bool>,
+    /// Sync messages queued at most; kernel default: from the memory size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync_qlen_max: Option<u32>,
+    /// Socket buffer size of the sync daemons (bytes); 0 (kernel default): the
+    /// system's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync_sock_size: Option<u32>,
+    /// Sync threads and ports: 1, 2, 4, ... 128; kernel default 1. Read when a daemon
+    /// starts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync_ports: Option<u8>,
+    /// Expire a connection at once when its real server is removed (weight 0 is
+    /// not removal); kernel default false.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expire_nodest_conn: Option<bool>,
+    /// Expire persistence templates of a quiescent (weight 0) real server;
+    /// kernel default false.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expire_quiescent_template: Option<bool>,
+    /// 0..3, a bitmap for a new connection that reuses a port: 0 same real server,
+    /// bit 0 rescheduled when safe (TIME_WAIT), bit 1 also from FIN_WAIT; kernel
+    /// default 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conn_reuse_mode: Option<u8>,
+    /// Create a connection entry from any TCP packet, not only a SYN; kernel
+    /// default false.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sloppy_tcp: Option<bool>,
+    /// The same for SCTP (not only INIT); kernel default false.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sloppy_sctp: Option<bool>,
+    /// While a backup sync daemon runs, forward nothing as a director; kernel
+    /// default false.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup_only: Option<bool>,
+    /// Keep conntrack entries for IPVS connections (for NAT firewalls, conntrackd);
+    /// kernel default false.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conntrack: Option<bool>,
+}
+
+impl IpvsSysctls {
+    pub fn is_empty(&self) -> bool {
+        *self == IpvsSysctls::default()
+    }
+
+    /// The files of /proc/sys/net/ipv4/vs to write and their values, in this
+    /// order. `sync_threshold` and `sync_period` are one file ("threshold period");
+    /// the one not set keeps the kernel's value, hence `current_threshold`.
+    pub fn writes(&self, current_threshold: Option<(u32, u32)>) -> Vec<(&'static str, String)> {
+        fn b(v: bool) -> String {
+            u8::from(v).to_string()
+        }
+        let mut w = Vec::new();
+        let mut num = |name: &'static str, v: Option<String>| {
+            if let Some(v) = v {
+                w.push((name, v));
+            }
+        };
+        num("sync_version", self.sync_version.map(|v| v.to_string()));
+        if self.sync_threshold.is_some() || self.sync_period.is_some() {
+            let (t0, p0) = current_threshold.unwrap_or((3, 50));
+            let t = self.sync_threshold.unwrap_or(t0);
+            let p = self.sync_period.unwrap_or(p0);
+            num("sync_threshold", Some(format!("{t} {p}")));
+        }
+        num(
+            "sync_refresh_period",
+            self.sync_refresh_period.map(|v| v.to_string()),
+        );
+        num("sync_retries", self.sync_retries.map(|v| v.to_string()));
+        num("sync_persist_mode", self.sync_persist_mode.map(b));
+        num("sync_qlen_max", self.sync_qlen_max.map(|v| v.to_string()));
+        num("sync_sock_size", self.sync_sock_size.map(|v| v.to_string()));
+        num("sync_ports", self.sync_ports.map(|v| v.to_string()));
+        num("expire_nodest_conn", self.expire_nodest_conn.map(b));
+        num("expire_quiescent_template", self.expire_quiescent_template.map(b));
+        num("conn_reuse_mode", self.conn_reuse_mode.map(|v| v.to_string()));
+        num("sloppy_tcp", self.sloppy_tcp.map(b));
+        num("sloppy_sctp", self.sloppy_sctp.map(b));
+        num("backup_only", self.backup_only.map(b));
+        num("conntrack", self.conntrack.map(b));
+        w
+    }
+
+    fn validate(&self, problems: &mut Vec<Problem>) {
+        let mut p = |field: &str, message: String| {
+            let key = ["ipvs", "sysctl", field].iter().map(|s| s.to_string()).collect();
+            problems.push(Problem { key, message });
+        };
+        if let Some(v) = self.sync_version.filter(|v| *v > 1) {
+            p("sync_version", format!("{v}: must be 0 or 1"));
+        }
+        // The kernel refuses threshold >= period unless the period is 0; one of
+        // the two alone is checked against the kernel's value when written.
+        if let (Some(t), Some(per)) = (self.sync_threshold, self.sync_period) {
+            if per != 0 && t >= per {
+                p(
+                    "sync_threshold",
+                    format!("{t}: must be below sync_period ({per}) unless sync_period is 0"),
+                );
+            }
+        }
+        for (field, v) in [
+            ("sync_threshold", self.sync_threshold),
+            ("sync_period", self.sync_period),
+            ("sync_refresh_period", self.sync_refresh_period),
+            ("sync_qlen_max", self.sync_qlen_max),
+            ("sync_sock_size", self.sync_sock_size),
+        ] {
+            // The kernel reads them as C ints.
+            if let Some(v) = v.filter(|v| *v > i32::MAX as u32) {
+                p(field, format!("{v}: must be at most {}", i32::MAX));
+            }
+        }
+        if let Some(v) = self.sync_refresh_period.filter(|v| *v > 86_400 * 365) {
+            p("sync_refresh_period", format!("{v}: at most a year of seconds"));
+        }
+        if let Some(v) = self.sync_retries.filter(|v| *v > 3) {
+            p("sync_retries", format!("{v}: must be 0..3"));
+        }
+        if self.sync_qlen_max == Some(0) {
+            p("sync_qlen_max", "must be at least 1".into());
+        }
+        if let Some(v) = self.sync_ports.filter(|v| !v.is_power_of_two() || *v > 128) {
+            p("sync_ports", format!("{v}: must be 1, 2, 4, ... 128"));
+        }
+        if let Some(v) = self.conn_reuse_mode.filter(|v| *v > 3) {
+            p("conn_reuse_mode", format!("{v}: must be 0..3"));
         }
     }
 }
@@ -229,6 +393,7 @@ pub(super) fn validate(
             ),
         });
     }
+    cfg.sysctl.validate(problems);
     if let Some(sync) = &cfg.sync {
         let mut p = |field: &str, message: String| {
             let key = ["ipvs", "sync", field].iter().map(|s| s.to_string()).collect();

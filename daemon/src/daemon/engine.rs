@@ -298,6 +298,13 @@ impl Engine {
             match output {
                 Output::SendAdvert { .. } | Output::WantMaster => {} // the router's
                 Output::AddVips { vips } => {
+                    if !slot.spec.hooks.wait_ipvs.is_empty() {
+                        let _ = self.vips.send(VipCommand::WaitIpvs {
+                            instance: slot.name.clone(),
+                            services: slot.spec.hooks.wait_ipvs.clone(),
+                            timeout: crate::shared::IPVS_WAIT,
+                        });
+                    }
                     if !slot.spec.hooks.before_master.is_empty() {
                         let _ = self.vips.send(VipCommand::Hooks {
                             instance: slot.name.clone(),

@@ -122,7 +122,16 @@ pub fn specs_from_config(cfg: &Config) -> Vec<(String, InstanceSpec)> {
                 }),
                 sync_peers,
                 params,
-                hooks: crate::shared::Hooks::from_config(&i.hooks, &cfg.conntrackd),
+                hooks: crate::shared::Hooks {
+                    wait_ipvs: cfg
+                        .ipvs
+                        .services
+                        .iter()
+                        .filter(|(_, s)| s.master_of.as_deref() == Some(name.as_str()))
+                        .map(|(n, _)| n.clone())
+                        .collect(),
+                    ..crate::shared::Hooks::from_config(&i.hooks, &cfg.conntrackd)
+                },
                 extras: crate::shared::Extras::from_config(i),
                 track_link: i.track_link,
             };
@@ -281,7 +290,10 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     let (tracker_links_tx, tracker_links_rx) = mpsc::unbounded_channel();
     let addr_events = crate::net::link::watch_addresses()?;
     let vip_drift = Arc::new(crate::net::vip::Drift::default());
-    let vips = VipExecutor::spawn(links.clone(), vip_drift.clone());
+    // What the IPVS reconciler has written, which the VIP executor waits on
+    // (Hooks::wait_ipvs: an instance's IPVS services before its VIPs).
+    let (ipvs_written_tx, ipvs_written_rx) = watch::channel(crate::shared::IpvsWritten::default());
+    let vips = VipExecutor::spawn(links.clone(), vip_drift.clone(), ipvs_written_rx);
     let (splitbrain_vips, splitbrain_links, hub_vips) = (vips.clone(), links.clone(), vips.clone());
     let mut engine = Engine::new(links, vips);
     engine.forward_links_to(tracker_links_tx);
@@ -345,8 +357,8 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     let (roles_tx, roles_rx) = watch::channel(status::roles_of(&first));
     let services_roles_rx = roles_tx.subscribe();
     let services_checks_rx = check_states_tx.subscribe();
+    let ipvs_status = crate::ipvs::reconcile::IpvsStatus::new(check_states_tx.subscribe(), ipvs_written_tx);
     let (ipvs_stop_tx, ipvs_stop_rx) = oneshot::channel();
-    let ipvs_status = crate::ipvs::reconcile::IpvsStatus::new(check_states_tx.subscribe());
     let ipvs_inputs = crate::ipvs::reconcile::ReconcilerInputs {
         config: ipvs_cfg_rx,
         checks: check_states_rx,
@@ -365,10 +377,12 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         crate::ipvs::reconcile::run(ipvs_inputs),
     );
     // The connection sync daemon follows its instance; its own socket and thread.
+    // It also writes [ipvs.sysctl].
+    let (ipvs_sync_tx, ipvs_sync_rx) = watch::channel(Arc::new(Default::default()));
     on_own_thread(
         "hafront-ipvs-sync",
         "the IPVS sync daemon is off",
-        crate::ipvs::syncd::run(ipvs_cfg_tx.subscribe(), roles_tx.subscribe()),
+        crate::ipvs::syncd::run(ipvs_cfg_tx.subscribe(), roles_tx.subscribe(), ipvs_sync_tx),
     );
 
     let (ctl_tx, ctl_rx) = mpsc::channel(64);
@@ -434,6 +448,7 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         engine: engine_rx,
         tracking: tracking_rx,
         ipvs: ipvs_status,
+        ipvs_sync: ipvs_sync_rx,
         services: services_rx,
         split_brain: split_brain_rx,
         reload: reload_status_rx,

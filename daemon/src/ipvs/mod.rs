@@ -21,3 +21,4 @@ pub mod desired;
 pub mod io;
 pub mod reconcile;
 pub mod syncd;
+pub mod sysctl;

@@ -130,6 +130,9 @@ pub struct RealServerStatus {
 pub struct IpvsStatus {
     shared: Arc<Mutex<StatusState>>,
     checks: watch::Receiver<BTreeMap<String, Health>>,
+    /// Which services are written, for the VIP executor (`Hooks::wait_ipvs`):
+    /// O(services) after a pass, not the whole status.
+    written: Arc<watch::Sender<crate::shared::IpvsWritten>>,
 }
 
 /// What the reconciler keeps for the status: its inputs, the desired table (the
@@ -152,11 +155,40 @@ struct StatusState {
 }
 
 impl IpvsStatus {
-    pub fn new(checks: watch::Receiver<BTreeMap<String, Health>>) -> IpvsStatus {
+    pub fn new(
+        checks: watch::Receiver<BTreeMap<String, Health>>,
+        written: watch::Sender<crate::shared::IpvsWritten>,
+    ) -> IpvsStatus {
         IpvsStatus {
             shared: Arc::default(),
             checks,
+            written: Arc::new(written),
         }
+    }
+
+    /// After a pass: which configured services the desired table holds (written
+    /// when the pass succeeded), or IPVS unavailable.
+    fn publish_written(&self, cfg: &IpvsConfig, desired: &Table, ok: bool, unavailable: bool) {
+        let w = crate::shared::IpvsWritten {
+            unavailable,
+            known: cfg.services.keys().cloned().collect(),
+            installed: if ok {
+                cfg.services
+                    .iter()
+                    .filter(|(_, s)| {
+                        service_spec(s).is_some_and(|spec| desired.services.contains_key(&spec.key))
+                    })
+                    .map(|(n, _)| n.clone())
+                    .collect()
+            } else {
+                Default::default()
+            },
+        };
+        self.written.send_if_modified(|cur| {
+            let changed = *cur != w;
+            *cur = w;
+            changed
+        });
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, StatusState> {
@@ -326,6 +358,7 @@ pub async fn run(mut inp: ReconcilerInputs) {
                     ..StatusState::default()
                 };
             }
+            inp.status.publish_written(&cfg, &Table::default(), true, false);
             built = None;
             None
         } else {
@@ -386,6 +419,12 @@ pub async fn run(mut inp: ReconcilerInputs) {
                         st.observed = None;
                     }
                 }
+                inp.status.publish_written(
+                    &cfg,
+                    &st.desired,
+                    result.is_ok(),
+                    matches!(result, Err(IpvsError::Unavailable)),
+                );
             }
             built = match &result {
                 Ok(pass) if pass.failed == 0 => Some((cfg.clone(), roles.clone(), overrides.clone())),

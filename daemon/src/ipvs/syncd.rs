@@ -7,16 +7,24 @@
 //! the backup director holds the master's connection entries when it takes over.
 //! An unsettled instance (just started, no master heard yet) leaves the kernel's
 //! daemons as they are.
+//!
+//! The same task writes `[ipvs.sysctl]` at start and at each reload that changes
+//! it, and publishes both in the status (`ipvs_sync`) and the metrics.
 
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+
+use serde::Serialize;
 
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::io::Ipvs;
+use super::sysctl::SysctlState;
 use super::{SyncDaemon, SyncRole};
-use crate::config::ipvs::{IpvsConfig, IpvsSyncConfig};
+use crate::config::ipvs::{IpvsConfig, IpvsSyncConfig, IpvsSysctls};
 use crate::shared::Roles;
 
 /// How often the kernel's daemons are compared with the desired ones.
@@ -64,15 +72,128 @@ pub fn plan(running: &[SyncDaemon], want: &[SyncDaemon]) -> (Vec<SyncRole>, Vec<
     (stop, start)
 }
 
+/// A running daemon as the status shows it (GET_DAEMON).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DaemonView {
+    pub role: &'static str,
+    pub interface: String,
+    pub sync_id: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_len: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<std::net::IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u8>,
+}
+
+impl From<&SyncDaemon> for DaemonView {
+    fn from(d: &SyncDaemon) -> Self {
+        DaemonView {
+            role: d.role.as_str(),
+            interface: d.interface.clone(),
+            sync_id: d.sync_id,
+            max_len: d.max_len,
+            group: d.group,
+            port: d.port,
+            ttl: d.ttl,
+        }
+    }
+}
+
+/// `ipvs_sync` in the status: the kernel's sync daemons and `[ipvs.sysctl]`.
+/// The kernel keeps no sync counters of its own (no /proc or netlink statistics
+/// of messages sent or received); `starts`/`stops` count hafront's changes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SyncStatus {
+    /// `[ipvs.sync]` is configured.
+    pub configured: bool,
+    /// The daemons the kernel runs, read back after each check (empty without
+    /// `[ipvs.sync]`: not read then).
+    pub daemons: Vec<DaemonView>,
+    /// When the daemons were last read (Unix ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checked_unix_ms: Option<u64>,
+    /// The last check's failure, cleared by a good one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Daemons hafront started and stopped, and checks that failed.
+    pub starts: u64,
+    pub stops: u64,
+    pub failures: u64,
+    /// `[ipvs.sysctl]`: each configured file, wanted and read back.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctl: BTreeMap<String, SysctlState>,
+    /// Why the settings could not be written at all (no IPVS yet: retried).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sysctl_error: Option<String>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// Runs until the configuration channel closes (shutdown).
-pub async fn run(mut config: watch::Receiver<Arc<IpvsConfig>>, mut roles: watch::Receiver<Roles>) {
+pub async fn run(
+    mut config: watch::Receiver<Arc<IpvsConfig>>,
+    mut roles: watch::Receiver<Roles>,
+    status: watch::Sender<Arc<SyncStatus>>,
+) {
     let mut ipvs: Option<Ipvs> = None;
     // Whether hafront started a daemon: only then does removing `[ipvs.sync]`
     // stop the kernel's daemons.
     let mut ours = false;
+    let mut st = SyncStatus::default();
+    // The settings last written without a missing directory: written again only
+    // when the configuration changes them (start and reload), so what an operator
+    // sets by hand in between stays.
+    let mut sysctl_done: Option<IpvsSysctls> = None;
     loop {
         let cfg = config.borrow_and_update().clone();
         let r = roles.borrow_and_update().clone();
+        if sysctl_done.as_ref() != Some(&cfg.sysctl) {
+            if cfg.sysctl.is_empty() {
+                st.sysctl.clear();
+                st.sysctl_error = None;
+                sysctl_done = Some(cfg.sysctl.clone());
+            } else {
+                // The files appear with the ip_vs module: the reconciler's or this
+                // task's first netlink request loads it.
+                if ipvs.is_none() {
+                    ipvs = Ipvs::connect().await.ok();
+                }
+                match super::sysctl::apply(Path::new(super::sysctl::PROC_DIR), &cfg.sysctl) {
+                    Ok(states) => {
+                        for (name, s) in &states {
+                            match &s.error {
+                                Some(error) => warn!(
+                                    name = name.as_str(),
+                                    error = error.as_str(),
+                                    "IPVS sysctl not set"
+                                ),
+                                None => {
+                                    info!(name = name.as_str(), value = s.wanted.as_str(), "IPVS sysctl set")
+                                }
+                            }
+                        }
+                        st.sysctl = states;
+                        st.sysctl_error = None;
+                        sysctl_done = Some(cfg.sysctl.clone());
+                    }
+                    Err(error) => {
+                        if st.sysctl_error.as_ref() != Some(&error) {
+                            warn!(%error, "IPVS sysctls not set yet");
+                        }
+                        st.sysctl_error = Some(error);
+                    }
+                }
+            }
+        }
+        st.configured = cfg.sync.is_some();
         let want = match &cfg.sync {
             Some(sync) => desired(sync, &r),
             None if ours => Some(Vec::new()),
@@ -82,19 +203,44 @@ pub async fn run(mut config: watch::Receiver<Arc<IpvsConfig>>, mut roles: watch:
             if ipvs.is_none() {
                 match Ipvs::connect().await {
                     Ok(i) => ipvs = Some(i),
-                    Err(error) => warn!(%error, "IPVS sync daemon: no IPVS"),
+                    Err(error) => {
+                        warn!(%error, "IPVS sync daemon: no IPVS");
+                        st.failures += 1;
+                        st.error = Some(format!("no IPVS: {error}"));
+                    }
                 }
             }
             if let Some(i) = &mut ipvs {
-                match apply(i, &want).await {
-                    Ok(()) => ours = !want.is_empty(),
+                match apply(i, &want, &mut st).await {
+                    Ok(()) => {
+                        ours = !want.is_empty();
+                        st.error = None;
+                    }
                     Err(error) => {
                         warn!(%error, "IPVS sync daemon not set up");
+                        st.failures += 1;
+                        st.error = Some(error.to_string());
                         ipvs = None;
                     }
                 }
             }
+        } else if let (Some(i), true) = (&mut ipvs, cfg.sync.is_some()) {
+            // Unsettled instance: nothing changes, but the status says what runs.
+            if let Ok(running) = i.sync_daemons().await {
+                st.daemons = running.iter().map(DaemonView::from).collect();
+                st.checked_unix_ms = Some(now_ms());
+            }
         }
+        if !st.configured && !ours {
+            st.daemons.clear();
+        }
+        status.send_if_modified(|cur| {
+            if **cur == st {
+                return false;
+            }
+            *cur = Arc::new(st.clone());
+            true
+        });
         tokio::select! {
             c = config.changed() => if c.is_err() { return },
             r = roles.changed() => if r.is_err() { return },
@@ -103,15 +249,22 @@ pub async fn run(mut config: watch::Receiver<Arc<IpvsConfig>>, mut roles: watch:
     }
 }
 
-async fn apply(ipvs: &mut Ipvs, want: &[SyncDaemon]) -> Result<(), crate::ipvs::IpvsError> {
-    let running = ipvs.sync_daemons().await?;
+async fn apply(
+    ipvs: &mut Ipvs,
+    want: &[SyncDaemon],
+    st: &mut SyncStatus,
+) -> Result<(), crate::ipvs::IpvsError> {
+    let mut running = ipvs.sync_daemons().await?;
     let (stop, start) = plan(&running, want);
+    let changed = !stop.is_empty() || !start.is_empty();
     for role in stop {
         ipvs.stop_sync_daemon(role).await?;
+        st.stops += 1;
         info!(role = role.as_str(), "IPVS sync daemon stopped");
     }
     for d in start {
         ipvs.start_sync_daemon(&d).await?;
+        st.starts += 1;
         info!(
             role = d.role.as_str(),
             interface = d.interface,
@@ -119,6 +272,11 @@ async fn apply(ipvs: &mut Ipvs, want: &[SyncDaemon]) -> Result<(), crate::ipvs::
             "IPVS sync daemon started"
         );
     }
+    if changed {
+        running = ipvs.sync_daemons().await?;
+    }
+    st.daemons = running.iter().map(DaemonView::from).collect();
+    st.checked_unix_ms = Some(now_ms());
     Ok(())
 }
 

@@ -15,13 +15,14 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage};
 use rtnetlink::packet_route::AddressFamily;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use super::announce::Announcer;
 use super::error::{errno, NetError};
 use super::link::{Iface, Links};
 use crate::shared::throttle::Throttle;
+use crate::shared::IpvsWritten;
 
 /// Announcement commands waiting in the executor's queue at most.
 pub const ANNOUNCE_MAX: usize = 16;
@@ -73,6 +74,14 @@ pub enum VipCommand {
         iface: Iface,
         extras: Arc<crate::shared::Extras>,
         op: super::routes::ExtrasOp,
+    },
+    /// Becoming master: waits until the IPVS reconciler reports `services`
+    /// written (or IPVS unavailable), at most `timeout`, before the next command
+    /// (the VIPs' `Add`).
+    WaitIpvs {
+        instance: String,
+        services: Vec<String>,
+        timeout: Duration,
     },
     /// Answered once every earlier command is done.
     Flush(oneshot::Sender<()>),
@@ -252,11 +261,13 @@ pub struct VipExecutor {
     /// Routes, rules and addresses elsewhere whose add the kernel refused
     /// (instance, item), until an add succeeds.
     pub(super) extras_refused: HashSet<(String, String)>,
+    /// What the IPVS reconciler wrote (`WaitIpvs`).
+    ipvs: watch::Receiver<IpvsWritten>,
 }
 
 impl VipExecutor {
     /// Spawns the executor; commands run one at a time, in order.
-    pub fn spawn(links: Links, drift: Arc<Drift>) -> VipSender {
+    pub fn spawn(links: Links, drift: Arc<Drift>, ipvs: watch::Receiver<IpvsWritten>) -> VipSender {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let sender = VipSender::new(tx);
         let announces = sender.announces.clone();
@@ -267,6 +278,7 @@ impl VipExecutor {
             failures: HashMap::new(),
             refusals: HashMap::new(),
             extras_refused: HashSet::new(),
+            ipvs,
         };
         tokio::spawn(async move {
             while let Some(cmd) = rx.recv().await {
@@ -385,6 +397,26 @@ impl VipExecutor {
                 extras,
                 op,
             } => self.extras(&instance, &iface, &extras, op).await,
+            VipCommand::WaitIpvs {
+                instance,
+                services,
+                timeout,
+            } => {
+                let t0 = Instant::now();
+                let waited = tokio::time::timeout(timeout, self.ipvs.wait_for(|s| s.ready(&services))).await;
+                let ms = t0.elapsed().as_secs_f64() * 1e3;
+                match waited {
+                    Ok(Ok(_)) => debug!(instance, ms, "IPVS services in place before the VIPs"),
+                    // The reconciler is gone (shutdown): nothing to wait for.
+                    Ok(Err(_)) => {}
+                    Err(_) => warn!(
+                        instance,
+                        ?services,
+                        ?timeout,
+                        "IPVS services not written in time: adding the VIPs anyway"
+                    ),
+                }
+            }
             VipCommand::Flush(done) => {
                 let _ = done.send(());
             }
@@ -599,6 +631,7 @@ mod tests {
             failures: HashMap::new(),
             refusals: HashMap::new(),
             extras_refused: HashSet::new(),
+            ipvs: watch::channel(IpvsWritten::default()).1,
         }
     }
 
