@@ -34,6 +34,9 @@ pub use crate::shared::{Control, EngineSnapshot, InstanceSpec, InstanceStatus, T
 
 type SockKey = (u32, bool);
 
+/// Packets a reader task hands to the engine in one message at most.
+const READ_BURST: usize = 64;
+
 /// How often a refused advert send is logged while it keeps failing.
 const SEND_FAILURE_LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -60,8 +63,9 @@ pub struct Engine {
     links: Links,
     vips: VipSender,
     sockets: HashMap<SockKey, Arc<VrrpSocket>>,
-    packets_tx: mpsc::Sender<(SockKey, Received)>,
-    packets_rx: mpsc::Receiver<(SockKey, Received)>,
+    /// What the reader tasks read, a burst per message (`VrrpSocket::recv_batch`).
+    packets_tx: mpsc::Sender<(SockKey, Vec<Received>)>,
+    packets_rx: mpsc::Receiver<(SockKey, Vec<Received>)>,
     slots: HashMap<u64, Slot>,
     /// The instances themselves, with the protocol decisions around them (VRID
     /// demultiplexing, own packets, destinations, sync groups).
@@ -90,7 +94,9 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(links: Links, vips: VipSender) -> Engine {
-        let (packets_tx, packets_rx) = mpsc::channel(4096);
+        // Bursts of at most READ_BURST packets: 64 x 64 = 4,096 packets queued at most,
+        // as many as before (then the socket's 4 MiB receive buffer holds them).
+        let (packets_tx, packets_rx) = mpsc::channel(64);
         Engine {
             links,
             vips,
@@ -235,9 +241,10 @@ impl Engine {
         let tx = self.packets_tx.clone();
         tokio::spawn(async move {
             loop {
-                match sock.recv().await {
-                    Ok(p) => {
-                        if tx.send((key, p)).await.is_err() {
+                let mut burst = Vec::with_capacity(4);
+                match sock.recv_batch(READ_BURST, &mut burst).await {
+                    Ok(()) => {
+                        if tx.send((key, burst)).await.is_err() {
                             return;
                         }
                     }
@@ -541,11 +548,11 @@ impl Engine {
     fn drain_received(&mut self) {
         let mut budget = 1024usize;
         while budget > 0 {
-            let Ok((key, p)) = self.packets_rx.try_recv() else {
+            let Ok((key, burst)) = self.packets_rx.try_recv() else {
                 break;
             };
-            self.dispatch(key, p);
-            budget -= 1;
+            budget = budget.saturating_sub(burst.len());
+            self.dispatch_all(key, burst);
         }
         let sockets: Vec<(SockKey, Arc<VrrpSocket>)> =
             self.sockets.iter().map(|(k, s)| (*k, s.clone())).collect();
@@ -561,6 +568,12 @@ impl Engine {
                 }
                 budget -= 1;
             }
+        }
+    }
+
+    fn dispatch_all(&mut self, key: SockKey, burst: Vec<Received>) {
+        for p in burst {
+            self.dispatch(key, p);
         }
     }
 
@@ -831,7 +844,7 @@ impl Engine {
                     Some(Control::Shutdown) | None => return,
                 },
                 _ = sleep => self.fire_due_timers(),
-                Some((key, p)) = self.packets_rx.recv() => self.dispatch(key, p),
+                Some((key, burst)) = self.packets_rx.recv() => self.dispatch_all(key, burst),
                 Some((index, up)) = links.recv() => {
                     self.link_changed(index, up);
                     self.link_followers.retain(|f| f.send((index, up)).is_ok());

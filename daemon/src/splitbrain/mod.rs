@@ -101,20 +101,40 @@ pub async fn run(mut inp: MonitorInputs) {
     let mut tracks: BTreeMap<String, Track> = BTreeMap::new();
     let mut step = tokio::time::interval(STEP);
     step.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_cfg: Option<Arc<Config>> = None;
     loop {
-        tokio::select! {
-            r = inp.engine.changed() => if r.is_err() { return },
-            _ = step.tick() => {}
+        let stepped = tokio::select! {
+            r = inp.engine.changed() => if r.is_err() { return } else { false },
+            _ = step.tick() => true,
+        };
+        // The steps time the probes and the in-band window of masters; a node
+        // master of nothing has nothing to do between snapshots (a state change
+        // publishes one), and a backup of 255 instances skips 10 passes a second.
+        if stepped && !tracks.is_empty() && !tracks.values().any(|t| t.master) {
+            continue;
         }
         let cfg = inp.config.borrow().clone();
         let snap = inp.engine.borrow_and_update().clone();
         let now = Instant::now();
-        tracks.retain(|name, _| cfg.vrrp.instances.contains_key(name));
+        // The status is rebuilt and compared only when a track came, went or changed
+        // (ten steps a second over every instance: no allocation per instance).
+        let tracked = tracks.len();
+        if last_cfg.as_ref().is_none_or(|l| !Arc::ptr_eq(l, &cfg)) {
+            tracks.retain(|name, _| cfg.vrrp.instances.contains_key(name));
+            last_cfg = Some(cfg.clone());
+        }
+        let mut changed = tracks.len() != tracked;
         for (name, st) in &snap.instances {
             let Some(ic) = cfg.vrrp.instances.get(name) else {
                 continue;
             };
-            let t = tracks.entry(name.clone()).or_default();
+            if !tracks.contains_key(name) {
+                changed = true;
+                tracks.insert(name.clone(), Track::default());
+            }
+            let Some(t) = tracks.get_mut(name) else {
+                continue;
+            };
             let master = st.state == State::Master;
             let rx = st.counters.adverts_received;
             if master && t.master && rx > t.rx {
@@ -186,6 +206,7 @@ pub async fn run(mut inp: MonitorInputs) {
             };
             let active = master && detail.is_some();
             if active != t.status.active {
+                changed = true;
                 let unix_ms = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .map(|d| d.as_millis())
@@ -257,6 +278,9 @@ pub async fn run(mut inp: MonitorInputs) {
                     });
                 }
             }
+        }
+        if !changed {
+            continue;
         }
         let snapshot: Snapshot = tracks
             .iter()

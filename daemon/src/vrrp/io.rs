@@ -104,6 +104,23 @@ impl VrrpSocket {
         }
     }
 
+    /// Waits for the next packet, then takes whatever else the kernel has queued
+    /// behind it, up to `max` (at least one). One wake-up and one message to the
+    /// engine per burst instead of per packet: 255 instances at 10 ms are 25,500
+    /// adverts a second (issue 19).
+    pub async fn recv_batch(&self, max: usize, into: &mut Vec<Received>) -> io::Result<()> {
+        into.push(self.recv().await?);
+        while into.len() < max {
+            match self.try_recv() {
+                Ok(Some(p)) => into.push(p),
+                Ok(None) => break,
+                // The packets already read go first; the error comes back next time.
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+
     /// The next packet the kernel has already queued, without waiting (`None` when
     /// nothing is queued). The engine reads what arrived before it acts on an
     /// expired Master_Down_Timer.
@@ -120,7 +137,9 @@ impl VrrpSocket {
     }
 
     fn recv_now(&self, fd: i32) -> io::Result<Option<Received>> {
-        let mut buf = vec![0u8; 2048];
+        // On the stack: the payload is copied out at its size (one allocation per
+        // packet, not a zeroed 2 KiB vector and then a copy).
+        let mut buf = [0u8; 2048];
         let mut cmsg = nix::cmsg_space!(libc::in6_pktinfo, libc::c_int);
         let (len, from, ttl6, dst6) = {
             let mut iov = [IoSliceMut::new(&mut buf)];
@@ -139,7 +158,7 @@ impl VrrpSocket {
             }
             (msg.bytes, msg.address, ttl6, dst6)
         };
-        buf.truncate(len);
+        let buf = &buf[..len.min(buf.len())];
         if self.ipv6 {
             let src = match from.as_ref().and_then(|a| a.as_sockaddr_in6()) {
                 Some(a) => IpAddr::V6(a.ip()),
@@ -152,7 +171,7 @@ impl VrrpSocket {
                 src,
                 dst: IpAddr::V6(dst),
                 ttl: ttl.clamp(0, 255) as u8,
-                payload: buf,
+                payload: buf.to_vec(),
             }));
         }
         // IPv4 raw sockets deliver the IP header: take TTL and addresses from it.
