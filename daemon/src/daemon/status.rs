@@ -282,6 +282,7 @@ mod tests {
                 to: State::Master,
                 reason: "master_down",
             }),
+            recent_transitions: Vec::new(),
         };
         let snap = EngineSnapshot {
             instances: vec![
