@@ -754,6 +754,16 @@ fn services_notify_and_split_brain_rules() {
         "entry 0 (\"b\") is not an e-mail address",
     );
     one_error(
+        "[notify.smtp]\nserver = \"mail:25\"\nfrom = \"alerts@exämple.org\"\nto = [\"b@example.org\"]\n",
+        "notify.smtp.from",
+        "xn-- form",
+    );
+    one_error(
+        "[notify.smtp]\nserver = \"mail:25\"\nfrom = \"a@example.org\"\nto = [\"ops team@example.org\"]\n",
+        "notify.smtp.to",
+        "entry 0 (\"ops team@example.org\") is not an e-mail address",
+    );
+    one_error(
         "[notify.smtp]\nserver = \"mail:25\"\nfrom = \"a@example.org\"\nto = [\"b@example.org\"]\ntls = \"none\"\nusername = \"u\"\npassword = \"p\"\n",
         "notify.smtp.tls",
         "starttls",

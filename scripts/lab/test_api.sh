@@ -8,6 +8,7 @@
 # input recorder replays to the live state.
 source "$(cd "$(dirname "$0")" && pwd)/../lib/labtest.sh"
 API="$here/../lib/api.py"
+command -v promtool >/dev/null || fail "promtool missing (Debian's prometheus package; scripts/test installs it)"
 
 extra=(
     'track_scripts = [ { name = "ok", weight = 10 } ]'
@@ -94,7 +95,8 @@ tail -n +2 "$dir/metrics-a.raw" >"$dir/metrics-a.txt"
     'hafront_ipvs_real_server_weight{service=web,address=192.0.2.12:80}=2' \
     'hafront_ipvs_available=0' \
     || fail "/metrics on a"
-pass "/metrics parses with prometheus_client; keepalived exporter series and hafront_* present"
+promtool check metrics <"$dir/metrics-a.txt" >"$dir/promtool-a.txt" 2>&1 || { cat "$dir/promtool-a.txt"; fail "promtool check metrics on a's /metrics"; }
+pass "/metrics parses with prometheus_client and passes promtool check metrics; keepalived exporter series and hafront_* present"
 
 # --- failover: status matches reality -----------------------------------------
 lab_cut a

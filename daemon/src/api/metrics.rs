@@ -834,4 +834,66 @@ fn anycast(m: &mut Exposition, a: &crate::shared::AnycastSnapshot) {
             );
         }
     }
+
+    /// Label values a config can carry (quotes, backslashes, newlines, a trailing
+    /// backslash, CR, tab, non-ASCII) read back unchanged by the Prometheus project's
+    /// own parser (python3-prometheus-client) and accepted by `promtool check metrics`.
+    #[test]
+    fn official_parsers_read_back_escaped_labels() {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let have_parser = Command::new("/usr/bin/python3")
+            .args(["-c", "import prometheus_client"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !have_parser {
+            eprintln!("SKIP: python3-prometheus-client is not installed (scripts/test installs it)");
+            return;
+        }
+        let values = [
+            "q\"b\\c\nd",
+            "ends with \\",
+            "tab\tcr\r",
+            "é ünï → «»",
+            "{a=\"b\"},x",
+            "",
+        ];
+        let mut m = Exposition::new();
+        m.family("hafront_escape_test", "gauge", "Escaping");
+        for (i, v) in values.iter().enumerate() {
+            m.sample(
+                "hafront_escape_test",
+                &[("v", v), ("i", &i.to_string())],
+                i as f64,
+            );
+        }
+        let text = m.finish();
+        let run = |argv: &[&str]| {
+            let mut c = Command::new(argv[0])
+                .args(&argv[1..])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            c.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+            c.wait_with_output().unwrap()
+        };
+        let py =
+            "import sys, json\nfrom prometheus_client.parser import text_string_to_metric_families as p\n\
+                  print(json.dumps([s.labels['v'] for f in p(sys.stdin.read()) for s in f.samples]))";
+        let out = run(&["/usr/bin/python3", "-c", py]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let got: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(got, values, "{text}");
+        if Command::new("promtool").arg("--version").output().is_ok() {
+            let out = run(&["promtool", "check", "metrics"]);
+            assert!(
+                out.status.success(),
+                "promtool: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
 }

@@ -1,12 +1,16 @@
 //! A minimal DNS message codec for the dns check (RFC 1035 §4): one question out,
-//! the header and answer records in. No I/O. Names in answers are skipped (with
-//! compression pointers), not decompressed: the check only needs types and data.
+//! the header and answer records in (the authority and additional sections are
+//! walked for an EDNS OPT record's extended RCODE, RFC 6891 §6.1.3). No I/O. Names in
+//! answers are skipped (with compression pointers), not decompressed: the check only
+//! needs types and data. Kept by hand rather than `hickory-proto`, and tested against
+//! it (daemon/tests/dns_hickory.rs): see docs/architecture.md, "Field libraries".
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub const TYPE_A: u16 = 1;
 pub const TYPE_AAAA: u16 = 28;
 pub const TYPE_ANY: u16 = 255;
+const TYPE_OPT: u16 = 41;
 const CLASS_IN: u16 = 1;
 
 /// Record types accepted by name in `query_type` (also `TYPE<n>`).
@@ -40,7 +44,7 @@ pub fn qtype_name(t: u16) -> String {
         .unwrap_or_else(|| format!("TYPE{t}"))
 }
 
-pub fn rcode_name(rcode: u8) -> String {
+pub fn rcode_name(rcode: u16) -> String {
     match rcode {
         0 => "NOERROR".into(),
         1 => "FORMERR".into(),
@@ -48,6 +52,7 @@ pub fn rcode_name(rcode: u8) -> String {
         3 => "NXDOMAIN".into(),
         4 => "NOTIMP".into(),
         5 => "REFUSED".into(),
+        16 => "BADVERS".into(),
         n => format!("RCODE{n}"),
     }
 }
@@ -122,7 +127,8 @@ impl Record {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Response {
     pub id: u16,
-    pub rcode: u8,
+    /// With an OPT record's upper 8 bits (12 bits in all).
+    pub rcode: u16,
     pub truncated: bool,
     pub answers: Vec<Record>,
 }
@@ -171,29 +177,30 @@ pub fn decode_response(m: &[u8]) -> Result<Response, DecodeError> {
         return Err(DecodeError::NotResponse);
     }
     let truncated = m[2] & 0x02 != 0;
-    let rcode = m[3] & 0x0F;
+    let mut rcode = u16::from(m[3] & 0x0F);
     let qd = u16_at(m, 4)?;
     let an = u16_at(m, 6)?;
+    let others = u32::from(u16_at(m, 8)?) + u32::from(u16_at(m, 10)?);
     let mut pos = 12;
     for _ in 0..qd {
         pos = skip_name(m, pos)? + 4;
     }
+    // Answers, then authority and additional (where only an OPT record matters).
+    // A message cut short, as TC says, counts for the records it holds whole (the
+    // probe asks again over TCP).
     let mut answers = Vec::with_capacity(an.min(64) as usize);
-    for _ in 0..an {
-        pos = skip_name(m, pos)?;
-        let rtype = u16_at(m, pos)?;
-        let class = u16_at(m, pos + 2)?;
-        let ttl = (u16_at(m, pos + 4)? as u32) << 16 | u16_at(m, pos + 6)? as u32;
-        let len = u16_at(m, pos + 8)? as usize;
-        pos += 10;
-        let rdata = m.get(pos..pos + len).ok_or(DecodeError::Short)?.to_vec();
-        pos += len;
-        answers.push(Record {
-            rtype,
-            class,
-            ttl,
-            rdata,
-        });
+    for i in 0..u32::from(an) + others {
+        let (rec, next) = match record(m, pos) {
+            Ok(r) => r,
+            Err(DecodeError::Short) if truncated => break,
+            Err(e) => return Err(e),
+        };
+        pos = next;
+        if i < u32::from(an) {
+            answers.push(rec);
+        } else if rec.rtype == TYPE_OPT {
+            rcode |= u16::from((rec.ttl >> 24) as u8) << 4;
+        }
     }
     Ok(Response {
         id,
@@ -201,6 +208,26 @@ pub fn decode_response(m: &[u8]) -> Result<Response, DecodeError> {
         truncated,
         answers,
     })
+}
+
+/// One resource record at `pos`; returns it and the offset after it.
+fn record(m: &[u8], pos: usize) -> Result<(Record, usize), DecodeError> {
+    let pos = skip_name(m, pos)?;
+    let rtype = u16_at(m, pos)?;
+    let class = u16_at(m, pos + 2)?;
+    let ttl = (u16_at(m, pos + 4)? as u32) << 16 | u16_at(m, pos + 6)? as u32;
+    let len = u16_at(m, pos + 8)? as usize;
+    let start = pos + 10;
+    let rdata = m.get(start..start + len).ok_or(DecodeError::Short)?.to_vec();
+    Ok((
+        Record {
+            rtype,
+            class,
+            ttl,
+            rdata,
+        },
+        start + len,
+    ))
 }
 
 /// The dns check's verdict on a response: NOERROR, at least one answer of the

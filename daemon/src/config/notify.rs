@@ -127,11 +127,8 @@ pub(super) fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
                 format!("{:?} is not host:port (e.g. \"mail.example.org:587\")", s.server),
             );
         }
-        if !s.from.contains('@') || s.from.contains(['<', '>', '\r', '\n']) {
-            p(
-                &["notify", "smtp", "from"],
-                format!("{:?} is not an e-mail address", s.from),
-            );
+        if let Err(e) = check_address(&s.from) {
+            p(&["notify", "smtp", "from"], format!("{:?} {e}", s.from));
         }
         if s.to.is_empty() {
             p(
@@ -140,11 +137,8 @@ pub(super) fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
             );
         }
         for (i, to) in s.to.iter().enumerate() {
-            if !to.contains('@') || to.contains(['<', '>', '\r', '\n']) {
-                p(
-                    &["notify", "smtp", "to"],
-                    format!("entry {i} ({to:?}) is not an e-mail address"),
-                );
+            if let Err(e) = check_address(to) {
+                p(&["notify", "smtp", "to"], format!("entry {i} ({to:?}) {e}"));
             }
         }
         if s.username.is_some() != s.password.is_some() {
@@ -296,4 +290,18 @@ pub fn parse_url(url: &str) -> Result<Target, String> {
         authority: authority.as_str().to_string(),
         host,
     })
+}
+
+/// An address that goes into `MAIL FROM:<…>`/`RCPT TO:<…>` as it is: `local@domain`,
+/// ASCII (a non-ASCII one needs SMTPUTF8, RFC 6531, which hafront does not speak),
+/// without blanks or angle brackets.
+fn check_address(a: &str) -> Result<(), String> {
+    if !a.contains('@') || a.contains(['<', '>']) || a.contains(|c: char| c.is_whitespace() || c.is_control())
+    {
+        return Err("is not an e-mail address".into());
+    }
+    if !a.is_ascii() {
+        return Err("is not ASCII: write the domain in its xn-- form (non-ASCII local parts need SMTPUTF8, which hafront does not speak)".into());
+    }
+    Ok(())
 }

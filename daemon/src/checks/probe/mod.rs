@@ -269,6 +269,11 @@ async fn dns_probe(
     })
     .await?;
     match answer {
+        // TC: the answer did not fit in the datagram; ask again over TCP (RFC 7766 §5).
+        Ok(r) if r.truncated => {
+            let r = dns_over_tcp(server, &query, bind).await?;
+            dns::check_response(&r, qtype, expect).map_err(ProbeError::Dns)
+        }
         Ok(r) => dns::check_response(&r, qtype, expect).map_err(ProbeError::Dns),
         Err(None) => Err(ProbeError::Timeout(timeout)),
         Err(Some((n, last))) => Err(ProbeError::Dns(format!(
@@ -276,6 +281,34 @@ async fn dns_probe(
             humantime::format_duration(timeout)
         ))),
     }
+}
+
+/// `query` over TCP (two-byte length prefixes, RFC 1035 §4.2.2), for a truncated UDP
+/// answer. The length prefix bounds what is read to 65,535 bytes.
+async fn dns_over_tcp(server: SocketAddr, query: &[u8], bind: &Bind) -> Result<dns::Response, ProbeError> {
+    let mut s = tcp_connect(server, bind).await?;
+    let mut out = Vec::with_capacity(2 + query.len());
+    out.extend_from_slice(&(query.len() as u16).to_be_bytes());
+    out.extend_from_slice(query);
+    s.write_all(&out)
+        .await
+        .map_err(|e| ProbeError::io("send (TCP)", e))?;
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len)
+        .await
+        .map_err(|e| ProbeError::io("receive (TCP)", e))?;
+    let mut m = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    s.read_exact(&mut m)
+        .await
+        .map_err(|e| ProbeError::io("receive (TCP)", e))?;
+    let r = dns::decode_response(&m).map_err(|e| ProbeError::Dns(format!("malformed TCP response: {e}")))?;
+    if r.id != u16::from_be_bytes([query[0], query[1]]) || !dns::same_question(query, &m) {
+        return Err(ProbeError::Dns("TCP response to another query".into()));
+    }
+    if r.truncated {
+        return Err(ProbeError::Dns("TCP response truncated (TC)".into()));
+    }
+    Ok(r)
 }
 
 /// Reads one SMTP reply (RFC 5321 §4.2: `ddd-` continuation lines, then `ddd `).
@@ -390,5 +423,74 @@ async fn udp_probe(
                 Ok(Err(e)) => Err(udp_error("receive", e)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod dns_tests {
+    use super::*;
+    use hickory_proto::op::{Message, MessageType};
+    use hickory_proto::rr::rdata::A;
+    use hickory_proto::rr::{RData, Record};
+    use std::io::{Read, Write};
+    use std::net::Ipv4Addr;
+
+    /// The answer to `query` with `n` A records (203.0.113.1..), TC as given.
+    fn answer(query: &[u8], n: u8, truncated: bool) -> Vec<u8> {
+        let q = Message::from_vec(query).expect("a query");
+        let mut m = Message::new();
+        m.set_id(q.id())
+            .set_message_type(MessageType::Response)
+            .set_recursion_desired(true)
+            .set_truncated(truncated)
+            .add_queries(q.queries().to_vec());
+        let owner = q.queries()[0].name().clone();
+        for i in 1..=n {
+            m.add_answer(Record::from_rdata(
+                owner.clone(),
+                60,
+                RData::A(A(Ipv4Addr::new(203, 0, 113, i))),
+            ));
+        }
+        m.to_vec().unwrap()
+    }
+
+    /// A server whose UDP answer does not fit (TC, one of its 100 records) and whose
+    /// TCP answer has them all, as a large round-robin name gets: the probe asks again
+    /// over TCP and finds the expected address that only the full answer holds.
+    #[tokio::test]
+    async fn truncated_answer_is_asked_again_over_tcp() {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = tcp.local_addr().unwrap();
+        let udp = std::net::UdpSocket::bind(server).unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            if let Ok((n, peer)) = udp.recv_from(&mut buf) {
+                let _ = udp.send_to(&answer(&buf[..n], 1, true), peer);
+            }
+        });
+        std::thread::spawn(move || {
+            let Ok((mut c, _)) = tcp.accept() else { return };
+            let mut len = [0u8; 2];
+            c.read_exact(&mut len).unwrap();
+            let mut q = vec![0u8; u16::from_be_bytes(len) as usize];
+            c.read_exact(&mut q).unwrap();
+            let a = answer(&q, 100, false);
+            c.write_all(&(a.len() as u16).to_be_bytes()).unwrap();
+            c.write_all(&a).unwrap();
+        });
+        let timeout = Duration::from_secs(5);
+        let want: std::net::IpAddr = "203.0.113.100".parse().unwrap();
+        let r = dns_probe(
+            server,
+            "web.example",
+            dns::TYPE_A,
+            &[want],
+            &Bind::default(),
+            Instant::now() + timeout,
+            timeout,
+        )
+        .await;
+        assert_eq!(r, Ok(()));
     }
 }
