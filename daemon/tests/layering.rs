@@ -18,8 +18,9 @@ const LAYERS: &[&[&str]] = &[
     &["config"],
     // The one writer of kept files (overrides, status, records use it).
     &["durable"],
-    // Shared vocabulary, durable overrides, child processes, tracking rules.
-    &["shared", "overrides", "process", "track"],
+    // Shared vocabulary, durable overrides, child processes, tracking rules, the
+    // event bus (GET /v1/events) every layer above publishes to.
+    &["shared", "overrides", "process", "track", "events"],
     // What touches the machine or the network, one concern each.
     &["net", "checks", "keepalived", "supervise", "ipvs"],
     // The machine's side of a configuration, and the loader that imports keepalived.

@@ -842,7 +842,7 @@ fn anycast(m: &mut Exposition, a: &crate::shared::AnycastSnapshot) {
     fn official_parsers_read_back_escaped_labels() {
         use std::io::Write;
         use std::process::{Command, Stdio};
-        let have_parser = Command::new("/usr/bin/python3")
+        let have_parser = Command::new(crate::shared::test_python3())
             .args(["-c", "import prometheus_client"])
             .status()
             .is_ok_and(|s| s.success());

@@ -537,7 +537,7 @@ mod oracle {
     }
 
     fn available() -> bool {
-        let ok = Command::new("/usr/bin/python3")
+        let ok = Command::new(crate::shared::test_python3())
             .args(["-c", "import aiosmtpd"])
             .status()
             .is_ok_and(|s| s.success());
@@ -588,7 +588,7 @@ mod oracle {
         }
         let out = dir.0.join("received.jsonl");
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/lib/smtp_oracle.py");
-        let mut child = Command::new("/usr/bin/python3")
+        let mut child = Command::new(crate::shared::test_python3())
             .arg(script)
             .arg(&out)
             .args(&argv)
