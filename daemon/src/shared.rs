@@ -383,6 +383,18 @@ pub struct TrackedItemStatus {
     pub value: Option<i64>,
 }
 
+/// Tests only: Debian's python3 (with python3-aiosmtpd and python3-prometheus-client,
+/// which scripts/test installs) where it exists, else the first python3 on PATH (in
+/// Nix's build sandbox no program sits at /usr/bin: the tests then skip).
+#[cfg(test)]
+pub(crate) fn test_python3() -> &'static str {
+    if std::path::Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::IpvsWritten;
@@ -406,17 +418,5 @@ mod tests {
             ..Default::default()
         };
         assert!(off.ready(&web));
-    }
-}
-
-/// Tests only: Debian's python3 (with python3-aiosmtpd and python3-prometheus-client,
-/// which scripts/test installs) where it exists, else the first python3 on PATH (in
-/// Nix's build sandbox no program sits at /usr/bin: the tests then skip).
-#[cfg(test)]
-pub(crate) fn test_python3() -> &'static str {
-    if std::path::Path::new("/usr/bin/python3").exists() {
-        "/usr/bin/python3"
-    } else {
-        "python3"
     }
 }

@@ -834,6 +834,44 @@ fn anycast(m: &mut Exposition, a: &crate::shared::AnycastSnapshot) {
             );
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_labels_and_formats_values() {
+        let mut m = Exposition::new();
+        m.family("x_total", "counter", "X");
+        m.sample("x_total", &[("a", "q\"b\\c\nd")], 3.0);
+        m.sample("y", &[], 0.25);
+        m.sample("z", &[], f64::INFINITY);
+        assert_eq!(
+            m.finish(),
+            "# HELP x_total X\n# TYPE x_total counter\nx_total{a=\"q\\\"b\\\\c\\nd\"} 3\ny 0.25\nz +Inf\n"
+        );
+    }
+
+    #[test]
+    fn histogram_is_cumulative_with_inf() {
+        let mut h = Histogram::new(&[0.1, 1.0]);
+        h.observe(0.05);
+        h.observe(2.0);
+        let mut m = Exposition::new();
+        m.histogram("d_seconds", &[("k", "v")], &h);
+        let text = m.finish();
+        assert!(
+            text.contains("d_seconds_bucket{k=\"v\",le=\"0.1\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("d_seconds_bucket{k=\"v\",le=\"1\"} 1\n"), "{text}");
+        assert!(
+            text.contains("d_seconds_bucket{k=\"v\",le=\"+Inf\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("d_seconds_count{k=\"v\"} 2\n"), "{text}");
+    }
 
     /// Label values a config can carry (quotes, backslashes, newlines, a trailing
     /// backslash, CR, tab, non-ASCII) read back unchanged by the Prometheus project's
