@@ -134,7 +134,10 @@ async def run(a):
             await page.call("Fetch.continueWithAuth", requestId=p["requestId"], authChallengeResponse={
                 "response": "ProvideCredentials", "username": "operator", "password": a.token})
 
+        requested = []
+
         async def paused(p):
+            requested.append(p["request"]["url"])
             await page.call("Fetch.continueRequest", requestId=p["requestId"])
 
         async def console(p):
@@ -199,6 +202,11 @@ async def run(a):
         timeline = await page.js(f"{card}.querySelector('.timeline li').textContent")
         check("BACKUP → MASTER" in (timeline or ""), f"newest timeline entry: {timeline!r}")
         check(not csp, f"no CSP violations: {csp[:2]}")
+        # The page names its icon (/status/icon.svg, a page path): a browser that asked
+        # for /favicon.ico would get a 401, not a page path, on every visit.
+        stray = [u for u in requested if u.split("?")[0].endswith("/favicon.ico")]
+        check(not stray, f"no request for /favicon.ico: {stray[:1]}")
+        check(any(u.endswith("/status/icon.svg") for u in requested), f"the page's icon was fetched: {requested[:8]}")
 
         # --- phone width: nothing wider than the screen ------------------------------------
         await asyncio.sleep(1.2)

@@ -431,6 +431,28 @@ mod tests {
         assert_eq!((v["id"].as_u64(), v["type"].as_str()), (Some(1), Some("reload")));
     }
 
+    /// A quiet stream still sends something every HEARTBEAT, and not before: the
+    /// clock is tokio's paused one, advanced only when every task waits.
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_stream_sends_a_heartbeat_every_interval() {
+        use http_body_util::BodyExt;
+        let bus: &'static Bus = Box::leak(Box::new(Bus::new(RING)));
+        for (query, want) in [
+            ("", &b": heartbeat\n\n"[..]),
+            ("?format=jsonl", &b"{\"type\":\"heartbeat\""[..]),
+        ] {
+            let mut r = serve(bus, "n1", &get(query)).unwrap();
+            let _hello = r.body_mut().frame().await.unwrap().unwrap();
+            let start = tokio::time::Instant::now();
+            for n in 1..=2u32 {
+                let f = r.body_mut().frame().await.expect("stream ended").unwrap();
+                let data = f.into_data().unwrap();
+                assert!(data.starts_with(want), "{query}: {data:?}");
+                assert_eq!(start.elapsed(), HEARTBEAT * n, "{query}: heartbeat {n}");
+            }
+        }
+    }
+
     #[tokio::test]
     async fn a_client_behind_the_ring_gets_lagged_and_the_stream_ends() {
         let bus: &'static Bus = Box::leak(Box::new(Bus::new(RING)));

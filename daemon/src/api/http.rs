@@ -538,6 +538,10 @@ async fn route(hub: &Hub, req: Request<Incoming>) -> Result<Response<Full<Bytes>
             only(Method::GET)?;
             Ok(page_response("text/javascript; charset=utf-8", super::page::JS))
         }
+        ["status", "icon.svg"] => {
+            only(Method::GET)?;
+            Ok(page_response("image/svg+xml", super::page::ICON))
+        }
         ["v1", "reload"] => {
             only(Method::POST)?;
             hub.controls.reload().await?;
@@ -675,7 +679,14 @@ mod tests {
         assert_eq!(base64_decode("YWI=").unwrap(), b"ab");
         assert_eq!(base64_decode("YWJj").unwrap(), b"abc");
         assert_eq!(base64_decode(&"QUFB".repeat(400)), None, "over the bound");
-        for p in ["/", "/status", "/status/", "/status/live", "/status/page.js"] {
+        for p in [
+            "/",
+            "/status",
+            "/status/",
+            "/status/live",
+            "/status/page.js",
+            "/status/icon.svg",
+        ] {
             assert!(is_page(p), "{p}");
         }
         for p in ["/v1/status", "/statusx", "/metrics", "/v1/reload"] {

@@ -14,6 +14,9 @@ use serde_json::Value;
 
 pub const CSS: &str = include_str!("page.css");
 pub const JS: &str = include_str!("page.js");
+/// The page names its icon, so a browser does not ask for `/favicon.ico`: that
+/// path is not the page's, so Basic credentials stop there with a 401.
+pub const ICON: &str = include_str!("icon.svg");
 const SHELL: &str = include_str!("page.html");
 
 /// The headers of every page response (HTML, CSS, JS, and the 401 that asks for
