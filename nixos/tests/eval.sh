@@ -452,7 +452,7 @@ for n, addr in (("fe1", "198.51.100.11"), ("fe2", "198.51.100.12"), ("fe3", "198
           "vm-test-anycast %s: generated BIRD (router id, BGP to the router, BFD) matches the router's neighbour;"
           " hafront after BIRD, in its group, BGP/BFD open" % n)
     json.dump({"settings": x["settings"]}, open(os.path.join(tmp, "vm-anycast-%s.json" % n), "w"))
-open(os.path.join(tmp, "bird-vm-fe1.conf"), "w").write(r["fe1"]["bird"])
+    open(os.path.join(tmp, "bird-vm-%s.conf" % n), "w").write(x["bird"])
 open(os.path.join(tmp, "bird-vm-router.conf"), "w").write(rb)
 sys.exit(1 if bad else 0)
 PY
@@ -465,7 +465,7 @@ fi
 # bird2 does it here: the module's (two kernel tables, a site's line appended), and
 # a front end's and the router's of the anycast VM test.
 if command -v bird >/dev/null 2>&1; then
-    for c in anycast vm-fe1 vm-router; do
+    for c in anycast vm-fe1 vm-fe2 vm-fe3 vm-router; do
         f=$tmp/bird-$c.conf
         [ -s "$f" ] || { fail "no generated BIRD configuration for $c"; continue; }
         if bird -p -c "$f" >"$tmp/bird-$c.check" 2>&1; then
@@ -562,6 +562,17 @@ PY
     fi
 else
     echo "SKIP: check-config of the generated config: no hafront binary (set HF_BIN)"
+fi
+
+# The anycast VM test's generated configurations (BIRD: router, fe1..fe3; hafront:
+# fe1..fe3 as JSON, and as TOML with HF_BIN) for scripts/lab/test_nixos_anycast.sh,
+# which runs them in namespaces.
+if [ -n "${HAFRONT_NIX_EVAL_OUT:-}" ]; then
+    mkdir -p "$HAFRONT_NIX_EVAL_OUT"
+    for f in bird-vm-router.conf bird-vm-fe1.conf bird-vm-fe2.conf bird-vm-fe3.conf vm-anycast-fe1.json vm-anycast-fe2.json vm-anycast-fe3.json \
+        ${HF_BIN:+vm-anycast-fe1.toml vm-anycast-fe2.toml vm-anycast-fe3.toml}; do
+        cp "$tmp/$f" "$HAFRONT_NIX_EVAL_OUT/" 2>/dev/null || fail "no $f to copy to HAFRONT_NIX_EVAL_OUT"
+    done
 fi
 
 echo "eval: ${#files[@]} files parsed, module and flake evaluated, ${fails} failures"
