@@ -360,7 +360,7 @@ let
       node.name = "fe1";
       checks.api = {
         kind = "tcp";
-        address = "127.0.0.1:9000";
+        target = "127.0.0.1:9000";
         interval = "1s";
       };
       anycast.web = {
