@@ -417,31 +417,28 @@ let
     ''
     + lib.concatMapStrings neighbor birdNeighbors;
 
+  # Anycast groups: tracked names defined, every weight 0 (the daemon refuses
+  # others: there is no priority to lower), prefixes.
   anycastTrackAssertions = lib.concatLists (
     lib.mapAttrsToList (
       gname: g:
       let
-        ref = kind: table: lib.concatMap (t: [
-          {
-            assertion = cfg.settings.${table} ? ${t.name};
-            message = "${opt}.settings.anycast.${gname}.${kind}: \"${t.name}\" is not defined in ${opt}.settings.${table}";
-          }
-          {
-            assertion = t.weight == 0;
-            message = "${opt}.settings.anycast.${gname}.${kind}: \"${t.name}\" has weight ${toString t.weight}; anycast has no priority, every tracked item is weight 0 (down withdraws)";
-          }
-        ]) g.${kind};
+        where = "${opt}.settings.anycast.${gname}";
       in
-      ref "track_checks" "checks"
-      ++ ref "track_scripts" "scripts"
-      ++ ref "track_files" "files"
-      ++ ref "track_services" "services"
+      lib.concatMap (
+        kind:
+        map (t: {
+          assertion = t.weight == 0;
+          message = "${where}.${kind}: \"${t.name}\" has weight ${toString t.weight}; anycast has no priority, every tracked item is weight 0 (down withdraws)";
+        }) g.${kind}
+      ) [ "track_interfaces" "track_checks" "track_scripts" "track_files" "track_services" ]
       ++ [
         {
           assertion = g.prefixes != [ ];
-          message = "${opt}.settings.anycast.${gname}.prefixes must not be empty";
+          message = "${where}.prefixes must not be empty";
         }
       ]
+      ++ trackRefs where g
     ) anycastSettings
   );
 
@@ -497,20 +494,22 @@ let
   stateDir = "/var/lib/hafront";
   runtimeDir = "/run/hafront";
 
+  # Each tracked name of an instance or anycast group (at option path `where`) is
+  # defined in the table its kind refers to.
+  trackRefs =
+    where: item:
+    let
+      ref = kind: table: lib.map (t: {
+        assertion = cfg.settings.${table} ? ${t.name};
+        message = "${where}.${kind}: \"${t.name}\" is not defined in ${opt}.settings.${table}";
+      }) item.${kind};
+    in
+    ref "track_checks" "checks"
+    ++ ref "track_scripts" "scripts"
+    ++ ref "track_files" "files"
+    ++ ref "track_services" "services";
   trackAssertions = lib.concatLists (
-    lib.mapAttrsToList (
-      iname: inst:
-      let
-        ref = kind: table: lib.map (t: {
-          assertion = cfg.settings.${table} ? ${t.name};
-          message = "${opt}.settings.vrrp.instances.${iname}.${kind}: \"${t.name}\" is not defined in ${opt}.settings.${table}";
-        }) inst.${kind};
-      in
-      ref "track_checks" "checks"
-      ++ ref "track_scripts" "scripts"
-      ++ ref "track_files" "files"
-      ++ ref "track_services" "services"
-    ) instances
+    lib.mapAttrsToList (iname: trackRefs "${opt}.settings.vrrp.instances.${iname}") instances
   );
 
   instanceAssertions = lib.concatLists (
