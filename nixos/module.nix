@@ -338,14 +338,78 @@ let
   # family, the usual dual-stack setup: no IPv6 next hop over an IPv4 session).
   birdNeighbors = lib.mapAttrsToList (name: n: n // { inherit name; }) bcfg.neighbors;
   neighborFamilies = lib.unique (map (n: familyOf n.address) birdNeighbors);
-  # Names BIRD reads as keywords (a protocol cannot be called so; quoting does
-  # not help in BIRD 2.0): the common ones, the build-time `bird -p` finds the rest.
+  # Names BIRD reads as keywords, so a protocol cannot be called so (quoting does
+  # not help in BIRD 2.0): the ones a router's name could be, each found with
+  # BIRD 2.0.12's `bird -p`; the build-time check of nixpkgs' module finds the rest.
   birdKeywords = [
-    "as" "bfd" "bgp" "define" "device" "direct" "export" "filter" "function" "import"
-    "interface" "kernel" "local" "log" "neighbor" "ospf" "pipe" "protocol" "rip"
-    "router" "static" "table" "template"
+    "all"
+    "as"
+    "babel"
+    "bfd"
+    "bgp"
+    "debug"
+    "default"
+    "define"
+    "description"
+    "device"
+    "direct"
+    "disabled"
+    "ebgp"
+    "export"
+    "filter"
+    "function"
+    "gateway"
+    "graceful"
+    "gw"
+    "hop"
+    "ibgp"
+    "import"
+    "interface"
+    "ipv4"
+    "ipv6"
+    "keep"
+    "kernel"
+    "limit"
+    "local"
+    "log"
+    "mrt"
+    "multihop"
+    "neighbor"
+    "next"
+    "no"
+    "none"
+    "off"
+    "on"
+    "ospf"
+    "passive"
+    "password"
+    "pipe"
+    "primary"
+    "protocol"
+    "radv"
+    "remote"
+    "restart"
+    "rip"
+    "route"
+    "router"
+    "routes"
+    "rpki"
+    "rr"
+    "rs"
+    "secondary"
+    "source"
+    "static"
+    "table"
+    "template"
+    "time"
+    "vrf"
+    "yes"
   ];
-  validBirdName = n: builtins.match "[A-Za-z_][A-Za-z0-9_]*" n != null && !(lib.hasPrefix "hafront_" n) && !(builtins.elem (lib.toLower n) birdKeywords);
+  validBirdName =
+    n:
+    builtins.match "[A-Za-z_][A-Za-z0-9_]*" n != null
+    && !(lib.hasPrefix "hafront_" n)
+    && !(builtins.elem (lib.toLower n) birdKeywords);
 
   # The node's BIRD configuration: learn hafront's routes (proto 73) from its
   # kernel tables into BIRD tables of their own (a site's `protocol kernel` on
@@ -431,7 +495,13 @@ let
           assertion = t.weight == 0;
           message = "${where}.${kind}: \"${t.name}\" has weight ${toString t.weight}; anycast has no priority, every tracked item is weight 0 (down withdraws)";
         }) g.${kind}
-      ) [ "track_interfaces" "track_checks" "track_scripts" "track_files" "track_services" ]
+      ) [
+        "track_interfaces"
+        "track_checks"
+        "track_scripts"
+        "track_files"
+        "track_services"
+      ]
       ++ [
         {
           assertion = g.prefixes != [ ];
