@@ -721,7 +721,8 @@ in
         `networking.firewall.backend`: an `ip46tables` rule (iptables), a rule in
         `extraInputRules` (nftables), the protocol `vrrp` in NixOS' default zone
         `nixos-fw-default` (firewalld; with another `DefaultZone` an assertion asks
-        you to add it there).
+        you to add it there). With `anycast.bird.enable`, also BGP (TCP 179) and
+        BFD (UDP 3784) through `networking.firewall.allowedTCPPorts`/`allowedUDPPorts`.
       '';
     };
 
