@@ -45,22 +45,31 @@
         };
       nixosModules.default = self.nixosModules.hafront;
 
-      # NixOS VM tests (master, backup, client); `nix flake check` runs them, which
-      # needs KVM (`--option system-features kvm`; without it the check cannot run).
+      # NixOS VM tests: vm-test (VRRP: master, backup, real server, client) and
+      # vm-test-anycast (a BIRD router with ECMP and BFD, three anycast front ends,
+      # a client); `nix flake check` runs them, which needs KVM (`--option
+      # system-features kvm`; without it the checks cannot run).
       checks = forAllSystems (
         system: pkgs: {
           package = self.packages.${system}.hafront;
           vm-test = pkgs.testers.runNixOSTest (import ./vm-tests/nixos/failover.nix { inherit self; });
+          vm-test-anycast = pkgs.testers.runNixOSTest (import ./vm-tests/nixos/anycast.nix { inherit self; });
         }
       );
 
-      # `nix run .#vm-test`: the VM test's driver (add --interactive for a shell).
+      # `nix run .#vm-test` / `.#vm-test-anycast`: a VM test's driver (add
+      # --interactive for a shell).
       apps = forAllSystems (
         system: _pkgs: {
           vm-test = {
             type = "app";
             program = "${self.checks.${system}.vm-test.driver}/bin/nixos-test-driver";
             meta.description = "hafront's NixOS VM test (master, backup, client): its driver, --interactive for a shell";
+          };
+          vm-test-anycast = {
+            type = "app";
+            program = "${self.checks.${system}.vm-test-anycast.driver}/bin/nixos-test-driver";
+            meta.description = "hafront's anycast NixOS VM test (BIRD router, three front ends, client): its driver, --interactive for a shell";
           };
         }
       );
@@ -84,6 +93,7 @@
               python3
               qemu
               ipvsadm
+              bird2 # scripts/lab/test_anycast.sh
             ];
           };
         }

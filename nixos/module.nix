@@ -144,6 +144,55 @@ let
     };
   };
 
+  # An anycast group (`[anycast.<name>]`): prefixes BIRD announces while the tracked
+  # items are healthy. Typed: what the BIRD wiring reads (prefixes, table, socket)
+  # and the tracks; the rest (interface, drain) passes through.
+  anycastModule =
+    { name, ... }:
+    {
+      freeformType = settingsFormat.type;
+      options = {
+        prefixes = mkOption {
+          type = types.listOf types.str;
+          example = [
+            "203.0.113.10/32"
+            "2001:db8:10::10/128"
+          ];
+          description = "Prefixes announced while the group is healthy (no host bits; the first address of each is put on the group's interface).";
+        };
+        table = mkOption {
+          type = types.ints.between 1 4294967295;
+          default = 100;
+          description = "Kernel routing table hafront keeps the group's routes in (proto 73); the generated BIRD configuration learns it.";
+        };
+        bird_socket = mkOption {
+          type = types.str;
+          default = birdSocket;
+          description = "BIRD's control socket, read for BGP and BFD session state (`/run/bird/bird.ctl` with nixpkgs' bird).";
+        };
+        track_interfaces = trackOption "interfaces (weight 0: a down item withdraws)";
+        track_checks = trackOption "health checks (names under `settings.checks`; weight 0)";
+        track_scripts = trackOption "scripts (names under `settings.scripts`; weight 0)";
+        track_files = trackOption "files (names under `settings.files`; weight 0)";
+        track_services = trackOption "services (names under `settings.services`; weight 0)";
+      };
+      # nginx integration: the selected groups withdraw while nginx or its check
+      # fails (anycast has no priority: always weight 0).
+      config =
+        let
+          track = [
+            {
+              name = cfg.nginx.checkName;
+              weight = 0;
+            }
+          ];
+        in
+        mkIf (cfg.nginx.enable && builtins.elem name nginxAnycast) {
+          track_checks = track;
+          track_services = track;
+        };
+    };
+
   settingsModule = {
     freeformType = settingsFormat.type;
     options = {
@@ -156,6 +205,11 @@ let
         type = types.attrsOf (types.submodule ipvsServiceModule);
         default = { };
         description = "IPVS virtual services (`[ipvs.services.<name>]`).";
+      };
+      anycast = mkOption {
+        type = types.attrsOf (types.submodule anycastModule);
+        default = { };
+        description = "Anycast groups announced over BGP through BIRD (`[anycast.<name>]`; `services.hafront.anycast.bird` wires BIRD).";
       };
       checks = mkOption {
         type = types.attrsOf settingsFormat.type;
@@ -184,6 +238,10 @@ let
   services = cfg.settings.ipvs.services;
   nginxInstances =
     if cfg.nginx.instances == null then builtins.attrNames instances else cfg.nginx.instances;
+
+  anycastSettings = cfg.settings.anycast;
+  nginxAnycast =
+    if cfg.nginx.anycast == null then builtins.attrNames anycastSettings else cfg.nginx.anycast;
 
   isV6 = vip: lib.hasInfix ":" vip;
   family = inst: if inst.virtual_ips != [ ] && isV6 (builtins.head inst.virtual_ips) then "ipv6" else "ipv4";
@@ -235,25 +293,293 @@ let
     lib.mapAttrsToList (_: s: s.scheduler or "wlc") effectiveServices
   );
 
+  # ---- anycast through BIRD -------------------------------------------------------
+  bcfg = cfg.anycast.bird;
+  # nixpkgs' bird package is built with --runstatedir=/run/bird; its unit has
+  # RuntimeDirectory=bird, and BIRD makes the socket 0660, owned by its user/group.
+  birdSocket = "/run/bird/bird.ctl";
+  # Current nixpkgs: services.bird (bird3 by default, bird2 by `package`), unit and
+  # user/group `bird`, services.bird2 a removed option. NixOS 24.11 and older:
+  # services.bird2, unit and user/group `bird2`, services.bird a removed option. A
+  # removed option is an option (`_type = "option"`), a module's options are not.
+  birdModule =
+    let
+      real = n: options.services ? ${n} && !(lib.isOption options.services.${n});
+    in
+    if real "bird" then
+      "bird"
+    else if real "bird2" then
+      "bird2"
+    else
+      null;
+  birdUnit = "${birdModule}.service";
+  birdEnabled = birdModule != null && config.services.${birdModule}.enable;
+  # The groups hafront will run with, where evaluation can see them.
+  anycastGroups =
+    if effectiveSettings == null then { } else effectiveSettings.anycast or { };
+  anycastUnknown = cfg.configFile != null && fileSettings == null;
+  anycastTables =
+    let
+      t = lib.unique (lib.mapAttrsToList (_: g: g.table or 100) anycastGroups);
+    in
+    lib.sort lib.lessThan (if t == [ ] then [ 100 ] else t);
+  familyOf = a: if isV6 a then "ipv6" else "ipv4";
+  familyName = a: if isV6 a then "IPv6" else "IPv4";
+  families = [
+    "ipv4"
+    "ipv6"
+  ];
+  # BIRD symbols: hafront_<family> holds every route hafront announces (and
+  # nothing else: only proto 73 is learned); with several kernel tables, each
+  # is learned into hafront_t<N>_<family> and piped into it.
+  collector = fam: "hafront_${fam}";
+  kernelProto = table: fam: "hafront_k${toString table}_${fam}";
+  # BGP sessions carry the family of their neighbour's address (one session per
+  # family, the usual dual-stack setup: no IPv6 next hop over an IPv4 session).
+  birdNeighbors = lib.mapAttrsToList (name: n: n // { inherit name; }) bcfg.neighbors;
+  neighborFamilies = lib.unique (map (n: familyOf n.address) birdNeighbors);
+  # Names BIRD reads as keywords, so a protocol cannot be called so (quoting does
+  # not help in BIRD 2.0): the ones a router's name could be, each found with
+  # BIRD 2.0.12's `bird -p`; the build-time check of nixpkgs' module finds the rest.
+  birdKeywords = [
+    "all"
+    "as"
+    "babel"
+    "bfd"
+    "bgp"
+    "debug"
+    "default"
+    "define"
+    "description"
+    "device"
+    "direct"
+    "disabled"
+    "ebgp"
+    "export"
+    "filter"
+    "function"
+    "gateway"
+    "graceful"
+    "gw"
+    "hop"
+    "ibgp"
+    "import"
+    "interface"
+    "ipv4"
+    "ipv6"
+    "keep"
+    "kernel"
+    "limit"
+    "local"
+    "log"
+    "mrt"
+    "multihop"
+    "neighbor"
+    "next"
+    "no"
+    "none"
+    "off"
+    "on"
+    "ospf"
+    "passive"
+    "password"
+    "pipe"
+    "primary"
+    "protocol"
+    "radv"
+    "remote"
+    "restart"
+    "rip"
+    "route"
+    "router"
+    "routes"
+    "rpki"
+    "rr"
+    "rs"
+    "secondary"
+    "source"
+    "static"
+    "table"
+    "template"
+    "time"
+    "vrf"
+    "yes"
+  ];
+  validBirdName =
+    n:
+    builtins.match "[A-Za-z_][A-Za-z0-9_]*" n != null
+    && !(lib.hasPrefix "hafront_" n)
+    && !(builtins.elem (lib.toLower n) birdKeywords);
+
+  # The node's BIRD configuration: learn hafront's routes (proto 73) from its
+  # kernel tables into BIRD tables of their own (a site's `protocol kernel` on
+  # master4/master6 does not collide), export exactly those to the routers over
+  # BGP, BFD on the sessions. Routers' side: docs/operations.md and
+  # vm-tests/nixos/anycast.nix.
+  birdConfig =
+    let
+      several = lib.length anycastTables > 1;
+      # The session's source: the neighbour's own localAddress, else the global
+      # one when it is of the neighbour's family, else BIRD's choice.
+      localLine =
+        n:
+        let
+          a =
+            if n.localAddress != null then
+              n.localAddress
+            else if bcfg.localAddress != null && familyOf bcfg.localAddress == familyOf n.address then
+              bcfg.localAddress
+            else
+              null;
+        in
+        if a == null then "local as ${toString bcfg.localAs};" else "local ${a} as ${toString bcfg.localAs};";
+      perTable = table: fam: "hafront_t${toString table}_${fam}";
+      kernel =
+        table: fam:
+        let
+          into = if several then perTable table fam else collector fam;
+        in
+        lib.optionalString several ''
+          ${fam} table ${into};
+        ''
+        + ''
+          protocol kernel ${kernelProto table fam} {
+            kernel table ${toString table};
+            learn;
+            ${fam} { table ${into}; import where krt_source = 73; export none; };
+          }
+        ''
+        + lib.optionalString several ''
+          protocol pipe hafront_p${toString table}_${fam} { table ${into}; peer table ${collector fam}; export all; import none; }
+        '';
+      neighbor = n: ''
+        protocol bgp ${n.name} {
+          ${localLine n}
+          neighbor ${n.address} as ${toString n.as};
+          bfd ${if n.bfd then "on" else "off"};
+          ${familyOf n.address} { table ${collector (familyOf n.address)}; import none; export all; };
+        }
+      '';
+      bfdIface = i: ''
+        interface "${i}" { min rx interval ${toString bcfg.bfd.interval} ms; min tx interval ${toString bcfg.bfd.interval} ms; multiplier ${toString bcfg.bfd.multiplier}; };
+      '';
+    in
+    ''
+      # Generated by services.hafront.anycast.bird (hafront's nixos/module.nix).
+      # hafront keeps each healthy anycast group's prefixes as routes (proto 73) in
+      # kernel table ${lib.concatMapStringsSep ", " toString anycastTables}; BIRD learns them and announces them to the
+      # routers over BGP, with BFD.
+      log syslog all;
+      router id ${toString bcfg.routerId};
+      protocol device hafront_device { }
+    ''
+    + lib.concatMapStrings (fam: "${fam} table ${collector fam};\n") families
+    + lib.concatMapStrings (t: lib.concatMapStrings (kernel t) families) anycastTables
+    + lib.optionalString (lib.any (n: n.bfd) birdNeighbors) ''
+      protocol bfd hafront_bfd {
+        ${lib.concatMapStrings bfdIface bcfg.bfd.interfaces}}
+    ''
+    + lib.concatMapStrings neighbor birdNeighbors;
+
+  # Anycast groups: tracked names defined, every weight 0 (the daemon refuses
+  # others: there is no priority to lower), prefixes.
+  anycastTrackAssertions = lib.concatLists (
+    lib.mapAttrsToList (
+      gname: g:
+      let
+        where = "${opt}.settings.anycast.${gname}";
+      in
+      lib.concatMap (
+        kind:
+        map (t: {
+          assertion = t.weight == 0;
+          message = "${where}.${kind}: \"${t.name}\" has weight ${toString t.weight}; anycast has no priority, every tracked item is weight 0 (down withdraws)";
+        }) g.${kind}
+      ) [
+        "track_interfaces"
+        "track_checks"
+        "track_scripts"
+        "track_files"
+        "track_services"
+      ]
+      ++ [
+        {
+          assertion = g.prefixes != [ ];
+          message = "${where}.prefixes must not be empty";
+        }
+      ]
+      ++ trackRefs where g
+    ) anycastSettings
+  );
+
+  birdAssertions =
+    lib.mapAttrsToList (gname: _: {
+      assertion = birdEnabled;
+      message = "${opt}.settings.anycast.${gname}: hafront announces through BIRD, which is not enabled on this node: set ${opt}.anycast.bird.enable = true (or services.${if birdModule == null then "bird" else birdModule}.enable with your own configuration learning kernel table ${toString (anycastGroups.${gname}.table or 100)})";
+    }) anycastGroups
+    ++ lib.optionals bcfg.enable (
+      [
+        {
+          assertion = birdModule != null;
+          message = "${opt}.anycast.bird.enable: this NixOS has neither services.bird nor services.bird2";
+        }
+        {
+          assertion = anycastGroups != { } || anycastUnknown;
+          message = "${opt}.anycast.bird.enable: no group in ${opt}.settings.anycast, so BIRD would announce nothing; declare ${opt}.settings.anycast.<name>.prefixes";
+        }
+        {
+          assertion = bcfg.neighbors != { };
+          message = "${opt}.anycast.bird.neighbors: no router to announce to; add ${opt}.anycast.bird.neighbors.<name> = { address = ...; as = ...; }";
+        }
+        {
+          assertion = bcfg.routerId != null;
+          message = "${opt}.anycast.bird.routerId must be set (this node's IPv4 address towards the routers): BIRD would otherwise pick one itself, possibly the anycast address that every node shares";
+        }
+        {
+          assertion = bcfg.localAs != null;
+          message = "${opt}.anycast.bird.localAs must be set (this node's AS number)";
+        }
+      ]
+      ++ lib.mapAttrsToList (name: _: {
+        assertion = validBirdName name;
+        message = "${opt}.anycast.bird.neighbors.${name}: the name becomes a BIRD protocol name: letters, digits and _, not starting with a digit or hafront_, not a BIRD keyword";
+      }) bcfg.neighbors
+      ++ lib.concatLists (
+        lib.mapAttrsToList (
+          gname: g:
+          map (prefix: {
+            assertion = bcfg.neighbors == { } || builtins.elem (familyOf prefix) neighborFamilies;
+            message = "${opt}.settings.anycast.${gname}.prefixes: ${prefix} is ${familyName prefix}, but no neighbour in ${opt}.anycast.bird.neighbors is (a session carries its own address family)";
+          }) (g.prefixes or [ ])
+        ) anycastGroups
+      )
+      ++ lib.mapAttrsToList (gname: g: {
+        assertion = (g.bird_socket or birdSocket) == birdSocket;
+        message = "${opt}.settings.anycast.${gname}.bird_socket: nixpkgs' BIRD listens on ${birdSocket}, not ${g.bird_socket or ""}";
+      }) anycastGroups
+    );
+
   credentialsDir = "/run/credentials/hafront.service";
   # The daemon's defaults, and the unit's StateDirectory / RuntimeDirectory.
   stateDir = "/var/lib/hafront";
   runtimeDir = "/run/hafront";
 
+  # Each tracked name of an instance or anycast group (at option path `where`) is
+  # defined in the table its kind refers to.
+  trackRefs =
+    where: item:
+    let
+      ref = kind: table: lib.map (t: {
+        assertion = cfg.settings.${table} ? ${t.name};
+        message = "${where}.${kind}: \"${t.name}\" is not defined in ${opt}.settings.${table}";
+      }) item.${kind};
+    in
+    ref "track_checks" "checks"
+    ++ ref "track_scripts" "scripts"
+    ++ ref "track_files" "files"
+    ++ ref "track_services" "services";
   trackAssertions = lib.concatLists (
-    lib.mapAttrsToList (
-      iname: inst:
-      let
-        ref = kind: table: lib.map (t: {
-          assertion = cfg.settings.${table} ? ${t.name};
-          message = "${opt}.settings.vrrp.instances.${iname}.${kind}: \"${t.name}\" is not defined in ${opt}.settings.${table}";
-        }) inst.${kind};
-      in
-      ref "track_checks" "checks"
-      ++ ref "track_scripts" "scripts"
-      ++ ref "track_files" "files"
-      ++ ref "track_services" "services"
-    ) instances
+    lib.mapAttrsToList (iname: trackRefs "${opt}.settings.vrrp.instances.${iname}") instances
   );
 
   instanceAssertions = lib.concatLists (
@@ -395,7 +721,8 @@ in
         `networking.firewall.backend`: an `ip46tables` rule (iptables), a rule in
         `extraInputRules` (nftables), the protocol `vrrp` in NixOS' default zone
         `nixos-fw-default` (firewalld; with another `DefaultZone` an assertion asks
-        you to add it there).
+        you to add it there). With `anycast.bird.enable`, also BGP (TCP 179) and
+        BFD (UDP 3784) through `networking.firewall.allowedTCPPorts`/`allowedUDPPorts`.
       '';
     };
 
@@ -449,6 +776,94 @@ in
         default = null;
         description = "Instances that track nginx; null means all of them.";
       };
+      anycast = mkOption {
+        type = types.nullOr (types.listOf types.str);
+        default = null;
+        description = "Anycast groups (`settings.anycast`) that track nginx, with weight 0 (a failing nginx withdraws); null means all of them.";
+      };
+    };
+
+    anycast.bird = {
+      enable = mkEnableOption ''
+        BIRD on this node as the BGP and BFD speaker of the anycast groups
+        (`settings.anycast`): `services.bird` (`services.bird2` on NixOS 24.11 and
+        older) with a generated configuration that learns hafront's routes (proto 73)
+        from the groups' kernel tables and exports exactly those to `neighbors`,
+        with BFD. hafront is ordered after BIRD, reads its control socket (the unit
+        gets BIRD's group) and, with `openFirewall`, BGP (TCP 179) and BFD (UDP
+        3784) are accepted. Lines added to `services.bird.config` are appended to
+        the generated ones'';
+      routerId = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "198.51.100.11";
+        description = "BIRD's router id: this node's IPv4 address towards the routers (required).";
+      };
+      localAs = mkOption {
+        type = types.nullOr (types.ints.between 1 4294967295);
+        default = null;
+        example = 65001;
+        description = "This node's AS number (required).";
+      };
+      localAddress = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "198.51.100.11";
+        description = "Source address of the BGP sessions of its family (`local <address> as <localAs>`); null lets BIRD choose.";
+      };
+      neighbors = mkOption {
+        type = types.attrsOf (
+          types.submodule {
+            options = {
+              address = mkOption {
+                type = types.str;
+                example = "198.51.100.1";
+                description = "The router's address; the session carries this address's family (IPv4 or IPv6 prefixes).";
+              };
+              as = mkOption {
+                type = types.ints.between 1 4294967295;
+                example = 65000;
+                description = "The router's AS number.";
+              };
+              localAddress = mkOption {
+                type = types.nullOr types.str;
+                default = null;
+                description = "Source address of this session; null: `anycast.bird.localAddress` when it is of this neighbour's family, else BIRD's choice.";
+              };
+              bfd = mkOption {
+                type = types.bool;
+                default = true;
+                description = "BFD on this session: a dead node's routes leave the router after the BFD detection time, not the BGP hold time.";
+              };
+            };
+          }
+        );
+        default = { };
+        example = literalExpression ''{ router1 = { address = "198.51.100.1"; as = 65000; }; }'';
+        description = ''
+          The routers (BGP neighbours), by BIRD protocol name: the name is what
+          `hafront status` and the metric `hafront_anycast_bgp_session_up{protocol}`
+          show. Letters, digits and `_`, not a BIRD keyword (`router`, `bgp`, ...).
+        '';
+      };
+      bfd = {
+        interfaces = mkOption {
+          type = types.listOf types.str;
+          default = [ "*" ];
+          example = [ "eth1" ];
+          description = "Interface patterns the BFD timers apply to.";
+        };
+        interval = mkOption {
+          type = types.ints.between 1 60000;
+          default = 100;
+          description = "BFD transmit and receive interval, in ms.";
+        };
+        multiplier = mkOption {
+          type = types.ints.between 1 255;
+          default = 3;
+          description = "Missed BFD packets before the session is down: detection time = interval x multiplier (300 ms by default).";
+        };
+      };
     };
   };
 
@@ -456,8 +871,8 @@ in
     {
       assertions = [
         {
-          assertion = instances != { } || cfg.configFile != null;
-          message = "${opt}.settings.vrrp.instances must declare at least one instance (or set ${opt}.configFile)";
+          assertion = instances != { } || anycastSettings != { } || cfg.configFile != null;
+          message = "${opt}.settings.vrrp.instances must declare at least one instance, or ${opt}.settings.anycast a group (or set ${opt}.configFile)";
         }
         {
           assertion = duplicateRouters == [ ];
@@ -480,6 +895,8 @@ in
       ]
       ++ instanceAssertions
       ++ trackAssertions
+      ++ anycastTrackAssertions
+      ++ birdAssertions
       ++ lib.mapAttrsToList (sname: s: {
         assertion = !(s ? master_of) || instances ? ${s.master_of};
         message = "${opt}.settings.ipvs.services.${sname}.master_of: no instance \"${s.master_of or ""}\" in ${opt}.settings.vrrp.instances";
@@ -489,6 +906,12 @@ in
         message = "${opt}.nginx.instances: ${
           lib.concatStringsSep ", " (lib.filter (i: !(instances ? ${i})) nginxInstances)
         } not in ${opt}.settings.vrrp.instances";
+      }
+      ++ lib.optional (cfg.nginx.enable && cfg.nginx.anycast != null) {
+        assertion = lib.all (g: anycastSettings ? ${g}) nginxAnycast;
+        message = "${opt}.nginx.anycast: ${
+          lib.concatStringsSep ", " (lib.filter (g: !(anycastSettings ? ${g})) nginxAnycast)
+        } not in ${opt}.settings.anycast";
       };
 
       warnings =
@@ -665,6 +1088,29 @@ in
       services.firewalld.zones = mkIf (cfg.openFirewall && firewallBackend == "firewalld") {
         nixos-fw-default.protocols = [ "vrrp" ];
       };
+    })
+
+    # Anycast: BIRD runs the generated configuration (anycast.bird.enable), and
+    # whenever BIRD runs next to anycast groups, hafront starts after it (the
+    # socket exists) and may read its socket (0660, BIRD's user and group).
+    (lib.optionalAttrs (birdModule != null) {
+      services.${birdModule} = mkIf bcfg.enable {
+        enable = true;
+        # First: the site's own lines (filters, passwords, more protocols) follow.
+        config = lib.mkBefore birdConfig;
+      };
+    })
+    (mkIf (birdEnabled && (anycastGroups != { } || bcfg.enable)) {
+      systemd.services.hafront = {
+        wants = [ birdUnit ];
+        after = [ birdUnit ];
+        serviceConfig.SupplementaryGroups = [ birdModule ];
+      };
+    })
+    (mkIf (cfg.openFirewall && bcfg.enable) {
+      # BGP, and BFD's single-hop control packets (RFC 5881; BIRD has no echo mode).
+      networking.firewall.allowedTCPPorts = [ 179 ];
+      networking.firewall.allowedUDPPorts = [ 3784 ];
     })
 
     (mkIf cfg.ipvs.enable {

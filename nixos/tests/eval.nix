@@ -11,11 +11,15 @@
 }:
 
 let
+  # nixpkgs' BIRD module of the NixOS under test (stubs.nix): services.bird now,
+  # services.bird2 on NixOS 24.11 and older.
+  birdModule = if case == "anycastBird2" then "bird2" else "bird";
   inherit
     (import ./stubs.nix {
       inherit lib;
       cross = case == "cross";
       legacyFirewall = lib.hasPrefix "legacy" case;
+      inherit birdModule;
     })
     pkgs
     nixosStubs
@@ -240,6 +244,77 @@ let
 
     empty.services.hafront.enable = true;
 
+    # Anycast front end (issue 17): no VRRP instance, two groups in two kernel
+    # tables, IPv4 and IPv6 prefixes, nginx tracked, BIRD wired to two routers
+    # (one per family) with BFD; a line of the site's own appended to BIRD's config.
+    anycast = {
+      services.bird.config = "# the site's own line\n";
+      services.hafront = anycastNode;
+    };
+    # The same on NixOS 24.11 and older (services.bird2, unit and group bird2).
+    anycastBird2.services.hafront = anycastNode;
+    # BIRD with the site's own configuration: hafront is still ordered after it and
+    # reads its socket; nothing is generated.
+    anycastOwnBird = {
+      services.bird = {
+        enable = true;
+        config = "router id 198.51.100.11;\n";
+      };
+      services.hafront = {
+        enable = true;
+        settings.anycast.web.prefixes = [ "203.0.113.10/32" ];
+      };
+    };
+    # An anycast group and no BIRD.
+    anycastNoBird.services.hafront = {
+      enable = true;
+      settings.anycast.web.prefixes = [ "203.0.113.10/32" ];
+    };
+    # BIRD asked for with nothing to announce and no one to announce to.
+    anycastEmpty.services.hafront = {
+      enable = true;
+      anycast.bird.enable = true;
+    };
+    # Every anycast assertion that can fail together.
+    anycastBad.services.hafront = {
+      enable = true;
+      nginx = {
+        enable = true;
+        anycast = [ "nope" ];
+        instances = [ ];
+      };
+      anycast.bird = {
+        enable = true;
+        neighbors.bgp = {
+          address = "198.51.100.1";
+          as = 65000;
+        };
+      };
+      settings = {
+        anycast.web = {
+          prefixes = [
+            "203.0.113.10/32"
+            "2001:db8:10::10/128"
+          ];
+          track_checks = [
+            {
+              name = "missing";
+            }
+          ];
+          bird_socket = "/run/bird2/bird.ctl";
+        };
+        anycast.empty = {
+          prefixes = [ ];
+          track_services = [
+            {
+              name = "nginx";
+              weight = -10;
+            }
+          ];
+        };
+      };
+    };
+
     # A type error: the message must name the option path.
     badvrid.services.hafront = {
       enable = true;
@@ -254,6 +329,53 @@ let
       interface = "eth0";
       vrid = 1;
       virtual_ips = [ "192.0.2.1/24" ];
+    };
+  };
+
+  anycastNode = {
+    enable = true;
+    openFirewall = true;
+    nginx.enable = true;
+    anycast.bird = {
+      enable = true;
+      routerId = "198.51.100.11";
+      localAs = 65001;
+      localAddress = "198.51.100.11";
+      neighbors.r1 = {
+        address = "198.51.100.1";
+        as = 65000;
+      };
+      neighbors.r1v6 = {
+        address = "2001:db8:100::1";
+        localAddress = "2001:db8:100::11";
+        as = 65000;
+        bfd = false;
+      };
+      bfd = {
+        interfaces = [ "eth1" ];
+        multiplier = 5;
+      };
+    };
+    settings = {
+      node.name = "fe1";
+      checks.api = {
+        kind = "tcp";
+        target = "127.0.0.1:9000";
+        interval = "1s";
+      };
+      anycast.web = {
+        prefixes = [
+          "203.0.113.10/32"
+          "2001:db8:10::10/128"
+        ];
+        drain = "2s";
+      };
+      anycast.api = {
+        prefixes = [ "203.0.113.20/32" ];
+        table = 101;
+        interface = "lo";
+        track_checks = [ { name = "api"; } ];
+      };
     };
   };
 
@@ -302,4 +424,17 @@ in
   sysctl = c.boot.kernel.sysctl;
   nginx = c.services.nginx;
   systemPackages = map (p: p.name) c.environment.systemPackages;
+  # nixpkgs' BIRD module (stubs.nix) as this configuration sets it.
+  bird =
+    let
+      b = c.services.${birdModule};
+    in
+    {
+      module = birdModule;
+      inherit (b) enable;
+    }
+    // lib.optionalAttrs b.enable {
+      inherit (b) config;
+      unit = c.systemd.services.${birdModule}.serviceConfig;
+    };
 }

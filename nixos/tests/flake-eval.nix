@@ -41,6 +41,8 @@ let
       };
     mkShell = args: drv "shell" { inherit args; };
     nixfmt = drv "nixfmt" { };
+    bird2 = drv "bird2" { };
+    jq = drv "jq" { };
   };
   nixpkgs = {
     inherit lib;
@@ -87,6 +89,27 @@ let
       firewall = c.networking.firewall.extraCommands;
     };
   node = name: evalNode [ test.nodes.${name} ];
+  anycastTest = flake.checks.${sys}.vm-test-anycast.test;
+  anycastNode = name: evalNode [ anycastTest.nodes.${name} ];
+  anycastResult =
+    name:
+    let
+      c = anycastNode name;
+    in
+    {
+      failedAssertions = map (a: a.message) (lib.filter (a: !a.assertion) c.assertions);
+      bird = c.services.bird.config;
+      birdUnit = c.systemd.services.bird.serviceConfig;
+    }
+    // lib.optionalAttrs (c.services.hafront.enable or false) {
+      inherit (c.services.hafront) settings;
+      hafrontUnit = {
+        inherit (c.systemd.services.hafront) after wants;
+        SupplementaryGroups = c.systemd.services.hafront.serviceConfig.SupplementaryGroups or null;
+      };
+      allowedTCPPorts = c.networking.firewall.allowedTCPPorts;
+      allowedUDPPorts = c.networking.firewall.allowedUDPPorts;
+    };
   reweighted =
     name: evalNode [
       test.nodes.${name}
@@ -130,6 +153,19 @@ in
     master = nodeResult (node "master");
     backup = nodeResult (node "backup");
     master-reweighted = nodeResult (reweighted "master");
+  };
+  anycastTest = {
+    inherit (anycastTest) name testScript;
+    nodes = builtins.attrNames anycastTest.nodes;
+    subtests = lib.filter (l: lib.hasPrefix "with subtest(" l) (
+      map (lib.removePrefix "    ") (lib.splitString "\n" anycastTest.testScript)
+    );
+    results = lib.genAttrs [
+      "router"
+      "fe1"
+      "fe2"
+      "fe3"
+    ] anycastResult;
   };
   vmTest = {
     inherit (test) name;

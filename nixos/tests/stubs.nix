@@ -8,6 +8,10 @@
   cross ? false,
   # A NixOS from before networking.firewall.backend and the firewalld module.
   legacyFirewall ? false,
+  # nixpkgs' BIRD module: "bird" (current: services.bird, bird3 by default,
+  # services.bird2 removed), "bird2" (NixOS 24.11 and older: services.bird2,
+  # services.bird removed), or null (neither).
+  birdModule ? "bird",
 }:
 let
   inherit (lib) mkOption types;
@@ -77,10 +81,53 @@ rec {
       };
   };
 
+  # nixos/modules/services/networking/bird.nix, both generations: the options, and
+  # what the unit does that hafront depends on (user/group, RuntimeDirectory: the
+  # package's --runstatedir=/run/bird puts the socket there, mode 0660).
+  birdStub =
+    name: removed:
+    { config, ... }:
+    {
+      imports = [ (lib.mkRemovedOptionModule [ "services" removed ] "Use services.${name} instead") ];
+      options.services.${name} = {
+        enable = lib.mkEnableOption "BIRD Internet Routing Daemon";
+        config = mkOption { type = types.lines; };
+        autoReload = mkOption {
+          type = types.bool;
+          default = true;
+        };
+        checkConfig = mkOption {
+          type = types.bool;
+          default = true;
+        };
+        preCheckConfig = mkOption {
+          type = types.lines;
+          default = "";
+        };
+      };
+      config = lib.mkIf config.services.${name}.enable {
+        environment.etc."bird/${if name == "bird" then "bird" else "bird2"}.conf".source = drv "bird-conf" {
+          text = config.services.${name}.config;
+        };
+        systemd.services.${name} = {
+          wantedBy = [ "multi-user.target" ];
+          serviceConfig = {
+            Type = "forking";
+            User = name;
+            Group = name;
+            RuntimeDirectory = "bird";
+          };
+        };
+      };
+    };
+
   # The NixOS options module.nix uses, with NixOS' types (or close enough).
   nixosStubs =
     { config, ... }:
     {
+    imports =
+      lib.optional (birdModule == "bird") (birdStub "bird" "bird2")
+      ++ lib.optional (birdModule == "bird2") (birdStub "bird2" "bird");
     # Merged deeply: the parts share top-level keys (services).
     options = lib.foldl' lib.recursiveUpdate { } [
     {
@@ -221,6 +268,14 @@ rec {
         extraInputRules = mkOption {
           type = types.lines;
           default = "";
+        };
+        allowedTCPPorts = mkOption {
+          type = types.listOf types.port;
+          default = [ ];
+        };
+        allowedUDPPorts = mkOption {
+          type = types.listOf types.port;
+          default = [ ];
         };
       };
       boot.kernelModules = mkOption {
