@@ -7,7 +7,9 @@ next hops do not change.
   anycast_flows.py run --target VIP --flows N --event CMD ...
       N flows, each a keep-alive HTTP connection from its own source port sending
       GET / every --period-ms (the body names the node). After --before seconds
-      CMD runs (sh -c), the flows go on for --after seconds. A broken connection is
+      CMD runs (sh -c), the flows go on for --after seconds. Times are counted
+      from CMD's return (the failure is in place then; event_ms says how long CMD
+      took, the most the failure may have started earlier). A broken connection is
       closed with a reset (no TIME_WAIT) and reopened from the same port. Prints
       JSON: per flow the node before the event, the first answer after it, and
       whether the flow was disturbed; with --failed NODE the summary: the failed
@@ -104,11 +106,13 @@ async def run_flow(flow, args, stop):
         s.close()
 
 
-def summarize(flows, t_event, failed):
+def summarize(flows, t_event, t_done, failed):
+    """Before: what started before the event command; after: what started once it
+    had returned (the failure is in place then), times counted from then."""
     per = []
     for f in flows:
         before = [e for e in f.log if e[0] < t_event]
-        after = [e for e in f.log if e[0] >= t_event]
+        after = [e for e in f.log if e[0] >= t_done]
         node = next((e[1] for e in reversed(before) if e[1]), None)
         first_ok = next((e for e in after if e[1]), None)
         broken = any(e[2] == "broken" for e in after)
@@ -117,7 +121,7 @@ def summarize(flows, t_event, failed):
         per.append({
             "port": f.port,
             "node": node,
-            "first_answer_ms": None if first_ok is None else round(1000 * (first_ok[0] - t_event), 1),
+            "first_answer_ms": None if first_ok is None else round(1000 * (first_ok[0] - t_done), 1),
             "first_answer_from": None if first_ok is None else first_ok[1],
             "broken": broken,
             "timeouts": timeouts,
@@ -140,6 +144,8 @@ def summarize(flows, t_event, failed):
             "own": len(own),
             "own_never_answered": sum(1 for p in own if p["first_answer_ms"] is None),
             "own_broken": sum(1 for p in own if p["broken"]),
+            # Answered by the failed node itself after the failure: not a failure.
+            "own_answered_by_failed": sum(1 for p in own if p["first_answer_from"] == failed),
             "own_wait_p50_ms": statistics.median(waits) if waits else None,
             "own_wait_max_ms": waits[-1] if waits else None,
             "others": len(others),
@@ -158,11 +164,13 @@ async def run(args):
     t_event = time.monotonic()
     proc = await asyncio.create_subprocess_shell(args.event)
     rc = await proc.wait()
+    t_done = time.monotonic()
     await asyncio.sleep(args.after)
     stop.set()
     await asyncio.gather(*tasks)
-    out = summarize(flows, t_event, args.failed)
+    out = summarize(flows, t_event, t_done, args.failed)
     out["event_rc"] = rc
+    out["event_ms"] = round(1000 * (t_done - t_event), 1)
     if not args.per_flow:
         del out["flows"]
     print(json.dumps(out))
