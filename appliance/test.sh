@@ -130,11 +130,13 @@ else
 fi
 EXTRA_ENV=()
 if command -v bird >/dev/null 2>&1; then
-    if bird -p -c appliance/bird-anycast.conf >"$tmp/bird" 2>&1; then
-        ok "bird -p accepts appliance/bird-anycast.conf"
-    else
-        fail "bird-anycast.conf: $(cat "$tmp/bird")"
-    fi
+    for f in bird-anycast.conf bird-anycast-bfd.conf; do
+        if bird -p -c "appliance/$f" >"$tmp/bird" 2>&1; then
+            ok "bird -p accepts appliance/$f"
+        else
+            fail "$f: $(cat "$tmp/bird")"
+        fi
+    done
 else
     echo "SKIP: bird -p: bird2 is not installed"
 fi
@@ -147,6 +149,14 @@ if command -v systemd-analyze >/dev/null 2>&1; then
         ok "systemd-analyze verify hafront.service: no warning"
     else
         fail "systemd-analyze verify: $(cat "$tmp/verify")"
+    fi
+    if [ -x /usr/sbin/bird ]; then
+        cp appliance/bird-bfd.service "$tmp/unit/bird-bfd.service"
+        if systemd-analyze verify "$tmp/unit/bird-bfd.service" >"$tmp/verify" 2>&1 && [ ! -s "$tmp/verify" ]; then
+            ok "systemd-analyze verify bird-bfd.service: no warning"
+        else
+            fail "systemd-analyze verify bird-bfd.service: $(cat "$tmp/verify")"
+        fi
     fi
     for k in 'Type=notify' 'WatchdogSec=' 'ExecReload=/bin/kill -HUP $MAINPID' \
         'AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW' 'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW' \

@@ -1195,6 +1195,11 @@ fn anycast_groups_are_validated_naming_the_key() {
         "more than 60s",
     );
     one_error(
+        &format!("{any}prefixes = [\"203.0.113.10/32\"]\nbfd_socket = \"bfd.ctl\"\n"),
+        "anycast.web.bfd_socket",
+        "must be an absolute path",
+    );
+    one_error(
         &format!("{any}prefixes = [\"203.0.113.10/32\"]\npriority = 5\n"),
         "anycast.web.priority",
         "unknown key",
@@ -1213,6 +1218,7 @@ fn anycast_groups_are_validated_naming_the_key() {
             ("hafront-any", 100, Duration::from_secs(5))
         );
         assert_eq!(a.bird_socket, PathBuf::from("/run/bird/bird.ctl"));
+        assert_eq!(a.bfd_socket, None);
         Ok(())
     });
 }

@@ -1,21 +1,18 @@
 #!/usr/bin/env bash
-# Health-gated anycast over BGP/BFD with Debian's BIRD 2 (issue 17).
-#
-#   client c 192.0.2.10 --- 192.0.2.1 router r 198.51.100.1 --- switch --- n1 .11
-#                                    (BIRD: BGP x3, BFD,                 --- n2 .12
-#                                     kernel export with merge paths)    --- n3 .13
-#
-# Each front end n1..n3 runs nginx serving the anycast VIP 203.0.113.10 (on lo:
-# the lab's kernel may lack the dummy driver), its own BIRD (BGP to the router with BFD 100 ms x 3,
-# the kernel table 100 learned) and hafront with [anycast.web] tracking an http
-# check of its nginx. Asserts: three next hops on the router; nginx killed on n1
-# -> n1's next hop gone within one check interval + propagation, client requests
+# Health-gated anycast over BGP/BFD with Debian's BIRD 2 (issue 17); the lab is
+# scripts/lib/anycast-lab.sh (router r with ECMP, nodes n1..n3 with nginx, BIRD
+# and hafront, the VIPs 203.0.113.10 and 2001:db8:10::10).
+# Asserts: three next hops on the router, for both VIPs; nginx killed on n1 ->
+# n1's next hops gone within one check interval + propagation, client requests
 # keep succeeding; maintenance on n2 drains it (withdrawn, new requests only to
-# the others, nginx still serves it directly) and release brings it back; SIGKILL
-# of hafront alone on n3 and a restart: no withdrawal (the router's route watched
-# with `ip monitor`); SIGKILL of BIRD + hafront on n3 -> its next hop gone within
-# the BFD detection time plus scheduling slack; n2's link cut (no FIN, BFD alone)
-# -> its next hop gone after the BFD detection time (100 ms x BFD_MULT, default 5).
+# the others, n2 itself still serves: a slow download under way on it completes)
+# and release brings it back; SIGKILL of hafront alone on n3 and a restart: no change of the router's
+# route (`ip monitor`); a graceful restart of n3's BGP BIRD: no change of the
+# router's route either (BGP graceful restart, BFD in a BIRD of its own); SIGKILL
+# of n3's BIRDs + hafront -> its next hop gone within the BFD detection time plus
+# scheduling slack; n2's link cut (no FIN, BFD alone) -> its next hop gone after
+# the BFD detection time (100 ms x BFD_MULT, default 5); SIGTERM of n1's hafront
+# withdraws first and exits after the drain.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib/lab.sh"
@@ -27,176 +24,27 @@ done
 hf_build
 [ "$(id -u)" -eq 0 ] || { echo "needs root (network namespaces)" >&2; exit 1; }
 
+source "$here/../lib/anycast-lab.sh"
 LAB=hany$$
 trap lab_down EXIT
 trap 'exit 130' INT TERM
 lab_logdir >/dev/null # in this shell: one directory for the whole test
 dir=$(lab_logdir)
 t_start=$(date +%s)
-VIP=203.0.113.10
-NODES=(n1 n2 n3)
 fail() { echo "FAIL: $*" >&2; exit 1; }
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-
-# ------------------------------------------------------------ network
-addns() { ip netns add "$LAB-$1"; LAB_NODES+=("$1"); lab_exec "$1" ip link set lo up; }
-addns sw
-ip -n "$LAB-sw" link add br0 type bridge stp_state 0 forward_delay 0
-ip -n "$LAB-sw" link set br0 up
-addns r
-addns c
-ip -n "$LAB-r" link add eth1 type veth peer name eth0 netns "$LAB-c"
-ip -n "$LAB-r" addr add 192.0.2.1/24 dev eth1
-ip -n "$LAB-r" link set eth1 up
-ip -n "$LAB-c" addr add 192.0.2.10/24 dev eth0
-ip -n "$LAB-c" link set eth0 up
-ip -n "$LAB-c" route add 203.0.113.0/24 via 192.0.2.1
-ip -n "$LAB-r" link add eth0 type veth peer name pr netns "$LAB-sw"
-ip -n "$LAB-sw" link set pr master br0 up
-ip -n "$LAB-r" addr add 198.51.100.1/24 dev eth0
-ip -n "$LAB-r" link set eth0 up
-# Inside the router's namespace only: forwarding, and ECMP hashing on ports too
-# (one client address, many flows).
-lab_exec r sysctl -qw net.ipv4.ip_forward=1 net.ipv4.fib_multipath_hash_policy=1
-id=10
-for n in "${NODES[@]}"; do
-    id=$((id + 1))
-    addns "$n"
-    ip -n "$LAB-$n" link add eth0 type veth peer name "p$n" netns "$LAB-sw"
-    ip -n "$LAB-sw" link set "p$n" master br0 up
-    ip -n "$LAB-$n" addr add "198.51.100.$id/24" dev eth0
-    ip -n "$LAB-$n" link set eth0 up
-    ip -n "$LAB-$n" route add 192.0.2.0/24 via 198.51.100.1
-done
-
-# ------------------------------------------------------------ BIRD
-# BFD every 100 ms; multiplier 5 (500 ms detection) by default: at 3 (300 ms) the
-# sessions of all three nodes dropped together during stalls of the shared build
-# machine (load 15-22 on 2 cores). BFD_MULT=3 for the production setting.
-BFD_MULT=${BFD_MULT:-5}
-BFD_MS=$((100 * BFD_MULT))
-bfd="protocol bfd { interface \"eth0\" { min rx interval 100 ms; min tx interval 100 ms; multiplier $BFD_MULT; }; }"
-{
-    cat <<BIRD
-router id 198.51.100.1;
-log "$dir/bird-r.log" all;
-debug protocols { states };
-protocol device { scan time 1; }
-protocol kernel { merge paths on; ipv4 { import none; export all; }; }
-$bfd
-template bgp fe { local 198.51.100.1 as 65000; bfd on; ipv4 { import all; export none; }; }
-BIRD
-    id=10
-    for n in "${NODES[@]}"; do
-        id=$((id + 1))
-        echo "protocol bgp $n from fe { neighbor 198.51.100.$id as 65001; }"
-    done
-} >"$dir/bird-r.conf"
-bird_start() { # node id
-    # BFD at 100 ms x 3 on a machine shared with builds: BIRD before them (nice,
-    # not real time), or a 300 ms stall drops a healthy session.
-    ip netns exec "$LAB-$1" nice -n -15 bird -f -c "$dir/bird-$1.conf" -s "$dir/bird-$1.ctl" -P "$dir/bird-$1.pid" \
-        >>"$dir/bird-$1.out" 2>&1 &
-    lab_track_pid $!
-    BIRD_PID[$1]=$!
-}
-declare -A BIRD_PID=()
-bird_start r
-id=10
-for n in "${NODES[@]}"; do
-    id=$((id + 1))
-    cat >"$dir/bird-$n.conf" <<BIRD
-router id 198.51.100.$id;
-log "$dir/bird-$n.log" all;
-debug protocols { states };
-protocol device { scan time 1; }
-# hafront's announcements: the routes it keeps in kernel table 100.
-protocol kernel hafront_any { kernel table 100; learn; scan time 2; ipv4 { import all; export none; }; }
-$bfd
-protocol bgp r { local 198.51.100.$id as 65001; neighbor 198.51.100.1 as 65000; bfd on;
-    ipv4 { import none; export where proto = "hafront_any"; }; }
-BIRD
-    bird_start "$n"
-done
-
-# ------------------------------------------------------------ nginx + hafront
-for n in "${NODES[@]}"; do
-    { nginx_conf_head "$dir/nginx-$n" 1 256; cat; } >"$dir/nginx-$n.conf" <<NGINX
-    server {
-        listen 80 default_server;
-        location = / { return 200 "$n\n"; }
-        location = /slow { limit_rate 20k; alias $dir/big; }
-    }
-}
-NGINX
-done
-head -c 100000 /dev/zero >"$dir/big"
-nginx_start() {
-    ip netns exec "$LAB-$1" nginx -c "$dir/nginx-$1.conf" -g 'daemon off;' >>"$dir/nginx-$1.out" 2>&1 &
-    lab_track_pid $!
-    NGINX_PID[$1]=$!
-}
-declare -A NGINX_PID=()
-# The master and its worker (by parent PID: SIGKILL of the master alone leaves the
-# worker serving).
-nginx_kill() {
-    local m=${NGINX_PID[$1]} w
-    w=$(ps -o pid= --ppid "$m" | tr -d ' ')
-    # shellcheck disable=SC2086
-    kill -KILL "$m" $w
-    wait "$m" 2>/dev/null || true
-    lab_untrack_pid "$m"
-}
-CHECK_INTERVAL_MS=200
-for n in "${NODES[@]}"; do
-    cat >"$dir/$n.toml" <<CONF
-runtime_dir = "$dir/run-$n"
-state_dir = "$dir/state-$n"
-[node]
-name = "$n"
-[checks.nginx]
-kind = "http"
-url = "http://$VIP/"
-expect_status = [200]
-interval = "${CHECK_INTERVAL_MS}ms"
-timeout = "150ms"
-rise = 1
-fall = 1
-[anycast.web]
-prefixes = ["$VIP/32"]
-track_checks = [ { name = "nginx" } ]
-drain = "1s"
-interface = "lo" # this kernel may have no dummy driver
-bird_socket = "$dir/bird-$n.ctl"
-CONF
-    nginx_start "$n"
-    hf_start "$n" "$dir/$n.toml"
-done
+anylab_net
+anylab_bird
+anylab_nginx
+anylab_hafront
 
 # ------------------------------------------------------------ helpers
-# The router's next hops for the VIP, sorted, comma-separated ("" when none).
-hops() {
-    lab_exec r ip -4 route show "$VIP/32" | grep -o 'via 198\.51\.100\.[0-9]*' | awk '{print $2}' | sort | paste -sd, -
-}
-wait_hops() { # expected timeout_ms -> prints the elapsed ms, or fails
-    local want=$1 t0 deadline
-    t0=$(now_ms)
-    deadline=$((t0 + $2))
-    while [ "$(now_ms)" -lt "$deadline" ]; do
-        [ "$(hops)" = "$want" ] && { echo $(( $(now_ms) - t0 )); return 0; }
-        sleep 0.005
-    done
-    echo "timeout: router has [$(hops)], wanted [$want]" >&2
-    return 1
-}
-api() { lab_exec "$1" curl -s --unix-socket "$dir/run-$1/api.sock" "http://x$2" "${@:3}"; }
-# N requests from the client, each its own connection (its own source port):
-# prints "ok=N fail=N n1=.. n2=.. n3=..".
+# N requests from the client, each its own connection (its own source port), to
+# the IPv4 VIP or the one given ([2001:db8:10::10]): prints "ok=N fail=N n1=.. n2=.. n3=..".
 requests() {
-    local i out ok=0 bad=0
+    local i out ok=0 bad=0 to=${2:-$VIP}
     declare -A by=()
     for i in $(seq "$1"); do
-        if out=$(lab_exec c curl -s -m 1 "http://$VIP/"); then
+        if out=$(lab_exec c curl -s -m 1 "http://$to/"); then
             ok=$((ok + 1)); by[$out]=$(( ${by[$out]:-0} + 1 ))
         else
             bad=$((bad + 1))
@@ -206,14 +54,20 @@ requests() {
 }
 field() { sed -n "s/.*$1=\([0-9]*\).*/\1/p" <<<"$2"; }
 
-ALL=198.51.100.11,198.51.100.12,198.51.100.13
 # ------------------------------------------------------------ 1. three next hops
 wait_hops "$ALL" 30000 >/dev/null || fail "the router never had three next hops"
 echo "router: $VIP via [$(hops)]"
+# IPv6: the same BGP session (MP-BGP), the node's global address as next hop.
+wait_hops -6 "$ALL6" 5000 >/dev/null || fail "the router never had three IPv6 next hops: [$(hops6)]"
+echo "router: $VIP6 via [$(hops6)]"
 r=$(requests 60)
 echo "60 requests: $r"
 [ "$(field fail "$r")" = 0 ] || fail "requests failed with three nodes: $r"
 for n in n1 n2 n3; do [ "$(field "$n" "$r")" -gt 0 ] || fail "$n got no request (ECMP): $r"; done
+r=$(requests 30 "[$VIP6]")
+echo "30 requests over IPv6: $r"
+[ "$(field fail "$r")" = 0 ] || fail "IPv6 requests failed with three nodes: $r"
+for n in n1 n2 n3; do [ "$(field "$n" "$r")" -gt 0 ] || fail "$n got no IPv6 request (ECMP): $r"; done
 # hafront reads BIRD's sessions on its own schedule: the router may see the route
 # before n1's status has read "Established" (retried for up to 10 s).
 status_ok() {
@@ -241,6 +95,8 @@ echo "nginx killed on n1: next hop gone after ${gone} ms (check interval ${CHECK
 # One check interval + BGP update and kernel propagation (~100-300 ms), with
 # slack for the loaded shared machine.
 [ "$gone" -lt $((CHECK_INTERVAL_MS + 800)) ] || fail "withdrawal took ${gone} ms"
+# The IPv6 prefix is withdrawn by the same verdict (same group, same BGP update round).
+wait_hops -6 2001:db8:1::12,2001:db8:1::13 3000 >/dev/null || fail "n1's IPv6 next hop stayed after its nginx died"
 wait "$load"
 r=$(cat "$dir/during-kill.txt")
 echo "during the nginx kill: $r"
@@ -249,11 +105,24 @@ echo "during the nginx kill: $r"
 [ "$(field fail "$r")" -le 10 ] || fail "too many failed requests: $r"
 r=$(requests 60)
 [ "$(field fail "$r")" = 0 ] && [ "$(field n1 "$r")" = 0 ] || fail "after withdrawal: $r"
+r=$(requests 20 "[$VIP6]")
+[ "$(field fail "$r")" = 0 ] && [ "$(field n1 "$r")" = 0 ] || fail "IPv6 after withdrawal: $r"
 api n1 /v1/status | grep -q '"why":"check nginx down"' || fail "n1's status does not say why"
 nginx_start n1
 wait_hops "$ALL" 15000 >/dev/null || fail "n1 not announced again after nginx came back"
+wait_hops -6 "$ALL6" 3000 >/dev/null || fail "n1 not announced again over IPv6"
 
 # ------------------------------------------------------------ 3. maintenance drains n2
+# Maintenance withdraws the route and nothing else: n2 keeps its address and its
+# nginx, so a slow download (100 kB at 20 kB/s, 5 s) under way on n2 itself
+# completes. (A client's flow to n2 through the router does not: once n2's next
+# hop is gone the router hashes the flow's packets to n1 or n3, which reset it;
+# on ECMP routers a drained node's in-flight flows move, `scripts/bench anycast`
+# counts them.)
+lab_exec n2 python3 "$here/../lib/anycast_flows.py" slow --target "$VIP" --node n2 >"$dir/slow.txt" 2>&1 &
+slow=$!
+for _ in $(seq 100); do grep -q started "$dir/slow.txt" && break; sleep 0.05; done
+grep -q started "$dir/slow.txt" || fail "no slow download on n2: $(cat "$dir/slow.txt")"
 lab_exec n2 "$HF_BIN" ctl --runtime-dir "$dir/run-n2" anycast-maintenance web on >/dev/null
 took=$(wait_hops 198.51.100.11,198.51.100.13 3000) || fail "maintenance did not withdraw n2"
 echo "maintenance on n2: withdrawn after ${took} ms"
@@ -263,46 +132,98 @@ echo "60 requests with n2 in maintenance: $r"
 # Its address stays: what is in flight to it (or addressed to it directly) is served.
 [ "$(lab_exec n2 curl -s -m 1 "http://$VIP/")" = n2 ] || fail "n2 stopped serving in maintenance"
 api n2 /v1/status | grep -q '"why":"maintenance"' || fail "n2's status does not say maintenance"
+wait "$slow" || fail "the download under way on n2 failed: $(cat "$dir/slow.txt")"
+grep -q '"status": 200, "bytes": 100000' "$dir/slow.txt" || fail "the download under way on n2: $(cat "$dir/slow.txt")"
+echo "a download under way on n2 when it went into maintenance: completed ($(tail -1 "$dir/slow.txt"))"
 lab_exec n2 "$HF_BIN" ctl --runtime-dir "$dir/run-n2" anycast-maintenance web off >/dev/null
 wait_hops "$ALL" 15000 >/dev/null || fail "n2 not announced after maintenance"
 
 # ------------------------------------------------------------ 4. hafront restarts alone on n3
-lab_exec r ip -4 monitor route >"$dir/monitor.txt" 2>&1 &
-mon=$!
-lab_track_pid $mon
-sleep 0.3
+monitor_start() {
+    lab_exec r ip monitor route >"$dir/monitor.txt" 2>&1 &
+    mon=$!
+    lab_track_pid $mon
+    sleep 0.3
+}
+monitor_stop() {
+    kill "$mon"
+    wait "$mon" 2>/dev/null || true
+    lab_untrack_pid "$mon"
+}
+monitor_start
 kill -KILL "${HF_PID[n3]}"
 wait "${HF_PID[n3]}" 2>/dev/null || true
 lab_untrack_pid "${HF_PID[n3]}"
 sleep 1
 hf_start n3 "$dir/n3.toml"
 sleep 3 # a restart, its first checks, two resyncs
-kill "$mon"
-wait "$mon" 2>/dev/null || true
-lab_untrack_pid "$mon"
+monitor_stop
 [ "$(hops)" = "$ALL" ] || fail "after hafront's restart on n3 the router has [$(hops)]"
-if grep -q "$VIP" "$dir/monitor.txt"; then
+if grep -q -e "$VIP" -e "$VIP6" "$dir/monitor.txt"; then
     cat "$dir/monitor.txt" >&2
     fail "the router's route to $VIP changed while hafront restarted on n3"
 fi
 echo "hafront SIGKILLed and restarted on n3: the router's route did not change"
 
-# ------------------------------------------------------------ 5. node crash: n3's BIRD and hafront
+# ------------------------------------------------------------ 4b. n3's BGP BIRD restarts
+# `birdc graceful restart` (BIRD exits without a Cease to the router) and a start
+# with -R: the router keeps n3's routes as stale through the restart (BGP graceful
+# restart) and BFD, in n3's other BIRD, stays up. The router's routes are watched
+# with `ip monitor` (every change) and polled every 10 ms: n3 never leaves.
+monitor_start
+lab_exec r sh -c "while :; do ip -4 route show $VIP/32; ip -6 route show $VIP6/128; echo ---; sleep 0.01; done" \
+    >"$dir/poll.txt" 2>&1 &
+poll=$!
+lab_track_pid $poll
 t0=$(now_ms)
-kill -KILL "${BIRD_PID[n3]}" "${HF_PID[n3]}"
-{ wait "${BIRD_PID[n3]}" "${HF_PID[n3]}"; } 2>/dev/null || true
+lab_exec n3 birdc -s "$dir/bird-n3.ctl" graceful restart >/dev/null
+wait "${BIRD_PID[n3]}" 2>/dev/null || true
+lab_untrack_pid "${BIRD_PID[n3]}"
+bird_start n3 -R
+up=""
+for _ in $(seq 150); do
+    if lab_exec r birdc -s "$dir/bird-r.ctl" show protocols n3 | grep -q Established && grep -q 'n3: Neighbor graceful restart done' "$dir/bird-r.log"; then
+        up=$(( $(now_ms) - t0 )); break
+    fi
+    sleep 0.1
+done
+sleep 0.5
+kill "$poll"; wait "$poll" 2>/dev/null || true; lab_untrack_pid "$poll"
+monitor_stop
+[ -n "$up" ] || fail "n3's BGP session did not come back with a finished graceful restart"
+grep -q 'n3: Neighbor graceful restart detected' "$dir/bird-r.log" || fail "the router saw no graceful restart of n3"
+polls=$(grep -c -- --- "$dir/poll.txt")
+missing=$(python3 - "$dir/poll.txt" <<'PY'
+import sys
+blocks = open(sys.argv[1]).read().split("---\n")[:-1]
+print(sum(1 for b in blocks if b.count("198.51.100.13") != 1 or b.count("2001:db8:1::13") != 1))
+PY
+)
+[ "$missing" = 0 ] || fail "n3's next hop was missing in $missing of $polls polls of the router during its BIRD's restart"
+if grep -q -e "$VIP" -e "$VIP6" "$dir/monitor.txt"; then
+    cat "$dir/monitor.txt" >&2
+    fail "the router's routes changed while n3's BIRD restarted"
+fi
+echo "n3's BIRD restarted (graceful restart): session back after ${up} ms, the router's routes did not change ($polls polls)"
+
+# ------------------------------------------------------------ 5. node crash: n3's BIRDs and hafront
+t0=$(now_ms)
+kill -KILL "${HF_PID[n3]}"
+bird_kill n3 n3-bfd
+wait "${HF_PID[n3]}" 2>/dev/null || true
+lab_untrack_pid "${HF_PID[n3]}"
 gone=$(wait_hops 198.51.100.11,198.51.100.12 3000) || fail "n3's next hop stayed after its BIRD died"
-echo "BIRD + hafront SIGKILLed on n3: next hop gone after ${gone} ms (BFD 100 ms x $BFD_MULT)"
-# BFD detection (or the FIN of BIRD's BGP socket, sooner), + BIRD's kernel update;
-# slack for a loaded machine.
+echo "BIRDs + hafront SIGKILLed on n3: next hop gone after ${gone} ms (BFD 100 ms x $BFD_MULT)"
+# BFD detection + BIRD's kernel update (the FIN of the BGP socket starts a graceful
+# restart on the router, which BFD's failure ends); slack for a loaded machine.
 [ "$gone" -lt $((BFD_MS + 500)) ] || fail "BFD withdrawal took ${gone} ms"
 r=$(requests 60)
 [ "$(field fail "$r")" = 0 ] || fail "after n3 crashed: $r"
 echo "after the crash: $r"
 
 # ------------------------------------------------------------ 6. n2 cut off (no FIN: BFD alone)
-# SIGKILL closes BIRD's BGP socket (the kernel sends a FIN); a dead link or a
-# frozen node says nothing, and only BFD notices.
+# A dead link or a frozen node says nothing (not even the FIN of a killed BIRD's
+# BGP socket), and only BFD notices.
 t0=$(now_ms)
 ip -n "$LAB-sw" link set pn2 down
 gone=$(wait_hops 198.51.100.11 3000) || fail "n2's next hop stayed after its link was cut"
@@ -318,6 +239,7 @@ r=$(requests 30)
 t0=$(now_ms)
 kill -TERM "${HF_PID[n1]}"
 gone=$(wait_hops "" 3000) || fail "SIGTERM did not withdraw n1"
+wait_hops -6 "" 3000 >/dev/null || fail "SIGTERM did not withdraw n1's IPv6 prefix"
 wait "${HF_PID[n1]}" || true
 exited=$(( $(now_ms) - t0 ))
 lab_untrack_pid "${HF_PID[n1]}"

@@ -17,14 +17,23 @@ pub const REPLY_MAX: u64 = 256 * 1024;
 /// The time one poll (connect, both commands) gets.
 pub const POLL_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Asks BIRD at `socket` for its BGP and BFD sessions. Never fails: what went
+/// Asks BIRD at `socket` for its BGP and BFD sessions (the BFD sessions from the
+/// BIRD at `bfd_socket` when BFD runs in one of its own, as it must for a BIRD
+/// restart without a flap: docs/architecture.md, "Anycast"). Never fails: what went
 /// wrong is in `error`, with `reachable` false.
-pub async fn poll(socket: &Path) -> BirdStatus {
+pub async fn poll(socket: &Path, bfd_socket: Option<&Path>) -> BirdStatus {
     let mut status = BirdStatus {
         socket: socket.display().to_string(),
         ..Default::default()
     };
-    match tokio::time::timeout(POLL_TIMEOUT, query(socket)).await {
+    let both = async {
+        let (protocols, mut bfd) = query(socket).await?;
+        if let Some(s) = bfd_socket {
+            bfd = query(s).await?.1;
+        }
+        Ok::<_, String>((protocols, bfd))
+    };
+    match tokio::time::timeout(POLL_TIMEOUT, both).await {
         Ok(Ok((protocols, bfd))) => {
             status.reachable = true;
             status.bgp = parse_protocols(&protocols);
@@ -173,7 +182,62 @@ mod tests {
         assert!(read_reply(&mut r).await.unwrap_err().contains("No protocols"));
         let mut r = BufReader::new(&b"1002-partial\n"[..]);
         assert!(read_reply(&mut r).await.is_err());
-        let status = poll(Path::new("/nonexistent/bird.ctl")).await;
+        let status = poll(Path::new("/nonexistent/bird.ctl"), None).await;
         assert!(!status.reachable && status.error.is_some());
+    }
+
+    /// A fake BIRD on a Unix socket: the greeting, then a fixed reply per command.
+    fn fake_bird(path: &Path, protocols: &'static str, bfd: &'static str) {
+        let l = tokio::net::UnixListener::bind(path).unwrap();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                let (r, mut w) = s.into_split();
+                let mut r = BufReader::new(r);
+                w.write_all(b"0001 BIRD 2.0.12 ready.\n").await.unwrap();
+                let mut cmd = String::new();
+                while r.read_line(&mut cmd).await.unwrap_or(0) > 0 {
+                    let reply = if cmd.contains("bfd") { bfd } else { protocols };
+                    w.write_all(reply.as_bytes()).await.unwrap();
+                    cmd.clear();
+                }
+            }
+        });
+    }
+
+    /// BFD in a BIRD of its own (the layout that survives a restart of the BGP
+    /// BIRD): the BFD sessions are read from `bfd_socket`, the BGP ones from the
+    /// BGP BIRD, which has no BFD protocol.
+    #[tokio::test]
+    async fn bfd_sessions_from_a_bfd_only_bird() {
+        let dir = std::env::temp_dir().join(format!("hafront-bird-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (bgp, bfd) = (dir.join("bird.ctl"), dir.join("bfd.ctl"));
+        fake_bird(
+            &bgp,
+            "2002-Name       Proto      Table      State  Since         Info\n\
+             1002-r1         BGP        ---        up     19:20:02.456  Established   \n0000 \n",
+            "9001 There is no BFD protocol running\n",
+        );
+        fake_bird(
+            &bfd,
+            "2002-Name       Proto      Table      State  Since         Info\n0000 \n",
+            "1020-bfd1:\n     IP address                Interface  State      Since         Interval  Timeout\n     \
+             198.51.100.1              eth0       Up         19:20:02.500    0.100    0.500\n0000 \n",
+        );
+        let alone = poll(&bgp, None).await;
+        assert!(alone.reachable, "{alone:?}");
+        assert_eq!(alone.bgp["r1"].info, "Established");
+        assert!(alone.bfd.is_empty(), "{alone:?}");
+        let split = poll(&bgp, Some(&bfd)).await;
+        assert!(split.reachable, "{split:?}");
+        assert_eq!(split.bgp["r1"].info, "Established");
+        assert_eq!(
+            split.bfd.get("198.51.100.1").map(String::as_str),
+            Some("Up"),
+            "{split:?}"
+        );
+        let gone = poll(&bgp, Some(&dir.join("none.ctl"))).await;
+        assert!(!gone.reachable && gone.error.is_some(), "{gone:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -72,7 +72,7 @@ struct Task {
     /// Tables this run has written to (a group removed by a reload leaves its
     /// routes there: they are removed).
     tables: BTreeSet<u32>,
-    bird: BTreeMap<PathBuf, BirdStatus>,
+    bird: BTreeMap<BirdSockets, BirdStatus>,
 }
 
 pub async fn run(mut inp: AnycastInputs) {
@@ -153,20 +153,26 @@ async fn wait_for_groups(config: &mut watch::Receiver<Arc<Config>>) -> bool {
 }
 
 /// Reads every configured BIRD socket every [`RESYNC`].
-async fn poll_bird(config: watch::Receiver<Arc<Config>>, out: watch::Sender<BTreeMap<PathBuf, BirdStatus>>) {
+/// A group's BIRD control socket and, when BFD runs in a BIRD of its own, that one's.
+type BirdSockets = (PathBuf, Option<PathBuf>);
+
+async fn poll_bird(
+    config: watch::Receiver<Arc<Config>>,
+    out: watch::Sender<BTreeMap<BirdSockets, BirdStatus>>,
+) {
     let mut tick = tokio::time::interval(RESYNC);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let sockets: BTreeSet<PathBuf> = config
+        let sockets: BTreeSet<BirdSockets> = config
             .borrow()
             .anycast
             .values()
-            .map(|a| a.bird_socket.clone())
+            .map(|a| (a.bird_socket.clone(), a.bfd_socket.clone()))
             .collect();
         let mut all = BTreeMap::new();
         for s in sockets {
-            let status = bird::poll(&s).await;
+            let status = bird::poll(&s.0, s.1.as_deref()).await;
             all.insert(s, status);
         }
         out.send_if_modified(|v| {
@@ -264,7 +270,7 @@ impl Task {
             }
             g.status.bird = self
                 .bird
-                .get(&a.bird_socket)
+                .get(&(a.bird_socket.clone(), a.bfd_socket.clone()))
                 .cloned()
                 .unwrap_or_else(|| BirdStatus {
                     socket: a.bird_socket.display().to_string(),

@@ -41,6 +41,11 @@ pub struct AnycastConfig {
     /// BIRD's control socket, read for BGP/BFD session state (status, metrics).
     #[serde(default = "default_bird_socket")]
     pub bird_socket: PathBuf,
+    /// The control socket of a BIRD that runs only BFD, when BFD is kept out of the
+    /// BGP daemon (so that its restart does not take BFD down): BFD session state is
+    /// read there instead of from `bird_socket`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bfd_socket: Option<PathBuf>,
     /// Tracked items, as an instance's; weight must be 0 (a down item withdraws).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub track_interfaces: Vec<TrackItem>,
@@ -147,6 +152,12 @@ pub(super) fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
         if !a.bird_socket.is_absolute() {
             p(
                 &["anycast", name, "bird_socket"],
+                "must be an absolute path".into(),
+            );
+        }
+        if a.bfd_socket.as_ref().is_some_and(|s| !s.is_absolute()) {
+            p(
+                &["anycast", name, "bfd_socket"],
                 "must be an absolute path".into(),
             );
         }
