@@ -222,7 +222,7 @@ pub struct EngineSnapshot {
     pub failover_seconds: Histogram,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Transition {
     pub unix_ms: u128,
     pub from: State,

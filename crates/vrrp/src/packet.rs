@@ -167,13 +167,27 @@ impl Advert {
 
     /// Encodes the advertisement with its checksum.
     pub fn encode(&self, addrs: PacketAddrs, mode: ChecksumMode) -> Result<Vec<u8>, EncodeError> {
+        let mut buf = Vec::with_capacity(self.wire_len());
+        self.encode_into(addrs, mode, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// [`Advert::encode`] into `buf` (cleared first), whose capacity a sender reuses
+    /// from one advert to the next. On an error `buf` holds nothing useful.
+    pub fn encode_into(
+        &self,
+        addrs: PacketAddrs,
+        mode: ChecksumMode,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
+        buf.clear();
         if self.addresses.len() > 255 {
             return Err(EncodeError::TooManyAddresses(self.addresses.len()));
         }
         if self.addresses.iter().any(|a| a.is_ipv6() != addrs.src.is_ipv6()) {
             return Err(EncodeError::MixedFamilies);
         }
-        let mut buf = Vec::with_capacity(self.wire_len());
+        buf.reserve(self.wire_len());
         buf.push((u8::from(self.version) << 4) | TYPE_ADVERTISEMENT);
         buf.push(self.vrid);
         buf.push(self.priority);
@@ -211,9 +225,9 @@ impl Advert {
             }
             buf.extend_from_slice(&data);
         }
-        let sum = checksum_for(self.version, &buf, addrs, mode);
+        let sum = checksum_for(self.version, buf, addrs, mode);
         buf[6..8].copy_from_slice(&sum.to_be_bytes());
-        Ok(buf)
+        Ok(())
     }
 
     /// Decodes and verifies an advertisement (RFC 5798 §7.1 steps that need only
@@ -437,16 +451,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn v2_round_trip_with_pass() {
-        let a = Advert {
+    fn v2_pass_advert() -> Advert {
+        Advert {
             version: Version::V2,
             vrid: 51,
             priority: 150,
             interval_cs: 100,
             addresses: vec!["192.0.2.100".parse().unwrap()],
             auth: Auth::Pass("secret".into()),
-        };
+        }
+    }
+
+    #[test]
+    fn v2_round_trip_with_pass() {
+        let a = v2_pass_advert();
         let addrs = v4([192, 0, 2, 1], MCAST_V4);
         let bytes = a.encode(addrs, ChecksumMode::Rfc).unwrap();
         assert_eq!(bytes.len(), 20);
@@ -477,6 +495,36 @@ mod tests {
             Advert::decode(&compat, other, ChecksumMode::V2Compatible).unwrap(),
             a
         );
+    }
+
+    /// A reused buffer holds exactly the advert `encode` gives, whatever it held
+    /// before (a longer v6 advert, a failed encoding).
+    #[test]
+    fn encode_into_a_reused_buffer_is_encode() {
+        let v6 = Advert {
+            version: Version::V3,
+            vrid: 7,
+            priority: 200,
+            interval_cs: 1,
+            addresses: vec!["2001:db8::1".parse().unwrap(), "2001:db8::2".parse().unwrap()],
+            auth: Auth::None,
+        };
+        let v6_addrs = PacketAddrs {
+            src: "fe80::1".parse().unwrap(),
+            dst: IpAddr::V6(MCAST_V6),
+        };
+        let v2 = v2_pass_advert();
+        let addrs = v4([192, 0, 2, 1], MCAST_V4);
+        let mut buf = Vec::new();
+        v6.encode_into(v6_addrs, ChecksumMode::Rfc, &mut buf).unwrap();
+        assert_eq!(buf, v6.encode(v6_addrs, ChecksumMode::Rfc).unwrap());
+        assert_eq!(
+            v6.encode_into(addrs, ChecksumMode::Rfc, &mut buf),
+            Err(EncodeError::MixedFamilies)
+        );
+        v2.encode_into(addrs, ChecksumMode::Rfc, &mut buf).unwrap();
+        assert_eq!(buf, v2.encode(addrs, ChecksumMode::Rfc).unwrap());
+        assert_eq!(Advert::decode(&buf, addrs, ChecksumMode::Rfc).unwrap(), v2);
     }
 
     fn hex(s: &str) -> Vec<u8> {

@@ -221,6 +221,12 @@ impl<I: Copy + Ord, K: Copy + Ord> Router<I, K> {
         out
     }
 
+    /// [`Router::handle`], appending to `out` (a caller's buffer, reused from one
+    /// input to the next: no allocation per advert).
+    pub fn handle_into(&mut self, id: I, input: Input, out: &mut Vec<(I, Routed)>) {
+        self.feed(id, input, out);
+    }
+
     fn feed(&mut self, id: I, input: Input, out: &mut Vec<(I, Routed)>) {
         let Some(slot) = self.slots.get_mut(&id) else {
             return;

@@ -22,7 +22,7 @@ use crate::net::vmac::Vmacs;
 use crate::net::{Iface, Links, VipCommand, VipSender};
 use crate::shared::throttle::Throttle;
 use crate::vrrp::instance::Reason;
-use crate::vrrp::io::{Received, VrrpSocket};
+use crate::vrrp::io::{Outgoing, Received, VrrpSocket, SEND_BATCH};
 use crate::vrrp::packet::PacketAddrs;
 use crate::vrrp::router::{Delivery, Routed, Router};
 use crate::vrrp::{Input, Output, State, Timer};
@@ -33,6 +33,47 @@ use super::status::Coalescer;
 pub use crate::shared::{Control, EngineSnapshot, InstanceSpec, InstanceStatus, Transition};
 
 type SockKey = (u32, bool);
+
+/// The engine's instance ids hashed as they are: sequential numbers it hands out
+/// itself (no peer chooses them), multiplied so that hashbrown's top bits vary.
+/// SipHash was five hashes per advert, about 700 instructions (issue 19).
+#[derive(Clone, Copy, Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// The protocol timers, one deadline each per instance (`Slot::deadlines`).
+const TIMERS: [Timer; 5] = [
+    Timer::MasterDown,
+    Timer::Advert,
+    Timer::Garp,
+    Timer::PreemptDelay,
+    Timer::StartupHold,
+];
+
+fn timer_index(timer: Timer) -> usize {
+    match timer {
+        Timer::MasterDown => 0,
+        Timer::Advert => 1,
+        Timer::Garp => 2,
+        Timer::PreemptDelay => 3,
+        Timer::StartupHold => 4,
+    }
+}
 
 /// Packets a reader task hands to the engine in one message at most.
 const READ_BURST: usize = 64;
@@ -45,7 +86,13 @@ struct Slot {
     spec: InstanceSpec,
     iface: Iface,
     key: SockKey,
-    deadlines: HashMap<Timer, Instant>,
+    /// When each timer of [`TIMERS`] fires, if armed.
+    deadlines: [Option<Instant>; TIMERS.len()],
+    /// The VIPs as the status shows them, and the addresses announced (those not
+    /// placed elsewhere by `extras`): made once per configuration, not per
+    /// snapshot or advert.
+    vip_text: Vec<String>,
+    announce_vips: Vec<IpAddr>,
     last_transition: Option<Transition>,
     /// The last few transitions, oldest first (the status page's timeline).
     recent_transitions: std::collections::VecDeque<Transition>,
@@ -66,7 +113,7 @@ pub struct Engine {
     /// What the reader tasks read, a burst per message (`VrrpSocket::recv_batch`).
     packets_tx: mpsc::Sender<(SockKey, Vec<Received>)>,
     packets_rx: mpsc::Receiver<(SockKey, Vec<Received>)>,
-    slots: HashMap<u64, Slot>,
+    slots: IdMap<Slot>,
     /// The instances themselves, with the protocol decisions around them (VRID
     /// demultiplexing, own packets, destinations, sync groups).
     router: Router<u64, SockKey>,
@@ -90,6 +137,101 @@ pub struct Engine {
     notify: Option<crate::notify::Sender>,
     /// The virtual MAC interfaces of `use_vmac` instances.
     vmacs: Vmacs,
+    /// The router's outputs for one input, and one advert's bytes: buffers reused
+    /// from one advert to the next.
+    routed: Vec<(u64, Routed)>,
+    encoded: Vec<u8>,
+    /// While the due timers fire (`fire_due_timers`), their adverts and
+    /// announcements wait here and leave together at the end.
+    batching: bool,
+    batch: Batch,
+}
+
+/// Adverts and announcements of the timers that fell due together: the adverts
+/// leave in one sendmmsg(2) per socket, and the announcements of one interface
+/// (the gratuitous ARPs of `garp.with_advert`, one per advert) are one command to
+/// the VIP executor instead of one per instance. A burst of more than
+/// `net::vip::ANNOUNCE_MAX` commands used to be dropped in part ("announcement
+/// queue full") when many instances advertised in the same tick.
+#[derive(Default)]
+struct Batch {
+    /// The adverts' bytes, one after the other.
+    bytes: Vec<u8>,
+    sends: Vec<PendingSend>,
+    announces: Vec<PendingAnnounce>,
+}
+
+struct PendingSend {
+    key: SockKey,
+    id: u64,
+    bytes: std::ops::Range<usize>,
+    src: IpAddr,
+    dst: IpAddr,
+}
+
+struct PendingAnnounce {
+    iface: Iface,
+    count: u32,
+    /// The first instance, and how many others share the command (for the log).
+    first: String,
+    others: usize,
+    vips: Vec<IpAddr>,
+}
+
+impl Batch {
+    fn announce(&mut self, slot: &Slot, count: u32) {
+        let same = self
+            .announces
+            .iter_mut()
+            .find(|a| a.iface.index == slot.iface.index && a.count == count);
+        match same {
+            Some(a) => {
+                a.vips.extend_from_slice(&slot.announce_vips);
+                a.others += 1;
+            }
+            None => self.announces.push(PendingAnnounce {
+                iface: slot.iface.clone(),
+                count,
+                first: slot.name.clone(),
+                others: 0,
+                vips: slot.announce_vips.clone(),
+            }),
+        }
+    }
+}
+
+/// Queues the announcements waiting in `pending` (in order, before any other
+/// command to the executor, which keeps the order the instances asked for).
+fn flush_announces(vips: &VipSender, pending: &mut Vec<PendingAnnounce>) {
+    for a in pending.drain(..) {
+        let instance = match a.others {
+            0 => a.first,
+            n => format!("{} and {n} more", a.first),
+        };
+        let _ = vips.send(VipCommand::Announce {
+            instance,
+            iface: a.iface,
+            vips: a.vips,
+            count: a.count,
+        });
+    }
+}
+
+/// An advert the socket refused: logged once, then every 10 s with the count.
+fn send_failed(slot: &mut Slot, dst: IpAddr, error: io::Error) {
+    if let Some(not_logged) = slot.send_failures.hit(Instant::now()) {
+        warn!(instance = slot.name, %dst, %error, not_logged, "advert not sent");
+    }
+}
+
+/// What a slot derives from its configuration: the VIPs as text, and those announced.
+fn vip_views(spec: &InstanceSpec) -> (Vec<String>, Vec<IpAddr>) {
+    let text = spec.params.vips.iter().map(|v| v.to_string()).collect();
+    let announced = crate::net::routes::plain(&spec.params.vips, &spec.extras)
+        .iter()
+        .map(|v| v.addr())
+        .collect();
+    (text, announced)
 }
 
 impl Engine {
@@ -103,7 +245,7 @@ impl Engine {
             sockets: HashMap::new(),
             packets_tx,
             packets_rx,
-            slots: HashMap::new(),
+            slots: IdMap::default(),
             router: Router::new(),
             next_id: 1,
             timers: BTreeSet::new(),
@@ -117,6 +259,10 @@ impl Engine {
             record_dir: None,
             notify: None,
             vmacs: Vmacs::default(),
+            routed: Vec::new(),
+            encoded: Vec::new(),
+            batching: false,
+            batch: Batch::default(),
         }
     }
 
@@ -207,6 +353,7 @@ impl Engine {
         if recorder.is_some() {
             self.router.record(id);
         }
+        let (vip_text, announce_vips) = vip_views(&spec);
         self.slots.insert(
             id,
             Slot {
@@ -214,7 +361,9 @@ impl Engine {
                 spec,
                 iface,
                 key,
-                deadlines: HashMap::new(),
+                deadlines: [None; TIMERS.len()],
+                vip_text,
+                announce_vips,
                 last_transition: None,
                 recent_transitions: Default::default(),
                 last_warn: HashMap::new(),
@@ -258,13 +407,15 @@ impl Engine {
     }
 
     fn feed(&mut self, id: u64, input: Input) {
-        let routed = self.router.handle(id, input);
-        self.execute(routed);
+        let mut routed = std::mem::take(&mut self.routed);
+        self.router.handle_into(id, input, &mut routed);
+        self.execute(&mut routed);
+        self.routed = routed;
     }
 
-    /// Carries out what the router decided, in order.
-    fn execute(&mut self, routed: Vec<(u64, Routed)>) {
-        for (id, routed) in routed {
+    /// Carries out what the router decided, in order (`routed` is left empty).
+    fn execute(&mut self, routed: &mut Vec<(u64, Routed)>) {
+        for (id, routed) in routed.drain(..) {
             let Some(slot) = self.slots.get_mut(&id) else {
                 continue;
             };
@@ -279,18 +430,26 @@ impl Engine {
                         continue;
                     };
                     let addrs = PacketAddrs { src, dst };
-                    match advert.encode(addrs, checksum) {
-                        Ok(mut bytes) => {
-                            if let Some(t) = self.router.sign(id, &bytes, src, wall_clock()) {
-                                crate::vrrp::packet::append_trailer(&mut bytes, &t, addrs, checksum);
-                            }
-                            if let Err(error) = sock.send(&bytes, src, dst) {
-                                if let Some(not_logged) = slot.send_failures.hit(Instant::now()) {
-                                    warn!(instance = slot.name, %dst, %error, not_logged, "advert not sent");
-                                }
-                            }
-                        }
-                        Err(error) => error!(instance = slot.name, %error, "advert not encodable"),
+                    let bytes = &mut self.encoded;
+                    if let Err(error) = advert.encode_into(addrs, checksum, bytes) {
+                        error!(instance = slot.name, %error, "advert not encodable");
+                        continue;
+                    }
+                    if let Some(t) = self.router.sign(id, bytes, src, wall_clock()) {
+                        crate::vrrp::packet::append_trailer(bytes, &t, addrs, checksum);
+                    }
+                    if self.batching {
+                        let start = self.batch.bytes.len();
+                        self.batch.bytes.extend_from_slice(bytes);
+                        self.batch.sends.push(PendingSend {
+                            key: slot.key,
+                            id,
+                            bytes: start..self.batch.bytes.len(),
+                            src,
+                            dst,
+                        });
+                    } else if let Err(error) = sock.send(bytes, src, dst) {
+                        send_failed(slot, dst, error);
                     }
                     continue;
                 }
@@ -302,6 +461,20 @@ impl Engine {
                 }
                 Routed::Output { output } => output,
             };
+            // Announcements merged so far go before a removal (never announce an
+            // address after it is gone) and before a command that can wait long
+            // (hooks, IPVS): instances becoming master together in one pass (a
+            // start, a stall) have their VIPs added, then one announcement per
+            // interface, instead of a command each, most of which the executor's
+            // queue (net::vip::ANNOUNCE_MAX) dropped.
+            let waits = |slot: &Slot| {
+                !slot.spec.hooks.wait_ipvs.is_empty() || !slot.spec.hooks.before_master.is_empty()
+            };
+            if matches!(output, Output::RemoveVips { .. })
+                || (matches!(output, Output::AddVips { .. }) && waits(slot))
+            {
+                flush_announces(&self.vips, &mut self.batch.announces);
+            }
             match output {
                 Output::SendAdvert { .. } | Output::WantMaster => {} // the router's
                 Output::AddVips { vips } => {
@@ -374,11 +547,15 @@ impl Engine {
                 }
                 Output::Announce { count } => {
                     let extras = &slot.spec.extras;
-                    let vips = crate::net::routes::plain(&slot.spec.params.vips, extras);
+                    if self.batching && extras.addrs.is_empty() {
+                        self.batch.announce(slot, count);
+                        continue;
+                    }
+                    flush_announces(&self.vips, &mut self.batch.announces);
                     let _ = self.vips.send(VipCommand::Announce {
                         instance: slot.name.clone(),
                         iface: slot.iface.clone(),
-                        vips: vips.iter().map(|v| v.addr()).collect(),
+                        vips: slot.announce_vips.clone(),
                         count,
                     });
                     if !extras.addrs.is_empty() {
@@ -392,13 +569,13 @@ impl Engine {
                 }
                 Output::TimerStart { timer, after_us } => {
                     let at = Instant::now() + Duration::from_micros(after_us);
-                    if let Some(old) = slot.deadlines.insert(timer, at) {
+                    if let Some(old) = slot.deadlines[timer_index(timer)].replace(at) {
                         self.timers.remove(&(old, id, timer));
                     }
                     self.timers.insert((at, id, timer));
                 }
                 Output::TimerStop { timer } => {
-                    if let Some(old) = slot.deadlines.remove(&timer) {
+                    if let Some(old) = slot.deadlines[timer_index(timer)].take() {
                         self.timers.remove(&(old, id, timer));
                     }
                 }
@@ -441,7 +618,7 @@ impl Engine {
                             to,
                             priority,
                             reason: reason_str(reason),
-                            vips: slot.spec.params.vips.iter().map(|v| v.to_string()).collect(),
+                            vips: slot.vip_text.clone(),
                             unix_ms: unix_ms(),
                         }));
                     }
@@ -527,16 +704,61 @@ impl Engine {
         if master_down_due {
             self.drain_received();
         }
+        self.batching = true;
         while let Some(&(at, id, timer)) = self.timers.first() {
             if at > now {
                 break;
             }
             self.timers.pop_first();
             if let Some(slot) = self.slots.get_mut(&id) {
-                slot.deadlines.remove(&timer);
+                slot.deadlines[timer_index(timer)] = None;
             }
             self.feed(id, Input::Timer { timer });
         }
+        self.batching = false;
+        self.flush_batch();
+    }
+
+    /// Sends the adverts the due timers produced, a sendmmsg(2) per run of adverts
+    /// on one socket, then queues their announcements.
+    fn flush_batch(&mut self) {
+        let Batch {
+            bytes,
+            sends,
+            announces,
+        } = &mut self.batch;
+        let mut i = 0;
+        while i < sends.len() {
+            let key = sends[i].key;
+            let Some(sock) = self.sockets.get(&key) else {
+                i += 1;
+                continue;
+            };
+            let run: Vec<Outgoing<'_>> = sends[i..]
+                .iter()
+                .take_while(|s| s.key == key)
+                .take(SEND_BATCH)
+                .map(|s| Outgoing {
+                    payload: &bytes[s.bytes.clone()],
+                    src: s.src,
+                    dst: s.dst,
+                })
+                .collect();
+            match sock.send_batch(&run) {
+                Ok(n) => i += n.max(1),
+                Err(error) => {
+                    // The first of the run was refused: counted, and the rest go on.
+                    let failed = &sends[i];
+                    if let Some(slot) = self.slots.get_mut(&failed.id) {
+                        send_failed(slot, failed.dst, error);
+                    }
+                    i += 1;
+                }
+            }
+        }
+        sends.clear();
+        bytes.clear();
+        flush_announces(&self.vips, announces);
     }
 
     /// Handles the adverts that arrived while the engine was not running: those
@@ -580,7 +802,7 @@ impl Engine {
     fn dispatch(&mut self, key: SockKey, p: Received) {
         let src = p.src;
         let wall_ns = wall_clock().as_nanos() as u64;
-        let (delivery, routed) = self
+        let (delivery, mut routed) = self
             .router
             .packet_at(key, p.src, p.dst, p.ttl, p.payload, wall_ns);
         match delivery {
@@ -592,7 +814,7 @@ impl Engine {
             Delivery::UnknownVrid(Some(vrid)) => debug!(%src, vrid, "advert for a VRID not configured here"),
             Delivery::UnknownVrid(None) | Delivery::Own => {}
         }
-        self.execute(routed);
+        self.execute(&mut routed);
     }
 
     /// Waits until the VIP executor has carried out everything asked so far.
@@ -625,6 +847,7 @@ impl Engine {
                 if slot.spec.identity() == spec.identity() && same_source && same_vmac && same_extras {
                     info!(instance = name, "instance reconfigured in place");
                     let slot = self.slots.get_mut(&id).expect("present");
+                    (slot.vip_text, slot.announce_vips) = vip_views(&cmp);
                     slot.spec = cmp.clone();
                     self.dirty = true;
                     self.feed(
@@ -681,8 +904,10 @@ impl Engine {
         self.feed(id, Input::Shutdown);
         self.router.remove(id);
         if let Some(slot) = self.slots.remove(&id) {
-            for (timer, at) in slot.deadlines {
-                self.timers.remove(&(at, id, timer));
+            for (timer, at) in TIMERS.iter().zip(slot.deadlines) {
+                if let Some(at) = at {
+                    self.timers.remove(&(at, id, *timer));
+                }
             }
         }
     }
@@ -698,11 +923,14 @@ impl Engine {
         self.vmacs.remove_all(&self.links).await;
     }
 
+    /// The instances by name (sorted by name first: moving whole statuses while
+    /// sorting them cost more than building them).
     pub fn status(&self) -> Vec<(String, InstanceStatus)> {
-        let mut v: Vec<(String, InstanceStatus)> = self
-            .slots
-            .iter()
-            .filter_map(|(id, s)| Some((s, self.router.instance(*id)?)))
+        let mut order: Vec<(&str, u64)> = self.slots.iter().map(|(id, s)| (s.name.as_str(), *id)).collect();
+        order.sort_unstable();
+        order
+            .into_iter()
+            .filter_map(|(_, id)| Some((self.slots.get(&id)?, self.router.instance(id)?)))
             .map(|(s, inst)| {
                 (
                     s.name.clone(),
@@ -716,7 +944,7 @@ impl Engine {
                         maintenance: inst.in_maintenance(),
                         transitions: s.transitions,
                         master: inst.master(),
-                        vips: s.spec.params.vips.iter().map(|v| v.to_string()).collect(),
+                        vips: s.vip_text.clone(),
                         advert_interval_ms: u32::from(s.spec.params.interval_cs) * 10,
                         counters: inst.counters().clone(),
                         last_transition: s.last_transition.clone(),
@@ -724,9 +952,7 @@ impl Engine {
                     },
                 )
             })
-            .collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
+            .collect()
     }
 
     pub fn unknown_vrid(&self) -> u64 {

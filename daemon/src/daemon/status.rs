@@ -2,6 +2,7 @@
 //! changes and once a second) and systemd's READY=/STATUS=, written on a thread of
 //! their own ([`spawn_publisher`]): the engine only publishes snapshots.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,12 +21,49 @@ pub struct StatusWriter {
     overrides_error: Option<String>,
     /// The serialized status, reused from one write to the next.
     buf: std::cell::RefCell<Vec<u8>>,
+    /// Each instance's text around its counters, by name, from the last write.
+    cache: std::cell::RefCell<BTreeMap<String, Cached>>,
 }
 
-/// status.json: the keys in the order the `json!` document had (sorted).
+/// One instance's status.json text but its counters, kept while nothing else of it
+/// changes: in steady state only the counters move (a master's `adverts_sent`, a
+/// backup's `adverts_received`), and serializing the rest of 255 instances every
+/// second (the transitions above all) was most of the status file's cost (issue 19).
+struct Cached {
+    /// What `head` and `tail` were made from (counters aside).
+    status: InstanceStatus,
+    /// `{"state":...,"advert_interval_ms":N` (no closing brace).
+    head: Vec<u8>,
+    /// `"last_transition":...,"recent_transitions":[...]}` (no opening brace).
+    tail: Vec<u8>,
+}
+
+/// [`InstanceStatus`]'s fields before `counters`, in its order.
 #[derive(Serialize)]
-struct StatusDoc<'a> {
-    instances: Instances<'a>,
+struct Head<'a> {
+    state: crate::vrrp::State,
+    interface: &'a str,
+    vrid: u8,
+    version: u8,
+    priority: u8,
+    configured_priority: u8,
+    maintenance: bool,
+    transitions: u64,
+    master: Option<std::net::IpAddr>,
+    vips: &'a [String],
+    advert_interval_ms: u32,
+}
+
+/// [`InstanceStatus`]'s fields after `counters`.
+#[derive(Serialize)]
+struct Tail<'a> {
+    last_transition: &'a Option<crate::shared::Transition>,
+    recent_transitions: &'a [crate::shared::Transition],
+}
+
+/// status.json after its instances (the keys in the order the `json!` document had).
+#[derive(Serialize)]
+struct Rest<'a> {
     node: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     overrides_error: Option<&'a str>,
@@ -33,12 +71,49 @@ struct StatusDoc<'a> {
     unknown_vrid_packets: u64,
 }
 
-/// The instances as an object by name (the snapshot has them sorted by name).
-struct Instances<'a>(&'a [(String, InstanceStatus)]);
+/// Everything but the counters is the same.
+fn same_but_counters(a: &InstanceStatus, b: &InstanceStatus) -> bool {
+    a.state == b.state
+        && a.interface == b.interface
+        && a.vrid == b.vrid
+        && a.version == b.version
+        && a.priority == b.priority
+        && a.configured_priority == b.configured_priority
+        && a.maintenance == b.maintenance
+        && a.transitions == b.transitions
+        && a.master == b.master
+        && a.vips == b.vips
+        && a.advert_interval_ms == b.advert_interval_ms
+        && a.last_transition == b.last_transition
+        && a.recent_transitions == b.recent_transitions
+}
 
-impl Serialize for Instances<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().map(|(name, status)| (name, status)))
+impl Cached {
+    fn of(s: &InstanceStatus) -> serde_json::Result<Cached> {
+        let mut head = serde_json::to_vec(&Head {
+            state: s.state,
+            interface: &s.interface,
+            vrid: s.vrid,
+            version: s.version,
+            priority: s.priority,
+            configured_priority: s.configured_priority,
+            maintenance: s.maintenance,
+            transitions: s.transitions,
+            master: s.master,
+            vips: &s.vips,
+            advert_interval_ms: s.advert_interval_ms,
+        })?;
+        head.pop(); // '}'
+        let mut tail = serde_json::to_vec(&Tail {
+            last_transition: &s.last_transition,
+            recent_transitions: &s.recent_transitions,
+        })?;
+        tail.remove(0); // '{'
+        Ok(Cached {
+            status: s.clone(),
+            head,
+            tail,
+        })
     }
 }
 
@@ -52,24 +127,17 @@ impl StatusWriter {
             node,
             overrides_error,
             buf: Default::default(),
+            cache: Default::default(),
         }
     }
 
     pub fn write(&self, snap: &EngineSnapshot) {
-        // Serialized straight from the snapshot into a buffer kept between writes: no
-        // serde_json::Value tree (an allocation per field of every instance, once a
-        // second and after every change; it was 70 % of the instructions of a
-        // master of 100 instances: docs/benchmarks.md, "Steady-state cost").
-        let doc = StatusDoc {
-            instances: Instances(&snap.instances),
-            node: &self.node,
-            overrides_error: self.overrides_error.as_deref(),
-            pid: std::process::id(),
-            unknown_vrid_packets: snap.unknown_vrid_packets,
-        };
+        // Serialized straight from the snapshot into a buffer kept between writes (no
+        // serde_json::Value tree: it was 70 % of the instructions of a master of 100
+        // instances), compact, each instance's text but its counters kept from the
+        // last write (docs/benchmarks.md, "Steady-state cost").
         let mut buf = self.buf.borrow_mut();
-        buf.clear();
-        if let Err(error) = serde_json::to_writer_pretty(&mut *buf, &doc) {
+        if let Err(error) = self.serialize(snap, &mut buf) {
             error!(%error, "status not serializable");
             return;
         }
@@ -80,6 +148,44 @@ impl StatusWriter {
         if let Err(error) = crate::durable::write_runtime(&path, &buf) {
             warn!(%error, "status file not written");
         }
+    }
+
+    fn serialize(&self, snap: &EngineSnapshot, buf: &mut Vec<u8>) -> serde_json::Result<()> {
+        buf.clear();
+        buf.extend_from_slice(b"{\"instances\":{");
+        let mut cache = self.cache.borrow_mut();
+        let mut old = std::mem::take(&mut *cache);
+        for (i, (name, status)) in snap.instances.iter().enumerate() {
+            let (key, cached) = match old.remove_entry(name.as_str()) {
+                Some((key, c)) if same_but_counters(&c.status, status) => (key, c),
+                Some((key, _)) => (key, Cached::of(status)?),
+                None => (name.clone(), Cached::of(status)?),
+            };
+            if i > 0 {
+                buf.push(b',');
+            }
+            serde_json::to_writer(&mut *buf, name)?;
+            buf.push(b':');
+            buf.extend_from_slice(&cached.head);
+            buf.extend_from_slice(b",\"counters\":");
+            serde_json::to_writer(&mut *buf, &status.counters)?;
+            buf.push(b',');
+            buf.extend_from_slice(&cached.tail);
+            cache.insert(key, cached);
+        }
+        buf.extend_from_slice(b"},");
+        let at = buf.len();
+        serde_json::to_writer(
+            &mut *buf,
+            &Rest {
+                node: &self.node,
+                overrides_error: self.overrides_error.as_deref(),
+                pid: std::process::id(),
+                unknown_vrid_packets: snap.unknown_vrid_packets,
+            },
+        )?;
+        buf.remove(at); // Rest's '{': its keys continue the document.
+        Ok(())
     }
 
     pub(super) fn summary(snap: &EngineSnapshot) -> String {
@@ -162,7 +268,11 @@ async fn publish(
         if last.as_deref().is_none_or(|l| !same_states(l, &snap)) {
             writer.notify_status(&snap);
         }
-        publish_roles(&roles, &snap);
+        // The roles follow the states (and whether a backup has heard its master):
+        // not rebuilt for a snapshot where only counters moved.
+        if last.as_deref().is_none_or(|l| !same_roles_inputs(l, &snap)) {
+            publish_roles(&roles, &snap);
+        }
         last = Some(snap);
     }
 }
@@ -174,6 +284,16 @@ fn same_states(a: &EngineSnapshot, b: &EngineSnapshot) -> bool {
             .iter()
             .zip(&b.instances)
             .all(|((na, sa), (nb, sb))| na == nb && sa.state == sb.state)
+}
+
+/// The same instances in the same states, knowing their master or not (what
+/// [`roles_of`] reads).
+fn same_roles_inputs(a: &EngineSnapshot, b: &EngineSnapshot) -> bool {
+    same_states(a, b)
+        && a.instances
+            .iter()
+            .zip(&b.instances)
+            .all(|((_, sa), (_, sb))| sa.master.is_some() == sb.master.is_some())
 }
 
 /// Which instances are master, and which have not settled yet (just started and no

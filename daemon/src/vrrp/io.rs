@@ -3,13 +3,11 @@
 //! fields the protocol checks (source, destination, TTL/hop limit); all judgement is
 //! in [`super::instance`].
 
-use std::io::{self, IoSlice, IoSliceMut};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::io::{self, IoSliceMut};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 
-use nix::sys::socket::{
-    recvmsg, sendmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned, MsgFlags, SockaddrStorage,
-};
+use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrStorage};
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
 use tokio::io::unix::AsyncFd;
 
@@ -196,53 +194,142 @@ impl VrrpSocket {
 
     /// Sends `payload` from `src` (which the checksum was computed for) to `dst`.
     pub fn send(&self, payload: &[u8], src: IpAddr, dst: IpAddr) -> io::Result<()> {
-        let fd = self.fd.get_ref().as_raw_fd();
-        let iov = [IoSlice::new(payload)];
-        match (src, dst) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => {
-                let info = libc::in_pktinfo {
-                    ipi_ifindex: self.ifindex as i32,
-                    ipi_spec_dst: libc::in_addr {
-                        s_addr: u32::from(s).to_be(),
-                    },
-                    ipi_addr: libc::in_addr { s_addr: 0 },
-                };
-                let to = SockaddrStorage::from(SocketAddr::V4(SocketAddrV4::new(d, 0)));
-                sendmsg(
-                    fd,
-                    &iov,
-                    &[ControlMessage::Ipv4PacketInfo(&info)],
-                    MsgFlags::MSG_DONTWAIT,
-                    Some(&to),
-                )
-            }
-            (IpAddr::V6(s), IpAddr::V6(d)) => {
-                let info = libc::in6_pktinfo {
-                    ipi6_addr: libc::in6_addr { s6_addr: s.octets() },
-                    ipi6_ifindex: self.ifindex,
-                };
-                let scope = if d.is_multicast() || d.segments()[0] & 0xffc0 == 0xfe80 {
-                    self.ifindex
-                } else {
-                    0
-                };
-                let to = SockaddrStorage::from(SocketAddr::V6(SocketAddrV6::new(d, 0, 0, scope)));
-                sendmsg(
-                    fd,
-                    &iov,
-                    &[ControlMessage::Ipv6PacketInfo(&info)],
-                    MsgFlags::MSG_DONTWAIT,
-                    Some(&to),
-                )
-            }
-            _ => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "source and destination families differ",
-                ))
+        self.send_batch(&[Outgoing { payload, src, dst }]).map(|_| ())
+    }
+
+    /// Sends the adverts in `msgs` in one sendmmsg(2) call, up to [`SEND_BATCH`]:
+    /// the adverts of the instances whose timers fell due together (255 instances
+    /// at 10 ms are 25,500 adverts a second: issue 19). `Ok(n)`: the first `n` left
+    /// (at least one unless `msgs` is empty); `Err`: the kernel refused the first,
+    /// which the caller counts against its instance before sending the rest.
+    pub fn send_batch(&self, msgs: &[Outgoing<'_>]) -> io::Result<usize> {
+        let mut n = msgs.len().min(SEND_BATCH);
+        if n == 0 {
+            return Ok(0);
+        }
+        // SAFETY (the four zeroed arrays): plain C structs and bytes, for which all
+        // zeroes is a valid value.
+        let mut names: [libc::sockaddr_in6; SEND_BATCH] = unsafe { std::mem::zeroed() };
+        let mut iovs: [libc::iovec; SEND_BATCH] = unsafe { std::mem::zeroed() };
+        // u64 words: aligned as a cmsghdr must be.
+        let mut controls: [[u64; 8]; SEND_BATCH] = [[0; 8]; SEND_BATCH];
+        let mut hdrs: [libc::mmsghdr; SEND_BATCH] = unsafe { std::mem::zeroed() };
+        for (i, m) in msgs[..n].iter().enumerate() {
+            let name = std::ptr::addr_of_mut!(names[i]).cast::<u8>();
+            let (namelen, level, kind, info_len) = match (m.src, m.dst) {
+                (IpAddr::V4(s), IpAddr::V4(d)) => {
+                    let to = libc::sockaddr_in {
+                        sin_family: libc::AF_INET as libc::sa_family_t,
+                        sin_port: 0,
+                        sin_addr: libc::in_addr {
+                            s_addr: u32::from(d).to_be(),
+                        },
+                        sin_zero: [0; 8],
+                    };
+                    // SAFETY: a sockaddr_in fits in the sockaddr_in6 it is written over.
+                    unsafe { std::ptr::write_unaligned(name.cast::<libc::sockaddr_in>(), to) };
+                    let info = libc::in_pktinfo {
+                        ipi_ifindex: self.ifindex as i32,
+                        ipi_spec_dst: libc::in_addr {
+                            s_addr: u32::from(s).to_be(),
+                        },
+                        ipi_addr: libc::in_addr { s_addr: 0 },
+                    };
+                    write_control(&mut controls[i], &info);
+                    (
+                        std::mem::size_of::<libc::sockaddr_in>(),
+                        libc::IPPROTO_IP,
+                        libc::IP_PKTINFO,
+                        std::mem::size_of::<libc::in_pktinfo>(),
+                    )
+                }
+                (IpAddr::V6(s), IpAddr::V6(d)) => {
+                    let scope = if d.is_multicast() || d.segments()[0] & 0xffc0 == 0xfe80 {
+                        self.ifindex
+                    } else {
+                        0
+                    };
+                    names[i] = libc::sockaddr_in6 {
+                        sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                        sin6_port: 0,
+                        sin6_flowinfo: 0,
+                        sin6_addr: libc::in6_addr { s6_addr: d.octets() },
+                        sin6_scope_id: scope,
+                    };
+                    let info = libc::in6_pktinfo {
+                        ipi6_addr: libc::in6_addr { s6_addr: s.octets() },
+                        ipi6_ifindex: self.ifindex,
+                    };
+                    write_control(&mut controls[i], &info);
+                    (
+                        std::mem::size_of::<libc::sockaddr_in6>(),
+                        libc::IPPROTO_IPV6,
+                        libc::IPV6_PKTINFO,
+                        std::mem::size_of::<libc::in6_pktinfo>(),
+                    )
+                }
+                _ if i == 0 => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "source and destination families differ",
+                    ))
+                }
+                // Sent first, then refused on the next call as the first.
+                _ => {
+                    n = i;
+                    break;
+                }
+            };
+            iovs[i] = libc::iovec {
+                iov_base: m.payload.as_ptr() as *mut libc::c_void,
+                iov_len: m.payload.len(),
+            };
+            let h = &mut hdrs[i].msg_hdr;
+            h.msg_name = name.cast();
+            h.msg_namelen = namelen as libc::socklen_t;
+            h.msg_iov = std::ptr::addr_of_mut!(iovs[i]);
+            h.msg_iovlen = 1;
+            h.msg_control = controls[i].as_mut_ptr().cast();
+            // SAFETY: CMSG_* compute sizes and walk the buffer set just above,
+            // which holds one control message of `info_len` bytes (write_control).
+            unsafe {
+                h.msg_controllen = libc::CMSG_SPACE(info_len as u32) as _;
+                let c = libc::CMSG_FIRSTHDR(h);
+                (*c).cmsg_level = level;
+                (*c).cmsg_type = kind;
+                (*c).cmsg_len = libc::CMSG_LEN(info_len as u32) as _;
             }
         }
-        .map(|_| ())
-        .map_err(io::Error::from)
+        let fd = self.fd.get_ref().as_raw_fd();
+        // SAFETY: `hdrs[..n]` point into the arrays above and into `msgs`, all alive
+        // for the call; the kernel only reads them (and writes msg_len).
+        let rc = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), n as _, libc::MSG_DONTWAIT) };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(rc as usize)
+    }
+}
+
+/// Adverts per sendmmsg(2) call at most.
+pub const SEND_BATCH: usize = 32;
+
+/// One advert to send: its bytes, the source address its checksum was computed
+/// for (also the packet's source) and the destination.
+#[derive(Clone, Copy, Debug)]
+pub struct Outgoing<'a> {
+    pub payload: &'a [u8],
+    pub src: IpAddr,
+    pub dst: IpAddr,
+}
+
+/// Copies `info` where the first control message's data goes in `buf`.
+fn write_control<T: Copy>(buf: &mut [u64; 8], info: &T) {
+    // SAFETY: CMSG_LEN(0) is the aligned header size (16 bytes on Linux), and the
+    // 64-byte buffer holds it and `T` (a pktinfo, at most 20 bytes); unaligned write.
+    unsafe {
+        let at = buf.as_mut_ptr().cast::<u8>().add(libc::CMSG_LEN(0) as usize);
+        debug_assert!(libc::CMSG_LEN(std::mem::size_of::<T>() as u32) as usize <= std::mem::size_of_val(buf));
+        std::ptr::write_unaligned(at.cast::<T>(), *info);
     }
 }
