@@ -143,12 +143,17 @@ pub fn convert(tree: &[Node]) -> R<Converted> {
             | "static_ipaddress"
             | "static_routes"
             | "static_rules"
-            | "garp_group"
             | "linkbeat_interfaces"
             | "bfd_instance"
             | "vrrp_track_process" => {
                 cx.skip(n, "not carried over: hafront has no equivalent (the whole block)")
             }
+            "garp_group" => cx.skip(
+                n,
+                "not carried over: hafront spaces announcements per interface with one \
+                 interval per family for all interfaces (vrrp.garp_interval, vrrp.na_interval); \
+                 set those to the group's values",
+            ),
             _ => cx.other(n, "the top level")?,
         }
     }
