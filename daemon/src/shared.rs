@@ -40,6 +40,29 @@ pub struct InstanceSpec {
     pub extras: Extras,
     /// Fault while the interface is down (false: keepalived's dont_track_primary).
     pub track_link: bool,
+    /// Periodic announcements on the extra interfaces while master
+    /// (`garp.extra_if_interval`, keepalived's `garp_extra_if`).
+    pub extra_if: Option<ExtraIf>,
+}
+
+/// `garp.extra_if_interval` and `garp.extra_if_all`: while master, one
+/// announcement on each extra interface every `every`, the first `master_delay +
+/// every` after becoming master (as keepalived). Extra interfaces: the macvlan of
+/// a `vmac_xmit_base` instance (its VIPs are there, its adverts are not); with
+/// `all`, also every other interface a VIP is put on (`vip_options.dev`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExtraIf {
+    pub every: std::time::Duration,
+    pub all: bool,
+}
+
+impl ExtraIf {
+    pub fn from_config(i: &crate::config::InstanceConfig) -> Option<ExtraIf> {
+        (!i.garp.extra_if_interval.is_zero()).then_some(ExtraIf {
+            every: i.garp.extra_if_interval,
+            all: i.garp.extra_if_all,
+        })
+    }
 }
 
 /// What a master holds besides the advertised VIPs on its interface

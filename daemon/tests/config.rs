@@ -368,6 +368,16 @@ fn protocol_rules() {
             "garp.refresh",
             "1s",
         ),
+        (
+            "vrid = 1\nvirtual_ips = [\"192.0.2.1/24\"]\n[vrrp.instances.web.garp]\nextra_if_interval = \"1500ms\"\n",
+            "garp.extra_if_interval",
+            "whole seconds",
+        ),
+        (
+            "vrid = 1\nvirtual_ips = [\"192.0.2.1/24\"]\n[vrrp.instances.web.garp]\nextra_if_interval = \"2d\"\n",
+            "garp.extra_if_interval",
+            "86400s",
+        ),
         ("virtual_ips = [\"192.0.2.1/24\"]\n", "vrid", "required"),
     ];
     for (extra, field, needle) in cases {
@@ -1221,4 +1231,20 @@ fn anycast_groups_are_validated_naming_the_key() {
         assert_eq!(a.bfd_socket, None);
         Ok(())
     });
+}
+
+/// The spacing of announcements is bounded (issue 20): more than 10 s between two
+/// packets is an error naming the key.
+#[test]
+fn announcement_spacing_is_bounded() {
+    expect_error(
+        "[vrrp]\ngarp_interval = \"11s\"\n",
+        "vrrp.garp_interval",
+        "at most 10s",
+    );
+    expect_error(
+        "[vrrp]\nna_interval = \"1m\"\n",
+        "vrrp.na_interval",
+        "at most 10s",
+    );
 }

@@ -1182,3 +1182,67 @@ fn vips_elsewhere_excluded_routes_and_rules_are_carried() {
         .iter()
         .any(|w| w.keyword == "not" && w.why.contains("the whole rule")));
 }
+
+/// keepalived's spacing of announcements and its periodic gARPs on extra
+/// interfaces carry over (issue 20): `vrrp_garp_interval` / `vrrp_gna_interval`
+/// (decimal seconds, microseconds) to `vrrp.garp_interval` / `na_interval`;
+/// `[vrrp_]garp_extra_if [all] N` and the deprecated `[vrrp_]vmac_garp_intvl` to
+/// every instance's `garp.extra_if_interval` / `extra_if_all`, an instance's own
+/// line winning over global_defs' (0 included: it turns the global one off).
+#[test]
+fn garp_spacing_and_extra_if_are_carried() {
+    let inst = |name: &str, vrid: u8, extra: &str| {
+        format!(
+            "vrrp_instance {name} {{\n  interface eth0\n  virtual_router_id {vrid}\n  \
+             virtual_ipaddress {{\n    192.0.2.{vrid}/24\n  }}\n{extra}}}\n"
+        )
+    };
+    let text = format!(
+        "global_defs {{\n  vrrp_garp_interval 0.0505\n  vrrp_gna_interval 0.000001\n  \
+         vrrp_garp_extra_if all 120\n}}\n{}{}{}{}",
+        inst("web", 51, ""),
+        inst("db", 52, "  garp_extra_if 30\n"),
+        inst("off", 53, "  garp_extra_if 0\n"),
+        inst("old", 54, "  vmac_garp_intvl all 60\n"),
+    );
+    let (cfg, imp) = import_text(&text);
+    assert_eq!(cfg.vrrp.garp_interval, Duration::from_micros(50_500));
+    assert_eq!(cfg.vrrp.na_interval, Duration::from_micros(1));
+    assert_eq!(extra_if(&cfg, "web"), (120, true), "global_defs' default");
+    assert_eq!(
+        extra_if(&cfg, "db"),
+        (30, false),
+        "the instance's own line wins, all too"
+    );
+    assert_eq!(extra_if(&cfg, "off"), (0, false), "0 turns the global one off");
+    assert_eq!(extra_if(&cfg, "old"), (60, true));
+    assert!(
+        has_warning(&imp, "vmac_garp_intvl", WarningKind::Changed),
+        "deprecated name"
+    );
+    assert!(!imp.warnings.iter().any(|w| w.keyword.contains("garp_interval")
+        || w.keyword.contains("gna_interval")
+        || w.keyword.contains("extra_if")));
+
+    // 0 is keepalived's "no spacing" (it rejects the value and keeps its default):
+    // nothing to carry, said so; more than hafront's 10 s is dropped, said so.
+    let (cfg, imp) = import_text(&text.replace("vrrp_garp_interval 0.0505", "vrrp_garp_interval 0"));
+    assert_eq!(cfg.vrrp.garp_interval, Duration::ZERO);
+    assert!(has_warning(&imp, "vrrp_garp_interval", WarningKind::Changed));
+    let (cfg, imp) = import_text(&text.replace("vrrp_gna_interval 0.000001", "vrrp_gna_interval 11"));
+    assert_eq!(cfg.vrrp.na_interval, Duration::ZERO);
+    assert!(has_warning(&imp, "vrrp_gna_interval", WarningKind::Dropped));
+    // No interval: keepalived ignores the line, and the import says so.
+    let (cfg, imp) = import_text(&text.replace("garp_extra_if 30", "garp_extra_if all"));
+    assert_eq!(extra_if(&cfg, "db"), (120, true), "global_defs' default stays");
+    assert!(has_warning(&imp, "garp_extra_if", WarningKind::Dropped));
+    // keepalived's range: 0..86400 seconds.
+    let e = err(&text.replace("garp_extra_if 30", "garp_extra_if 86401"));
+    assert!(e.to_string().contains("garp_extra_if"), "{e}");
+}
+
+/// An imported instance's `garp.extra_if_interval` (seconds) and `extra_if_all`.
+fn extra_if(cfg: &Config, n: &str) -> (u64, bool) {
+    let i = &cfg.vrrp.instances[n].garp;
+    (i.extra_if_interval.as_secs(), i.extra_if_all)
+}

@@ -154,6 +154,14 @@ pub struct VrrpConfig {
     /// mlockall (current and future pages, as they are touched), so the engine never
     /// waits for a page to come back from swap (keepalived's `vrrp_no_swap`).
     pub lock_memory: bool,
+    /// Spacing between two gratuitous ARPs on one interface when many VIPs are
+    /// announced at once (keepalived's `vrrp_garp_interval`); 0: none.
+    #[serde(with = "duration")]
+    pub garp_interval: Duration,
+    /// Spacing between two unsolicited NAs on one interface (keepalived's
+    /// `vrrp_gna_interval`); 0: none.
+    #[serde(with = "duration")]
+    pub na_interval: Duration,
     /// Instances that move together; a fault in one faults all.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub sync_groups: BTreeMap<String, super::track::SyncGroupConfig>,
@@ -442,6 +450,15 @@ pub struct GarpConfig {
     pub lower_prio_burst: bool,
     /// One announcement per VIP with every advert while master (partition heal).
     pub with_advert: bool,
+    /// While master, one announcement on each extra interface this often (VIPs on
+    /// a macvlan that sends no adverts; with `extra_if_all`, every interface of a
+    /// VIP other than the instance's), so switches keep those MACs (keepalived's
+    /// `garp_extra_if`); 0: off.
+    #[serde(with = "duration")]
+    pub extra_if_interval: Duration,
+    /// `extra_if_interval` on every interface of the instance's VIPs, not only its
+    /// macvlan (keepalived's `garp_extra_if all`).
+    pub extra_if_all: bool,
 }
 
 impl Default for GarpConfig {
@@ -453,6 +470,8 @@ impl Default for GarpConfig {
             refresh: None,
             lower_prio_burst: true,
             with_advert: true,
+            extra_if_interval: Duration::ZERO,
+            extra_if_all: false,
         }
     }
 }

@@ -33,6 +33,12 @@ pub fn is_address_label(label: &str, interface: &str) -> bool {
 }
 /// keepalived's upper bound for preempt_delay.
 const PREEMPT_DELAY_MAX: Duration = Duration::from_secs(1000);
+/// keepalived's upper bound for garp_extra_if (one day).
+const EXTRA_IF_INTERVAL_MAX: Duration = Duration::from_secs(86_400);
+/// The longest spacing of announcements (`vrrp.garp_interval`, `vrrp.na_interval`):
+/// keepalived calls one of a second "very large"; ten seconds between two packets
+/// already keeps a burst of 5 over 20 VIPs going for a quarter of an hour.
+pub const ANNOUNCE_SPACING_MAX: Duration = Duration::from_secs(10);
 
 pub fn validate(cfg: &Config) -> Vec<Problem> {
     let mut v = Validator::default();
@@ -41,6 +47,20 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
             &["vrrp", "rt_priority"],
             format!("{} is out of range 0..99 (0 = off)", cfg.vrrp.rt_priority),
         );
+    }
+    for (field, d) in [
+        ("garp_interval", cfg.vrrp.garp_interval),
+        ("na_interval", cfg.vrrp.na_interval),
+    ] {
+        if d > ANNOUNCE_SPACING_MAX {
+            v.problem(
+                &["vrrp", field],
+                format!(
+                    "{} is too long: at most 10s between two announcements (0 = no spacing)",
+                    humantime::format_duration(d)
+                ),
+            );
+        }
     }
     if cfg.node.name.trim().is_empty() {
         v.problem(&["node", "name"], "must not be empty");
@@ -256,6 +276,16 @@ impl Validator {
             self.problem(
                 &["vrrp", "instances", name, "garp", "refresh"],
                 "must be at least 1s",
+            );
+        }
+        let extra = i.garp.extra_if_interval;
+        if extra > EXTRA_IF_INTERVAL_MAX || extra.subsec_nanos() != 0 {
+            self.problem(
+                &["vrrp", "instances", name, "garp", "extra_if_interval"],
+                format!(
+                    "{} must be whole seconds, at most 86400s (0 = off)",
+                    humantime::format_duration(extra)
+                ),
             );
         }
     }

@@ -104,6 +104,9 @@ struct Slot {
     last_rx: Option<Instant>,
     transitions: u64,
     recorder: Option<Recorder>,
+    /// When the next announcement on the extra interfaces is due (master with
+    /// `garp.extra_if_interval`).
+    extra_if_due: Option<Instant>,
 }
 
 pub struct Engine {
@@ -371,6 +374,7 @@ impl Engine {
                 last_rx: None,
                 transitions: 0,
                 recorder,
+                extra_if_due: None,
             },
         );
         if !up && track_link {
@@ -601,6 +605,14 @@ impl Engine {
                     }
                     slot.recent_transitions.push_back(t.clone());
                     slot.last_transition = Some(t);
+                    slot.extra_if_due =
+                        (to == State::Master)
+                            .then_some(slot.spec.extra_if)
+                            .flatten()
+                            .map(|e| {
+                                let delay = Duration::from_millis(slot.spec.params.garp.master_delay_ms);
+                                Instant::now() + delay + e.every
+                            });
                     slot.transitions += 1;
                     crate::events::publish(|| crate::events::Kind::State {
                         instance: slot.name.clone(),
@@ -976,6 +988,52 @@ impl Engine {
         }
     }
 
+    /// `garp.extra_if_interval` (keepalived's `garp_extra_if`), checked once a
+    /// tick: a master whose time has come announces one of its addresses on each
+    /// extra interface ([`crate::shared::ExtraIf`]), once.
+    fn announce_extra_ifs(&mut self, now: Instant) {
+        for (id, slot) in self.slots.iter_mut() {
+            let (Some(e), Some(due)) = (slot.spec.extra_if, slot.extra_if_due) else {
+                continue;
+            };
+            if now < due {
+                continue;
+            }
+            // On time, and not a burst of catching up after a stall.
+            slot.extra_if_due = Some((due + e.every).max(now));
+            if !self
+                .router
+                .instance(*id)
+                .is_some_and(|i| i.state() == State::Master)
+            {
+                continue;
+            }
+            let extras = &slot.spec.extras;
+            if slot.spec.vmac.as_ref().is_some_and(|v| v.xmit_base) {
+                let on_iface = crate::net::routes::plain(&slot.spec.params.vips, extras)
+                    .into_iter()
+                    .chain(extras.addrs.iter().filter(|a| a.dev.is_none()).map(|a| a.vip))
+                    .next();
+                if let Some(vip) = on_iface {
+                    let _ = self.vips.send(VipCommand::Announce {
+                        instance: slot.name.clone(),
+                        iface: slot.iface.clone(),
+                        vips: vec![vip.addr()],
+                        count: 1,
+                    });
+                }
+            }
+            if e.all && extras.addrs.iter().any(|a| a.dev.is_some()) {
+                let _ = self.vips.send(VipCommand::Extras {
+                    instance: slot.name.clone(),
+                    iface: slot.iface.clone(),
+                    extras: Arc::new(extras.clone()),
+                    op: ExtrasOp::AnnounceOtherDevices,
+                });
+            }
+        }
+    }
+
     /// VIP drift: once a tick, every master's VIPs must be on its interface and
     /// every backup's must not (networkd, netplan or an admin's `ip addr flush`
     /// change addresses behind our back: keepalived issues #836, #1385, #2479). The
@@ -1102,6 +1160,7 @@ impl Engine {
                 _ = second.tick() => {
                     self.flush_recordings();
                     self.verify_vips();
+                    self.announce_extra_ifs(Instant::now());
                     // The periodic snapshot carries any change still deferred.
                     self.dirty = false;
                     changes.published(Instant::now());

@@ -134,6 +134,7 @@ pub fn specs_from_config(cfg: &Config) -> Vec<(String, InstanceSpec)> {
                 },
                 extras: crate::shared::Extras::from_config(i),
                 track_link: i.track_link,
+                extra_if: crate::shared::ExtraIf::from_config(i),
             };
             (name.clone(), spec)
         })
@@ -351,7 +352,8 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     // What the IPVS reconciler has written, which the VIP executor waits on
     // (Hooks::wait_ipvs: an instance's IPVS services before its VIPs).
     let (ipvs_written_tx, ipvs_written_rx) = watch::channel(crate::shared::IpvsWritten::default());
-    let vips = VipExecutor::spawn(links.clone(), vip_drift.clone(), ipvs_written_rx);
+    let (spacing_tx, spacing_rx) = watch::channel(announce_spacing(&cfg));
+    let vips = VipExecutor::spawn(links.clone(), vip_drift.clone(), ipvs_written_rx, spacing_rx);
     let (splitbrain_vips, splitbrain_links, hub_vips) = (vips.clone(), links.clone(), vips.clone());
     let mut engine = Engine::new(links, vips);
     engine.forward_links_to(tracker_links_tx);
@@ -539,6 +541,7 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
             ipvs: ipvs_cfg_tx,
             full: full_cfg_tx,
             status: reload_status_tx,
+            spacing: spacing_tx,
         },
     ));
     // The status file, systemd's STATUS=, the roles and the split-brain monitor
@@ -675,6 +678,16 @@ struct Reloaders {
     ipvs: watch::Sender<Arc<IpvsConfig>>,
     full: watch::Sender<Arc<Config>>,
     status: watch::Sender<Arc<crate::shared::reload::ReloadStatus>>,
+    /// The VIP executor's spacing of announcements.
+    spacing: watch::Sender<crate::net::announce::Spacing>,
+}
+
+/// `vrrp.garp_interval` and `vrrp.na_interval`.
+fn announce_spacing(cfg: &Config) -> crate::net::announce::Spacing {
+    crate::net::announce::Spacing {
+        arp: cfg.vrrp.garp_interval,
+        na: cfg.vrrp.na_interval,
+    }
 }
 
 /// Signals and API reload requests: SIGTERM/SIGINT stop the engine, SIGHUP and
@@ -741,6 +754,7 @@ async fn reload(
             info!(by, "configuration reloaded");
             apply_accept_mode(&cfg).await;
             let cfg = Arc::new(cfg);
+            to.spacing.send_replace(announce_spacing(&cfg));
             to.full.send_replace(cfg.clone());
             to.ipvs.send_if_modified(|c| {
                 let changed = **c != cfg.ipvs;

@@ -13,8 +13,10 @@
 //!  option 2 (target link-layer address) | len=1 | interface MAC
 //! ```
 
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV6};
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, SockAddrStorage, Socket, Type};
 
@@ -91,6 +93,11 @@ impl Announcer {
         Ok(self.icmp6.as_ref().expect("just set"))
     }
 
+    /// Sends one announcement of `vip`.
+    pub fn announce_one(&mut self, vip: IpAddr) -> io::Result<()> {
+        self.announce(&[vip], 1).map(|_| ())
+    }
+
     /// Sends `count` announcements for each address; returns how many were sent.
     pub fn announce(&mut self, vips: &[IpAddr], count: u32) -> io::Result<u32> {
         let mut sent = 0;
@@ -112,6 +119,160 @@ impl Announcer {
             }
         }
         Ok(sent)
+    }
+}
+
+/// Spacing of announcements on one interface (`vrrp.garp_interval`,
+/// `vrrp.na_interval`; keepalived's `vrrp_garp_interval`, `vrrp_gna_interval`):
+/// zero sends a burst at once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Spacing {
+    pub arp: Duration,
+    pub na: Duration,
+}
+
+impl Spacing {
+    /// The spacing for announcements of `addr`'s family.
+    pub fn of(&self, addr: &IpAddr) -> Duration {
+        match addr {
+            IpAddr::V4(_) => self.arp,
+            IpAddr::V6(_) => self.na,
+        }
+    }
+}
+
+/// Announcements waiting in a [`Pacer`] at most (each an address with its
+/// remaining count); more are dropped and counted.
+pub const PACED_MAX: usize = 4096;
+
+/// One announcement due now: send it on `iface`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Due {
+    pub instance: String,
+    pub iface: Iface,
+    pub addr: IpAddr,
+}
+
+/// One address waiting in a lane, with the announcements left to send for it.
+#[derive(Debug)]
+struct Waiting {
+    instance: String,
+    iface: Iface,
+    addr: IpAddr,
+    left: u32,
+    interval: Duration,
+}
+
+/// One interface and family: when the next packet may leave, and what waits.
+#[derive(Debug, Default)]
+struct Lane {
+    next: Option<Instant>,
+    waiting: VecDeque<Waiting>,
+}
+
+/// Spaced announcements, as keepalived spaces them (vrrp_arp.c, vrrp_ndisc.c):
+/// per interface and family, a packet leaves at once when the interval since the
+/// previous one has passed, otherwise its address is queued; queued addresses
+/// take turns, one packet each, `interval` apart, until their count is sent. An
+/// address asked for again while it waits gets the larger count (not a second
+/// place). Pure: the caller brings the clock and sends what [`Pacer::due`] says.
+#[derive(Debug, Default)]
+pub struct Pacer {
+    lanes: HashMap<(u32, bool), Lane>,
+    len: usize,
+    /// Announcements dropped because [`PACED_MAX`] were waiting.
+    pub dropped: u64,
+}
+
+impl Pacer {
+    /// Queues `count` announcements of `addr` on `iface`, `interval` apart (> 0).
+    pub fn push(&mut self, instance: &str, iface: &Iface, addr: IpAddr, count: u32, interval: Duration) {
+        if count == 0 {
+            return;
+        }
+        let lane = self.lanes.entry((iface.index, addr.is_ipv6())).or_default();
+        if let Some(w) = lane.waiting.iter_mut().find(|w| w.addr == addr) {
+            w.left = w.left.max(count);
+            w.interval = interval;
+            w.instance = instance.to_string();
+            return;
+        }
+        if self.len >= PACED_MAX {
+            self.dropped += 1;
+            return;
+        }
+        self.len += 1;
+        lane.waiting.push_back(Waiting {
+            instance: instance.to_string(),
+            iface: iface.clone(),
+            addr,
+            left: count,
+            interval,
+        });
+    }
+
+    /// What may leave at `now`: at most one packet per lane whose interval has
+    /// passed; the lane's next packet waits its interval from `now`.
+    pub fn due(&mut self, now: Instant) -> Vec<Due> {
+        let mut out = Vec::new();
+        for lane in self.lanes.values_mut() {
+            if lane.next.is_some_and(|t| now < t) {
+                continue;
+            }
+            let Some(mut w) = lane.waiting.pop_front() else {
+                continue;
+            };
+            lane.next = Some(now + w.interval);
+            out.push(Due {
+                instance: w.instance.clone(),
+                iface: w.iface.clone(),
+                addr: w.addr,
+            });
+            w.left -= 1;
+            if w.left > 0 {
+                lane.waiting.push_back(w);
+            } else {
+                self.len -= 1;
+            }
+        }
+        // Lanes with nothing waiting and their interval passed are forgotten (an
+        // interface that went away leaves nothing behind).
+        self.lanes
+            .retain(|_, l| !l.waiting.is_empty() || l.next.is_some_and(|t| now < t));
+        out
+    }
+
+    /// When [`Pacer::due`] has something next, if anything waits.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.lanes
+            .values()
+            .filter(|l| !l.waiting.is_empty())
+            .map(|l| l.next.unwrap_or_else(Instant::now))
+            .min()
+    }
+
+    /// Drops what waits for `instance`'s `addrs` (it left master or removed
+    /// them); returns how many addresses were waiting.
+    pub fn cancel(&mut self, instance: &str, addrs: &[IpAddr]) -> usize {
+        let mut n = 0;
+        for lane in self.lanes.values_mut() {
+            lane.waiting.retain(|w| {
+                let gone = w.instance == instance && addrs.contains(&w.addr);
+                n += usize::from(gone);
+                !gone
+            });
+        }
+        self.len -= n;
+        n
+    }
+
+    /// Addresses waiting.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 }
 
@@ -151,6 +312,109 @@ mod tests {
             .map(|b| format!("{b:02x}"))
             .collect();
         assert_eq!(got, want);
+    }
+
+    fn iface(index: u32) -> Iface {
+        Iface {
+            name: format!("veth{index}"),
+            index,
+            mac: [2, 0, 0, 0, 0, 1],
+            up: true,
+        }
+    }
+
+    /// Runs the pacer to its end from `t0`, stepping to each next deadline;
+    /// returns (milliseconds since t0, address) of every packet.
+    fn drain(p: &mut Pacer, t0: Instant) -> Vec<(u128, IpAddr)> {
+        let mut out = Vec::new();
+        let mut now = t0;
+        for _ in 0..10_000 {
+            for d in p.due(now) {
+                out.push(((now - t0).as_millis(), d.addr));
+            }
+            match p.next_due() {
+                Some(t) => now = now.max(t),
+                None => break,
+            }
+        }
+        out
+    }
+
+    /// 20 VIPs, a burst of 5, 50 ms apart: 100 packets, each 50 ms after the one
+    /// before, the VIPs taking turns (as keepalived's queue does).
+    #[test]
+    fn a_burst_over_many_vips_is_spaced_per_interface() {
+        let mut p = Pacer::default();
+        let ms50 = Duration::from_millis(50);
+        let vips: Vec<IpAddr> = (1..=20).map(|i| IpAddr::from([192, 0, 2, i])).collect();
+        for v in &vips {
+            p.push("web", &iface(3), *v, 5, ms50);
+        }
+        let t0 = Instant::now();
+        let sent = drain(&mut p, t0);
+        assert_eq!(sent.len(), 100);
+        for (i, (ms, addr)) in sent.iter().enumerate() {
+            assert_eq!(*ms, 50 * i as u128);
+            assert_eq!(*addr, vips[i % 20]);
+        }
+        assert!(p.is_empty());
+        assert_eq!(p.next_due(), None);
+    }
+
+    /// Two interfaces, and the two families on one interface, do not wait for
+    /// each other.
+    #[test]
+    fn lanes_are_per_interface_and_family() {
+        let mut p = Pacer::default();
+        let s = Duration::from_millis(100);
+        p.push("a", &iface(3), "192.0.2.1".parse().unwrap(), 2, s);
+        p.push("a", &iface(3), "2001:db8::1".parse().unwrap(), 2, s);
+        p.push("b", &iface(4), "192.0.2.2".parse().unwrap(), 2, s);
+        let t0 = Instant::now();
+        let sent = drain(&mut p, t0);
+        let at: Vec<u128> = sent.iter().map(|(ms, _)| *ms).collect();
+        assert_eq!(at, [0, 0, 0, 100, 100, 100]);
+    }
+
+    /// Leaving master cancels what waits for the instance's addresses, and only
+    /// those: nothing of them leaves afterwards.
+    #[test]
+    fn cancel_drops_only_the_instance_addresses() {
+        let mut p = Pacer::default();
+        let s = Duration::from_millis(50);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        p.push("web", &iface(3), a, 5, s);
+        p.push("db", &iface(3), b, 5, s);
+        let t0 = Instant::now();
+        // web's first packet left; 4 of web's and db's 5 wait.
+        assert_eq!(p.due(t0).len(), 1);
+        assert_eq!(p.cancel("web", &[a]), 1);
+        assert_eq!(p.cancel("web", &[a]), 0);
+        let rest = drain(&mut p, t0 + s);
+        assert!(rest.iter().all(|(_, x)| *x == b), "{rest:?}");
+        assert_eq!(rest.len(), 5);
+        assert!(p.is_empty());
+    }
+
+    /// An address asked for again while it waits keeps one place, with the larger
+    /// count; past PACED_MAX addresses, more are dropped and counted.
+    #[test]
+    fn waiting_is_coalesced_and_bounded() {
+        let mut p = Pacer::default();
+        let s = Duration::from_millis(10);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        p.push("web", &iface(3), a, 2, s);
+        p.push("web", &iface(3), a, 1, s);
+        p.push("web", &iface(3), a, 3, s);
+        assert_eq!(p.len(), 1);
+        assert_eq!(drain(&mut p, Instant::now()).len(), 3);
+        for i in 0..PACED_MAX as u32 + 10 {
+            let v6 = Ipv6Addr::from(0x2001_0db8_u128 << 96 | u128::from(i));
+            p.push("web", &iface(3), IpAddr::V6(v6), 1, s);
+        }
+        assert_eq!(p.len(), PACED_MAX);
+        assert_eq!(p.dropped, 10);
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub enum ExtrasOp {
     Remove,
     /// The second and later bursts of a master's announcements.
     Announce { count: u32 },
+    /// `garp.extra_if_all`: one announcement on each device of `vip_options.dev`
+    /// other than the instance's interface (the first address there).
+    AnnounceOtherDevices,
     /// Drift check: a master's tracked items must be there (re-added and
     /// counted); a non-master's tracked addresses must not (routes and rules
     /// are left alone: the same route may be the node's own while backup).
@@ -247,6 +250,8 @@ impl VipExecutor {
                 self.announce_extras(instance, iface, extras, announce).await;
             }
             ExtrasOp::Remove => {
+                let addrs: Vec<IpNet> = extras.addrs.iter().map(|a| a.vip).collect();
+                self.cancel_announcements(instance, &addrs);
                 for item in items(extras).iter().rev() {
                     match self.put(iface, item, false).await {
                         Ok(true) => info!(instance, what = item.describe(), "{} removed", item.kind()),
@@ -256,6 +261,18 @@ impl VipExecutor {
                 }
             }
             ExtrasOp::Announce { count } => self.announce_extras(instance, iface, extras, count).await,
+            ExtrasOp::AnnounceOtherDevices => {
+                let mut seen: Vec<&str> = Vec::new();
+                for a in &extras.addrs {
+                    match a.dev.as_deref() {
+                        Some(d) if d != iface.name && !seen.contains(&d) => {
+                            seen.push(d);
+                            self.announce_one(instance, iface, &Item::Addr(a), 1).await;
+                        }
+                        _ => {}
+                    }
+                }
+            }
             ExtrasOp::Ensure { master, announce } => {
                 for item in items(extras) {
                     if !item.tracked() || (!master && !matches!(item, Item::Addr(_))) {

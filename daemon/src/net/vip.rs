@@ -18,7 +18,7 @@ use rtnetlink::packet_route::AddressFamily;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
-use super::announce::Announcer;
+use super::announce::{Announcer, Pacer, Spacing};
 use super::error::{errno, NetError};
 use super::link::{Iface, Links};
 use crate::shared::throttle::Throttle;
@@ -85,6 +85,13 @@ pub enum VipCommand {
     },
     /// Answered once every earlier command is done.
     Flush(oneshot::Sender<()>),
+}
+
+/// Sleeps until `due` (never called with None: the select's guard).
+async fn sleep_until_due(due: Option<Instant>) {
+    if let Some(t) = due {
+        tokio::time::sleep_until(t.into()).await;
+    }
 }
 
 /// VIPs repaired after something else changed them, per instance (metrics), and
@@ -263,15 +270,55 @@ pub struct VipExecutor {
     pub(super) extras_refused: HashSet<(String, String)>,
     /// What the IPVS reconciler wrote (`WaitIpvs`).
     ipvs: watch::Receiver<IpvsWritten>,
+    /// `vrrp.garp_interval` / `vrrp.na_interval` (a reload changes them).
+    spacing: watch::Receiver<Spacing>,
+    /// Spaced announcements waiting (a Remove cancels an instance's).
+    pacer: Pacer,
+    /// The pacer's drops, logged with a throttle.
+    paced_drops: Throttle,
 }
 
 impl VipExecutor {
-    /// Spawns the executor; commands run one at a time, in order.
-    pub fn spawn(links: Links, drift: Arc<Drift>, ipvs: watch::Receiver<IpvsWritten>) -> VipSender {
+    /// Spawns the executor; commands run one at a time, in order, and spaced
+    /// announcements leave in between, when they are due.
+    pub fn spawn(
+        links: Links,
+        drift: Arc<Drift>,
+        ipvs: watch::Receiver<IpvsWritten>,
+        spacing: watch::Receiver<Spacing>,
+    ) -> VipSender {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let sender = VipSender::new(tx);
         let announces = sender.announces.clone();
-        let mut exec = VipExecutor {
+        let mut exec = VipExecutor::new(links, drift, ipvs, spacing);
+        tokio::spawn(async move {
+            loop {
+                let due = exec.pacer.next_due();
+                tokio::select! {
+                    // Commands first: a Remove waiting cancels the instance's
+                    // spaced announcements before the next one leaves.
+                    biased;
+                    cmd = rx.recv() => {
+                        let Some(cmd) = cmd else { break };
+                        if matches!(cmd, VipCommand::Announce { .. }) {
+                            announces.fetch_sub(1, Ordering::SeqCst);
+                        }
+                        exec.run(cmd).await;
+                    }
+                    _ = sleep_until_due(due), if due.is_some() => exec.send_due(),
+                }
+            }
+        });
+        sender
+    }
+
+    fn new(
+        links: Links,
+        drift: Arc<Drift>,
+        ipvs: watch::Receiver<IpvsWritten>,
+        spacing: watch::Receiver<Spacing>,
+    ) -> VipExecutor {
+        VipExecutor {
             links,
             announcers: HashMap::new(),
             drift,
@@ -279,16 +326,10 @@ impl VipExecutor {
             refusals: HashMap::new(),
             extras_refused: HashSet::new(),
             ipvs,
-        };
-        tokio::spawn(async move {
-            while let Some(cmd) = rx.recv().await {
-                if matches!(cmd, VipCommand::Announce { .. }) {
-                    announces.fetch_sub(1, Ordering::SeqCst);
-                }
-                exec.run(cmd).await;
-            }
-        });
-        sender
+            spacing,
+            pacer: Pacer::default(),
+            paced_drops: Throttle::new(LOG_EVERY),
+        }
     }
 
     async fn run(&mut self, cmd: VipCommand) {
@@ -324,6 +365,7 @@ impl VipExecutor {
                 iface,
                 vips,
             } => {
+                self.cancel_announcements(&instance, &vips);
                 for vip in vips {
                     match self.remove(&iface, vip).await {
                         Ok(true) => {
@@ -437,28 +479,79 @@ impl VipExecutor {
         }
     }
 
+    /// Announces `vips` `count` times on `iface`: at once, or, for a family with
+    /// a spacing (`vrrp.garp_interval`, `vrrp.na_interval`), through the pacer.
     pub(super) fn announce(&mut self, instance: &str, iface: &Iface, vips: &[IpAddr], count: u32) {
-        let ann = self
-            .announcers
-            .entry(iface.index)
-            .or_insert_with(|| Announcer::new(iface.clone()));
-        match ann.announce(vips, count) {
-            Ok(n) => debug!(instance, packets = n, "addresses announced"),
-            Err(source) => {
-                let throttle = self
-                    .failures
-                    .entry(iface.index)
-                    .or_insert_with(|| Throttle::new(LOG_EVERY));
-                // A down or vanished interface fails every announcement: say it
-                // once, then once a minute with the count.
-                if let Some(not_logged) = throttle.hit(Instant::now()) {
-                    let error = NetError::Socket {
-                        iface: iface.name.clone(),
-                        source,
-                    };
-                    warn!(instance, %error, not_logged, "announcement failed");
-                }
+        let spacing = *self.spacing.borrow();
+        let (paced, now): (Vec<IpAddr>, Vec<IpAddr>) = vips.iter().partition(|v| !spacing.of(v).is_zero());
+        if !now.is_empty() && count > 0 {
+            let ann = self
+                .announcers
+                .entry(iface.index)
+                .or_insert_with(|| Announcer::new(iface.clone()));
+            match ann.announce(&now, count) {
+                Ok(n) => debug!(instance, packets = n, "addresses announced"),
+                Err(source) => self.announce_failed(instance, iface, source),
             }
+        }
+        if paced.is_empty() {
+            return;
+        }
+        let dropped = self.pacer.dropped;
+        for v in paced {
+            self.pacer.push(instance, iface, v, count, spacing.of(&v));
+        }
+        if self.pacer.dropped > dropped {
+            if let Some(not_logged) = self.paced_drops.hit(Instant::now()) {
+                warn!(
+                    instance,
+                    not_logged,
+                    dropped_total = self.pacer.dropped,
+                    waiting = self.pacer.len(),
+                    "spaced announcements: too many waiting, announcement dropped"
+                );
+            }
+        }
+        self.send_due();
+    }
+
+    /// Sends the spaced announcements due now.
+    fn send_due(&mut self) {
+        for d in self.pacer.due(Instant::now()) {
+            let ann = self
+                .announcers
+                .entry(d.iface.index)
+                .or_insert_with(|| Announcer::new(d.iface.clone()));
+            match ann.announce_one(d.addr) {
+                Ok(()) => debug!(instance = d.instance, addr = %d.addr, "address announced (spaced)"),
+                Err(source) => self.announce_failed(&d.instance, &d.iface, source),
+            }
+        }
+    }
+
+    /// The instance left master or dropped addresses: none of their spaced
+    /// announcements leaves any more.
+    pub(super) fn cancel_announcements(&mut self, instance: &str, vips: &[IpNet]) {
+        let addrs: Vec<IpAddr> = vips.iter().map(|v| v.addr()).collect();
+        let n = self.pacer.cancel(instance, &addrs);
+        if n > 0 {
+            debug!(instance, addresses = n, "spaced announcements cancelled");
+        }
+    }
+
+    fn announce_failed(&mut self, instance: &str, iface: &Iface, source: std::io::Error) {
+        let throttle = self
+            .failures
+            .entry(iface.index)
+            .or_insert_with(|| Throttle::new(LOG_EVERY));
+        // A down or vanished interface fails every announcement: say it
+        // once, then once a minute with the count.
+        if let Some(not_logged) = throttle.hit(Instant::now()) {
+            let error = NetError::Socket {
+                iface: iface.name.clone(),
+                source,
+            };
+            warn!(instance, %error, not_logged, "announcement failed");
         }
     }
 
@@ -624,15 +717,12 @@ mod tests {
     }
 
     fn executor(drift: Arc<Drift>) -> VipExecutor {
-        VipExecutor {
-            links: Links::connect().unwrap(),
-            announcers: HashMap::new(),
+        VipExecutor::new(
+            Links::connect().unwrap(),
             drift,
-            failures: HashMap::new(),
-            refusals: HashMap::new(),
-            extras_refused: HashSet::new(),
-            ipvs: watch::channel(IpvsWritten::default()).1,
-        }
+            watch::channel(IpvsWritten::default()).1,
+            watch::channel(Spacing::default()).1,
+        )
     }
 
     /// 100 announcements on an interface that does not exist: the kernel refuses

@@ -37,18 +37,34 @@ impl Cx {
                     self.g.garp_lower_prio = Some((int(c, 0, 0, i64::MAX)? > 0, c.loc.clone()))
                 }
                 "vrrp_garp_interval" | "vrrp_gna_interval" => {
-                    if parse_secs(arg(c, 0)?).is_some_and(|d| d.is_zero()) {
-                        self.changed(
+                    let key = if kw == "vrrp_garp_interval" {
+                        "garp_interval"
+                    } else {
+                        "na_interval"
+                    };
+                    match spacing(c)? {
+                        Spacing::Zero => self.changed(
                             c,
                             "0 is no delay, which keepalived rejects and replaces by its default (no \
                              delay); hafront sends its bursts without a delay too: nothing to carry",
-                        );
-                    } else {
-                        self.skip(
+                        ),
+                        Spacing::TooLong => self.skip(
                             c,
-                            "not carried over, not supported yet (issue 20): hafront sends a burst \
-                             without a delay between messages",
-                        );
+                            format!(
+                                "not carried over: hafront spaces announcements by at most {} \
+                                 (vrrp.{key}); a burst is sent without spacing",
+                                humantime::format_duration(crate::config::validate::ANNOUNCE_SPACING_MAX)
+                            ),
+                        ),
+                        Spacing::Every(d) => {
+                            vrrp.get_or_insert_with(|| Section::new("vrrp"))
+                                .set(key, dur(d), Self::at(&n.loc, c))
+                        }
+                    }
+                }
+                "vrrp_garp_extra_if" | "vrrp_vmac_garp_intvl" => {
+                    if let Some(e) = self.extra_if(c)? {
+                        self.g.extra_if = Some((e, c.loc.clone()));
                     }
                 }
                 "vrrp_mcast_group4" | "vrrp_mcast_group6" => {
@@ -285,4 +301,58 @@ impl Cx {
     }
 
     // ---- vrrp_script, vrrp_track_file ---------------------------------------------
+}
+
+/// `vrrp_garp_interval` / `vrrp_gna_interval`: decimal seconds, microseconds as
+/// keepalived reads them (TIMER_HZ_DIGITS).
+enum Spacing {
+    Zero,
+    TooLong,
+    Every(Duration),
+}
+
+fn spacing(c: &Node) -> R<Spacing> {
+    let d = secs(c, 0)?;
+    let d = Duration::from_micros(u64::try_from((d.as_nanos() + 500) / 1000).unwrap_or(u64::MAX));
+    Ok(if d.is_zero() {
+        Spacing::Zero
+    } else if d > crate::config::validate::ANNOUNCE_SPACING_MAX {
+        Spacing::TooLong
+    } else {
+        Spacing::Every(d)
+    })
+}
+
+impl Cx {
+    /// `[vrrp_]garp_extra_if [all] N` (and the deprecated `[vrrp_]vmac_garp_intvl`):
+    /// N whole seconds 0..86400 (0: off), `all` anywhere on the line; None (with a
+    /// warning) where keepalived ignores the line.
+    pub(super) fn extra_if(&mut self, c: &Node) -> R<Option<ExtraIfDef>> {
+        let mut all = false;
+        let mut every = None;
+        for (i, a) in c.args.iter().enumerate() {
+            if a == "all" {
+                all = true;
+            } else {
+                every = Some(int(c, i, 0, 86_400)?);
+            }
+        }
+        let Some(every) = every else {
+            self.skip(
+                c,
+                "not carried over: no interval (keepalived ignores the line too)",
+            );
+            return Ok(None);
+        };
+        if c.keyword.contains("vmac_garp_intvl") {
+            self.changed(
+                c,
+                "keepalived's deprecated name of garp_extra_if: carried over as that",
+            );
+        }
+        Ok(Some(ExtraIfDef {
+            every: Duration::from_secs(u64::try_from(every).unwrap_or(0)),
+            all,
+        }))
+    }
 }

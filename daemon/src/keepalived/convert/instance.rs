@@ -179,6 +179,11 @@ impl Cx {
                     }
                 }
                 "garp_lower_prio_repeat" => garp.set("lower_prio_burst", int(c, 0, 0, i64::MAX)? > 0, at(c)),
+                "garp_extra_if" | "vmac_garp_intvl" => {
+                    if let Some(e) = self.extra_if(c)? {
+                        set_extra_if(&mut garp, e, at(c));
+                    }
+                }
                 "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" | "notify" => {
                     if let Some(cmd) = self.notify_script(c)? {
                         s.set(kw, cmd, at(c));
@@ -530,6 +535,11 @@ impl Cx {
                 }
             }
         }
+        if !garp.has("extra_if_interval") {
+            if let Some((e, loc)) = &g.extra_if {
+                set_extra_if(garp, *e, Some(format!("vrrp_garp_extra_if at {loc}")));
+            }
+        }
         if !garp.has("lower_prio_burst") {
             if let Some((b, loc)) = &g.garp_lower_prio {
                 garp.set(
@@ -694,4 +704,13 @@ impl Cx {
     }
 
     // ---- vrrp_sync_group ------------------------------------------------------------
+}
+
+/// `garp.extra_if_interval` (0: off, written so that it overrides a global
+/// default) and `garp.extra_if_all`.
+fn set_extra_if(garp: &mut Section, e: ExtraIfDef, at: Option<String>) {
+    garp.set("extra_if_interval", dur(e.every), at.clone());
+    if e.all {
+        garp.set("extra_if_all", true, at);
+    }
 }

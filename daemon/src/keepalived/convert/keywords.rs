@@ -243,21 +243,8 @@ pub const REASONS: &[(&[&str], &[&str], &str)] = &[
     // ---- not supported yet: issue 20 ----
     (
         &[GLOBAL, INSTANCE],
-        &[
-            "vmac_prefix",
-            "vmac_addr_prefix",
-            "vrrp_vmac_garp_intvl",
-            "vmac_garp_intvl",
-            "use_vmac_addr",
-            "use_ipvlan",
-        ],
+        &["vmac_prefix", "vmac_addr_prefix", "use_vmac_addr", "use_ipvlan"],
         "not supported yet (issue 20): virtual MAC interfaces; the VIPs go on the interface itself",
-    ),
-    (
-        &[GLOBAL, INSTANCE],
-        &["vrrp_garp_extra_if", "garp_extra_if"],
-        "not supported yet (issue 20): hafront announces the VIPs on their own interface only, on \
-         becoming master and every garp.refresh",
     ),
     // ---- not supported ----
     (

@@ -65,6 +65,8 @@ struct Globals {
     garp_repeat: Option<(i64, Loc)>,
     garp_refresh: Option<(Duration, Loc)>,
     garp_lower_prio: Option<(bool, Loc)>,
+    /// `vrrp_garp_extra_if`: every instance's default.
+    extra_if: Option<(ExtraIfDef, Loc)>,
     /// `v3_checksum_as_v2`: every instance's default.
     v3_checksum_as_v2: Option<Loc>,
     /// keepalived's e-mail settings (global_defs), carried as [notify.smtp] when
@@ -78,6 +80,13 @@ struct Globals {
     smtp_alert: Option<Loc>,
     /// `lvs_sync_daemon` (global_defs), converted once the instance names are known.
     lvs_sync_daemon: Option<(Node, Loc)>,
+}
+
+/// `garp_extra_if [all] N`.
+#[derive(Clone, Copy)]
+struct ExtraIfDef {
+    every: Duration,
+    all: bool,
 }
 
 struct TrackDef {
@@ -134,12 +143,17 @@ pub fn convert(tree: &[Node]) -> R<Converted> {
             | "static_ipaddress"
             | "static_routes"
             | "static_rules"
-            | "garp_group"
             | "linkbeat_interfaces"
             | "bfd_instance"
             | "vrrp_track_process" => {
                 cx.skip(n, "not carried over: hafront has no equivalent (the whole block)")
             }
+            "garp_group" => cx.skip(
+                n,
+                "not carried over: hafront spaces announcements per interface with one \
+                 interval per family for all interfaces (vrrp.garp_interval, vrrp.na_interval); \
+                 set those to the group's values",
+            ),
             _ => cx.other(n, "the top level")?,
         }
     }
