@@ -5,7 +5,7 @@
 #   vm-tests/run --file target/release/hafront:/usr/local/bin/hafront \
 #       --file /usr/sbin/keepalived:/usr/local/bin/keepalived \
 #       --file "$(command -v date)":/usr/local/bin/date \
-#       [--file OLD:/usr/local/bin/hafront-old] \
+#       [--file OLD:/usr/local/bin/hafront-old] [--file /usr/sbin/nginx:/usr/local/bin/nginx] \
 #       vm-tests/bench-ipvs-keepalived.sh [FLIPS [CPU_SECONDS [DAEMONS]]]   # defaults 50 60
 #   DAEMONS: which to run, in order (default "hafront keepalived hafront-old"; hafront-old
 #   only when that binary was given).
@@ -17,8 +17,16 @@
 # - the first real server of services s2..s100 following its own TCP check of
 #   203.0.113.(9+s):8080 every 1 s (timeout 500 ms): 100 checked real servers, 1 %
 #   of the table. (Timeouts this long so that a loaded TCG guest does not flap them.)
+#   First checks spread over one interval on both (hafront's default `warmup` =
+#   interval, keepalived's default warmup = delay_loop): an earlier version set
+#   hafront's to 10 ms, which sent its 99 one-second checks in one burst every second,
+#   so they timed out and flapped on their own (~10x the verdicts keepalived had).
 # Both log to a file (keepalived: -l -G, no syslog: the serial console is slow).
-# A busybox httpd on :8080 answers them all; a fault removes the target address (the
+# The checks' target on :8080 is nginx when given (one worker, no fork per
+# connection), else busybox httpd, which forks a child per connection and listens
+# with a small backlog: ~110 connections a second then cost the guest more than the
+# daemons do, and bursts overflow the backlog (a dropped SYN is a 1 s retransmit, a
+# timeout: checks flap on their own). A fault removes the target address (the
 # connect times out), a repair adds it back.
 # 1. Latency, FLIPS times: fault at t0 (clock read just before `ip addr del`), then
 #    `ipvsadm -Ln -t 198.51.100.1:80` polled until 192.0.2.1:80 has left the kernel
@@ -26,10 +34,16 @@
 #    detection (same settings on both) + the daemon's verdict -> kernel + the poll's
 #    resolution (an ipvsadm run, ~10-20 ms in TCG, the same for both). hafront also
 #    logs its own verdict -> write acknowledged (debug log of the op).
-# 2. CPU: for CPU_SECONDS, the 100 checked real servers flap (one target toggled every
-#    100 ms in turn: each down/up every 10 s, 10 verdicts a second); the daemon's CPU
-#    time (utime+stime from /proc/PID/stat, keepalived: parent + checker child) over
-#    the window, with the verdicts and kernel writes that made it.
+# 2. CPU, two windows of CPU_SECONDS each: "idle" (the 100 checks running, nothing
+#    injected) then "flapping" (the 100 checked real servers flap: one target toggled
+#    every 100 ms in turn, each down/up every 10 s, 10 verdicts a second, 1 % of the
+#    table). The daemon's CPU time over each window: utime+stime of the process and
+#    of its children, live (keepalived's checker and VRRP children) and reaped
+#    (cutime+cstime), from /proc; hafront's per thread as well (hafront-checks,
+#    hafront-ipvs, the runtime's workers). With the verdicts each window saw (hafront:
+#    "check down/up" lines; keepalived: "Removing/Adding service" lines): verdicts
+#    beyond the toggles are checks that flapped on their own. The flapping window's
+#    CPU minus the idle window's, per injected toggle, is what an event costs.
 # Prints "RESULT <daemon> <measure> ..." lines.
 set -eu
 PATH=/usr/local/bin:$PATH
@@ -47,14 +61,31 @@ ip link add dir0 type dummy; ip link set dir0 up; ip addr add 203.0.113.1/24 dev
 s=1
 while [ $s -le 100 ]; do ip addr add 203.0.113.$((9 + s))/32 dev dir0; s=$((s + 1)); done
 mkdir -p /tmp/www /run/hafront /run/keepalived; echo hi >/tmp/www/index.html
-busybox httpd -p 8080 -h /tmp/www
+if command -v nginx >/dev/null; then
+    mkdir -p /tmp/nginx
+    cat >/tmp/nginx/nginx.conf <<NGINX
+user root;
+worker_processes 1; pid /tmp/nginx/nginx.pid; error_log /tmp/nginx/error.log;
+events { worker_connections 4096; }
+http {
+    access_log off; client_body_temp_path /tmp/nginx; proxy_temp_path /tmp/nginx;
+    fastcgi_temp_path /tmp/nginx; uwsgi_temp_path /tmp/nginx; scgi_temp_path /tmp/nginx;
+    server { listen 8080 backlog=4096; location / { return 200 "hi\\n"; } }
+}
+NGINX
+    nginx -e /tmp/nginx/error.log -c /tmp/nginx/nginx.conf || fail "nginx did not start"
+    echo "RESULT target nginx"
+else
+    busybox httpd -p 8080 -h /tmp/www
+    echo "RESULT target busybox-httpd (forks per connection: pass nginx with --file for the CPU figures)"
+fi
 
 # ---- configurations --------------------------------------------------------------------
 awk 'BEGIN {
     print "runtime_dir = \"/run/hafront\"\nstate_dir = \"/tmp/hafront-state\"\n[log]\nlevel = \"info,hafront::ipvs=debug\"\n[ipvs]\nresync_interval = \"1h\""
     for (s = 1; s <= 100; s++) {
         iv = (s == 1) ? "100ms" : "1s"; to = (s == 1) ? "200ms" : "500ms"
-        print "[checks.c" s "]\nkind = \"tcp\"\ntarget = \"203.0.113." 9 + s ":8080\"\ninterval = \"" iv "\"\ntimeout = \"" to "\"\nrise = 1\nfall = 1\nwarmup = \"10ms\""
+        print "[checks.c" s "]\nkind = \"tcp\"\ntarget = \"203.0.113." 9 + s ":8080\"\ninterval = \"" iv "\"\ntimeout = \"" to "\"\nrise = 1\nfall = 1"
     }
     for (s = 1; s <= 100; s++) {
         print "[ipvs.services.s" s "]\naddress = \"198.51.100." s ":80\"\nscheduler = \"wrr\"\nforwarding = \"nat\"\nreal_servers = ["
@@ -97,12 +128,29 @@ wait_table() { # wait_table COUNT SECONDS
         i=$((i + 1)); [ $i -lt $(($2 * 10)) ] || return 1; sleep 0.1
     done
 }
-cpu_ticks() { # cpu_ticks PID...: utime+stime, clock ticks
-    t=0
+cpu_ticks() { # cpu_ticks PID...: utime+stime of each, of its reaped children
+    t=0        # (cutime+cstime) and of its live children, clock ticks
     for p in "$@"; do
-        v=$(awk '{ print $14 + $15 }' /proc/$p/stat 2>/dev/null || echo 0); t=$((t + v))
+        v=$(awk '{ print $14 + $15 + $16 + $17 }' /proc/$p/stat 2>/dev/null || echo 0); t=$((t + v))
+        for c in $(cat /proc/$p/task/*/children 2>/dev/null); do
+            v=$(awk '{ print $14 + $15 }' /proc/$c/stat 2>/dev/null || echo 0); t=$((t + v))
+        done
     done
     echo $t
+}
+threads() { # threads PID...: "tid name ticks" per thread
+    for p in "$@"; do
+        for t in /proc/$p/task/*; do
+            echo "${t##*/} $(tr ' ' _ <$t/comm) $(awk '{ print $14 + $15 }' $t/stat 2>/dev/null || echo 0)"
+        done
+    done
+}
+# verdicts NAME: the verdicts the daemon logged so far.
+verdicts() {
+    case $1 in
+    keepalived) grep -c 'Removing service\|Adding service' /tmp/keepalived.log || true ;;
+    *) grep -c 'check down\|check up' /tmp/$1.log || true ;;
+    esac
 }
 pct() { # pct FILE: p50 p99 max of a sorted file of numbers
     awk '{ v[NR] = $1 } END { n = NR; if (n == 0) { print "n=0"; exit }
@@ -129,31 +177,47 @@ bench() {
     done
     awk '{ printf "%.1f\n", $1 / 1000 }' /tmp/lat.$name | sort -n >/tmp/lat.$name.ms
     echo "RESULT $name fault_to_kernel_ms $(pct /tmp/lat.$name.ms)"
-    # CPU with 1 % of the real servers flapping.
-    c0=$(cpu_ticks $pids); w0=$(now); toggles=0
+    window "$name" idle
+    window "$name" flapping
+}
+
+# window NAME idle|flapping: CPU over cpu_secs.
+window() {
+    name=$1 kind=$2
+    threads $pids >/tmp/threads0
+    c0=$(cpu_ticks $pids); v0=$(verdicts "$name"); w0=$(now); toggles=0
     end=$(($(date +%s) + cpu_secs))
     s=1
     while [ "$(date +%s)" -lt $end ]; do
-        a=203.0.113.$((9 + s))
-        if [ -e /tmp/down.$s ]; then
-            ip addr add $a/32 dev dir0; rm /tmp/down.$s
-        else
-            ip addr del $a/32 dev dir0; : >/tmp/down.$s
+        if [ "$kind" = flapping ]; then
+            a=203.0.113.$((9 + s))
+            if [ -e /tmp/down.$s ]; then
+                ip addr add $a/32 dev dir0; rm /tmp/down.$s
+            else
+                ip addr del $a/32 dev dir0; : >/tmp/down.$s
+            fi
+            toggles=$((toggles + 1)); s=$((s % 100 + 1))
         fi
-        toggles=$((toggles + 1)); s=$((s % 100 + 1))
         sleep 0.1
     done
-    c1=$(cpu_ticks $pids); w1=$(now)
-    # Everything back up before the next daemon.
+    c1=$(cpu_ticks $pids); v1=$(verdicts "$name"); w1=$(now)
+    threads $pids >/tmp/threads1
+    # Everything back up before the next window.
     s=1
     while [ $s -le 100 ]; do
         [ ! -e /tmp/down.$s ] || { ip addr add 203.0.113.$((9 + s))/32 dev dir0; rm /tmp/down.$s; }
         s=$((s + 1))
     done
-    hz=100
-    awk -v c=$((c1 - c0)) -v w=$((w1 - w0)) -v t=$toggles -v hz=$hz -v n="$name" -v secs="$cpu_secs" 'BEGIN {
-        cpu = c / hz; wall = w / 1e9
-        printf "RESULT %s cpu_flapping_1pct seconds=%d cpu_s=%.2f cpu_pct=%.1f toggles=%d cpu_ms_per_toggle=%.2f\n", n, secs, cpu, 100 * cpu / wall, t, 1000 * cpu / t }'
+    awk -v c=$((c1 - c0)) -v w=$((w1 - w0)) -v t=$toggles -v v=$((v1 - v0)) -v n="$name" -v k="$kind" -v secs="$cpu_secs" 'BEGIN {
+        cpu = c / 100; wall = w / 1e9
+        printf "RESULT %s cpu_%s seconds=%d cpu_s=%.2f cpu_pct=%.1f toggles=%d verdicts=%d", n, k, secs, cpu, 100 * cpu / wall, t, v
+        if (t > 0) printf " cpu_ms_per_toggle=%.2f", 1000 * cpu / t
+        printf "\n" }'
+    # Per thread (threads alive at both ends), busiest first.
+    awk 'NR == FNR { t0[$1] = $3; next } ($1 in t0) { d[$2] += $3 - t0[$1] }
+        END { for (n in d) if (d[n] > 0) printf "%s=%.2f\n", n, d[n] / 100 }' /tmp/threads0 /tmp/threads1 |
+        sort -t= -k2 -rn | tr '\n' ' ' | sed "s/^/RESULT $name threads_$kind cpu_s: /; s/ *\$/\n/"
+    echo "RESULT $name load_$kind $(cut -d' ' -f1-3 /proc/loadavg) (guest)"
 }
 
 # ---- hafront (and hafront-old) ---------------------------------------------------------
@@ -174,7 +238,7 @@ run_hafront() { # run_hafront NAME BINARY
     /op=(delete|add) real server 192.0.2.1:80 to|op=(delete|add) real server 192.0.2.1:80 from/ && v { print (t($1) - v) * 1000; v = 0 }
     ' $log | head -n $((2 * flips)) | sort -n >/tmp/own.$1
     echo "RESULT $1 verdict_to_write_acked_ms $(pct /tmp/own.$1)"
-    echo "$1: table reads $(grep -c 'IPVS table read' $log), passes that wrote $(grep -c 'IPVS table reconciled' $log)"
+    echo "$1: table reads $(grep -c 'IPVS table read' $log), passes that wrote $(grep -c 'IPVS table reconciled' $log), check timeouts $(grep -c 'check down.*timeout' $log)"
 }
 run_keepalived() {
     t0=$(now)
@@ -182,10 +246,10 @@ run_keepalived() {
     kpid=$!
     wait_table 100 900 || { tail -20 /tmp/keepalived.log; fail "keepalived: table not programmed"; }
     echo "RESULT keepalived startup_programmed_ms $(((($(now) - t0)) / 1000000))"
-    cpid=$(cat /run/keepalived/c.pid 2>/dev/null || true)
-    pids="$kpid $cpid"
+    pids=$kpid # its children (checker, VRRP) are counted with it
     bench keepalived || { tail -20 /tmp/keepalived.log; fail "keepalived: bench"; }
     kill -TERM $kpid; wait $kpid || true
+    echo "keepalived: real server removals $(grep -c 'Removing service' /tmp/keepalived.log || true), additions $(grep -c 'Adding service' /tmp/keepalived.log || true)"
     ipvsadm -C
 }
 for d in $daemons; do

@@ -8,7 +8,7 @@
 pub mod reload;
 pub mod throttle;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
 
 use serde::Serialize;
@@ -297,6 +297,66 @@ impl Health {
     };
 }
 
+/// Check verdicts by check name (the tracker writes them, the IPVS reconciler, the
+/// supervisor and the status read them), with a bounded journal of the latest
+/// changes: a follower finds what changed since it last looked in the number of
+/// changes, not by comparing every check (issue 16: with one check per real server,
+/// a comparison per event grows with the table). Reads go through `Deref` to the map.
+#[derive(Clone, Debug, Default)]
+pub struct Verdicts {
+    health: BTreeMap<String, Health>,
+    /// Sequence number of the last change (0: none yet).
+    seq: u64,
+    /// The latest changes, oldest first: (sequence number, check name); at most
+    /// [`Verdicts::JOURNAL`].
+    journal: VecDeque<(u64, String)>,
+}
+
+impl Verdicts {
+    /// Changes kept for followers; one that falls further behind compares the map.
+    pub const JOURNAL: usize = 1024;
+
+    /// Records a check's verdict; false (nothing recorded) when it is unchanged.
+    pub fn set(&mut self, name: &str, health: Health) -> bool {
+        if self.health.get(name) == Some(&health) {
+            return false;
+        }
+        self.health.insert(name.to_string(), health);
+        self.seq += 1;
+        if self.journal.len() == Self::JOURNAL {
+            self.journal.pop_front();
+        }
+        self.journal.push_back((self.seq, name.to_string()));
+        true
+    }
+
+    /// The sequence number of the last change.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The checks changed after change `since` (a name once, however often it
+    /// changed), or `None` when the journal no longer reaches back that far.
+    pub fn changed_since(&self, since: u64) -> Option<BTreeSet<&str>> {
+        if since > self.seq {
+            return None;
+        }
+        let missing = self.seq - since;
+        if missing > self.journal.len() as u64 {
+            return None;
+        }
+        let skip = self.journal.len() - missing as usize;
+        Some(self.journal.iter().skip(skip).map(|(_, n)| n.as_str()).collect())
+    }
+}
+
+impl std::ops::Deref for Verdicts {
+    type Target = BTreeMap<String, Health>;
+    fn deref(&self) -> &Self::Target {
+        &self.health
+    }
+}
+
 /// What the VRRP side tells IPVS.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Roles {
@@ -420,7 +480,40 @@ pub(crate) fn test_python3() -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::IpvsWritten;
+    use super::{Health, IpvsWritten, Verdicts};
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn verdicts_name_what_changed_since_a_follower_looked() {
+        let mut v = Verdicts::default();
+        assert_eq!(v.changed_since(0), Some(BTreeSet::new()));
+        assert!(v.set("a", Health::UP));
+        assert!(!v.set("a", Health::UP), "an unchanged verdict is no change");
+        assert!(v.set("b", Health::DOWN));
+        assert!(v.set("a", Health::DOWN));
+        assert_eq!(v.seq(), 3);
+        assert_eq!(v.changed_since(0), Some(BTreeSet::from(["a", "b"])));
+        assert_eq!(v.changed_since(2), Some(BTreeSet::from(["a"])));
+        assert_eq!(v.changed_since(3), Some(BTreeSet::new()));
+        assert_eq!(v.changed_since(4), None, "ahead of the writer: compare");
+        assert_eq!(v.get("a"), Some(&Health::DOWN), "reads see the map");
+    }
+
+    #[test]
+    fn a_follower_that_fell_behind_the_journal_is_told_to_compare() {
+        let mut v = Verdicts::default();
+        let n = Verdicts::JOURNAL as u64 + 10;
+        for i in 0..n {
+            v.set(&format!("c{i}"), Health::DOWN);
+        }
+        assert_eq!(v.changed_since(0), None);
+        assert_eq!(v.changed_since(9), None);
+        assert_eq!(v.changed_since(10).map(|c| c.len()), Some(Verdicts::JOURNAL));
+        assert_eq!(
+            v.changed_since(n - 1),
+            Some(BTreeSet::from([format!("c{}", n - 1).as_str()]))
+        );
+    }
 
     #[test]
     fn vips_wait_for_their_ipvs_services_only_while_ipvs_can_write_them() {

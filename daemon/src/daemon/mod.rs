@@ -413,7 +413,7 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     // IPVS runs beside VRRP: it follows the configuration and the instances this
     // node is master of, and its failures never reach the VRRP engine.
     let (ipvs_cfg_tx, ipvs_cfg_rx) = watch::channel(Arc::new(cfg.ipvs.clone()));
-    let (check_states_tx, check_states_rx) = watch::channel(std::collections::BTreeMap::new());
+    let (check_states_tx, check_states_rx) = watch::channel(crate::shared::Verdicts::default());
     let (roles_tx, roles_rx) = watch::channel(status::roles_of(&first));
     let services_roles_rx = roles_tx.subscribe();
     let services_checks_rx = check_states_tx.subscribe();

@@ -19,8 +19,8 @@ use crate::config::Config;
 use crate::net::vip::VipEvent;
 use crate::net::Links;
 use crate::overrides::Overrides;
-use crate::shared::Health;
 pub use crate::shared::{AnycastTracking, InstanceTracking, TrackedItemStatus, TrackingSnapshot};
+use crate::shared::{Health, Verdicts};
 use crate::track::{effective, sync_group_faults, Fault, Kind, States, Tracked};
 
 const FILE_POLL: Duration = Duration::from_secs(1);
@@ -38,8 +38,8 @@ pub struct TrackerInputs {
     pub checkers: CheckerSlot,
     pub engine: mpsc::Sender<Control>,
     /// Check name -> health (with an exec check's dynamic weight), for IPVS real
-    /// servers.
-    pub check_states: watch::Sender<BTreeMap<String, Health>>,
+    /// servers (receivers woken only when a verdict changed).
+    pub check_states: watch::Sender<Verdicts>,
     pub links: Links,
     /// Link events (index, up): the engine passes on what its one subscription
     /// hears; `None` when there is none.
@@ -121,9 +121,7 @@ pub async fn run(mut inp: TrackerInputs) {
                 });
                 if kind == Kind::Check {
                     let health = Health { up: ev.up, weight: ev.dynamic_weight.and_then(|w| u32::try_from(w).ok()) };
-                    inp.check_states.send_modify(|m| {
-                        m.insert(name.clone(), health);
-                    });
+                    inp.check_states.send_if_modified(|v| v.set(&name, health));
                 }
                 if states.set(kind, &name, ev.up) {
                     publish(&cfg, &overrides, &states, &mut sent, &inp).await;

@@ -35,7 +35,7 @@ use super::model::{DestCounters, ServiceKey, Stats, Table};
 use super::plan::{plan, Op};
 use crate::config::ipvs::{IpvsConfig, RealServerConfig};
 use crate::overrides::Overrides;
-use crate::shared::{Health, Roles};
+use crate::shared::{Health, Roles, Verdicts};
 use hafront_ipvs::written::{Touched, Written};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
@@ -47,7 +47,7 @@ pub struct ReconcilerInputs {
     pub roles: watch::Receiver<Roles>,
     /// Health-check verdicts by check name (real servers with `check`); a check
     /// without a verdict yet counts as up, as keepalived starts real servers.
-    pub checks: watch::Receiver<std::collections::BTreeMap<String, Health>>,
+    pub checks: watch::Receiver<Verdicts>,
     /// Where `ipvs-owned.json` lives.
     pub state_dir: PathBuf,
     /// Where older versions kept it: read once, then moved to `state_dir`.
@@ -129,7 +129,7 @@ pub struct RealServerStatus {
 #[derive(Clone)]
 pub struct IpvsStatus {
     shared: Arc<Mutex<StatusState>>,
-    checks: watch::Receiver<BTreeMap<String, Health>>,
+    checks: watch::Receiver<Verdicts>,
     /// Which services are written, for the VIP executor (`Hooks::wait_ipvs`):
     /// O(services) after a pass, not the whole status.
     written: Arc<watch::Sender<crate::shared::IpvsWritten>>,
@@ -156,7 +156,7 @@ struct StatusState {
 
 impl IpvsStatus {
     pub fn new(
-        checks: watch::Receiver<BTreeMap<String, Health>>,
+        checks: watch::Receiver<Verdicts>,
         written: watch::Sender<crate::shared::IpvsWritten>,
     ) -> IpvsStatus {
         IpvsStatus {
@@ -233,6 +233,9 @@ pub struct Pass {
     pub failed: usize,
     /// The set of owned services changed (to be recorded).
     pub owned_changed: bool,
+    /// The whole desired table was built and planned (not only an event's real
+    /// servers).
+    pub whole: bool,
 }
 
 /// The reconciler's state between passes: the connection, the model of the
@@ -309,6 +312,38 @@ fn changed_checks(mirror: &mut BTreeMap<String, Health>, new: &BTreeMap<String, 
     changed
 }
 
+/// The check verdicts that changed since the reconciler last looked (`seen`, a
+/// sequence number of `Verdicts`); `mirror` then follows. The journal names them,
+/// so finding them costs the changes, not the number of checks; a reconciler that
+/// fell further behind than the journal compares every check. Also returns how many
+/// verdicts were compared (what an event costs, for tests).
+fn follow_verdicts(
+    mirror: &mut BTreeMap<String, Health>,
+    seen: &mut u64,
+    verdicts: &Verdicts,
+) -> (Vec<String>, usize) {
+    let out = match verdicts.changed_since(*seen) {
+        Some(names) => {
+            let compared = names.len();
+            let mut changed = Vec::new();
+            for name in names {
+                let now = verdicts.get(name).copied();
+                if mirror.get(name).copied() != now {
+                    match now {
+                        Some(h) => mirror.insert(name.to_string(), h),
+                        None => mirror.remove(name),
+                    };
+                    changed.push(name.to_string());
+                }
+            }
+            (changed, compared)
+        }
+        None => (changed_checks(mirror, verdicts), verdicts.len()),
+    };
+    *seen = verdicts.seq();
+    out
+}
+
 /// The real servers (service name, address) whose override differs.
 fn changed_overrides(old: &Overrides, new: &Overrides) -> Vec<(String, SocketAddr)> {
     let mut out = Vec::new();
@@ -338,17 +373,25 @@ pub async fn run(mut inp: ReconcilerInputs) {
     let mut unavailable_logged = false;
     // When the kernel table was last read (None: never).
     let mut last_read: Option<Instant> = None;
-    // The verdicts as last planned (followed change by change, never cloned whole).
+    // The verdicts as last planned (followed change by change, never cloned whole),
+    // and the last change of `inp.checks` they include.
     let mut checks: BTreeMap<String, Health> = BTreeMap::new();
+    let mut checks_seen = 0;
     // The configuration, roles and overrides the desired table was last built
     // from; `None`: the next pass builds it whole.
     let mut built: Option<(Arc<IpvsConfig>, Roles, Arc<Overrides>)> = None;
     let (mut config_open, mut roles_open, mut checks_open, mut overrides_open) = (true, true, true, true);
+    // What the last `publish_written` was of: the configuration, whether the pass
+    // succeeded, whether IPVS was unavailable, and the number of services in the
+    // desired table. It costs O(services), an event must not: an event's pass
+    // (not whole) leaves the set of desired services alone (it may add one, never
+    // remove one), and a failed pass publishes nothing but the configuration's names.
+    let mut published: Option<(Arc<IpvsConfig>, (bool, bool, usize))> = None;
     loop {
         let cfg = inp.config.borrow_and_update().clone();
         let roles = inp.roles.borrow_and_update().clone();
         let overrides = inp.overrides.borrow_and_update().clone();
-        let verdicts = changed_checks(&mut checks, &inp.checks.borrow_and_update());
+        let (verdicts, _) = follow_verdicts(&mut checks, &mut checks_seen, &inp.checks.borrow_and_update());
         let wait = if cfg.services.is_empty() && owned.is_empty() {
             // Nothing to manage: do not even require IPVS.
             {
@@ -360,6 +403,7 @@ pub async fn run(mut inp: ReconcilerInputs) {
             }
             inp.status.publish_written(&cfg, &Table::default(), true, false);
             built = None;
+            published = None;
             None
         } else {
             let inputs = Inputs {
@@ -419,15 +463,24 @@ pub async fn run(mut inp: ReconcilerInputs) {
                         st.observed = None;
                     }
                 }
-                inp.status.publish_written(
-                    &cfg,
-                    &st.desired,
-                    result.is_ok(),
-                    matches!(result, Err(IpvsError::Unavailable)),
-                );
+                let ok = result.is_ok();
+                let unavailable = matches!(result, Err(IpvsError::Unavailable));
+                let whole = matches!(&result, Ok(pass) if pass.whole);
+                let key = (ok, unavailable, st.desired.services.len());
+                let unchanged = !whole
+                    && published
+                        .as_ref()
+                        .is_some_and(|(c, k)| Arc::ptr_eq(c, &cfg) && *k == key);
+                if !unchanged {
+                    inp.status.publish_written(&cfg, &st.desired, ok, unavailable);
+                    published = Some((cfg.clone(), key));
+                }
             }
             built = match &result {
                 Ok(pass) if pass.failed == 0 => Some((cfg.clone(), roles.clone(), overrides.clone())),
+                // The status's desired table (against an empty kernel) is up to
+                // date: while IPVS is off, an event updates its own real servers.
+                Err(IpvsError::Unavailable) => Some((cfg.clone(), roles.clone(), overrides.clone())),
                 _ => None,
             };
             match result {
@@ -514,14 +567,24 @@ impl Reconciler {
             let conn = match Ipvs::connect().await {
                 Ok(c) => c,
                 Err(e) => {
-                    // The status still shows what is wanted (against an empty kernel).
-                    if let Want::Full(inp) | Want::Delta(inp, _) = &want {
-                        let mut st = status.lock();
-                        let table = &mut st.desired;
-                        self.desired
-                            .rebuild(table, inp.cfg, inp.roles, &Table::default(), |s, rs| {
-                                inp.health(s, rs)
-                            });
+                    // The status still shows what is wanted (against an empty kernel):
+                    // built whole, then (while IPVS stays off) event by event.
+                    let mut st = status.lock();
+                    let table = &mut st.desired;
+                    match &want {
+                        Want::Delta(inp, dirty) if matches!(e, IpvsError::Unavailable) => {
+                            for (name, i) in dirty {
+                                self.desired
+                                    .update(table, inp.cfg, inp.roles, name, *i, |s, rs| inp.health(s, rs));
+                            }
+                        }
+                        Want::Full(inp) | Want::Delta(inp, _) => {
+                            self.desired
+                                .rebuild(table, inp.cfg, inp.roles, &Table::default(), |s, rs| {
+                                    inp.health(s, rs)
+                                });
+                        }
+                        Want::Nothing => {}
                     }
                     return Err(e);
                 }
@@ -566,6 +629,10 @@ impl Reconciler {
         }
         let full = read || !matches!(want, Want::Delta(..));
         let before = full.then(|| owned.clone());
+        let mut pass = Pass {
+            whole: full,
+            ..Pass::default()
+        };
         // Under the status lock, never across an await: the desired table follows
         // the event, and the ops are planned.
         let (ops, services) = {
@@ -602,7 +669,6 @@ impl Reconciler {
             }
             (ops, table.services.len())
         };
-        let mut pass = Pass::default();
         if ops.is_empty() {
             pass.owned_changed = before.is_some_and(|b| b != *owned);
             return Ok(pass);
@@ -941,6 +1007,58 @@ mod tests {
         changed.sort();
         assert_eq!(changed, ["c7", "c8", "c9"]);
         assert_eq!(mirror, new);
+    }
+
+    #[test]
+    fn a_verdict_is_found_in_the_same_work_whatever_the_number_of_checks() {
+        // Issue 16: with one check per real server, comparing every verdict per
+        // event grew with the table. The journal names the change: one compared,
+        // for 10 or 100,000 checks.
+        for n in [10usize, 100_000] {
+            let mut v = Verdicts::default();
+            for i in 0..n {
+                v.set(&format!("c{i}"), Health::UP);
+            }
+            let (mut mirror, mut seen) = (BTreeMap::new(), 0);
+            let (first, _) = follow_verdicts(&mut mirror, &mut seen, &v);
+            assert_eq!(first.len(), n, "{n}: every verdict is new at first");
+            assert_eq!(seen, v.seq());
+            v.set("c7", Health::DOWN);
+            assert_eq!(
+                follow_verdicts(&mut mirror, &mut seen, &v),
+                (vec!["c7".to_string()], 1),
+                "{n} checks"
+            );
+            assert_eq!(mirror.get("c7"), Some(&Health::DOWN));
+            // Down and up again before the reconciler looked: nothing to plan.
+            v.set("c8", Health::DOWN);
+            v.set("c8", Health::UP);
+            assert_eq!(follow_verdicts(&mut mirror, &mut seen, &v), (vec![], 1));
+            assert_eq!(follow_verdicts(&mut mirror, &mut seen, &v), (vec![], 0));
+            assert_eq!(mirror, *v, "{n}: the mirror follows");
+        }
+    }
+
+    #[test]
+    fn a_reconciler_behind_the_journal_compares_every_verdict() {
+        let mut v = Verdicts::default();
+        let n = Verdicts::JOURNAL + 5;
+        for i in 0..n {
+            v.set(&format!("c{i}"), Health::UP);
+        }
+        let (mut mirror, mut seen) = (BTreeMap::new(), 0);
+        follow_verdicts(&mut mirror, &mut seen, &v);
+        for i in 0..n {
+            v.set(&format!("c{i}"), Health::DOWN);
+        }
+        v.set("c0", Health::UP);
+        let (mut changed, compared) = follow_verdicts(&mut mirror, &mut seen, &v);
+        assert_eq!(compared, n, "fell behind: compares all");
+        changed.sort();
+        let mut want: Vec<String> = (1..n).map(|i| format!("c{i}")).collect();
+        want.sort();
+        assert_eq!(changed, want, "c0 is back as it was");
+        assert_eq!(mirror, *v);
     }
 
     #[test]

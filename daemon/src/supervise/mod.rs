@@ -18,7 +18,7 @@ use tracing::info;
 
 use crate::config::services::ServiceConfig;
 use crate::config::Config;
-use crate::shared::{Health, Roles};
+use crate::shared::Roles;
 use runner::{Cmd, Runner};
 
 /// A change of a service, for tracking.
@@ -54,7 +54,7 @@ pub type Snapshot = BTreeMap<String, ServiceStatus>;
 pub struct SupervisorInputs {
     pub config: watch::Receiver<Arc<Config>>,
     pub roles: watch::Receiver<Roles>,
-    pub checks: watch::Receiver<BTreeMap<String, Health>>,
+    pub checks: watch::Receiver<crate::shared::Verdicts>,
     pub events: mpsc::UnboundedSender<ServiceEvent>,
     pub status: watch::Sender<Arc<Snapshot>>,
 }

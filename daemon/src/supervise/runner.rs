@@ -2,7 +2,6 @@
 //! with backoff, fail after too many failed starts, follow an instance's role,
 //! reload, stop. Or, for an adopted service, only watch it.
 
-use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +13,7 @@ use tracing::{error, info, warn};
 use super::process::{self, PidWatch};
 use super::{ServiceEvent, ServiceStatus, Snapshot};
 use crate::config::services::{RunOn, ServiceConfig};
-use crate::shared::{Health, Roles};
+use crate::shared::Roles;
 
 pub(super) enum Cmd {
     Update(Arc<ServiceConfig>),
@@ -41,7 +40,7 @@ pub(super) struct Runner {
     pub events: mpsc::UnboundedSender<ServiceEvent>,
     pub status: watch::Sender<Arc<Snapshot>>,
     pub roles: watch::Receiver<Roles>,
-    pub checks: watch::Receiver<BTreeMap<String, Health>>,
+    pub checks: watch::Receiver<crate::shared::Verdicts>,
     pub cmds: mpsc::UnboundedReceiver<Cmd>,
     pub restarts: u64,
     pub failures: u32,
