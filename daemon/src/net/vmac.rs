@@ -134,13 +134,16 @@ pub enum Plan {
 ///
 /// With `use_ipvlan` the same for an ipvlan (its netlink_link_add_ipvlan reuses
 /// an L2 ipvlan of the name): one in L2 mode with the wanted flags on the base is
-/// reused, another ipvlan of the name is replaced.
+/// reused, another ipvlan of the name, or a VMAC (a macvlan with a virtual router
+/// MAC), is replaced.
 pub fn plan(want: &VmacSpec, existing: Option<&LinkFacts>) -> Plan {
     let Some(link) = existing else {
         return Plan::Create;
     };
     if let Some(mode) = want.ipvlan {
         return match link.ipvlan {
+            // A VMAC of that name (an instance switched from use_vmac): replaced.
+            None if link.macvlan.is_some() && is_virtual_mac(&link.mac) => Plan::Replace(link.index),
             None => Plan::Conflict,
             Some((m, flags)) => {
                 if m == IpVlanMode::L2 && flags == ipvlan_flags(mode) && link.link == Some(want.base.index) {
@@ -606,7 +609,7 @@ mod tests {
     }
 
     /// use_ipvlan: an L2 ipvlan of the name with the wanted flags on the base is
-    /// reused, another ipvlan replaced, a macvlan (or anything else) refused.
+    /// reused, another ipvlan or a VMAC replaced, anything else refused.
     #[test]
     fn plan_ipvlan_follows_keepalived() {
         let mut want = spec();
@@ -632,7 +635,9 @@ mod tests {
             plan(&want, Some(&ipvlan(IpVlanMode::L2, IpVlanFlags::Private, 3))),
             Plan::Replace(9)
         );
-        let macvlan = link(Some(MacVlanMode::Private), virtual_mac(51, false), 2);
+        let vmac = link(Some(MacVlanMode::Private), virtual_mac(51, false), 2);
+        assert_eq!(plan(&want, Some(&vmac)), Plan::Replace(9));
+        let macvlan = link(Some(MacVlanMode::Bridge), [2, 0, 0, 0, 0, 9], 2);
         assert_eq!(plan(&want, Some(&macvlan)), Plan::Conflict);
         // And a macvlan instance does not take an ipvlan for its VMAC.
         want.ipvlan = None;
