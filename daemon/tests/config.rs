@@ -1136,13 +1136,16 @@ fn ipvlan_rules() {
         jail.create_file(
             "a.toml",
             &format!(
-                "{BASE}use_ipvlan = true\nipvlan_address = \"192.0.2.7/24\"\nipvlan_mode = \"private\"\n"
+                // The VIPs stay on interface (as keepalived): the label is interface's.
+                "{BASE}use_ipvlan = true\nipvlan_address = \"192.0.2.7/24\"\nipvlan_mode = \"private\"\n\
+                 vip_label = \"eth0:web\"\n"
             ),
         )?;
         let cfg = load(&opts(&["a.toml"], false)).unwrap();
         let web = &cfg.vrrp.instances["web"];
         assert_eq!(web.vmac_ifname().as_deref(), Some("vrrp.51"));
         assert_eq!(web.ipvlan_mode, hafront::config::IpvlanMode::Private);
+        assert_eq!(web.vip_ifname(), "eth0");
         Ok(())
     });
 }

@@ -218,9 +218,9 @@ pub struct InstanceConfig {
     /// (IPv4) or `vrrp6.{vrid}` (IPv6) by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vmac_name: Option<String>,
-    /// keepalived's `use_ipvlan`: the VIPs live on an L2-mode ipvlan of
-    /// `interface`, which shares its MAC (where a macvlan's extra MAC is not
-    /// allowed: some clouds and hypervisors), and adverts leave from it.
+    /// keepalived's `use_ipvlan`: adverts are sent and received on an L2-mode
+    /// ipvlan of `interface`, which shares its MAC, from the ipvlan's own
+    /// address; the VIPs stay on `interface`, as keepalived puts them.
     #[serde(default)]
     pub use_ipvlan: bool,
     /// With `use_ipvlan`: the ipvlan's own address, the adverts' source unless
@@ -422,6 +422,16 @@ impl InstanceConfig {
                 format!("vrrp.{}", self.vrid)
             }
         }))
+    }
+
+    /// The interface of the VIPs: the macvlan with `use_vmac`, else `interface`
+    /// (also with `use_ipvlan`: keepalived puts the VIPs on the base interface
+    /// and only the adverts on the ipvlan).
+    pub fn vip_ifname(&self) -> String {
+        match self.vmac_ifname() {
+            Some(v) if self.use_vmac => v,
+            _ => self.interface.clone(),
+        }
     }
 
     pub fn is_owner(&self) -> bool {

@@ -164,7 +164,7 @@ impl Validator {
         self.vmac(&key(""), i);
         if let Some(label) = &i.vip_label {
             // The kernel wants the label to start with the name of the VIPs' device.
-            let dev = i.vmac_ifname().unwrap_or_else(|| i.interface.clone());
+            let dev = i.vip_ifname();
             if !is_address_label(label, &dev) {
                 self.problem(
                     &key("vip_label"),

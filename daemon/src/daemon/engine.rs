@@ -155,8 +155,10 @@ impl Engine {
         };
         // With use_vmac the VIPs live on the macvlan, and the adverts leave from
         // it unless vmac_xmit_base; the source address stays the base's. With
-        // use_ipvlan on the ipvlan, from its own address (keepalived uses it as
-        // the source unless mcast_src_ip).
+        // use_ipvlan the adverts leave from the ipvlan, from its own address
+        // (keepalived uses it as the source unless mcast_src_ip), and the VIPs
+        // stay on the base (keepalived's vrrp_complete_instance moves them to
+        // the VMAC only).
         let (iface, sock_iface) = match &spec.vmac {
             None => (base.clone(), base),
             Some(v) => {
@@ -185,8 +187,12 @@ impl Engine {
                 }
                 // Its carrier follows the base's; the kernel may say so a moment later.
                 vmac.up = base.up;
-                let sock = if v.xmit_base { base } else { vmac.clone() };
-                (vmac, sock)
+                if v.ipvlan.is_some() {
+                    (base, vmac)
+                } else {
+                    let sock = if v.xmit_base { base } else { vmac.clone() };
+                    (vmac, sock)
+                }
             }
         };
         let key = (sock_iface.index, ipv6);

@@ -20,9 +20,9 @@
 //!
 //! With `use_ipvlan` (keepalived's vrrp_vmac.c, netlink_link_add_ipvlan): an
 //! L2-mode ipvlan on the interface instead, which shares the base's MAC (for
-//! where a second MAC is not allowed: some clouds and hypervisors). The VIPs live
-//! on it, the adverts leave from it with the base's MAC and, for IPv4, from its own
-//! address (`ipvlan_address`). keepalived sets no sysctls for an ipvlan and
+//! where a second MAC is not allowed: some clouds and hypervisors). The adverts
+//! leave from it with the base's MAC and, for IPv4, from its own address
+//! (`ipvlan_address`); the VIPs stay on the base, as keepalived puts them. keepalived sets no sysctls for an ipvlan and
 //! neither does hafront (the base answers ARP with the same MAC anyway); no
 //! automatic IPv6 link-local address either (an IPv6 instance gets its
 //! `ipvlan_address`, or the base's link-local address, to send from).
