@@ -4,7 +4,8 @@
 # use_ipvlan on eth0 (VRID 51, VIP 192.0.2.100/24, own addresses .11 and .12); c is
 # the client; all on bridge br0. Asserts:
 # - hafront master: its ipvlan vrrp.51 is an L2 bridge ipvlan of eth0 with eth0's
-#   MAC, holding 192.0.2.11/24; the adverts leave from it (its tx counter grows);
+#   MAC, holding 192.0.2.11/24; the adverts leave from it (its tx counter grows),
+#   from 192.0.2.11 (keepalived's log names the master's address);
 #   the VIP is on eth0, not on the ipvlan, where keepalived 2.4.3 puts it too
 #   (its vrrp_complete_instance moves VIPs to a VMAC only); keepalived stays backup
 #   with its own ipvlan and no VIP; the client reaches the VIP at a's eth0 MAC;
@@ -137,6 +138,7 @@ tx1=$(in_ns a cat /sys/class/net/vrrp.51/statistics/tx_packets)
 sleep 1
 tx2=$(in_ns a cat /sys/class/net/vrrp.51/statistics/tx_packets)
 [ $((tx2 - tx1)) -ge 3 ] || fail "a: adverts do not leave from vrrp.51 (tx $tx1 -> $tx2 in 1 s)"
+grep -q "master set to 192.0.2.11" /tmp/ka-b.log || fail "keepalived did not see adverts from 192.0.2.11 (ipvlan_address)"
 m=$(client_mac) || fail "client cannot reach the VIP on a"
 [ "$m" = "$MAC_A" ] || fail "client's entry for the VIP is $m, want a's eth0 MAC $MAC_A"
 ok "hafront master with use_ipvlan: vrrp.51 L2 bridge ipvlan with eth0's MAC and 192.0.2.11, adverts from it, VIP on eth0 as keepalived ($((tx2 - tx1))/s); keepalived 2.4.3 stays backup"
