@@ -201,12 +201,22 @@ impl Hooks {
     }
 }
 
-/// An instance's virtual MAC interface (`use_vmac`, `vmac_name`, `vmac_xmit_base`).
+/// An instance's virtual MAC interface (`use_vmac`, `vmac_name`, `vmac_xmit_base`),
+/// or its ipvlan (`use_ipvlan`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VmacSpec {
     pub name: String,
     /// Adverts sent and received on the base interface, with its own MAC.
     pub xmit_base: bool,
+    /// `use_ipvlan`: an L2 ipvlan (the base's MAC) instead of a macvlan.
+    pub ipvlan: Option<IpvlanSpec>,
+}
+
+/// `use_ipvlan`, `ipvlan_address`, `ipvlan_mode`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IpvlanSpec {
+    pub address: Option<ipnet::IpNet>,
+    pub mode: crate::config::IpvlanMode,
 }
 
 impl InstanceSpec {

@@ -1101,6 +1101,65 @@ fn vmac_rules() {
     });
 }
 
+/// use_ipvlan, ipvlan_address, ipvlan_mode (issue 20): as keepalived, IPv4 needs
+/// the address, of the instance's family; not with use_vmac; the options need
+/// use_ipvlan.
+#[test]
+fn ipvlan_rules() {
+    let k = "vrrp.instances.web";
+    one_error(
+        "use_ipvlan = true\n",
+        &format!("{k}.ipvlan_address"),
+        "required with use_ipvlan for IPv4",
+    );
+    one_error(
+        "use_ipvlan = true\nipvlan_address = \"2001:db8::7/64\"\n",
+        &format!("{k}.ipvlan_address"),
+        "not of the instance's family",
+    );
+    one_error(
+        "use_ipvlan = true\nipvlan_address = \"192.0.2.100/24\"\n",
+        &format!("{k}.ipvlan_address"),
+        "is a VIP of the instance",
+    );
+    one_error(
+        "use_ipvlan = true\nuse_vmac = true\nipvlan_address = \"192.0.2.7/24\"\n",
+        &format!("{k}.use_ipvlan"),
+        "exclude each other",
+    );
+    one_error(
+        "ipvlan_address = \"192.0.2.7/24\"\n",
+        &format!("{k}.ipvlan_address"),
+        "only used with use_ipvlan",
+    );
+    one_error(
+        "ipvlan_mode = \"vepa\"\n",
+        &format!("{k}.ipvlan_mode"),
+        "only used with use_ipvlan",
+    );
+    one_error(
+        "use_ipvlan = true\nipvlan_address = \"192.0.2.7/24\"\nvmac_xmit_base = true\n",
+        &format!("{k}.vmac_xmit_base"),
+        "only used with use_vmac",
+    );
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "a.toml",
+            &format!(
+                // The VIPs stay on interface (as keepalived): the label is interface's.
+                "{BASE}use_ipvlan = true\nipvlan_address = \"192.0.2.7/24\"\nipvlan_mode = \"private\"\n\
+                 vip_label = \"eth0:web\"\n"
+            ),
+        )?;
+        let cfg = load(&opts(&["a.toml"], false)).unwrap();
+        let web = &cfg.vrrp.instances["web"];
+        assert_eq!(web.vmac_ifname().as_deref(), Some("vrrp.51"));
+        assert_eq!(web.ipvlan_mode, hafront::config::IpvlanMode::Private);
+        assert_eq!(web.vip_ifname(), "eth0");
+        Ok(())
+    });
+}
+
 /// Issue 20 §3: routes, rules and per-VIP options are checked, the error naming
 /// the field.
 #[test]

@@ -1070,6 +1070,95 @@ fn use_vmac_is_carried() {
     assert!(has_warning(&imp, "use_vmac", WarningKind::Dropped));
 }
 
+/// keepalived's `use_ipvlan [[name] NAME] [ADDRESS] [bridge|private|vepa] [group G]`
+/// carries over (issue 20); `group` is dropped, and with `use_vmac` as well the
+/// ipvlan wins as in keepalived.
+#[test]
+fn use_ipvlan_is_carried() {
+    use hafront::config::IpvlanMode;
+    let (cfg, imp) = import_text(
+        "vrrp_instance web {\n  interface eth0\n  virtual_router_id 51\n  \
+         use_ipvlan ipv51 192.0.2.11/24 private group 3\n  \
+         virtual_ipaddress {\n    192.0.2.100/24\n  }\n}\n\
+         vrrp_instance db {\n  interface eth0\n  virtual_router_id 52\n  use_ipvlan name bridge 192.0.2.12\n  \
+         virtual_ipaddress {\n    192.0.2.101/24\n  }\n}\n\
+         vrrp_instance v6 {\n  interface eth0\n  virtual_router_id 53\n  use_vmac\n  use_ipvlan vepa\n  \
+         virtual_ipaddress {\n    2001:db8::53/64\n  }\n}\n",
+    );
+    let web = &cfg.vrrp.instances["web"];
+    assert!(web.use_ipvlan && !web.use_vmac);
+    assert_eq!(web.vmac_ifname().as_deref(), Some("ipv51"));
+    assert_eq!(web.ipvlan_address, Some("192.0.2.11/24".parse().unwrap()));
+    assert_eq!(web.ipvlan_mode, IpvlanMode::Private);
+    assert!(
+        has_warning(&imp, "use_ipvlan", WarningKind::Dropped),
+        "group dropped"
+    );
+    // "name" names the interface even when it reads like a mode.
+    let db = &cfg.vrrp.instances["db"];
+    assert_eq!(db.vmac_ifname().as_deref(), Some("bridge"));
+    assert_eq!(db.ipvlan_address, Some("192.0.2.12/32".parse().unwrap()));
+    assert_eq!(db.ipvlan_mode, IpvlanMode::Bridge);
+    let v6 = &cfg.vrrp.instances["v6"];
+    assert!(v6.use_ipvlan && !v6.use_vmac && v6.ipvlan_address.is_none());
+    assert_eq!(v6.ipvlan_mode, IpvlanMode::Vepa);
+    assert!(has_warning(&imp, "use_vmac", WarningKind::Dropped));
+}
+
+/// An IPv4 `use_ipvlan` without an address: keepalived puts the instance in fault;
+/// hafront's validation names the key.
+#[test]
+fn use_ipvlan_without_address_is_refused_for_ipv4() {
+    let text = "vrrp_instance web {\n  interface eth0\n  virtual_router_id 51\n  use_ipvlan\n  \
+                virtual_ipaddress {\n    192.0.2.100/24\n  }\n}\n";
+    let imp = import_str(text, "k.conf", Options::default()).unwrap();
+    let dir = scratch("ipvlan");
+    let out = dir.join("out.toml");
+    std::fs::write(&out, &imp.toml).unwrap();
+    let err = Config::from_files(&[&out]).unwrap_err().to_string();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(err.contains("ipvlan_address"), "{err}");
+}
+
+/// keepalived names a VMAC or ipvlan without a name `{vmac_prefix}.{vrid}`, the
+/// next free `{prefix}N.{vrid}` if another instance has it (IPv6: `{prefix}6` second);
+/// the importer writes that name where it is not hafront's default.
+#[test]
+fn vmac_names_follow_keepalived() {
+    let (cfg, imp) = import_text(
+        "global_defs {\n  vmac_prefix vip\n}\n\
+         vrrp_instance a {\n  interface eth0\n  virtual_router_id 51\n  use_vmac\n  \
+         virtual_ipaddress {\n    192.0.2.100/24\n  }\n}\n\
+         vrrp_instance b {\n  interface eth1\n  virtual_router_id 51\n  use_vmac\n  \
+         virtual_ipaddress {\n    198.51.100.100/24\n  }\n}\n\
+         vrrp_instance c {\n  interface eth0\n  virtual_router_id 51\n  use_vmac\n  \
+         virtual_ipaddress {\n    2001:db8::51/64\n  }\n}\n\
+         vrrp_instance d {\n  interface eth0\n  virtual_router_id 52\n  use_vmac vip.52\n  \
+         virtual_ipaddress {\n    192.0.2.101/24\n  }\n}\n\
+         vrrp_instance e {\n  interface eth1\n  virtual_router_id 52\n  use_ipvlan 198.51.100.7/24\n  \
+         virtual_ipaddress {\n    198.51.100.101/24\n  }\n}\n",
+    );
+    let name = |i: &str| cfg.vrrp.instances[i].vmac_ifname().unwrap();
+    assert_eq!(name("a"), "vip.51");
+    assert_eq!(name("b"), "vip1.51");
+    assert_eq!(name("c"), "vip6.51");
+    assert_eq!(name("d"), "vip.52");
+    assert_eq!(name("e"), "vip1.52", "vip.52 is d's");
+    assert!(has_warning(&imp, "vmac_prefix", WarningKind::Changed));
+
+    // Without vmac_prefix: an IPv6 instance gets vrrp.{vrid} when it is free, as
+    // in keepalived; IPv4 ones keep hafront's default, written as is.
+    let (cfg, imp) = import_text(
+        "vrrp_instance c {\n  interface eth0\n  virtual_router_id 51\n  use_vmac\n  \
+         virtual_ipaddress {\n    2001:db8::51/64\n  }\n}\n\
+         vrrp_instance a {\n  interface eth0\n  virtual_router_id 52\n  use_vmac\n  \
+         virtual_ipaddress {\n    192.0.2.100/24\n  }\n}\n",
+    );
+    assert_eq!(cfg.vrrp.instances["c"].vmac_name.as_deref(), Some("vrrp.51"));
+    assert_eq!(cfg.vrrp.instances["a"].vmac_name, None);
+    assert!(imp.toml.contains("keepalived's name for it"), "{}", imp.toml);
+}
+
 /// Issue 20 §3: per-VIP dev/label/scope, excluded VIPs, virtual routes and rules,
 /// dont_track_primary are carried over as keepalived means them.
 #[test]

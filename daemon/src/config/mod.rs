@@ -31,8 +31,8 @@ use figment::{Figment, Metadata, Source};
 pub use checks::{CheckConfig, CheckKind, StatusRange};
 pub use error::{ConfigError, Issue};
 pub use schema::{
-    redact_userinfo, Config, ConntrackdConfig, GarpConfig, HooksConfig, InstanceConfig, LogConfig, LogFormat,
-    NodeConfig, Secret, VrrpConfig, REDACTED, SPLIT_BRAIN_PROBE_DEFAULT,
+    redact_userinfo, Config, ConntrackdConfig, GarpConfig, HooksConfig, InstanceConfig, IpvlanMode,
+    LogConfig, LogFormat, NodeConfig, Secret, VrrpConfig, REDACTED, SPLIT_BRAIN_PROBE_DEFAULT,
 };
 pub use validate::Problem;
 

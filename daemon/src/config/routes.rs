@@ -269,7 +269,7 @@ pub fn validate(name: &str, i: &InstanceConfig, problems: &mut Vec<Problem>) {
         key.extend(field.iter().map(|s| s.to_string()));
         problems.push(Problem { key, message });
     };
-    let default_dev = i.vmac_ifname().unwrap_or_else(|| i.interface.clone());
+    let default_dev = i.vip_ifname();
     for (n, vip) in i.virtual_ips_excluded.iter().enumerate() {
         let a = vip.addr();
         if a.is_unspecified() || a.is_multicast() || a.is_loopback() {

@@ -126,6 +126,16 @@ impl Default for LogConfig {
     }
 }
 
+/// An ipvlan's flags (keepalived's `use_ipvlan ... bridge|private|vepa`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IpvlanMode {
+    #[default]
+    Bridge,
+    Private,
+    Vepa,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -212,9 +222,22 @@ pub struct InstanceConfig {
     /// (00-00-5E-00-02-{VRID} for IPv6), and adverts leave from it.
     #[serde(default)]
     pub use_vmac: bool,
-    /// The macvlan's name; `vrrp.{vrid}` (IPv4) or `vrrp6.{vrid}` (IPv6) by default.
+    /// The macvlan's (or, with `use_ipvlan`, the ipvlan's) name; `vrrp.{vrid}`
+    /// (IPv4) or `vrrp6.{vrid}` (IPv6) by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vmac_name: Option<String>,
+    /// keepalived's `use_ipvlan`: adverts are sent and received on an L2-mode
+    /// ipvlan of `interface`, which shares its MAC, from the ipvlan's own
+    /// address; the VIPs stay on `interface`, as keepalived puts them.
+    #[serde(default)]
+    pub use_ipvlan: bool,
+    /// With `use_ipvlan`: the ipvlan's own address, the adverts' source unless
+    /// `unicast_source`; required for IPv4 (keepalived's `use_ipvlan` address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipvlan_address: Option<IpNet>,
+    /// With `use_ipvlan`: "bridge" (the default), "private" or "vepa".
+    #[serde(default)]
+    pub ipvlan_mode: IpvlanMode,
     /// With `use_vmac`: adverts are sent and received on `interface` itself, with
     /// its own MAC (keepalived's `vmac_xmit_base`); the VIPs stay on the macvlan.
     #[serde(default)]
@@ -393,10 +416,11 @@ impl InstanceConfig {
     }
 
     /// Priority 255: the address owner.
-    /// The macvlan's name with `use_vmac` (`vmac_name`, or keepalived's default
+    /// The macvlan's name with `use_vmac`, the ipvlan's with `use_ipvlan`
+    /// (`vmac_name`, or keepalived's default
     /// `vrrp.{vrid}`; `vrrp6.{vrid}` for IPv6, so that both families fit one VRID).
     pub fn vmac_ifname(&self) -> Option<String> {
-        if !self.use_vmac {
+        if !self.use_vmac && !self.use_ipvlan {
             return None;
         }
         Some(self.vmac_name.clone().unwrap_or_else(|| {
@@ -406,6 +430,16 @@ impl InstanceConfig {
                 format!("vrrp.{}", self.vrid)
             }
         }))
+    }
+
+    /// The interface of the VIPs: the macvlan with `use_vmac`, else `interface`
+    /// (also with `use_ipvlan`: keepalived puts the VIPs on the base interface
+    /// and only the adverts on the ipvlan).
+    pub fn vip_ifname(&self) -> String {
+        match self.vmac_ifname() {
+            Some(v) if self.use_vmac => v,
+            _ => self.interface.clone(),
+        }
     }
 
     pub fn is_owner(&self) -> bool {

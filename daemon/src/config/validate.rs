@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use hafront_vrrp::Family;
 
-use super::schema::{Config, InstanceConfig, Version};
+use super::schema::{Config, InstanceConfig, IpvlanMode, Version};
 
 /// One problem: the dotted key path and what is wrong with it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,7 +94,7 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
             if clash {
                 v.problem(
                     &["vrrp", "instances", name, "vmac_name"],
-                    format!("{vmac} is the interface of an instance: the macvlan needs a name of its own"),
+                    format!("{vmac} is the interface of an instance: the macvlan or ipvlan needs a name of its own"),
                 );
             } else if let Some(other) = vmacs.insert(vmac.clone(), name.clone()) {
                 v.problem(
@@ -184,7 +184,7 @@ impl Validator {
         self.vmac(&key(""), i);
         if let Some(label) = &i.vip_label {
             // The kernel wants the label to start with the name of the VIPs' device.
-            let dev = i.vmac_ifname().unwrap_or_else(|| i.interface.clone());
+            let dev = i.vip_ifname();
             if !is_address_label(label, &dev) {
                 self.problem(
                     &key("vip_label"),
@@ -298,12 +298,25 @@ impl Validator {
             k.push(field);
             k
         };
-        if !i.use_vmac {
-            if i.vmac_name.is_some() {
-                self.problem(&key("vmac_name"), "is only used with use_vmac = true");
+        if !i.use_vmac && i.vmac_xmit_base {
+            self.problem(&key("vmac_xmit_base"), "is only used with use_vmac = true");
+        }
+        if i.use_ipvlan {
+            self.ipvlan(&key, i);
+        } else {
+            if i.ipvlan_address.is_some() {
+                self.problem(&key("ipvlan_address"), "is only used with use_ipvlan = true");
             }
-            if i.vmac_xmit_base {
-                self.problem(&key("vmac_xmit_base"), "is only used with use_vmac = true");
+            if i.ipvlan_mode != IpvlanMode::Bridge {
+                self.problem(&key("ipvlan_mode"), "is only used with use_ipvlan = true");
+            }
+        }
+        if !i.use_vmac && !i.use_ipvlan {
+            if i.vmac_name.is_some() {
+                self.problem(
+                    &key("vmac_name"),
+                    "is only used with use_vmac = true or use_ipvlan = true",
+                );
             }
             return;
         }
@@ -316,6 +329,41 @@ impl Validator {
                     "must differ from interface (the macvlan is created on it)",
                 );
             }
+        }
+    }
+
+    /// `use_ipvlan`, `ipvlan_address` (keepalived's `use_ipvlan`: an IPv4
+    /// instance needs the address, of the instance's family).
+    fn ipvlan<'a>(&mut self, key: &dyn Fn(&'static str) -> Vec<&'a str>, i: &InstanceConfig) {
+        if i.use_vmac {
+            self.problem(
+                &key("use_ipvlan"),
+                "use_vmac and use_ipvlan exclude each other (one interface for the VIPs)",
+            );
+        }
+        let ipv6 = i.family().is_ipv6();
+        match i.ipvlan_address {
+            None if !ipv6 => self.problem(
+                &key("ipvlan_address"),
+                "is required with use_ipvlan for IPv4 (the ipvlan's own address, the adverts' source)",
+            ),
+            Some(a) if a.addr().is_ipv6() != ipv6 => self.problem(
+                &key("ipvlan_address"),
+                format!("{a} is not of the instance's family (its VIPs')"),
+            ),
+            Some(a) if a.addr().is_unspecified() || a.addr().is_multicast() || a.addr().is_loopback() => self
+                .problem(
+                    &key("ipvlan_address"),
+                    format!("{a} is not a usable unicast address"),
+                ),
+            Some(a) if i.virtual_ips.iter().any(|v| v.addr() == a.addr()) => self.problem(
+                &key("ipvlan_address"),
+                format!(
+                    "{} is a VIP of the instance: the ipvlan needs an address of its own",
+                    a.addr()
+                ),
+            ),
+            _ => {}
         }
     }
 

@@ -303,7 +303,11 @@ impl Engine {
             }
         };
         // With use_vmac the VIPs live on the macvlan, and the adverts leave from
-        // it unless vmac_xmit_base; the source address stays the base's.
+        // it unless vmac_xmit_base; the source address stays the base's. With
+        // use_ipvlan the adverts leave from the ipvlan, from its own address
+        // (keepalived uses it as the source unless mcast_src_ip), and the VIPs
+        // stay on the base (keepalived's vrrp_complete_instance moves them to
+        // the VMAC only).
         let (iface, sock_iface) = match &spec.vmac {
             None => (base.clone(), base),
             Some(v) => {
@@ -312,19 +316,32 @@ impl Engine {
                     base: base.clone(),
                     vrid: spec.params.vrid,
                     ipv6,
+                    ipvlan: v.ipvlan.as_ref().map(|i| i.mode),
                 };
                 let mut vmac = self.vmacs.ensure(&self.links, &want).await?;
-                if ipv6 && !v.xmit_base {
+                let own = v.ipvlan.as_ref().and_then(|i| i.address);
+                if let Some(own) = own {
+                    self.vmacs
+                        .add_own_address(&self.links, &vmac, own.addr(), own.prefix_len())
+                        .await?;
+                    if spec.unicast_source.is_none() {
+                        spec.params.primary = own.addr();
+                    }
+                } else if ipv6 && !v.xmit_base {
                     // keepalived's set_link_local_address: adverts from the base's
                     // link-local address, sent with the virtual MAC.
                     self.vmacs
-                        .add_link_local(&self.links, &vmac, spec.params.primary)
+                        .add_own_address(&self.links, &vmac, spec.params.primary, 64)
                         .await?;
                 }
                 // Its carrier follows the base's; the kernel may say so a moment later.
                 vmac.up = base.up;
-                let sock = if v.xmit_base { base } else { vmac.clone() };
-                (vmac, sock)
+                if v.ipvlan.is_some() {
+                    (base, vmac)
+                } else {
+                    let sock = if v.xmit_base { base } else { vmac.clone() };
+                    (vmac, sock)
+                }
             }
         };
         let key = (sock_iface.index, ipv6);

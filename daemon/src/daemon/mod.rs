@@ -119,6 +119,10 @@ pub fn specs_from_config(cfg: &Config) -> Vec<(String, InstanceSpec)> {
                 vmac: i.vmac_ifname().map(|name| crate::shared::VmacSpec {
                     name,
                     xmit_base: i.vmac_xmit_base,
+                    ipvlan: i.use_ipvlan.then_some(crate::shared::IpvlanSpec {
+                        address: i.ipvlan_address,
+                        mode: i.ipvlan_mode,
+                    }),
                 }),
                 sync_peers,
                 params,

@@ -51,6 +51,18 @@ impl Section {
         });
     }
 
+    /// The value of a one-value key.
+    pub fn get(&self, key: &str) -> Option<&toml::Value> {
+        self.entries.iter().find_map(|e| match &e.value {
+            Value::One(v) if e.key == key => Some(v),
+            _ => None,
+        })
+    }
+
+    pub fn remove(&mut self, key: &str) {
+        self.entries.retain(|e| e.key != key);
+    }
+
     pub fn has(&self, key: &str) -> bool {
         self.entries.iter().any(|e| e.key == key)
     }

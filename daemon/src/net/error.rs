@@ -33,6 +33,8 @@ pub enum NetError {
         "interface {0:?} exists and is not a macvlan: not used as a virtual MAC interface (set vmac_name)"
     )]
     VmacConflict(String),
+    #[error("interface {0:?} exists and is not an ipvlan: not used for use_ipvlan (set vmac_name)")]
+    IpvlanConflict(String),
     #[error("announcement socket on {iface}: {source}")]
     Socket {
         iface: String,

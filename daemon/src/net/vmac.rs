@@ -18,6 +18,15 @@
 //! link-local address on the macvlan (RFC 5798 §7.4: IFLA_INET6_ADDR_GEN_MODE none);
 //! an IPv6 instance gets the base's link-local address on it, to send from.
 //!
+//! With `use_ipvlan` (keepalived's vrrp_vmac.c, netlink_link_add_ipvlan): an
+//! L2-mode ipvlan on the interface instead, which shares the base's MAC (for
+//! where a second MAC is not allowed: some clouds and hypervisors). The adverts
+//! leave from it with the base's MAC and, for IPv4, from its own address
+//! (`ipvlan_address`); the VIPs stay on the base, as keepalived puts them. keepalived sets no sysctls for an ipvlan and
+//! neither does hafront (the base answers ARP with the same MAC anyway); no
+//! automatic IPv6 link-local address either (an IPv6 instance gets its
+//! `ipvlan_address`, or the base's link-local address, to send from).
+//!
 //! What to do with what is found is decided by [`plan`] (pure); [`Vmacs`] carries
 //! it out.
 
@@ -28,14 +37,15 @@ use futures::TryStreamExt;
 use rtnetlink::packet_core::{DefaultNla, Emitable};
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
 use rtnetlink::packet_route::link::{
-    AfSpecInet, AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoMacVlan, LinkAttribute,
-    LinkInfo, LinkMessage, MacVlanMode,
+    AfSpecInet, AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoIpVlan, InfoKind, InfoMacVlan,
+    IpVlanFlags, IpVlanMode, LinkAttribute, LinkInfo, LinkMessage, MacVlanMode,
 };
-use rtnetlink::{LinkMacVlan, LinkUnspec};
+use rtnetlink::{LinkIpVlan, LinkMacVlan, LinkUnspec};
 use tracing::{info, warn};
 
 use super::error::{errno, NetError};
 use super::link::{Iface, Links};
+use crate::config::IpvlanMode;
 
 /// `IFLA_INET_CONF` inside `IFLA_AF_SPEC`/`AF_INET` (include/uapi/linux/if_link.h).
 const IFLA_INET_CONF: u16 = 1;
@@ -64,11 +74,30 @@ pub struct VmacSpec {
     pub base: Iface,
     pub vrid: u8,
     pub ipv6: bool,
+    /// `use_ipvlan`: an L2 ipvlan with these flags instead of a macvlan.
+    pub ipvlan: Option<IpvlanMode>,
 }
 
 impl VmacSpec {
     pub fn mac(&self) -> [u8; 6] {
         virtual_mac(self.vrid, self.ipv6)
+    }
+
+    fn kind(&self) -> &'static str {
+        if self.ipvlan.is_some() {
+            "ipvlan"
+        } else {
+            "virtual MAC interface"
+        }
+    }
+}
+
+/// IFLA_IPVLAN_FLAGS for a mode (include/uapi/linux/if_link.h).
+pub fn ipvlan_flags(mode: IpvlanMode) -> IpVlanFlags {
+    match mode {
+        IpvlanMode::Bridge => IpVlanFlags::empty(),
+        IpvlanMode::Private => IpVlanFlags::Private,
+        IpvlanMode::Vepa => IpVlanFlags::Vepa,
     }
 }
 
@@ -80,6 +109,8 @@ pub struct LinkFacts {
     pub mac: Vec<u8>,
     /// `Some(mode)` for a macvlan.
     pub macvlan: Option<MacVlanMode>,
+    /// `Some((mode, flags))` for an ipvlan.
+    pub ipvlan: Option<(IpVlanMode, IpVlanFlags)>,
     /// IFLA_LINK: the interface it is stacked on.
     pub link: Option<u32>,
 }
@@ -92,17 +123,37 @@ pub enum Plan {
     Keep(u32),
     /// A macvlan of that name with the wrong MAC, mode or base: delete, create.
     Replace(u32),
-    /// An interface of that name that is not a macvlan: never touched.
+    /// An interface of that name that is not a macvlan (an ipvlan with
+    /// `use_ipvlan`): never touched.
     Conflict,
 }
 
 /// keepalived's rule (vrrp_vmac.c, netlink_link_add_vmac): a private macvlan on
 /// the base with the virtual MAC is reused, another macvlan of the name is
 /// replaced, anything else is refused.
+///
+/// With `use_ipvlan` the same for an ipvlan (its netlink_link_add_ipvlan reuses
+/// an L2 ipvlan of the name): one in L2 mode with the wanted flags on the base is
+/// reused, another ipvlan of the name, or a VMAC (a macvlan with a virtual router
+/// MAC), is replaced.
 pub fn plan(want: &VmacSpec, existing: Option<&LinkFacts>) -> Plan {
     let Some(link) = existing else {
         return Plan::Create;
     };
+    if let Some(mode) = want.ipvlan {
+        return match link.ipvlan {
+            // A VMAC of that name (an instance switched from use_vmac): replaced.
+            None if link.macvlan.is_some() && is_virtual_mac(&link.mac) => Plan::Replace(link.index),
+            None => Plan::Conflict,
+            Some((m, flags)) => {
+                if m == IpVlanMode::L2 && flags == ipvlan_flags(mode) && link.link == Some(want.base.index) {
+                    Plan::Keep(link.index)
+                } else {
+                    Plan::Replace(link.index)
+                }
+            }
+        };
+    }
     match &link.macvlan {
         None => Plan::Conflict,
         Some(mode) => {
@@ -130,6 +181,7 @@ fn facts(msg: &LinkMessage) -> LinkFacts {
         name: String::new(),
         mac: Vec::new(),
         macvlan: None,
+        ipvlan: None,
         link: None,
     };
     for attr in &msg.attributes {
@@ -150,6 +202,31 @@ fn facts(msg: &LinkMessage) -> LinkFacts {
                         _ => None,
                     });
                     f.macvlan = Some(mode.unwrap_or(MacVlanMode::Other(0)));
+                }
+                if infos
+                    .iter()
+                    .any(|i| matches!(i, LinkInfo::Kind(InfoKind::IpVlan)))
+                {
+                    let data = infos.iter().find_map(|i| match i {
+                        LinkInfo::Data(InfoData::IpVlan(d)) => Some(d),
+                        _ => None,
+                    });
+                    let mode = data.and_then(|d| {
+                        d.iter().find_map(|x| match x {
+                            InfoIpVlan::Mode(m) => Some(*m),
+                            _ => None,
+                        })
+                    });
+                    let flags = data.and_then(|d| {
+                        d.iter().find_map(|x| match x {
+                            InfoIpVlan::Flags(f) => Some(*f),
+                            _ => None,
+                        })
+                    });
+                    f.ipvlan = Some((
+                        mode.unwrap_or(IpVlanMode::Other(u16::MAX)),
+                        flags.unwrap_or(IpVlanFlags::empty()),
+                    ));
                 }
             }
             _ => {}
@@ -231,12 +308,16 @@ impl Vmacs {
     pub async fn ensure(&mut self, links: &Links, want: &VmacSpec) -> Result<Iface, NetError> {
         let existing = links.link_message(&want.name).await?.map(|m| facts(&m));
         match plan(want, existing.as_ref()) {
-            Plan::Keep(_) => info!(vmac = want.name, "virtual MAC interface found: reused"),
+            Plan::Keep(_) => info!(vmac = want.name, kind = want.kind(), "found: reused"),
+            Plan::Conflict if want.ipvlan.is_some() => {
+                return Err(NetError::IpvlanConflict(want.name.clone()))
+            }
             Plan::Conflict => return Err(NetError::VmacConflict(want.name.clone())),
             Plan::Replace(index) => {
                 info!(
                     vmac = want.name,
-                    "virtual MAC interface with a wrong MAC, mode or base: replaced"
+                    kind = want.kind(),
+                    "found with a wrong MAC, mode or base: replaced"
                 );
                 del_link(links, index).await?;
                 self.create(links, want).await?;
@@ -250,8 +331,11 @@ impl Vmacs {
                 source: Box::new(source),
             }
         };
-        // Sysctls of the macvlan (keepalived's vmac_sysctl / vmac_sysctl_6).
-        let conf: &[(u16, u32)] = if want.ipv6 {
+        // Sysctls of the macvlan (keepalived's vmac_sysctl / vmac_sysctl_6); none
+        // for an ipvlan, as keepalived.
+        let conf: &[(u16, u32)] = if want.ipvlan.is_some() {
+            &[]
+        } else if want.ipv6 {
             &[(DEVCONF_ARP_IGNORE, 1)]
         } else {
             &[
@@ -261,16 +345,18 @@ impl Vmacs {
                 (DEVCONF_PROMOTE_SECONDARIES, 1),
             ]
         };
-        let msg = LinkUnspec::new_with_index(vmac.index)
-            .append_extra_attribute(devconf_attr(conf))
-            .build();
-        links
-            .handle()
-            .link()
-            .set(msg)
-            .execute()
-            .await
-            .map_err(netlink("set VMAC sysctls"))?;
+        if !conf.is_empty() {
+            let msg = LinkUnspec::new_with_index(vmac.index)
+                .append_extra_attribute(devconf_attr(conf))
+                .build();
+            links
+                .handle()
+                .link()
+                .set(msg)
+                .execute()
+                .await
+                .map_err(netlink("set VMAC sysctls"))?;
+        }
         // No EUI-64 link-local address from the virtual MAC (RFC 5798 §7.4); this
         // cannot be part of the creation (the kernel ignores IFLA_AF_SPEC there).
         let msg = LinkUnspec::new_with_index(vmac.index)
@@ -289,7 +375,7 @@ impl Vmacs {
             .execute()
             .await
             .map_err(netlink("set VMAC up"))?;
-        if !want.ipv6 && !self.ours.values().any(|(i, _)| *i == vmac.index) {
+        if !want.ipv6 && want.ipvlan.is_none() && !self.ours.values().any(|(i, _)| *i == vmac.index) {
             self.base_arp(links, &want.base).await?;
         }
         self.ours.insert(want.name.clone(), (vmac.index, want.base.index));
@@ -297,9 +383,14 @@ impl Vmacs {
     }
 
     async fn create(&self, links: &Links, want: &VmacSpec) -> Result<(), NetError> {
-        let msg = LinkMacVlan::new(&want.name, want.base.index, MacVlanMode::Private)
-            .address(want.mac().to_vec())
-            .build();
+        let msg = match want.ipvlan {
+            Some(mode) => LinkIpVlan::new(&want.name, want.base.index, IpVlanMode::L2)
+                .flag(ipvlan_flags(mode))
+                .build(),
+            None => LinkMacVlan::new(&want.name, want.base.index, MacVlanMode::Private)
+                .address(want.mac().to_vec())
+                .build(),
+        };
         links
             .handle()
             .link()
@@ -312,9 +403,10 @@ impl Vmacs {
             })?;
         info!(
             vmac = want.name,
+            kind = want.kind(),
             base = want.base.name,
             vrid = want.vrid,
-            "virtual MAC interface created"
+            "created"
         );
         Ok(())
     }
@@ -343,9 +435,16 @@ impl Vmacs {
         Ok(())
     }
 
-    /// Adds `addr` (the base's IPv6 link-local address) to the VMAC, without DAD.
-    pub async fn add_link_local(&self, links: &Links, vmac: &Iface, addr: IpAddr) -> Result<(), NetError> {
-        let mut req = links.handle().address().add(vmac.index, addr, 64);
+    /// Adds `addr` (the base's IPv6 link-local address, or an ipvlan's own
+    /// address) to the VMAC, without DAD.
+    pub async fn add_own_address(
+        &self,
+        links: &Links,
+        vmac: &Iface,
+        addr: IpAddr,
+        prefix_len: u8,
+    ) -> Result<(), NetError> {
+        let mut req = links.handle().address().add(vmac.index, addr, prefix_len);
         let msg = req.message_mut();
         msg.header.flags |= AddressHeaderFlags::Nodad;
         msg.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
@@ -456,6 +555,7 @@ mod tests {
             },
             vrid: 51,
             ipv6: false,
+            ipvlan: None,
         }
     }
 
@@ -465,6 +565,7 @@ mod tests {
             name: "vrrp.51".into(),
             mac: mac.to_vec(),
             macvlan: mode,
+            ipvlan: None,
             link: Some(base),
         }
     }
@@ -505,6 +606,47 @@ mod tests {
         );
         // Not a macvlan (a physical interface of that name): never touched.
         assert_eq!(plan(&want, Some(&link(None, vmac, 2))), Plan::Conflict);
+    }
+
+    /// use_ipvlan: an L2 ipvlan of the name with the wanted flags on the base is
+    /// reused, another ipvlan or a VMAC replaced, anything else refused.
+    #[test]
+    fn plan_ipvlan_follows_keepalived() {
+        let mut want = spec();
+        want.ipvlan = Some(IpvlanMode::Private);
+        let ipvlan = |mode, flags, base| LinkFacts {
+            ipvlan: Some((mode, flags)),
+            ..link(None, [2, 0, 0, 0, 0, 1], base)
+        };
+        assert_eq!(plan(&want, None), Plan::Create);
+        assert_eq!(
+            plan(&want, Some(&ipvlan(IpVlanMode::L2, IpVlanFlags::Private, 2))),
+            Plan::Keep(9)
+        );
+        assert_eq!(
+            plan(&want, Some(&ipvlan(IpVlanMode::L2, IpVlanFlags::empty(), 2))),
+            Plan::Replace(9)
+        );
+        assert_eq!(
+            plan(&want, Some(&ipvlan(IpVlanMode::L3, IpVlanFlags::Private, 2))),
+            Plan::Replace(9)
+        );
+        assert_eq!(
+            plan(&want, Some(&ipvlan(IpVlanMode::L2, IpVlanFlags::Private, 3))),
+            Plan::Replace(9)
+        );
+        let vmac = link(Some(MacVlanMode::Private), virtual_mac(51, false), 2);
+        assert_eq!(plan(&want, Some(&vmac)), Plan::Replace(9));
+        let macvlan = link(Some(MacVlanMode::Bridge), [2, 0, 0, 0, 0, 9], 2);
+        assert_eq!(plan(&want, Some(&macvlan)), Plan::Conflict);
+        // And a macvlan instance does not take an ipvlan for its VMAC.
+        want.ipvlan = None;
+        assert_eq!(
+            plan(&want, Some(&ipvlan(IpVlanMode::L2, IpVlanFlags::Private, 2))),
+            Plan::Conflict
+        );
+        assert_eq!(ipvlan_flags(IpvlanMode::Bridge).bits(), 0);
+        assert_eq!(ipvlan_flags(IpvlanMode::Vepa).bits(), 2);
     }
 
     #[test]

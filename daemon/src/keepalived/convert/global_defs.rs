@@ -67,6 +67,20 @@ impl Cx {
                         self.g.extra_if = Some((e, c.loc.clone()));
                     }
                 }
+                "vmac_prefix" => {
+                    let p = arg(c, 0)?;
+                    if p.is_empty() || p.len() > 14 || p.contains(['/', ' ', ':']) {
+                        return Err(ImportError::new(
+                            &c.loc,
+                            format!("vmac_prefix {p:?}: not the start of an interface name"),
+                        ));
+                    }
+                    self.g.vmac_prefix = Some((p.to_string(), c.loc.clone()));
+                    self.changed(
+                        c,
+                        "carried over as vmac_name of each use_vmac or use_ipvlan instance without a                          name, where keepalived's name differs from hafront's default",
+                    );
+                }
                 "vrrp_mcast_group4" | "vrrp_mcast_group6" => {
                     let a = ip(c, arg(c, 0)?)?;
                     let default: IpAddr = if kw == "vrrp_mcast_group4" {

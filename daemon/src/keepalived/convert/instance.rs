@@ -39,7 +39,8 @@ impl Cx {
         let mut peers: Vec<(toml::Value, Option<String>)> = Vec::new();
         let mut tracks: BTreeMap<&str, Vec<(toml::Value, Option<String>)>> = BTreeMap::new();
         let mut hmac: Option<(Section, &Node)> = None;
-        let mut use_vmac = false;
+        let mut use_vmac: Option<&Node> = None;
+        let mut use_ipvlan = false;
         let mut xmit_base: Option<&Node> = None;
 
         for c in block(n)? {
@@ -212,7 +213,11 @@ impl Cx {
                             }
                         }
                     }
-                    use_vmac = true;
+                    use_vmac = Some(c);
+                }
+                "use_ipvlan" => {
+                    self.use_ipvlan(&n.loc, c, &mut s)?;
+                    use_ipvlan = true;
                 }
                 "vmac_xmit_base" => xmit_base = Some(c),
                 "track_process" | "track_bfd" => {
@@ -222,8 +227,17 @@ impl Cx {
             }
         }
 
+        if let (Some(c), true) = (use_vmac, use_ipvlan) {
+            // vrrp_complete_instance: with both, the ipvlan is created.
+            s.remove("use_vmac");
+            s.remove("vmac_xmit_base");
+            self.skip(
+                c,
+                "not carried over: use_ipvlan is given too, and keepalived creates the ipvlan",
+            );
+        }
         if let Some(c) = xmit_base {
-            if use_vmac {
+            if use_vmac.is_some() && !use_ipvlan {
                 s.set("vmac_xmit_base", true, at(c));
             } else {
                 self.skip(
@@ -311,6 +325,19 @@ impl Cx {
             self.initial_state(&mut s, c)?;
         }
         self.garp_defaults(&mut garp);
+        if s.has("use_vmac") || s.has("use_ipvlan") {
+            let vrid = s.get("vrid").and_then(toml::Value::as_integer).unwrap_or(0);
+            self.vmacs.push(super::vmac::VmacInstance {
+                section: self.sections.len(),
+                vrid: u8::try_from(vrid).unwrap_or(0),
+                v6,
+                named: s
+                    .get("vmac_name")
+                    .and_then(toml::Value::as_str)
+                    .map(str::to_string),
+                interface: interface.clone(),
+            });
+        }
         self.sections.push(s);
         if !garp.entries.is_empty() {
             self.sections.push(garp);
@@ -549,6 +576,55 @@ impl Cx {
                 );
             }
         }
+    }
+
+    /// `use_ipvlan [[name] NAME] [ADDRESS[/PREFIX]] [bridge|private|vepa] [group G]`
+    /// (keepalived's vrrp_ipvlan_handler; an address without a prefix is a /32 or
+    /// /128, as its parse_ipaddress).
+    fn use_ipvlan(&mut self, loc: &Loc, c: &Node, s: &mut Section) -> R<()> {
+        let at = |c: &Node| Self::at(loc, c);
+        s.set("use_ipvlan", true, at(c));
+        let mut it = c.args.iter().map(String::as_str);
+        while let Some(a) = it.next() {
+            match a {
+                "bridge" | "private" | "vepa" => {
+                    if a != "bridge" {
+                        s.set("ipvlan_mode", a, at(c));
+                    }
+                }
+                "group" => {
+                    let v = it.next().unwrap_or_default();
+                    self.skip(
+                        c,
+                        format!("group {v}: not carried over: the ipvlan goes in the default link group"),
+                    );
+                }
+                _ => {
+                    let addr = a
+                        .parse::<IpNet>()
+                        .ok()
+                        .or_else(|| a.parse::<IpAddr>().ok().map(IpNet::from));
+                    let name = if a == "name" {
+                        it.next().unwrap_or_default()
+                    } else {
+                        a
+                    };
+                    match addr {
+                        Some(net) if a != "name" => s.set("ipvlan_address", net.to_string(), at(c)),
+                        _ => {
+                            if !is_interface_name(name) {
+                                return Err(ImportError::new(
+                                    &c.loc,
+                                    format!("use_ipvlan {name:?}: not an interface name nor an address"),
+                                ));
+                            }
+                            s.set("vmac_name", name, at(c));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// One line of virtual_ipaddress: `ADDR[/PREFIX] [dev IF] [label L] [...]`.

@@ -243,8 +243,9 @@ pub const REASONS: &[(&[&str], &[&str], &str)] = &[
     // ---- not supported yet: issue 20 ----
     (
         &[GLOBAL, INSTANCE],
-        &["vmac_prefix", "vmac_addr_prefix", "use_vmac_addr", "use_ipvlan"],
-        "not supported yet (issue 20): virtual MAC interfaces; the VIPs go on the interface itself",
+        &["use_vmac_addr", "vmac_addr_prefix"],
+        "not supported yet (issue 20): a VIP on another interface (dev) or of the other family goes \
+         on that interface itself, with its own MAC, not on a macvlan of it with the virtual MAC",
     ),
     // ---- not supported ----
     (

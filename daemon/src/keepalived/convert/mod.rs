@@ -31,6 +31,7 @@ mod routes;
 mod scripts;
 mod sync_group;
 mod virtual_server;
+mod vmac;
 
 type R<T> = Result<T, ImportError>;
 
@@ -80,6 +81,9 @@ struct Globals {
     smtp_alert: Option<Loc>,
     /// `lvs_sync_daemon` (global_defs), converted once the instance names are known.
     lvs_sync_daemon: Option<(Node, Loc)>,
+    /// `vmac_prefix` (global_defs): the prefix of the VMAC and ipvlan names
+    /// keepalived makes up (vmac.rs).
+    vmac_prefix: Option<(String, Loc)>,
 }
 
 /// `garp_extra_if [all] N`.
@@ -108,6 +112,8 @@ struct Cx {
     sections: Vec<Section>,
     /// keepalived's next automatic rule priority, IPv4 and IPv6 (routes.rs).
     rule_priority: [u32; 2],
+    /// Instances with use_vmac or use_ipvlan, named once all are known (vmac.rs).
+    vmacs: Vec<vmac::VmacInstance>,
 }
 
 pub fn convert(tree: &[Node]) -> R<Converted> {
@@ -159,6 +165,7 @@ pub fn convert(tree: &[Node]) -> R<Converted> {
     }
     cx.notify_smtp();
     cx.lvs_sync_daemon()?;
+    cx.vmac_names();
     Ok(Converted {
         sections: cx.sections,
         warnings: cx.warnings,
