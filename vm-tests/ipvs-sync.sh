@@ -16,7 +16,7 @@
 # Each SPEC starts fresh namespaces and runs three rounds, each with its own N flows:
 #   kill    flows through a; a's hafront SIGKILLed and its links cut: b takes over;
 #   back    flows through b; a comes back (links up, hafront started: the backup
-#           daemon at once) as backup, and preempts after preempt_delay (10 s,
+#           daemon at once) as backup, and preempts after preempt_delay (15 s,
 #           PREEMPT_DELAY: b's master daemon resends a connection on its first
 #           packet 1 s after its last sync, `[ipvs.sysctl] sync_period = 0,
 #           sync_refresh_period = 1`, and flushes its buffer within ~3 s; by packet
@@ -35,7 +35,7 @@ case ${1:-} in rounds=*) ROUNDS=${1#rounds=}; shift ;; esac
 VIP=192.0.2.100
 GW=198.51.100.254
 FLOWS="python3 -S -E /flows.py"
-PREEMPT_DELAY=${PREEMPT_DELAY:-10s}
+PREEMPT_DELAY=${PREEMPT_DELAY:-15s}
 ALL_ROUNDS=${ROUNDS:-all} # all, or kill: the master kill only (MODE:SYNC:kill for one spec)
 fail() {
     echo "FAIL: $*"
