@@ -102,7 +102,7 @@ impl VipCommand {
     }
 }
 
-/// An add, an announcement or a wait for the IPVS services (becoming master) of an
+/// An add, an announcement, a master's VIP check or a wait for the IPVS services of an
 /// instance whose `Remove` (leaving master) is already queued behind it: the
 /// instance that asked for it has left master, so it is not done (its instance is
 /// returned). Done late, it put the VIPs back on a node that was no longer master,
@@ -114,7 +114,12 @@ fn superseded<'a>(cmd: &'a VipCommand, pending: &VecDeque<VipCommand>) -> Option
     let instance = match cmd {
         VipCommand::Add { instance, .. }
         | VipCommand::Announce { instance, .. }
-        | VipCommand::WaitIpvs { instance, .. } => instance,
+        | VipCommand::WaitIpvs { instance, .. }
+        | VipCommand::Ensure {
+            instance,
+            present: true,
+            ..
+        } => instance,
         _ => return None,
     };
     pending
@@ -682,6 +687,17 @@ mod tests {
             superseded(&announce(iface("veth0", 7)), &queued(vec![remove("web")])),
             Some("web")
         );
+        // A master's VIP check (it re-adds a missing VIP) too; a non-master's is done.
+        let ensure = |present| VipCommand::Ensure {
+            instance: "web".into(),
+            iface: iface("veth0", 7),
+            vips: vec!["192.0.2.100/24".parse().unwrap()],
+            present,
+            label: None,
+            announce: 1,
+        };
+        assert_eq!(superseded(&ensure(true), &left), Some("web"));
+        assert_eq!(superseded(&ensure(false), &left), None);
         // Another instance's removal, or none queued: done.
         assert_eq!(superseded(&add("db"), &left), None);
         assert_eq!(superseded(&add("web"), &queued(vec![add("web")])), None);
