@@ -5,8 +5,11 @@
 //! With `instance` set, the node runs the master daemon while master of it and
 //! the backup daemon otherwise (keepalived's `lvs_sync_daemon IF INSTANCE`), so
 //! the backup director holds the master's connection entries when it takes over.
-//! An unsettled instance (just started, no master heard yet) leaves the kernel's
-//! daemons as they are.
+//! An unsettled instance (just started, no master heard yet) gets the backup
+//! daemon at once and keeps a master daemon the kernel runs (a restart of the
+//! master's hafront must not stop its master daemon): a node that starts, or
+//! comes back, as backup and will preempt receives the master's connections from
+//! its first second, not from the first advert it hears (issue 16: the way back).
 //!
 //! The same task writes `[ipvs.sysctl]` at start and at each reload that changes
 //! it, and publishes both in the status (`ipvs_sync`) and the metrics.
@@ -30,15 +33,26 @@ use crate::shared::Roles;
 /// How often the kernel's daemons are compared with the desired ones.
 const RESYNC: Duration = Duration::from_secs(10);
 
-/// The daemons the kernel should run; `None`: leave them as they are.
-pub fn desired(sync: &IpvsSyncConfig, roles: &Roles) -> Option<Vec<SyncDaemon>> {
-    let roles_wanted = match &sync.instance {
-        None => vec![SyncRole::Master, SyncRole::Backup],
-        Some(i) if roles.unsettled.contains(i) => return None,
-        Some(i) if roles.masters.contains(i) => vec![SyncRole::Master],
-        Some(_) => vec![SyncRole::Backup],
+/// The daemons the kernel should run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Desired {
+    pub daemons: Vec<SyncDaemon>,
+    /// A running daemon of another role stays (unsettled instance).
+    pub keep_others: bool,
+}
+
+/// The daemons the kernel should run.
+pub fn desired(sync: &IpvsSyncConfig, roles: &Roles) -> Desired {
+    let (roles_wanted, keep_others) = match &sync.instance {
+        None => (vec![SyncRole::Master, SyncRole::Backup], false),
+        Some(i) if roles.unsettled.contains(i) => (vec![SyncRole::Backup], true),
+        Some(i) if roles.masters.contains(i) => (vec![SyncRole::Master], false),
+        Some(_) => (vec![SyncRole::Backup], false),
     };
-    Some(roles_wanted.into_iter().map(|r| sync.daemon(r)).collect())
+    Desired {
+        daemons: roles_wanted.into_iter().map(|r| sync.daemon(r)).collect(),
+        keep_others,
+    }
 }
 
 /// A running daemon is what was asked: same role, link and ID, and every value
@@ -56,11 +70,18 @@ fn matches(running: &SyncDaemon, want: &SyncDaemon) -> bool {
         && same(want.ttl, running.ttl)
 }
 
-/// What to stop, then what to start, to go from `running` to `want`.
-pub fn plan(running: &[SyncDaemon], want: &[SyncDaemon]) -> (Vec<SyncRole>, Vec<SyncDaemon>) {
+/// What to stop, then what to start, to go from `running` to `want`. With
+/// `keep_others`, a running daemon of a role `want` has not stays.
+pub fn plan(
+    running: &[SyncDaemon],
+    want: &[SyncDaemon],
+    keep_others: bool,
+) -> (Vec<SyncRole>, Vec<SyncDaemon>) {
     let mut stop = Vec::new();
     for r in running {
-        if !want.iter().any(|w| matches(r, w)) {
+        let wanted = want.iter().any(|w| matches(r, w));
+        let kept = keep_others && !want.iter().any(|w| w.role == r.role);
+        if !wanted && !kept {
             stop.push(r.role);
         }
     }
@@ -195,8 +216,11 @@ pub async fn run(
         }
         st.configured = cfg.sync.is_some();
         let want = match &cfg.sync {
-            Some(sync) => desired(sync, &r),
-            None if ours => Some(Vec::new()),
+            Some(sync) => Some(desired(sync, &r)),
+            None if ours => Some(Desired {
+                daemons: Vec::new(),
+                keep_others: false,
+            }),
             None => None,
         };
         if let Some(want) = want {
@@ -213,7 +237,7 @@ pub async fn run(
             if let Some(i) = &mut ipvs {
                 match apply(i, &want, &mut st).await {
                     Ok(()) => {
-                        ours = !want.is_empty();
+                        ours = !want.daemons.is_empty();
                         st.error = None;
                     }
                     Err(error) => {
@@ -223,12 +247,6 @@ pub async fn run(
                         ipvs = None;
                     }
                 }
-            }
-        } else if let (Some(i), true) = (&mut ipvs, cfg.sync.is_some()) {
-            // Unsettled instance: nothing changes, but the status says what runs.
-            if let Ok(running) = i.sync_daemons().await {
-                st.daemons = running.iter().map(DaemonView::from).collect();
-                st.checked_unix_ms = Some(now_ms());
             }
         }
         if !st.configured && !ours {
@@ -249,13 +267,9 @@ pub async fn run(
     }
 }
 
-async fn apply(
-    ipvs: &mut Ipvs,
-    want: &[SyncDaemon],
-    st: &mut SyncStatus,
-) -> Result<(), crate::ipvs::IpvsError> {
+async fn apply(ipvs: &mut Ipvs, want: &Desired, st: &mut SyncStatus) -> Result<(), crate::ipvs::IpvsError> {
     let mut running = ipvs.sync_daemons().await?;
-    let (stop, start) = plan(&running, want);
+    let (stop, start) = plan(&running, &want.daemons, want.keep_others);
     let changed = !stop.is_empty() || !start.is_empty();
     for role in stop {
         ipvs.stop_sync_daemon(role).await?;
@@ -303,8 +317,8 @@ mod tests {
         }
     }
 
-    fn role_list(d: Option<Vec<SyncDaemon>>) -> Option<Vec<SyncRole>> {
-        d.map(|v| v.into_iter().map(|d| d.role).collect())
+    fn role_list(d: Desired) -> (Vec<SyncRole>, bool) {
+        (d.daemons.into_iter().map(|d| d.role).collect(), d.keep_others)
     }
 
     #[test]
@@ -312,16 +326,52 @@ mod tests {
         let s = sync(Some("web"));
         assert_eq!(
             role_list(desired(&s, &roles(&["web"], &[]))),
-            Some(vec![SyncRole::Master])
+            (vec![SyncRole::Master], false)
         );
         assert_eq!(
             role_list(desired(&s, &roles(&[], &[]))),
-            Some(vec![SyncRole::Backup])
+            (vec![SyncRole::Backup], false)
         );
-        assert_eq!(role_list(desired(&s, &roles(&[], &["web"]))), None);
+        // Unsettled: the backup daemon at once, a running master daemon kept.
+        assert_eq!(
+            role_list(desired(&s, &roles(&[], &["web"]))),
+            (vec![SyncRole::Backup], true)
+        );
         assert_eq!(
             role_list(desired(&sync(None), &roles(&[], &[]))),
-            Some(vec![SyncRole::Master, SyncRole::Backup])
+            (vec![SyncRole::Master, SyncRole::Backup], false)
+        );
+    }
+
+    /// Issue 16, the way back: a director killed while master comes back. Its
+    /// kernel still runs the master daemon, and until its new hafront hears the
+    /// other director it did nothing, so it received no connection in that time.
+    /// Now it starts the backup daemon at once and keeps the master one (a restart
+    /// of the master's hafront keeps syncing), until the instance settles.
+    #[test]
+    fn an_unsettled_instance_starts_the_backup_daemon_and_keeps_the_master_one() {
+        let s = sync(Some("web"));
+        let master = s.daemon(SyncRole::Master);
+        let backup = s.daemon(SyncRole::Backup);
+        let want = desired(&s, &roles(&[], &["web"]));
+        assert_eq!(
+            plan(std::slice::from_ref(&master), &want.daemons, want.keep_others),
+            (vec![], vec![backup.clone()])
+        );
+        // A backup daemon of another sync ID is replaced all the same.
+        let old = SyncDaemon {
+            sync_id: 9,
+            ..backup.clone()
+        };
+        assert_eq!(
+            plan(&[master.clone(), old], &want.daemons, want.keep_others),
+            (vec![SyncRole::Backup], vec![backup.clone()])
+        );
+        // Settled as backup: the master daemon goes.
+        let want = desired(&s, &roles(&[], &[]));
+        assert_eq!(
+            plan(&[master, backup], &want.daemons, want.keep_others),
+            (vec![SyncRole::Master], vec![])
         );
     }
 
@@ -337,11 +387,15 @@ mod tests {
             ..backup.clone()
         };
         assert_eq!(
-            plan(std::slice::from_ref(&running), std::slice::from_ref(&backup)),
+            plan(
+                std::slice::from_ref(&running),
+                std::slice::from_ref(&backup),
+                false
+            ),
             (vec![], vec![])
         );
         assert_eq!(
-            plan(&[running], std::slice::from_ref(&master)),
+            plan(&[running], std::slice::from_ref(&master), false),
             (vec![SyncRole::Backup], vec![master.clone()])
         );
         // Another sync ID: restarted.
@@ -350,7 +404,7 @@ mod tests {
             ..master.clone()
         };
         assert_eq!(
-            plan(&[other], std::slice::from_ref(&master)),
+            plan(&[other], std::slice::from_ref(&master), false),
             (vec![SyncRole::Master], vec![master])
         );
     }
