@@ -16,12 +16,7 @@ root=$(cd "$here/../.." && pwd)
 source "$here/../lib/lab.sh"
 source "$here/../lib/hafront.sh"
 hf_build
-KA_BUILD=${KA_BUILD:-}
-for cand in "$root/../shared/third-party/build-keepalived" "$root/../../shared/third-party/build-keepalived"; do
-    [ -n "$KA_BUILD" ] || { [ -x "$cand" ] && KA_BUILD=$cand; }
-done
-[ -n "$KA_BUILD" ] || fail "build-keepalived not found (../shared/third-party beside the repo; or set KA_BUILD)"
-KA=$("$KA_BUILD") || fail "keepalived 2.4.3 did not build"
+KA=$(keepalived_243) || fail "keepalived 2.4.3: not available"
 lab_up
 dir=$(lab_logdir)
 K1=hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f

@@ -10,7 +10,7 @@
 #     preempting advert;
 #  4. the VIPs' own interface and an extra one: with garp.extra_if_all, one
 #     gratuitous ARP every extra_if_interval on the extra interface;
-#  5. keepalived (Debian's 2.2.7) as the other node with the same keepalived.conf,
+#  5. keepalived (Debian's 2.2.7, then 2.4.3) as the other node with the same keepalived.conf,
 #     hafront importing it (--keepalived-config), both roles: one VIP holder, and
 #     the master's burst spaced (hafront's and keepalived's alike; keepalived
 #     2.2.7 sends about one gARP per VIP of a spaced burst, hafront the whole burst).
@@ -267,6 +267,8 @@ $(printf '    %s/24\n' "${V4[@]}")
 }
 CONF
 }
+KA243=$(keepalived_243) || fail "keepalived 2.4.3: not available"
+for ka in "$(command -v keepalived)" "$KA243"; do
 for role in master backup; do
     hprio=150 kprio=100 master=a mac=$MAC_A
     if [ $role = backup ]; then hprio=100 kprio=150 master=b mac=$MAC_B; fi
@@ -279,7 +281,7 @@ for role in master backup; do
         hf_run a HAFRONT_RUNTIME_DIR="$dir/run-a" HAFRONT_STATE_DIR="$dir/state-a" -- --keepalived-config "$dir/a-ka.conf"
         hf_wait_state a web master 5 || fail "keepalived interop ($role): hafront not master"
     fi
-    ip netns exec "$LAB-b" keepalived -n -l -D -P -f "$dir/b-ka.conf" -p "$dir/ka.pid" -r "$dir/ka-vrrp.pid" \
+    ip netns exec "$LAB-b" "$ka" -n -l -D -P -f "$dir/b-ka.conf" -p "$dir/ka.pid" -r "$dir/ka-vrrp.pid" \
         >>"$dir/keepalived-b.log" 2>&1 &
     ka_pid=$!
     lab_track_pid "$ka_pid"
@@ -309,5 +311,6 @@ for role in master backup; do
     wait "$ka_pid" 2>/dev/null || true
     lab_untrack_pid "$ka_pid"
     lab_stop_named b keepalived
-    pass "keepalived $(keepalived --version 2>&1 | head -1 | awk '{print $2}') as the other node, hafront $role: $master's $n gARPs for 20 VIPs at least $gap ms apart"
+    pass "keepalived $("$ka" --version 2>&1 | head -1 | awk '{print $2}') as the other node, hafront $role: $master's $n gARPs for 20 VIPs at least $gap ms apart"
+done
 done

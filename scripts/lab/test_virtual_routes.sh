@@ -167,12 +167,7 @@ pass "track_link = false: interface down, still master; true (default): fault"
 # keepalived 2.2.7 (Debian's) and 2.4.3 (built from ../shared/third-party) as the
 # other node, with the same configuration.
 command -v keepalived >/dev/null || fail "keepalived is not installed (scripts/test installs it)"
-KA_BUILD=${KA_BUILD:-}
-for cand in "$here/../../../shared/third-party/build-keepalived" "$here/../../../../shared/third-party/build-keepalived"; do
-    [ -n "$KA_BUILD" ] || { [ -x "$cand" ] && KA_BUILD=$cand; }
-done
-[ -n "$KA_BUILD" ] || fail "build-keepalived not found (../shared/third-party beside the repo; or set KA_BUILD)"
-KA243=$("$KA_BUILD") || fail "keepalived 2.4.3 did not build"
+KA243=$(keepalived_243) || fail "keepalived 2.4.3: not available"
 want[2]='203.0.113.0/25 via 192.0.2.254 dev eth0 proto keepalived'
 # keepalived 2.4.3 adds the IPv6 unreachable route but fails to delete it
 # (RTM_DELROUTE: ESRCH, 2.2.7 deletes it): left out of keepalived's configuration

@@ -99,12 +99,7 @@ lab_exec b ip -o addr flush dev eth0 to "$VIP" 2>/dev/null || true
 pass "restart after a crash reuses the VMAC"
 
 # keepalived 2.2.7 (Debian's) and 2.4.3 (built from ../shared/third-party).
-KA_BUILD=${KA_BUILD:-}
-for cand in "$here/../../../shared/third-party/build-keepalived" "$here/../../../../shared/third-party/build-keepalived"; do
-    [ -n "$KA_BUILD" ] || { [ -x "$cand" ] && KA_BUILD=$cand; }
-done
-[ -n "$KA_BUILD" ] || fail "build-keepalived not found (../shared/third-party beside the repo; or set KA_BUILD)"
-KA243=$("$KA_BUILD") || fail "keepalived 2.4.3 did not build"
+KA243=$(keepalived_243) || fail "keepalived 2.4.3: not available"
 if command -v keepalived >/dev/null; then
     ka_pid=""
     for ka in "$(command -v keepalived)" "$KA243"; do

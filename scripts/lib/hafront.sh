@@ -123,3 +123,15 @@ hf_wait_state() {
 # Assertions that name what failed.
 fail() { echo "FAIL: $*" >&2; exit 1; }
 pass() { echo "ok: $*"; }
+
+# keepalived 2.4.3, built from ../shared/third-party beside the repository (or by
+# KA_BUILD): prints the binary's path; build-keepalived builds it once (~1-2 min on
+# a fresh machine) and caches it.
+keepalived_243() {
+    local build=${KA_BUILD:-} cand
+    for cand in "$HF_ROOT/../shared/third-party/build-keepalived" "$HF_ROOT/../../shared/third-party/build-keepalived"; do
+        [ -n "$build" ] || { [ -x "$cand" ] && build=$cand; }
+    done
+    [ -n "$build" ] || { echo "build-keepalived not found (../shared/third-party beside the repo; or set KA_BUILD)" >&2; return 1; }
+    "$build" || { echo "keepalived 2.4.3 did not build" >&2; return 1; }
+}
