@@ -346,16 +346,7 @@ impl Vmacs {
             ]
         };
         if !conf.is_empty() {
-            let msg = LinkUnspec::new_with_index(vmac.index)
-                .append_extra_attribute(devconf_attr(conf))
-                .build();
-            links
-                .handle()
-                .link()
-                .set(msg)
-                .execute()
-                .await
-                .map_err(netlink("set VMAC sysctls"))?;
+            set_devconf(links, vmac.index, conf, "set VMAC sysctls").await?;
         }
         // No EUI-64 link-local address from the virtual MAC (RFC 5798 §7.4); this
         // cannot be part of the creation (the kernel ignores IFLA_AF_SPEC there).
@@ -509,12 +500,24 @@ impl Vmacs {
 }
 
 async fn set_arp(links: &Links, index: u32, (ignore, filter, announce): ArpConf) -> Result<(), NetError> {
+    let conf = [
+        (DEVCONF_ARP_IGNORE, ignore),
+        (DEVCONF_ARPFILTER, filter),
+        (DEVCONF_ARP_ANNOUNCE, announce),
+    ];
+    set_devconf(links, index, &conf, "set arp_ignore/arp_filter/arp_announce").await
+}
+
+/// Sets IPv4 devconf values (the interface's sysctls) of one interface in this
+/// namespace, in one RTM_SETLINK.
+async fn set_devconf(
+    links: &Links,
+    index: u32,
+    conf: &[(u16, u32)],
+    what: &'static str,
+) -> Result<(), NetError> {
     let msg = LinkUnspec::new_with_index(index)
-        .append_extra_attribute(devconf_attr(&[
-            (DEVCONF_ARP_IGNORE, ignore),
-            (DEVCONF_ARPFILTER, filter),
-            (DEVCONF_ARP_ANNOUNCE, announce),
-        ]))
+        .append_extra_attribute(devconf_attr(conf))
         .build();
     links
         .handle()
@@ -523,7 +526,7 @@ async fn set_arp(links: &Links, index: u32, (ignore, filter, announce): ArpConf)
         .execute()
         .await
         .map_err(|source| NetError::Netlink {
-            what: "set arp_ignore/arp_filter/arp_announce",
+            what,
             source: Box::new(source),
         })
 }
