@@ -1075,6 +1075,12 @@ in
           PrivateTmp = true;
           PrivateDevices = true;
           ProtectKernelTunables = true;
+          # The two sysctls hafront writes in its own network namespace (read-only
+          # above otherwise): vrrp.disable_local_igmp and [ipvs.sysctl].
+          ReadWritePaths = [
+            "-/proc/sys/net/ipv4/igmp_link_local_mcast_reports"
+            "-/proc/sys/net/ipv4/vs"
+          ];
           ProtectKernelModules = true;
           ProtectKernelLogs = true;
           ProtectControlGroups = true;

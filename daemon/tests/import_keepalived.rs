@@ -983,6 +983,18 @@ fn startup_delay_rt_priority_and_no_swap_are_carried() {
     assert_eq!(cfg.vrrp.instances.len(), 1);
 }
 
+/// `disable_local_igmp` carries over (it was "not supported"); without it the key
+/// stays unset (hafront decides: on with an IPv4 use_vmac instance).
+#[test]
+fn disable_local_igmp_is_carried() {
+    let inst = "vrrp_instance web {\n  interface eth0\n  virtual_router_id 51\n  priority 100\n  \
+                virtual_ipaddress {\n    192.0.2.100/24\n  }\n}\n";
+    let (cfg, _imp) = import_text(&format!("global_defs {{\n  disable_local_igmp\n}}\n{inst}"));
+    assert_eq!(cfg.vrrp.disable_local_igmp, Some(true));
+    let (cfg, _imp) = import_text(inst);
+    assert_eq!(cfg.vrrp.disable_local_igmp, None);
+}
+
 /// keepalived 2.4's auth_hmac block carries over key by key (issue 20 §1), and the
 /// legacy authentication beside it is dropped, as keepalived drops it.
 #[test]

@@ -172,6 +172,11 @@ pub struct VrrpConfig {
     /// `vrrp_gna_interval`); 0: none.
     #[serde(with = "duration")]
     pub na_interval: Duration,
+    /// `net.ipv4.igmp_link_local_mcast_reports = 0` while hafront runs (keepalived's
+    /// `disable_local_igmp`; net/igmp.rs says why). Unset: on when an IPv4 instance
+    /// uses `use_vmac` (its macvlan would report 224.0.0.18 from the virtual MAC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disable_local_igmp: Option<bool>,
     /// Instances that move together; a fault in one faults all.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub sync_groups: BTreeMap<String, super::track::SyncGroupConfig>,

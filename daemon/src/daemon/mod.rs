@@ -65,6 +65,31 @@ fn boot_uptime() -> Option<Duration> {
     (rc == 0).then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
 }
 
+/// `vrrp.disable_local_igmp` (unset: on when an IPv4 instance has a virtual-MAC
+/// macvlan): turns the reports off, and returns what to put back at stop. A failure
+/// is logged and the daemon goes on (the reports only move the virtual MAC on the
+/// switch for a moment: net/igmp.rs). Taken at start only, as keepalived.
+fn disable_local_igmp(cfg: &Config) -> Option<crate::net::igmp::Saved> {
+    let vmac_v4 = cfg
+        .vrrp
+        .instances
+        .values()
+        .any(|i| i.use_vmac && !i.use_ipvlan && !i.vmac_xmit_base && !i.family().is_ipv6());
+    if !cfg.vrrp.disable_local_igmp.unwrap_or(vmac_v4) {
+        return None;
+    }
+    match crate::net::igmp::disable(std::path::Path::new(crate::net::igmp::SYSCTL)) {
+        Ok(saved) => {
+            info!("link-local IGMP reports off (a backup's virtual MAC must not reach the switch)");
+            Some(saved)
+        }
+        Err(error) => {
+            warn!(%error, "link-local IGMP reports left on: a backup reports 224.0.0.18 from its virtual MAC");
+            None
+        }
+    }
+}
+
 pub fn specs_from_config(cfg: &Config) -> Vec<(String, InstanceSpec)> {
     cfg.vrrp
         .instances
@@ -393,6 +418,8 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     );
     // Before any VIP can be added: the accept-mode filter is static (net/accept.rs).
     apply_accept_mode(&cfg).await;
+    // Before the sockets join 224.0.0.18 (the join itself reports).
+    let igmp_saved = disable_local_igmp(&cfg);
     let specs = specs_from_config(&cfg);
     engine.remove_stale_vmacs(&specs).await;
     for (name, spec) in specs {
@@ -615,6 +642,12 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     notifier.drain(crate::notify::DRAIN).await;
     if let Err(error) = accept::apply(&AcceptPlan::default()).await {
         warn!(%error, "cannot remove the accept-mode table");
+    }
+    if let Some(saved) = igmp_saved {
+        match crate::net::igmp::restore(std::path::Path::new(crate::net::igmp::SYSCTL), saved) {
+            Ok(()) => info!("link-local IGMP reports put back as found"),
+            Err(error) => warn!(%error, "link-local IGMP reports not put back"),
+        }
     }
     if let Some(Err(_)) = publisher_status {
         error!("the status publisher panicked");

@@ -8,6 +8,7 @@ pub mod accept;
 pub mod announce;
 pub mod error;
 pub mod hooks;
+pub mod igmp;
 pub mod link;
 pub mod routes;
 pub mod vip;

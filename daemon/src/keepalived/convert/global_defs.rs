@@ -172,6 +172,10 @@ impl Cx {
                     vrrp.get_or_insert_with(|| Section::new("vrrp"))
                         .set("lock_memory", true, Self::at(&n.loc, c))
                 }
+                "disable_local_igmp" => {
+                    vrrp.get_or_insert_with(|| Section::new("vrrp"))
+                        .set("disable_local_igmp", true, Self::at(&n.loc, c))
+                }
                 "lvs_sync_daemon" => self.g.lvs_sync_daemon = Some((c.clone(), n.loc.clone())),
                 "vrrp_iptables" | "vrrp_ipsets" | "nftables" => self.skip(
                     c,

@@ -287,11 +287,6 @@ pub const REASONS: &[(&[&str], &[&str], &str)] = &[
     ),
     (
         &[GLOBAL],
-        &["disable_local_igmp"],
-        "not supported: hafront leaves IGMP reports to the kernel",
-    ),
-    (
-        &[GLOBAL],
         &["dynamic_interfaces"],
         "not supported: hafront needs an instance's interface at start",
     ),
