@@ -32,6 +32,8 @@ PATH=/usr/local/bin:$PATH
 N=${1:?usage: ipvs-sync.sh N MODE:SYNC...}
 shift
 case ${1:-} in rounds=*) ROUNDS=${1#rounds=}; shift ;; esac
+EXTRA=0
+case ${1:-} in vips=*) EXTRA=${1#vips=}; shift ;; esac
 VIP=192.0.2.100
 GW=198.51.100.254
 FLOWS="python3 -S -E /flows.py"
@@ -80,6 +82,7 @@ link() {
 }
 
 setup() { # MODE
+    rm -f /tmp/hf-a.log /tmp/hf-b.log # each spec's own (the checks read b's)
     for br in br0 br1; do
         ip link add $br type bridge
         ip link set $br up
@@ -131,6 +134,15 @@ teardown() {
     ip link del br1 2>/dev/null || true
 }
 
+# extra_vips: EXTRA more addresses of `web`, listed (so added and removed) before
+# the VIP: the VIP's removal on leaving master comes that much later.
+extra_vips() {
+    i=0
+    while [ "$i" -lt "$EXTRA" ]; do
+        printf '"203.0.113.%d/32", ' $((i + 1))
+        i=$((i + 1))
+    done
+}
 # conf NODE PRIORITY MODE SYNC
 conf() {
     mkdir -p /tmp/$1
@@ -145,7 +157,7 @@ vrid = 51
 priority = $2
 advert_interval = "200ms"
 preempt_delay = "$PREEMPT_DELAY"
-virtual_ips = ["$VIP/24"]
+virtual_ips = [$(extra_vips)"$VIP/24"]
 [ipvs.services.web]
 address = "$VIP:80"
 scheduler = "rr"
@@ -187,6 +199,38 @@ lacks_vip() { ! has_vip "$1"; }
 # an earlier round, e.g. a's after it was cut off).
 synced() { [ "$(established "$1")" -ge "$N" ]; }
 established() { in_ns "$1" ipvsadm -Lnc | grep -c "ESTABLISHED *$SRC:[0-9]* *$VIP:80 " || true; }
+# sample NODE: until the file stop-sampling exists, every 50 ms a line of NODE's
+# side of the takeover, read from /proc by one Python process in NODE (a process
+# per sample costs seconds under TCG): UTC time, the round's ESTABLISHED entries,
+# whether NODE has the VIP, the service, and (NAT) the inside VIP.
+sample() {
+    in_ns "$1" python3 -S -E -c '
+import os, sys, time
+node, vip, gw, src = sys.argv[1:5]
+hexa = lambda a: "%02X%02X%02X%02X" % tuple(int(x) for x in a.split("."))
+svc = "TCP  %s:0050" % hexa(vip)
+while not os.path.exists("/tmp/stop-sampling"):
+    t = time.time()
+    est = 0
+    with open("/proc/net/ip_vs_conn") as f:
+        for l in f:
+            w = l.split()
+            if len(w) > 7 and w[1] == hexa(src) and w[3] == hexa(vip) and w[7] == "ESTABLISHED":
+                est += 1
+    with open("/proc/net/ip_vs") as f:
+        has_svc = svc in f.read()
+    local = set()
+    with open("/proc/net/fib_trie") as f:
+        last = None
+        for l in f:
+            if "/32 host LOCAL" in l and last:
+                local.add(last)
+            last = l.strip().split()[-1] if l.strip().startswith("|--") else None
+    print("%s.%03d %s:%d:%s:%s:%s" % (time.strftime("%H:%M:%S", time.gmtime(t)), t % 1 * 1000, node, est,
+          "vip" if vip in local else "-", "svc" if has_svc else "-", "gw" if gw in local else "-"), flush=True)
+    time.sleep(0.05)
+' "$1" "$VIP" "$GW" "$SRC"
+}
 links() { # NODE up|down
     ip link set "v${1}eth0" "$2"
     [ "$MODE" = dr ] || ip link set "v${1}eth1" "$2"
@@ -211,6 +255,11 @@ flows_end() {
     kept=$(echo "$r" | sed -n 's/.*"kept": \([0-9]*\).*/\1/p')
     stall=$(echo "$r" | sed -n 's/.*"stall_ms": \([0-9]*\).*/\1/p')
     [ -n "$kept" ] || fail "$1: no result: $r $(cat "$d/err")"
+    [ "$kept" -eq "$N" ] || echo "$r" | python3 -S -E -c '
+import json, sys, time
+r = json.load(sys.stdin)
+at = [time.strftime("%H:%M:%S", time.gmtime(t)) + ".%03d" % round(t % 1 * 1000) for t in r.get("broken_at", [])]
+print("%s: broken: %d, errors %s, at %s" % (sys.argv[1], len(at), r["errors"], " ".join(at)))' "$1"
 }
 # before_event ROUND PEER: with sync, waits until PEER's IPVS holds the N flows.
 before_event() {
@@ -291,6 +340,11 @@ assert s["sysctl"]["sync_refresh_period"] == {"wanted": "1", "current": "1"}, s
     # a's kernel still has the VIP hafront had added (SIGKILL): the new hafront
     # removes it as backup.
     mark back
+    rm -f /tmp/stop-sampling
+    sample a >/tmp/samples-a 2>&1 &
+    sampler_a=$!
+    sample b >/tmp/samples-b 2>&1 &
+    sampler_b=$!
     links a up
     t=$(now_ms)
     start a 150 "$MODE" "$SYNC"
@@ -313,14 +367,36 @@ assert s["sysctl"]["sync_refresh_period"] == {"wanted": "1", "current": "1"}, s
     done
     took=$(($(now_ms) - t))
     echo "back: a preempted after ${took} ms holding $(established a) of the $N entries (held at deciseconds from its start:$trace)"
-    grep -E 'sync daemon|state changed' /tmp/hf-a.log | tail -n 8 | sed 's/^/back: a: /'
 
     wait_for 50 lacks_vip b || fail "back: b kept the VIP"
     if [ "$SYNC" = on ]; then
         wait_for 100 daemon_is b backup || fail "back: b did not switch to the backup sync daemon"
     fi
     sleep 3
+    touch /tmp/stop-sampling
+    wait "$sampler_a" "$sampler_b" || true
     flows_end back
+    # Around the takeover: the samples where something changed (a node's entries,
+    # VIP, service or inside VIP), from 2 s before a's VIP to 3 s after.
+    from=$(awk '/ a:[0-9]*:-/ { gone = 1 } gone && / a:[0-9]*:vip/ { print substr($1, 1, 8); exit }' /tmp/samples-a)
+    echo "back: samples (UTC node:entries:vip:svc:gw), the changes from 2 s before a's VIP:"
+    sort /tmp/samples-a /tmp/samples-b | awk -v f="$from" '
+        BEGIN { split(f, x, ":"); lo = x[1] * 3600 + x[2] * 60 + x[3] - 2 }
+        { split($1, y, ":"); t = y[1] * 3600 + y[2] * 60 + y[3]; n = substr($2, 1, 1) }
+        t >= lo && t <= lo + 5 && $2 != prev[n] { print "back:   " $0 }
+        { prev[n] = $2 }' | head -n 80
+    for n in a b; do
+        grep -E 'sync daemon|state changed|virtual address (added|removed)|IPVS table reconciled|IPVS services' /tmp/hf-$n.log |
+            tail -n 12 | sed "s/^/back: $n: /"
+    done
+    # b left master: its VIP went before its IPVS service (a service removed first
+    # leaves the VIP answering the clients with b's own resets, issue 16).
+    left=$(grep -n 'state changed instance="web".*from="master" state="backup"' /tmp/hf-b.log | head -n1 | cut -d: -f1)
+    gone=$(awk -v l="${left:-0}" 'NR > l && /virtual address removed instance="web" vip=192.0.2.100/ { print NR; exit }' /tmp/hf-b.log)
+    svc=$(awk -v l="${left:-0}" 'NR > l && /IPVS table reconciled.* services=0/ { print NR; exit }' /tmp/hf-b.log)
+    [ -n "$left" ] && [ -n "$gone" ] && [ -n "$svc" ] && [ "$gone" -lt "$svc" ] ||
+        fail "back: b's VIP was not removed before its IPVS service (log lines: left master $left, VIP $gone, service $svc)"
+    ok "back: b removed its VIP, then its IPVS service"
     result back $took
 
     # sigterm: a leaves gracefully.
