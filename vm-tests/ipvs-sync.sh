@@ -25,7 +25,10 @@
 #   sigterm flows through a; a's hafront gets SIGTERM (priority 0, VIPs released).
 # With sync on, each round waits until the other director's IPVS holds the N
 # connections before the event, and every connection must survive; with sync off
-# each round must break at least one (the test can fail). A line per round:
+# each round must break at least one (the test can fail). At the way back, b must
+# remove its VIP before its IPVS service (its log says), and the test prints what
+# both hafronts logged and 50 ms samples of both directors around the takeover; a
+# broken flow's error and time are printed. A line per round:
 #   RESULT mode=dr sync=on round=kill kept=100/100 stall_ms=1234 takeover_ms=...
 set -eu
 PATH=/usr/local/bin:$PATH
@@ -80,6 +83,7 @@ link() {
 }
 
 setup() { # MODE
+    rm -f /tmp/hf-a.log /tmp/hf-b.log # each spec's own (the checks read b's)
     for br in br0 br1; do
         ip link add $br type bridge
         ip link set $br up
@@ -187,6 +191,38 @@ lacks_vip() { ! has_vip "$1"; }
 # an earlier round, e.g. a's after it was cut off).
 synced() { [ "$(established "$1")" -ge "$N" ]; }
 established() { in_ns "$1" ipvsadm -Lnc | grep -c "ESTABLISHED *$SRC:[0-9]* *$VIP:80 " || true; }
+# sample NODE: until the file stop-sampling exists, every 50 ms a line of NODE's
+# side of the takeover, read from /proc by one Python process in NODE (a process
+# per sample costs seconds under TCG): UTC time, the round's ESTABLISHED entries,
+# whether NODE has the VIP, the service, and (NAT) the inside VIP.
+sample() {
+    in_ns "$1" python3 -S -E -c '
+import os, sys, time
+node, vip, gw, src = sys.argv[1:5]
+hexa = lambda a: "%02X%02X%02X%02X" % tuple(int(x) for x in a.split("."))
+svc = "TCP  %s:0050" % hexa(vip)
+while not os.path.exists("/tmp/stop-sampling"):
+    t = time.time()
+    est = 0
+    with open("/proc/net/ip_vs_conn") as f:
+        for l in f:
+            w = l.split()
+            if len(w) > 7 and w[1] == hexa(src) and w[3] == hexa(vip) and w[7] == "ESTABLISHED":
+                est += 1
+    with open("/proc/net/ip_vs") as f:
+        has_svc = svc in f.read()
+    local = set()
+    with open("/proc/net/fib_trie") as f:
+        last = None
+        for l in f:
+            if "/32 host LOCAL" in l and last:
+                local.add(last)
+            last = l.strip().split()[-1] if l.strip().startswith("|--") else None
+    print("%s.%03d %s:%d:%s:%s:%s" % (time.strftime("%H:%M:%S", time.gmtime(t)), t % 1 * 1000, node, est,
+          "vip" if vip in local else "-", "svc" if has_svc else "-", "gw" if gw in local else "-"), flush=True)
+    time.sleep(0.05)
+' "$1" "$VIP" "$GW" "$SRC"
+}
 links() { # NODE up|down
     ip link set "v${1}eth0" "$2"
     [ "$MODE" = dr ] || ip link set "v${1}eth1" "$2"
@@ -211,6 +247,11 @@ flows_end() {
     kept=$(echo "$r" | sed -n 's/.*"kept": \([0-9]*\).*/\1/p')
     stall=$(echo "$r" | sed -n 's/.*"stall_ms": \([0-9]*\).*/\1/p')
     [ -n "$kept" ] || fail "$1: no result: $r $(cat "$d/err")"
+    [ "$kept" -eq "$N" ] || echo "$r" | python3 -S -E -c '
+import json, sys, time
+r = json.load(sys.stdin)
+at = [time.strftime("%H:%M:%S", time.gmtime(t)) + ".%03d" % round(t % 1 * 1000) for t in r.get("broken_at", [])]
+print("%s: broken: %d, errors %s, at %s" % (sys.argv[1], len(at), r["errors"], " ".join(at)))' "$1"
 }
 # before_event ROUND PEER: with sync, waits until PEER's IPVS holds the N flows.
 before_event() {
@@ -291,6 +332,11 @@ assert s["sysctl"]["sync_refresh_period"] == {"wanted": "1", "current": "1"}, s
     # a's kernel still has the VIP hafront had added (SIGKILL): the new hafront
     # removes it as backup.
     mark back
+    rm -f /tmp/stop-sampling
+    sample a >/tmp/samples-a 2>&1 &
+    sampler_a=$!
+    sample b >/tmp/samples-b 2>&1 &
+    sampler_b=$!
     links a up
     t=$(now_ms)
     start a 150 "$MODE" "$SYNC"
@@ -313,14 +359,36 @@ assert s["sysctl"]["sync_refresh_period"] == {"wanted": "1", "current": "1"}, s
     done
     took=$(($(now_ms) - t))
     echo "back: a preempted after ${took} ms holding $(established a) of the $N entries (held at deciseconds from its start:$trace)"
-    grep -E 'sync daemon|state changed' /tmp/hf-a.log | tail -n 8 | sed 's/^/back: a: /'
 
     wait_for 50 lacks_vip b || fail "back: b kept the VIP"
     if [ "$SYNC" = on ]; then
         wait_for 100 daemon_is b backup || fail "back: b did not switch to the backup sync daemon"
     fi
     sleep 3
+    touch /tmp/stop-sampling
+    wait "$sampler_a" "$sampler_b" || true
     flows_end back
+    # Around the takeover: the samples where something changed (a node's entries,
+    # VIP, service or inside VIP), from 2 s before a's VIP to 3 s after.
+    from=$(awk '/ a:[0-9]*:-/ { gone = 1 } gone && / a:[0-9]*:vip/ { print substr($1, 1, 8); exit }' /tmp/samples-a)
+    echo "back: samples (UTC node:entries:vip:svc:gw), the changes from 2 s before a's VIP:"
+    sort /tmp/samples-a /tmp/samples-b | awk -v f="$from" '
+        BEGIN { split(f, x, ":"); lo = x[1] * 3600 + x[2] * 60 + x[3] - 2 }
+        { split($1, y, ":"); t = y[1] * 3600 + y[2] * 60 + y[3]; n = substr($2, 1, 1) }
+        t >= lo && t <= lo + 5 && $2 != prev[n] { print "back:   " $0 }
+        { prev[n] = $2 }' | head -n 80
+    for n in a b; do
+        grep -E 'sync daemon|state changed|virtual address (added|removed)|IPVS table reconciled|IPVS services' /tmp/hf-$n.log |
+            tail -n 12 | sed "s/^/back: $n: /"
+    done
+    # b left master: its VIP went before its IPVS service (a service removed first
+    # leaves the VIP answering the clients with b's own resets, issue 16).
+    left=$(grep -n 'state changed instance="web".*from="master" state="backup"' /tmp/hf-b.log | head -n1 | cut -d: -f1)
+    gone=$(awk -v l="${left:-0}" 'NR > l && /virtual address removed instance="web" vip=192.0.2.100/ { print NR; exit }' /tmp/hf-b.log)
+    svc=$(awk -v l="${left:-0}" 'NR > l && /IPVS table reconciled.* services=0/ { print NR; exit }' /tmp/hf-b.log)
+    [ -n "$left" ] && [ -n "$gone" ] && [ -n "$svc" ] && [ "$gone" -lt "$svc" ] ||
+        fail "back: b's VIP was not removed before its IPVS service (log lines: left master $left, VIP $gone, service $svc)"
+    ok "back: b removed its VIP, then its IPVS service"
     result back $took
 
     # sigterm: a leaves gracefully.

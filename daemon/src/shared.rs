@@ -378,6 +378,29 @@ pub struct Roles {
     pub unsettled: BTreeSet<String>,
 }
 
+/// Instances whose VIPs the VIP executor has added and not yet removed (the
+/// executor keeps it): an instance that left master is in it until its `Remove`
+/// has run.
+pub type VipsHeld = BTreeSet<String>;
+
+impl Roles {
+    /// The roles the IPVS reconciler installs services for: an instance that left
+    /// master counts as master until its VIPs are removed. Leaving master, the
+    /// engine's removal of the VIPs and the reconciler's removal of the services
+    /// ran side by side; a service removed first left the VIP on the node with no
+    /// IPVS hook behind it, and the node's own stack answered the clients' packets
+    /// with resets (issue 16: VIPs go before services).
+    pub fn with_vips_held(mut self, held: &VipsHeld) -> Roles {
+        for name in held {
+            if !self.masters.contains(name) {
+                self.unsettled.remove(name);
+                self.masters.insert(name.clone());
+            }
+        }
+        self
+    }
+}
+
 /// Tracking as the API shows it.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct TrackingSnapshot {

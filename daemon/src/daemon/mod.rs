@@ -382,7 +382,16 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     // (Hooks::wait_ipvs: an instance's IPVS services before its VIPs).
     let (ipvs_written_tx, ipvs_written_rx) = watch::channel(crate::shared::IpvsWritten::default());
     let (spacing_tx, spacing_rx) = watch::channel(announce_spacing(&cfg));
-    let vips = VipExecutor::spawn(links.clone(), vip_drift.clone(), ipvs_written_rx, spacing_rx);
+    // And the other way: the reconciler removes an instance's services only once its
+    // VIPs are removed (Roles::with_vips_held).
+    let (vips_held_tx, vips_held_rx) = watch::channel(crate::shared::VipsHeld::default());
+    let vips = VipExecutor::spawn(
+        links.clone(),
+        vip_drift.clone(),
+        ipvs_written_rx,
+        spacing_rx,
+        vips_held_tx,
+    );
     let (splitbrain_vips, splitbrain_links, hub_vips) = (vips.clone(), links.clone(), vips.clone());
     let mut engine = Engine::new(links, vips);
     engine.forward_links_to(tracker_links_tx);
@@ -454,6 +463,7 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         config: ipvs_cfg_rx,
         checks: check_states_rx,
         roles: roles_rx,
+        vips_held: vips_held_rx,
         state_dir: cfg.state_dir.clone(),
         runtime_dir: cfg.runtime_dir.clone(),
         overrides: overrides_rx.clone(),

@@ -298,6 +298,26 @@ real_servers = [ { address = "192.0.2.11:80", weight = 1 }, { address = "192.0.2
         assert!(e.dests.values().all(|d| d.forward == Forward::Dr));
     }
 
+    /// Leaving master, an instance's services stay while its VIPs are on the node
+    /// (the VIP executor's `Remove` not yet run), and go once they are removed:
+    /// VIPs before services. Followed by the roles alone, they went at once, and a
+    /// VIP still on the node answered the clients with resets (issue 16).
+    #[test]
+    fn services_stay_until_the_vips_are_removed() {
+        let c = cfg(WEB);
+        let up = |_: &str, _: &RealServerConfig| Health::UP;
+        let installed = desired_table(&c, &masters(&["web"]), &Table::default(), up);
+        assert_eq!(installed.services.len(), 1);
+        let held: crate::shared::VipsHeld = ["web".to_string()].into();
+        let left = masters(&[]).with_vips_held(&held);
+        assert_eq!(desired_table(&c, &left, &installed, up), installed);
+        let removed = masters(&[]).with_vips_held(&Default::default());
+        assert!(desired_table(&c, &removed, &installed, up).services.is_empty());
+        // Another instance's VIPs keep nothing of `web`.
+        let other = masters(&[]).with_vips_held(&["int".to_string()].into());
+        assert!(desired_table(&c, &other, &installed, up).services.is_empty());
+    }
+
     #[test]
     fn unsettled_instance_keeps_what_the_kernel_has() {
         let c = cfg(WEB);

@@ -35,7 +35,7 @@ use super::model::{DestCounters, ServiceKey, Stats, Table};
 use super::plan::{plan, Op};
 use crate::config::ipvs::{IpvsConfig, RealServerConfig};
 use crate::overrides::Overrides;
-use crate::shared::{Health, Roles, Verdicts};
+use crate::shared::{Health, Roles, Verdicts, VipsHeld};
 use hafront_ipvs::written::{Touched, Written};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
@@ -45,6 +45,9 @@ pub struct ReconcilerInputs {
     pub config: watch::Receiver<Arc<IpvsConfig>>,
     /// The node's VRRP roles.
     pub roles: watch::Receiver<Roles>,
+    /// The instances whose VIPs are still on the node (the VIP executor's): one
+    /// that left master keeps its services until they are removed.
+    pub vips_held: watch::Receiver<VipsHeld>,
     /// Health-check verdicts by check name (real servers with `check`); a check
     /// without a verdict yet counts as up, as keepalived starts real servers.
     pub checks: watch::Receiver<Verdicts>,
@@ -381,6 +384,7 @@ pub async fn run(mut inp: ReconcilerInputs) {
     // from; `None`: the next pass builds it whole.
     let mut built: Option<(Arc<IpvsConfig>, Roles, Arc<Overrides>)> = None;
     let (mut config_open, mut roles_open, mut checks_open, mut overrides_open) = (true, true, true, true);
+    let mut held_open = true;
     // What the last `publish_written` was of: the configuration, whether the pass
     // succeeded, whether IPVS was unavailable, and the number of services in the
     // desired table. It costs O(services), an event must not: an event's pass
@@ -389,7 +393,11 @@ pub async fn run(mut inp: ReconcilerInputs) {
     let mut published: Option<(Arc<IpvsConfig>, (bool, bool, usize))> = None;
     loop {
         let cfg = inp.config.borrow_and_update().clone();
-        let roles = inp.roles.borrow_and_update().clone();
+        let roles = inp
+            .roles
+            .borrow_and_update()
+            .clone()
+            .with_vips_held(&inp.vips_held.borrow_and_update());
         let overrides = inp.overrides.borrow_and_update().clone();
         let (verdicts, _) = follow_verdicts(&mut checks, &mut checks_seen, &inp.checks.borrow_and_update());
         let wait = if cfg.services.is_empty() && owned.is_empty() {
@@ -524,6 +532,7 @@ pub async fn run(mut inp: ReconcilerInputs) {
             // the stop request that removes our services is still to come.
             r = inp.config.changed(), if config_open => config_open = r.is_ok(),
             r = inp.roles.changed(), if roles_open => roles_open = r.is_ok(),
+            r = inp.vips_held.changed(), if held_open => held_open = r.is_ok(),
             r = inp.checks.changed(), if checks_open => checks_open = r.is_ok(),
             r = inp.overrides.changed(), if overrides_open => overrides_open = r.is_ok(),
             _ = sleep => {}

@@ -22,7 +22,7 @@ use super::announce::{Announcer, Pacer, Spacing};
 use super::error::{errno, NetError};
 use super::link::{Iface, Links};
 use crate::shared::throttle::Throttle;
-use crate::shared::IpvsWritten;
+use crate::shared::{IpvsWritten, VipsHeld};
 
 /// Announcement commands waiting in the executor's queue at most.
 pub const ANNOUNCE_MAX: usize = 16;
@@ -311,6 +311,10 @@ pub struct VipExecutor {
     pub(super) extras_refused: HashSet<(String, String)>,
     /// What the IPVS reconciler wrote (`WaitIpvs`).
     ipvs: watch::Receiver<IpvsWritten>,
+    /// The instances whose VIPs were added and not removed since, which the IPVS
+    /// reconciler follows: it removes an instance's services only once its `Remove`
+    /// has run (`Roles::with_vips_held`).
+    held: watch::Sender<VipsHeld>,
     /// `vrrp.garp_interval` / `vrrp.na_interval` (a reload changes them).
     spacing: watch::Receiver<Spacing>,
     /// Spaced announcements waiting (a Remove cancels an instance's).
@@ -327,11 +331,12 @@ impl VipExecutor {
         drift: Arc<Drift>,
         ipvs: watch::Receiver<IpvsWritten>,
         spacing: watch::Receiver<Spacing>,
+        held: watch::Sender<VipsHeld>,
     ) -> VipSender {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let sender = VipSender::new(tx);
         let announces = sender.announces.clone();
-        let mut exec = VipExecutor::new(links, drift, ipvs, spacing);
+        let mut exec = VipExecutor::new(links, drift, ipvs, spacing, held);
         tokio::spawn(async move {
             // What was queued behind the command being run: looked at before an add.
             let mut pending = VecDeque::new();
@@ -380,6 +385,7 @@ impl VipExecutor {
         drift: Arc<Drift>,
         ipvs: watch::Receiver<IpvsWritten>,
         spacing: watch::Receiver<Spacing>,
+        held: watch::Sender<VipsHeld>,
     ) -> VipExecutor {
         VipExecutor {
             links,
@@ -389,6 +395,7 @@ impl VipExecutor {
             refusals: HashMap::new(),
             extras_refused: HashSet::new(),
             ipvs,
+            held,
             spacing,
             pacer: Pacer::default(),
             paced_drops: Throttle::new(LOG_EVERY),
@@ -403,6 +410,9 @@ impl VipExecutor {
                 vips,
                 label,
             } => {
+                // Held from before the first address: the reconciler keeps the
+                // services from now until the `Remove`.
+                self.hold(&instance, true);
                 let mut refused = false;
                 for vip in vips {
                     match self.add(&iface, vip, label.as_deref(), None).await {
@@ -438,6 +448,8 @@ impl VipExecutor {
                         Err(error) => warn!(instance, %error, "virtual address not removed"),
                     }
                 }
+                // Only now may the reconciler remove the instance's services.
+                self.hold(&instance, false);
             }
             VipCommand::Announce {
                 instance,
@@ -526,6 +538,18 @@ impl VipExecutor {
                 let _ = done.send(());
             }
         }
+    }
+
+    /// Marks `instance`'s VIPs held (added) or released (removed), for the IPVS
+    /// reconciler; a change only.
+    fn hold(&self, instance: &str, held: bool) {
+        self.held.send_if_modified(|h| {
+            if held {
+                h.insert(instance.to_string())
+            } else {
+                h.remove(instance)
+            }
+        });
     }
 
     /// The kernel refused a master's VIP (IPv6 off on the interface, say): logged
@@ -838,7 +862,46 @@ mod tests {
             drift,
             watch::channel(IpvsWritten::default()).1,
             watch::channel(Spacing::default()).1,
+            watch::channel(VipsHeld::default()).0,
         )
+    }
+
+    /// An instance's VIPs are held from its `Add` until its `Remove` has run (the
+    /// IPVS reconciler keeps its services until then), whatever the kernel
+    /// answered; a `Remove` of an instance that added nothing changes nothing.
+    #[tokio::test(flavor = "current_thread")]
+    async fn vips_are_held_from_their_add_until_their_removal() {
+        let mut exec = executor(Arc::default());
+        let mut held = exec.held.subscribe();
+        let vips: Vec<IpNet> = vec!["192.0.2.200/24".parse().unwrap()];
+        let gone = || iface("hf-gone0", 999_999);
+        let names = |h: &watch::Receiver<VipsHeld>| h.borrow().iter().cloned().collect::<Vec<_>>();
+        exec.run(VipCommand::Remove {
+            instance: "int".into(),
+            iface: gone(),
+            vips: vips.clone(),
+        })
+        .await;
+        assert!(!held.has_changed().unwrap());
+        for instance in ["web", "int"] {
+            exec.run(VipCommand::Add {
+                instance: instance.into(),
+                iface: gone(),
+                vips: vips.clone(),
+                label: None,
+            })
+            .await;
+        }
+        assert_eq!(names(&held), ["int", "web"]);
+        held.mark_unchanged();
+        exec.run(VipCommand::Remove {
+            instance: "web".into(),
+            iface: gone(),
+            vips: vips.clone(),
+        })
+        .await;
+        assert!(held.has_changed().unwrap());
+        assert_eq!(names(&held), ["int"]);
     }
 
     /// 100 announcements on an interface that does not exist: the kernel refuses

@@ -89,10 +89,13 @@ async def client(addr, port, n, d):
                 broken += 1
         phases[name] = {"stall_ms": round(stall * 1000), "broken": broken}
     errors = sorted({s["error"] for s in states if "error" in s})
+    # When the broken ones broke (epoch seconds), for a look beside the logs.
+    broken_at = sorted(round(s["at"], 3) for s in states if "error" in s)
     print(json.dumps({
         "total": n,
         "kept": sum("error" not in s for s in states),
         "errors": errors,
+        "broken_at": broken_at,
         "phases": phases,
     }))
 
