@@ -183,7 +183,7 @@ hf_start 150 ipv.51
 # still on the left vrrp.51, and an L2 ipvlan address is unique per base.)
 own_addr() { in_ns a ip -o -4 addr show dev ipv.51 2>/dev/null | grep -q " 192.0.2.11/24"; }
 wait_for 50 own_addr || fail "a: no ipvlan ipv.51 with 192.0.2.11 after the restart"
-has_vip a || fail "a: no VIP after the restart"
+wait_for 50 has_vip a || fail "a: no VIP after the restart"
 has_link a && fail "a: the stale ipvlan vrrp.51 (left by the crash) was not removed at start"
 in_ns a ip link show ipvl0 >/dev/null 2>&1 || fail "a: ipvl0 (not hafront's) was removed"
 hf_stop
