@@ -13,7 +13,7 @@
 let
   # nixpkgs' BIRD module of the NixOS under test (stubs.nix): services.bird now,
   # services.bird2 on NixOS 24.11 and older.
-  birdModule = if case == "anycastBird2" then "bird2" else "bird";
+  birdModule = if case == "anycastBird2" || case == "anycastSeparateBird2" then "bird2" else "bird";
   inherit
     (import ./stubs.nix {
       inherit lib;
@@ -253,6 +253,13 @@ let
     };
     # The same on NixOS 24.11 and older (services.bird2, unit and group bird2).
     anycastBird2.services.hafront = anycastNode;
+    # BFD in a BIRD of its own (bfd.separate): the BGP BIRD restarts gracefully.
+    anycastSeparate.services.hafront = lib.recursiveUpdate anycastNode {
+      anycast.bird.bfd.separate = true;
+    };
+    anycastSeparateBird2.services.hafront = lib.recursiveUpdate anycastNode {
+      anycast.bird.bfd.separate = true;
+    };
     # BIRD with the site's own configuration: hafront is still ordered after it and
     # reads its socket; nothing is generated.
     anycastOwnBird = {
@@ -285,6 +292,7 @@ let
       };
       anycast.bird = {
         enable = true;
+        bfd.separate = true;
         neighbors.bgp = {
           address = "198.51.100.1";
           as = 65000;
@@ -302,6 +310,7 @@ let
             }
           ];
           bird_socket = "/run/bird2/bird.ctl";
+          bfd_socket = "/run/bird/bird.ctl";
         };
         anycast.empty = {
           prefixes = [ ];
@@ -437,4 +446,9 @@ in
       inherit (b) config;
       unit = c.systemd.services.${birdModule}.serviceConfig;
     };
+  # The BIRD that runs only BFD (anycast.bird.bfd.separate).
+  bfdBird = lib.optionalAttrs (c.systemd.services ? hafront-bird-bfd) {
+    config = c.environment.etc."hafront/bird-bfd.conf".text;
+    unit = c.systemd.services.hafront-bird-bfd;
+  };
 }

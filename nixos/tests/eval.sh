@@ -86,7 +86,7 @@ ev() { # case -> JSON on stdout
     nix-instantiate --readonly-mode --eval --strict --json "$here/eval.nix" --arg lib "import $lib" --argstr case "$1"
 }
 cases=(full nftables firewalld firewalldZone legacy legacyNftables cross configfile configfileNginx outside outsideIpvs dirs bad empty disabled
-    anycast anycastBird2 anycastOwnBird anycastNoBird anycastEmpty anycastBad)
+    anycast anycastBird2 anycastSeparate anycastSeparateBird2 anycastOwnBird anycastNoBird anycastEmpty anycastBad)
 for c in "${cases[@]}"; do
     if ev "$c" >"$tmp/$c.json" 2>"$tmp/$c.err"; then :; else
         fail "evaluating case $c: $(tail -n 5 "$tmp/$c.err")"
@@ -291,6 +291,33 @@ check(b2["failedAssertions"] == [] and b2["bird"]["module"] == "bird2" and b2["b
       and "bird2.service" in b2["unit"]["after"] and "bird2.service" in b2["unit"]["wants"]
       and b2["unit"]["serviceConfig"].get("SupplementaryGroups") == [b2["bird"]["unit"]["Group"]] == ["bird2"],
       "anycast on NixOS 24.11 and older: services.bird2, hafront after bird2.service and in group bird2")
+# BFD in a BIRD of its own (bfd.separate): the BGP BIRD restarts without a flap.
+for case, module in (("anycastSeparate", "bird"), ("anycastSeparateBird2", "bird2")):
+    sep = load(case)
+    conf, bfd = sep["bird"]["config"], sep.get("bfdBird", {})
+    check(sep["failedAssertions"] == [] and bfd != {}, "%s: no failed assertion, a hafront-bird-bfd unit" % case)
+    check("protocol bfd" not in conf
+          and "  neighbor 198.51.100.1 as 65000;\n  bfd off;\n  graceful restart on;\n  ipv4 {" in conf
+          and "  neighbor 2001:db8:100::1 as 65000;\n  bfd off;\n  graceful restart on;\n  ipv6 {" in conf,
+          "%s: the BGP BIRD runs no BFD, its sessions have graceful restart" % case)
+    check(bfd["config"].endswith('protocol bfd hafront_bfd {\n  interface "eth1" { min rx interval 100 ms;'
+                                 ' min tx interval 100 ms; multiplier 5; };\n  neighbor 198.51.100.1;\n}\n')
+          and "router id 198.51.100.11;" in bfd["config"],
+          "%s: the BFD BIRD: eth1's timers, a session to r1 only (r1v6 has bfd = false)" % case)
+    bu, gu = bfd["unit"]["serviceConfig"], sep["bird"]["unit"]
+    check(bu["User"] == bu["Group"] == module and bu["RuntimeDirectory"] == "hafront-bird-bfd"
+          and " -f -c /etc/hafront/bird-bfd.conf -s /run/hafront-bird-bfd/bird.ctl " in bu["ExecStart"]
+          and "CAP_NET_RAW" in bu["AmbientCapabilities"] and bfd["unit"]["before"] == [module + ".service"],
+          "%s: hafront-bird-bfd runs BIRD as %s with its own socket, before %s.service" % (case, module, module))
+    check(gu["ExecStop"].endswith("/bin/birdc -s /run/bird/bird.ctl graceful restart")
+          and " -R -c /etc/bird/%s.conf" % ("bird" if module == "bird" else "bird2") in gu["ExecStart"],
+          "%s: %s.service stops with `birdc graceful restart` (no Cease) and starts with -R" % (case, module))
+    check("hafront-bird-bfd.service" in sep["unit"]["after"] and "hafront-bird-bfd.service" in sep["unit"]["wants"]
+          and all(g["bfd_socket"] == "/run/hafront-bird-bfd/bird.ctl" for g in sep["settings"]["anycast"].values()),
+          "%s: hafront after hafront-bird-bfd, every group's bfd_socket is its socket" % case)
+    open(os.path.join(tmp, "bird-%s.conf" % case), "w").write(conf)
+    open(os.path.join(tmp, "bird-%s-bfd.conf" % case), "w").write(bfd["config"])
+check(load("anycast").get("bfdBird", {}) == {}, "anycast without bfd.separate: no second BIRD")
 own = load("anycastOwnBird")
 check(own["failedAssertions"] == [] and own["bird"]["config"] == "router id 198.51.100.11;\n"
       and "bird.service" in own["unit"]["after"] and own["unit"]["serviceConfig"].get("SupplementaryGroups") == ["bird"]
@@ -322,6 +349,8 @@ want = [
     "services.hafront.settings.anycast.web.prefixes: 2001:db8:10::10/128 is IPv6, but no neighbour in"
     " services.hafront.anycast.bird.neighbors is",
     "services.hafront.settings.anycast.web.bird_socket: nixpkgs' BIRD listens on /run/bird/bird.ctl, not /run/bird2/bird.ctl",
+    "services.hafront.settings.anycast.web.bfd_socket: with services.hafront.anycast.bird.bfd.separate the BFD BIRD"
+    " listens on /run/hafront-bird-bfd/bird.ctl, not /run/bird/bird.ctl",
     "services.hafront.nginx.anycast: nope not in services.hafront.settings.anycast",
 ]
 for w in want:
@@ -419,7 +448,7 @@ check(n["master"]["settings"]["vrrp"]["instances"]["web"]["priority"] == 150 and
 
 # ---- the anycast VM test (issue 17) ----
 at = f["anycastTest"]
-check(at["nodes"] == ["client", "fe1", "fe2", "fe3", "router"] and len(at["subtests"]) == 7,
+check(at["nodes"] == ["client", "fe1", "fe2", "fe3", "router"] and len(at["subtests"]) == 8,
       "vm-test-anycast: router, three front ends, client; %d subtests" % len(at["subtests"]))
 try:
     compile(at["testScript"], "testScript", "exec")
@@ -439,12 +468,24 @@ check("anycast-maintenance web on" in ts and 'router.fail(f"grep -q {VIP} /tmp/m
 r = at["results"]
 check(all(r[n]["failedAssertions"] == [] for n in r), "vm-test-anycast: every node evaluates without a failed assertion")
 rb = r["router"]["bird"]
-check("merge paths on;" in rb and "bfd on;" in rb and rb.count("from frontend { neighbor 198.51.100.1") == 3,
-      "vm-test-anycast router: BGP from the three front ends with BFD, ECMP into the kernel (merge paths)")
+check("merge paths on;" in rb and "bfd on;" in rb and "graceful restart on;" in rb
+      and rb.count("from frontend { neighbor 198.51.100.1") == 3,
+      "vm-test-anycast router: BGP from the three front ends with BFD and graceful restart, ECMP into the kernel (merge paths)")
+check('fe2.succeed("systemctl restart bird.service' in ts and 'router.fail(f"grep -q {VIP} /tmp/monitor-gr.txt")' in ts,
+      "vm-test-anycast: fe2's BGP BIRD restarts (bfd.separate) without a change of the router's route")
 for n, addr in (("fe1", "198.51.100.11"), ("fe2", "198.51.100.12"), ("fe3", "198.51.100.13")):
     x = r[n]
+    # fe2 runs BFD in a BIRD of its own (anycast.bird.bfd.separate).
+    sep = n == "fe2"
+    session = "bfd off;\n  graceful restart on;\n" if sep else "bfd on;\n"
+    check((x["bfdBird"] is not None) == sep
+          and (not sep or ("neighbor 198.51.100.1;" in x["bfdBird"]
+                           and x["settings"]["anycast"]["web"]["bfd_socket"] == "/run/hafront-bird-bfd/bird.ctl")),
+          "vm-test-anycast %s: %s" % (n, "BFD in hafront-bird-bfd, read there by hafront" if sep else "no second BIRD"))
+    if sep:
+        open(os.path.join(tmp, "bird-vm-%s-bfd.conf" % n), "w").write(x["bfdBird"])
     check(("router id %s;" % addr) in x["bird"]
-          and ("protocol bgp uplink {\n  local %s as 65001;\n  neighbor 198.51.100.1 as 65000;\n  bfd on;\n" % addr) in x["bird"]
+          and ("protocol bgp uplink {\n  local %s as 65001;\n  neighbor 198.51.100.1 as 65000;\n  %s" % (addr, session)) in x["bird"]
           and ("from frontend { neighbor %s as 65001; }" % addr) in rb
           and "bird.service" in x["hafrontUnit"]["after"] and x["hafrontUnit"]["SupplementaryGroups"] == ["bird"]
           and x["settings"]["anycast"]["web"]["bird_socket"] == "/run/bird/bird.ctl"
@@ -465,7 +506,7 @@ fi
 # bird2 does it here: the module's (two kernel tables, a site's line appended), and
 # a front end's and the router's of the anycast VM test.
 if command -v bird >/dev/null 2>&1; then
-    for c in anycast vm-fe1 vm-fe2 vm-fe3 vm-router; do
+    for c in anycast anycastSeparate anycastSeparate-bfd vm-fe1 vm-fe2 vm-fe2-bfd vm-fe3 vm-router; do
         f=$tmp/bird-$c.conf
         [ -s "$f" ] || { fail "no generated BIRD configuration for $c"; continue; }
         if bird -p -c "$f" >"$tmp/bird-$c.check" 2>&1; then
@@ -534,17 +575,23 @@ for k, e in json.load(open(sys.argv[1]))["settings"].items():
     # must accept every directive without a warning.
     if command -v systemd-analyze >/dev/null 2>&1; then
         mkdir -p "$tmp/unit"
-        python3 - "$tmp/full.json" "$HF_BIN" >"$tmp/unit/hafront.service" <<'PY'
+        # render JSON-FILE KEY.PATH: the unit at that key of the case's JSON.
+        render() {
+            python3 - "$1" "$2" "$HF_BIN" "$(dirname "$(command -v bird || echo /usr/sbin/bird)")" <<'PY'
 import json, sys, re
-u = json.load(open(sys.argv[1]))["unit"]
+u = json.load(open(sys.argv[1]))
+for k in sys.argv[2].split("."):
+    u = u[k]
 def fix(v):
-    v = re.sub(r"/nix/store/[0-9a-z]{32}-hafront-[^/]*/bin/hafront", sys.argv[2], v)
+    v = re.sub(r"/nix/store/[0-9a-z]{32}-hafront-[^/]*/bin/hafront", sys.argv[3], v)
+    v = re.sub(r"/nix/store/[0-9a-z]{32}-bird-[^/]*/bin", sys.argv[4], v)
     return re.sub(r"/nix/store/[0-9a-z]{32}-coreutils/bin/kill", "/bin/kill", v)
 def val(v):
     return ("true" if v else "false") if isinstance(v, bool) else fix(str(v))
 print("[Unit]")
-for k in ("wants", "after"):
-    print("%s=%s" % (k.capitalize(), " ".join(u[k])))
+for k in ("wants", "after", "before"):
+    if u.get(k):
+        print("%s=%s" % (k.capitalize(), " ".join(u[k])))
 print("[Service]")
 for k, v in sorted(u["serviceConfig"].items()):
     for x in (v if isinstance(v, list) else [v]):
@@ -552,11 +599,16 @@ for k, v in sorted(u["serviceConfig"].items()):
 print("[Install]")
 print("WantedBy=%s" % " ".join(u["wantedBy"]))
 PY
-        if systemd-analyze verify "$tmp/unit/hafront.service" >"$tmp/verify" 2>&1 && [ ! -s "$tmp/verify" ]; then
-            ok "systemd-analyze verify: the module's unit (rendered) has no warning"
-        else
-            fail "systemd-analyze verify of the module's unit: $(cat "$tmp/verify")"
-        fi
+        }
+        render "$tmp/full.json" unit >"$tmp/unit/hafront.service"
+        render "$tmp/anycastSeparate.json" bfdBird.unit >"$tmp/unit/hafront-bird-bfd.service"
+        for u in hafront hafront-bird-bfd; do
+            if systemd-analyze verify "$tmp/unit/$u.service" >"$tmp/verify" 2>&1 && [ ! -s "$tmp/verify" ]; then
+                ok "systemd-analyze verify: the module's $u unit (rendered) has no warning"
+            else
+                fail "systemd-analyze verify of the module's $u unit: $(cat "$tmp/verify")"
+            fi
+        done
     else
         echo "SKIP: systemd-analyze verify of the module's unit: systemd is not installed"
     fi
@@ -569,7 +621,7 @@ fi
 # which runs them in namespaces.
 if [ -n "${HAFRONT_NIX_EVAL_OUT:-}" ]; then
     mkdir -p "$HAFRONT_NIX_EVAL_OUT"
-    for f in bird-vm-router.conf bird-vm-fe1.conf bird-vm-fe2.conf bird-vm-fe3.conf vm-anycast-fe1.json vm-anycast-fe2.json vm-anycast-fe3.json \
+    for f in bird-vm-router.conf bird-vm-fe1.conf bird-vm-fe2.conf bird-vm-fe2-bfd.conf bird-vm-fe3.conf vm-anycast-fe1.json vm-anycast-fe2.json vm-anycast-fe3.json \
         ${HF_BIN:+vm-anycast-fe1.toml vm-anycast-fe2.toml vm-anycast-fe3.toml}; do
         cp "$tmp/$f" "$HAFRONT_NIX_EVAL_OUT/" 2>/dev/null || fail "no $f to copy to HAFRONT_NIX_EVAL_OUT"
     done

@@ -100,6 +100,8 @@ let
       failedAssertions = map (a: a.message) (lib.filter (a: !a.assertion) c.assertions);
       bird = c.services.bird.config;
       birdUnit = c.systemd.services.bird.serviceConfig;
+      # anycast.bird.bfd.separate: the BFD-only BIRD's configuration.
+      bfdBird = c.environment.etc."hafront/bird-bfd.conf".text or null;
     }
     // lib.optionalAttrs (c.services.hafront.enable or false) {
       inherit (c.services.hafront) settings;

@@ -46,6 +46,10 @@ rec {
     curl = drv "curl" { };
     hafront = drv "hafront-0.1.0" { meta.mainProgram = "hafront"; };
     nftables = drv "nftables" { };
+    # BIRD: bird3 is services.bird's default package; pkgs.bird was BIRD 2 (NixOS
+    # 24.11's services.bird2 ran it).
+    bird3 = drv "bird-3.0.0" { };
+    bird = drv "bird-2.0.12" { };
     coreutils = drv "coreutils" { };
     systemd = drv "systemd" { };
     # Records the build script so the test can assert what the build would run.
@@ -87,10 +91,21 @@ rec {
   birdStub =
     name: removed:
     { config, ... }:
+    let
+      pkg = config.services.${name}.package or pkgs.bird;
+    in
     {
       imports = [ (lib.mkRemovedOptionModule [ "services" removed ] "Use services.${name} instead") ];
       options.services.${name} = {
         enable = lib.mkEnableOption "BIRD Internet Routing Daemon";
+      }
+      // lib.optionalAttrs (name == "bird") {
+        package = mkOption {
+          type = types.package;
+          default = pkgs.bird3;
+        };
+      }
+      // {
         config = mkOption { type = types.lines; };
         autoReload = mkOption {
           type = types.bool;
@@ -113,6 +128,8 @@ rec {
           wantedBy = [ "multi-user.target" ];
           serviceConfig = {
             Type = "forking";
+            ExecStart = "${pkg}/bin/bird -c /etc/bird/${if name == "bird" then "bird" else "bird2"}.conf";
+            ExecStop = "${pkg}/bin/birdc down";
             User = name;
             Group = name;
             RuntimeDirectory = "bird";
@@ -140,7 +157,22 @@ rec {
         default = [ ];
       };
       environment.etc = mkOption {
-        type = types.attrsOf (types.submodule { options.source = mkOption { type = types.path; }; });
+        type = types.attrsOf (
+          types.submodule (
+            { config, ... }:
+            {
+              # As NixOS: `text` makes the file in the store that `source` is.
+              options.source = mkOption {
+                type = types.path;
+                default = drv "etc-file" { inherit (config) text; };
+              };
+              options.text = mkOption {
+                type = types.nullOr types.lines;
+                default = null;
+              };
+            }
+          )
+        );
         default = { };
       };
       environment.systemPackages = mkOption {
@@ -164,6 +196,10 @@ rec {
                 default = [ ];
               };
               after = mkOption {
+                type = types.listOf types.str;
+                default = [ ];
+              };
+              before = mkOption {
                 type = types.listOf types.str;
                 default = [ ];
               };

@@ -139,17 +139,6 @@ lab_exec n2 "$HF_BIN" ctl --runtime-dir "$dir/run-n2" anycast-maintenance web of
 wait_hops "$ALL" 15000 >/dev/null || fail "n2 not announced after maintenance"
 
 # ------------------------------------------------------------ 4. hafront restarts alone on n3
-monitor_start() {
-    lab_exec r ip monitor route >"$dir/monitor.txt" 2>&1 &
-    mon=$!
-    lab_track_pid $mon
-    sleep 0.3
-}
-monitor_stop() {
-    kill "$mon"
-    wait "$mon" 2>/dev/null || true
-    lab_untrack_pid "$mon"
-}
 monitor_start
 kill -KILL "${HF_PID[n3]}"
 wait "${HF_PID[n3]}" 2>/dev/null || true
@@ -176,10 +165,7 @@ lab_exec r sh -c "while :; do ip -4 route show $VIP/32; ip -6 route show $VIP6/1
 poll=$!
 lab_track_pid $poll
 t0=$(now_ms)
-lab_exec n3 birdc -s "$dir/bird-n3.ctl" graceful restart >/dev/null
-wait "${BIRD_PID[n3]}" 2>/dev/null || true
-lab_untrack_pid "${BIRD_PID[n3]}"
-bird_start n3 -R
+bird_graceful_restart n3
 up=""
 for _ in $(seq 150); do
     if lab_exec r birdc -s "$dir/bird-r.ctl" show protocols n3 | grep -q Established && grep -q 'n3: Neighbor graceful restart done' "$dir/bird-r.log"; then

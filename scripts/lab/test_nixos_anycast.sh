@@ -27,6 +27,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 source "$here/../lib/lab.sh"
 source "$here/../lib/hafront.sh"
+# Its BIRD, nginx and router helpers (bird_start, nginx_start, hops, wait_hops,
+# monitor_start, ...); the network and configurations here are the VM test's.
+source "$here/../lib/anycast-lab.sh"
 
 for tool in bird birdc nginx curl; do
     command -v "$tool" >/dev/null || { echo "SKIP $tool not installed (scripts/test installs bird2, nginx-light, curl)"; exit 0; }
@@ -41,7 +44,6 @@ lab_logdir >/dev/null
 dir=$(lab_logdir)
 t_start=$(date +%s)
 fail() { echo "FAIL: $*" >&2; exit 1; }
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
 # ------------------------------------------------------------ the Nix side's output
 gen=$dir/nix
@@ -50,18 +52,16 @@ if ! HF_BIN=$HF_BIN HAFRONT_NIX_EVAL_OUT=$gen bash "$root/nixos/tests/eval.sh" >
     fail "nixos/tests/eval.sh failed (its log above)"
 fi
 [ -s "$gen/bird-vm-router.conf" ] || { echo "SKIP no generated configurations: $(tail -n 1 "$dir/eval.log")"; exit 0; }
-VIP=203.0.113.10
 FES=(fe1 fe2 fe3)
 declare -A ADDR=([fe1]=198.51.100.11 [fe2]=198.51.100.12 [fe3]=198.51.100.13)
 grep -q "neighbor 198.51.100.1 as 65000;" "$gen/bird-vm-fe1.conf" || fail "fe1's generated BIRD configuration has no BGP session to the router"
 
 # ------------------------------------------------------------ network
-addns() { ip netns add "$LAB-$1"; LAB_NODES+=("$1"); lab_exec "$1" ip link set lo up; }
-addns sw
+anylab_addns sw
 ip -n "$LAB-sw" link add br0 type bridge stp_state 0 forward_delay 0
 ip -n "$LAB-sw" link set br0 up
-addns r
-addns c
+anylab_addns r
+anylab_addns c
 ip -n "$LAB-r" link add eth1 type veth peer name eth1 netns "$LAB-c"
 ip -n "$LAB-r" addr add 192.0.2.1/24 dev eth1
 ip -n "$LAB-r" link set eth1 up
@@ -75,7 +75,7 @@ ip -n "$LAB-r" link set eth2 up
 # As the VM test's router (boot.kernel.sysctl), inside its namespace only.
 lab_exec r sysctl -qw net.ipv4.ip_forward=1 net.ipv4.fib_multipath_hash_policy=1
 for n in "${FES[@]}"; do
-    addns "$n"
+    anylab_addns "$n"
     ip -n "$LAB-$n" link add eth1 type veth peer name "p$n" netns "$LAB-sw"
     ip -n "$LAB-sw" link set "p$n" master br0 up
     ip -n "$LAB-$n" addr add "${ADDR[$n]}/24" dev eth1
@@ -84,29 +84,19 @@ for n in "${FES[@]}"; do
 done
 
 # ------------------------------------------------------------ BIRD, as generated
-declare -A BIRD_PID=()
-bird_start() { # node generated-file
-    # The generated text, with the log in the lab's directory instead of syslog.
+generated_bird() { # name generated-file: the text, with the log in the lab's directory instead of syslog
     sed "s|^log syslog all;|log \"$dir/bird-$1.log\" all;|" "$2" >"$dir/bird-$1.conf"
-    # Before the builds that share this machine (nice): a stall past 300 ms would
-    # drop a healthy BFD session.
-    ip netns exec "$LAB-$1" nice -n -15 bird -f -c "$dir/bird-$1.conf" -s "$dir/bird-$1.ctl" \
-        -P "$dir/bird-$1.pid" >>"$dir/bird-$1.out" 2>&1 &
-    lab_track_pid $!
-    BIRD_PID[$1]=$!
 }
-bird_start r "$gen/bird-vm-router.conf"
-for n in "${FES[@]}"; do bird_start "$n" "$gen/bird-vm-$n.conf"; done
+# fe2 runs BFD in a BIRD of its own (anycast.bird.bfd.separate), as hafront-bird-bfd.
+[ -s "$gen/bird-vm-fe2-bfd.conf" ] || fail "no generated BFD-only BIRD configuration for fe2 (bfd.separate)"
+generated_bird r "$gen/bird-vm-router.conf"
+generated_bird fe2-bfd "$gen/bird-vm-fe2-bfd.conf"
+for n in "${FES[@]}"; do generated_bird "$n" "$gen/bird-vm-$n.conf"; done
+for n in r "${FES[@]}" fe2-bfd; do bird_start "$n"; done
 
 # ------------------------------------------------------------ nginx + hafront
 # nginx as the module configures it: the node's name on port 80 (every address, the
 # VIP too), the health vhost on 127.0.0.1:8099.
-declare -A NGINX_PID=()
-nginx_start() {
-    ip netns exec "$LAB-$1" nginx -c "$dir/nginx-$1.conf" -g 'daemon off;' >>"$dir/nginx-$1.out" 2>&1 &
-    lab_track_pid $!
-    NGINX_PID[$1]=$!
-}
 for n in "${FES[@]}"; do
     { nginx_conf_head "$dir/nginx-$n" 1 256; cat; } >"$dir/nginx-$n.conf" <<NGINX
     server { listen 80 default_server; location = / { return 200 "$n\n"; } }
@@ -114,27 +104,15 @@ for n in "${FES[@]}"; do
 }
 NGINX
     nginx_start "$n"
-    hf_start "$n" "$gen/vm-anycast-$n.toml" \
+    bfd_env=()
+    [ "$n" = fe2 ] && bfd_env=(HAFRONT_ANYCAST__WEB__BFD_SOCKET="$dir/bird-fe2-bfd.ctl")
+    hf_start "$n" "$gen/vm-anycast-$n.toml" "${bfd_env[@]}" \
         HAFRONT_RUNTIME_DIR="$dir/run-$n" HAFRONT_STATE_DIR="$dir/state-$n" \
         HAFRONT_ANYCAST__WEB__BIRD_SOCKET="$dir/bird-$n.ctl" HAFRONT_ANYCAST__WEB__INTERFACE=lo \
         'HAFRONT_ANYCAST__WEB__TRACK_SERVICES=[]'
 done
 
 # ------------------------------------------------------------ helpers
-hops() {
-    lab_exec r ip -4 route show "$VIP/32" | grep -o 'via 198\.51\.100\.[0-9]*' | awk '{print $2}' | sort | paste -sd, -
-}
-wait_hops() { # expected timeout_ms -> prints the elapsed ms, or fails
-    local t0 deadline
-    t0=$(now_ms)
-    deadline=$((t0 + $2))
-    while [ "$(now_ms)" -lt "$deadline" ]; do
-        [ "$(hops)" = "$1" ] && { echo $(( $(now_ms) - t0 )); return 0; }
-        sleep 0.005
-    done
-    echo "timeout: router has [$(hops)], wanted [$1]" >&2
-    return 1
-}
 requests() { # n -> "ok=N fail=N fe1=.. fe2=.. fe3=.."
     local i out ok=0 bad=0
     declare -A by=()
@@ -158,7 +136,6 @@ assert a["bird"]["bfd"].get("198.51.100.1") == "Up", a["bird"]
 PY
 }
 
-ALL=198.51.100.11,198.51.100.12,198.51.100.13
 # ------------------------------------------------------------ 1. ECMP, BFD, status
 took=$(wait_hops "$ALL" 30000) || fail "the router never had the three front ends as next hops"
 echo "router: $VIP via [$(hops)] after ${took} ms"
@@ -174,13 +151,32 @@ echo "60 requests: $r"
 [ "$(field fail "$r")" = 0 ] || fail "requests failed with three front ends: $r"
 for n in "${FES[@]}"; do [ "$(field "$n" "$r")" -gt 0 ] || fail "$n got no request (ECMP): $r"; done
 
+# ------------------------------------------------------------ 1b. fe2's BGP BIRD restarts
+# As the module's unit restarts it with bfd.separate: ExecStop `birdc graceful
+# restart` (no Cease), ExecStart with -R. BFD stays up in fe2's other BIRD and the
+# router keeps fe2's routes (graceful restart): its route is not even rewritten.
+monitor_start
+t0=$(now_ms)
+bird_graceful_restart fe2
+up=""
+for _ in $(seq 150); do
+    birdc -s "$dir/bird-r.ctl" show protocols fe2 | grep -q Established && { up=$(( $(now_ms) - t0 )); break; }
+    sleep 0.1
+done
+sleep 1
+monitor_stop
+[ -n "$up" ] || fail "fe2's BGP session did not come back after its BIRD's graceful restart"
+if grep -q "$VIP" "$dir/monitor.txt"; then
+    cat "$dir/monitor.txt" >&2
+    fail "the router's route to $VIP changed while fe2's BGP BIRD restarted (bfd.separate)"
+fi
+[ "$(hops)" = "$ALL" ] || fail "after fe2's BIRD restarted the router has [$(hops)]"
+for _ in $(seq 50); do status_ok fe2 2>/dev/null && break; sleep 0.2; done
+status_ok fe2 || fail "fe2: hafront's status does not show its BIRDs' sessions after the restart"
+echo "fe2's BGP BIRD restarted gracefully (bfd.separate): session back after ${up} ms, the router's route unchanged"
+
 # ------------------------------------------------------------ 2. nginx dies on fe1
-m=${NGINX_PID[fe1]}
-w=$(ps -o pid= --ppid "$m" | tr -d ' ')
-# shellcheck disable=SC2086
-kill -KILL "$m" $w
-wait "$m" 2>/dev/null || true
-lab_untrack_pid "$m"
+nginx_kill fe1
 gone=$(wait_hops 198.51.100.12,198.51.100.13 5000) || fail "fe1's next hop stayed after its nginx died"
 # The module's check: every 500 ms, fall 2; then BGP and the router's kernel.
 echo "nginx killed on fe1: next hop gone after ${gone} ms (check every 500 ms, fall 2)"

@@ -154,6 +154,14 @@ bird_kill() { # name...: SIGKILL of those BIRDs
         lab_untrack_pid "${BIRD_PID[$n]}"
     done
 }
+# bird_graceful_restart NAME: as a unit whose ExecStop is `birdc graceful restart`
+# (BIRD exits without a Cease to the router) and whose start has -R.
+bird_graceful_restart() {
+    lab_exec "${1%-bfd}" birdc -s "$dir/bird-$1.ctl" graceful restart >/dev/null
+    wait "${BIRD_PID[$1]}" 2>/dev/null || true
+    lab_untrack_pid "${BIRD_PID[$1]}"
+    bird_start "$1" -R
+}
 anylab_bird() {
     local n
     for n in r "${NODES[@]}" "${NODES[@]/%/-bfd}"; do
@@ -258,5 +266,17 @@ wait_hops() { # [-6] expected timeout_ms -> prints the elapsed ms, or fails
     done
     echo "timeout: router has [$($f)], wanted [$want]" >&2
     return 1
+}
+# Every change of the router's routes, in $dir/monitor.txt between the two.
+monitor_start() {
+    lab_exec r ip monitor route >"$dir/monitor.txt" 2>&1 &
+    mon=$!
+    lab_track_pid $mon
+    sleep 0.3
+}
+monitor_stop() {
+    kill "$mon"
+    wait "$mon" 2>/dev/null || true
+    lab_untrack_pid "$mon"
 }
 api() { lab_exec "$1" curl -s --unix-socket "$dir/run-$1/api.sock" "http://x$2" "${@:3}"; }

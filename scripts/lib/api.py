@@ -10,6 +10,7 @@ code on the first line and the body after it.
 Plain HTTP/1.1 with `Connection: close` on a socket, so that an answer the server
 sends before it has read the whole body (413) is still read.
 """
+import os
 import socket
 import sys
 
@@ -52,8 +53,15 @@ def main(argv):
         data += chunk
     header, _, payload = data.partition(b"\r\n\r\n")
     status = header.split(b" ", 2)[1].decode() if header else "000"
-    print(status)
-    sys.stdout.write(payload.decode(errors="replace"))
+    try:
+        print(status)
+        sys.stdout.write(payload.decode(errors="replace"))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader took what it wanted (`| head -n 1` for the status) and closed
+        # the pipe: not an error of the request. Point stdout at /dev/null so that
+        # the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 if __name__ == "__main__":

@@ -121,7 +121,9 @@ hf_wait_state() {
 }
 
 # Assertions that name what failed.
-fail() { echo "FAIL: $*" >&2; exit 1; }
+# The message is kept for lab_down, which repeats it after the lab's logs (scripts/test
+# shows a failing test's last 60 lines only).
+fail() { LAB_FAILED="$*"; echo "FAIL: $*" >&2; exit 1; }
 pass() { echo "ok: $*"; }
 
 # ka_run NODE BINARY CONF TAG — keepalived's VRRP process in the node's namespace

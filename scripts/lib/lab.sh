@@ -128,6 +128,7 @@ lab_down() {
                 echo "== $f" >&2
                 tail -n 40 "$f" >&2
             done
+            [ -z "${LAB_FAILED:-}" ] || echo "---- FAIL: $LAB_FAILED" >&2
         fi
         [ -n "$LAB_KEEP_LOGS" ] || rm -rf "$LAB_DIR"
     fi

@@ -36,7 +36,8 @@ let
       { bird2 = cfg; };
 
   # BGP from every front end with BFD; `merge paths` gives the kernel one route
-  # with a next hop per announcing front end (ECMP).
+  # with a next hop per announcing front end (ECMP). Graceful restart: a front end
+  # whose BGP BIRD restarts (fe2, bfd.separate) keeps its routes here meanwhile.
   routerBird = ''
     log syslog all;
     router id ${routerAddr};
@@ -51,6 +52,7 @@ let
     template bgp frontend {
       local ${routerAddr} as 65000;
       bfd on;
+      graceful restart on;
       ipv4 { import all; export none; };
     }
   ''
@@ -120,6 +122,8 @@ let
             as = 65000;
           };
           bfd.interfaces = [ "eth1" ];
+          # fe2 runs BFD in a BIRD of its own: its BGP BIRD restarts without a flap.
+          bfd.separate = name == "fe2";
         };
       };
     };
@@ -249,6 +253,18 @@ in
         fe1.succeed("journalctl -u hafront -o cat | grep -q 'anycast withdrawn'")
         fe1.succeed("systemctl start nginx.service")
         wait_hops(ALL, timeout=60)
+
+    with subtest("fe2's BGP BIRD restarted (bfd.separate): its next hop never leaves the router"):
+        router.succeed(f"(ip -4 monitor route > /tmp/monitor-gr.txt 2>&1 & echo $! > /tmp/monitor-gr.pid)")
+        fe2.succeed("systemctl restart bird.service || systemctl restart bird2.service")
+        fe2.wait_until_succeeds(ANNOUNCED, timeout=60)
+        time.sleep(2)
+        router.succeed("kill $(cat /tmp/monitor-gr.pid)")
+        # Graceful restart and BFD up throughout: the route is not even rewritten.
+        router.fail(f"grep -q {VIP} /tmp/monitor-gr.txt")
+        router.wait_until_succeeds("birdc show protocols fe2 | grep -q Established", timeout=30)
+        wait_hops(ALL, timeout=1)
+        router.succeed("birdc show bfd sessions | grep -q '${frontEnds.fe2}.* Up '")
 
     with subtest("maintenance on fe2 withdraws it; it still serves what reaches it; off announces again"):
         fe2.succeed("hafront ctl anycast-maintenance web on")

@@ -542,9 +542,7 @@ impl Engine {
                             instance: slot.name.clone(),
                             iface: slot.iface.clone(),
                             extras: Arc::new(extras.clone()),
-                            op: ExtrasOp::Add {
-                                announce: slot.spec.params.garp.master_burst,
-                            },
+                            op: ExtrasOp::Add,
                         });
                     }
                 }

@@ -28,11 +28,12 @@ use crate::shared::Extras;
 /// What to do with an instance's [`Extras`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExtrasOp {
-    /// Becoming master: add all, announce the addresses `announce` times.
-    Add { announce: u32 },
+    /// Becoming master: add all. The announcements follow as `Announce`: the core
+    /// emits one after each AddVips (announcing here too sent the first burst twice).
+    Add,
     /// Leaving master, or starting as a non-master (stale ones): remove all.
     Remove,
-    /// The second and later bursts of a master's announcements.
+    /// Every burst of a master's announcements.
     Announce { count: u32 },
     /// `garp.extra_if_all`: one announcement on each device of `vip_options.dev`
     /// other than the instance's interface (the first address there).
@@ -235,7 +236,7 @@ fn items(e: &Extras) -> Vec<Item<'_>> {
 impl VipExecutor {
     pub(super) async fn extras(&mut self, instance: &str, iface: &Iface, extras: &Extras, op: ExtrasOp) {
         match op {
-            ExtrasOp::Add { announce } => {
+            ExtrasOp::Add => {
                 for item in items(extras) {
                     match self.put(iface, &item, true).await {
                         Ok(true) => {
@@ -247,7 +248,6 @@ impl VipExecutor {
                         Err(error) => self.extra_refused(instance, &item, &error),
                     }
                 }
-                self.announce_extras(instance, iface, extras, announce).await;
             }
             ExtrasOp::Remove => {
                 let addrs: Vec<IpNet> = extras.addrs.iter().map(|a| a.vip).collect();
