@@ -13,7 +13,9 @@
 #   reaches it at b's MAC;
 # - hafront (priority 50) as backup of keepalived: it stays backup, no VIP,
 #   its ipvlan exists;
-# - keepalived stops: hafront takes the VIP over, the client reaches it at a's MAC.
+# - keepalived stops: hafront takes the VIP over, the client reaches it at a's MAC;
+# - a crash (SIGKILL) leaves a's ipvlan; a start whose instance names another one
+#   (vmac_name) removes it as stale, and leaves an ipvlan hafront did not make.
 set -eu
 PATH=/usr/local/bin:$PATH
 VIP=192.0.2.100
@@ -69,7 +71,7 @@ link c 192.0.2.10/24
 MAC_A=$(in_ns a cat /sys/class/net/eth0/address)
 MAC_B=$(in_ns b cat /sys/class/net/eth0/address)
 
-hf_conf() { # PRIORITY
+hf_conf() { # PRIORITY [VMAC_NAME]
     mkdir -p /tmp/a
     cat <<CONF
 runtime_dir = "/tmp/a/run"
@@ -85,9 +87,10 @@ virtual_ips = ["$VIP/24"]
 use_ipvlan = true
 ipvlan_address = "192.0.2.11/24"
 CONF
+    [ -z "${2:-}" ] || echo "vmac_name = \"$2\""
 }
-hf_start() { # PRIORITY
-    hf_conf "$1" >/tmp/a.toml
+hf_start() { # PRIORITY [VMAC_NAME]
+    hf_conf "$@" >/tmp/a.toml
     ip netns exec a hafront run -c /tmp/a.toml >>/tmp/hf-a.log 2>&1 &
     hf=$!
 }
@@ -167,3 +170,22 @@ m=$(client_mac) || fail "client cannot reach the VIP on a"
 [ "$m" = "$MAC_A" ] || fail "client's entry for the VIP is $m, want a's MAC $MAC_A"
 hf_stop
 ok "keepalived stopped: hafront took the VIP over (client at a's MAC), and stopped cleanly"
+
+# 5. A crash leaves the ipvlan; a start under another name removes it (stale).
+in_ns a ip link add ipvl0 link eth0 type ipvlan mode l2 # not hafront's
+hf_start 150
+wait_for 50 has_vip a || fail "a: no VIP (before the crash)"
+kill -KILL "$hf"
+wait "$hf" 2>/dev/null || true
+has_link a || fail "a: vrrp.51 gone after SIGKILL (test premise)"
+hf_start 150 ipv.51
+# (Before the stale clean-up covered ipvlans, hafront did not start: 192.0.2.11 is
+# still on the left vrrp.51, and an L2 ipvlan address is unique per base.)
+own_addr() { in_ns a ip -o -4 addr show dev ipv.51 2>/dev/null | grep -q " 192.0.2.11/24"; }
+wait_for 50 own_addr || fail "a: no ipvlan ipv.51 with 192.0.2.11 after the restart"
+wait_for 50 has_vip a || fail "a: no VIP after the restart"
+has_link a && fail "a: the stale ipvlan vrrp.51 (left by the crash) was not removed at start"
+in_ns a ip link show ipvl0 >/dev/null 2>&1 || fail "a: ipvl0 (not hafront's) was removed"
+hf_stop
+in_ns a ip link show ipv.51 >/dev/null 2>&1 && fail "a: ipv.51 not removed at stop"
+ok "crash: the left ipvlan vrrp.51 removed at the next start (another name), ipvl0 left alone"

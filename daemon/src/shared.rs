@@ -73,6 +73,9 @@ pub struct Extras {
     pub addrs: Vec<ExtraAddr>,
     pub routes: Vec<crate::config::routes::VirtualRoute>,
     pub rules: Vec<crate::config::routes::VirtualRule>,
+    /// The macvlans with the virtual MAC that `addrs` name as `dev`
+    /// (`vmac_addr`, `vip_options.use_vmac`).
+    pub vmacs: Vec<crate::config::vmac::AddrVmac>,
 }
 
 /// One address of [`Extras`].
@@ -99,14 +102,27 @@ impl Extras {
         self.addrs.iter().any(|a| a.vip == *vip)
     }
 
-    /// From an instance's configuration.
-    pub fn from_config(i: &crate::config::InstanceConfig) -> Extras {
+    /// From an instance's configuration and its VIPs' macvlans
+    /// ([`crate::config::vmac::plan`]).
+    pub fn from_config(i: &crate::config::InstanceConfig, vmacs: &[crate::config::vmac::AddrVmac]) -> Extras {
         let options = crate::config::routes::vip_options(i);
-        let placed = i.virtual_ips.iter().filter(|v| options.contains_key(v));
+        let on_vmac = |vip: &ipnet::IpNet| {
+            vmacs
+                .iter()
+                .find(|m| m.vips.contains(vip))
+                .map(|m| m.name.clone())
+        };
+        let placed = i
+            .virtual_ips
+            .iter()
+            .filter(|v| options.contains_key(v) || on_vmac(v).is_some());
         let addrs = placed
             .chain(&i.virtual_ips_excluded)
             .map(|vip| {
-                let o = options.get(vip).cloned().unwrap_or_default();
+                let mut o = options.get(vip).cloned().unwrap_or_default();
+                if let Some(vmac) = on_vmac(vip) {
+                    o.dev = Some(vmac);
+                }
                 ExtraAddr {
                     vip: *vip,
                     label: o
@@ -122,6 +138,7 @@ impl Extras {
             addrs,
             routes: i.virtual_routes.clone(),
             rules: i.virtual_rules.clone(),
+            vmacs: vmacs.to_vec(),
         }
     }
 }
@@ -220,6 +237,14 @@ pub struct IpvlanSpec {
 }
 
 impl InstanceSpec {
+    /// The names of the macvlans and ipvlans this instance makes: its own
+    /// (`use_vmac`, `use_ipvlan`) and its VIPs' ([`Extras::vmacs`]).
+    pub fn vmac_names(&self) -> Vec<String> {
+        let own = self.vmac.iter().map(|v| v.name.clone());
+        own.chain(self.extras.vmacs.iter().map(|m| m.name.clone()))
+            .collect()
+    }
+
     pub(crate) fn ipv6(&self) -> bool {
         self.params.family().is_ipv6()
     }

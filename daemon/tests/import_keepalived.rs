@@ -227,8 +227,11 @@ fn seed001_scripts_and_notify() {
 
 /// Imports `text`; the TOML must load through the ordinary loader.
 fn import_text(text: &str) -> (Config, Import) {
+    // A directory per call: tests run in parallel threads of one process.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let imp = import_str(text, "k.conf", Options::default()).unwrap_or_else(|e| panic!("{e}"));
-    let dir = scratch("text");
+    let dir = scratch(&format!("text{n}"));
     let out = dir.join("out.toml");
     std::fs::write(&out, &imp.toml).unwrap();
     let cfg = Config::from_files(&[&out])
@@ -1346,4 +1349,83 @@ fn garp_spacing_and_extra_if_are_carried() {
 fn extra_if(cfg: &Config, n: &str) -> (u64, bool) {
     let i = &cfg.vrrp.instances[n].garp;
     (i.extra_if_interval.as_secs(), i.extra_if_all)
+}
+
+/// Issue 20: `use_vmac_addr`, `vmac_addr_prefix` (global_defs) and a VIP line's
+/// `use_vmac` are carried over (a VIP's use_vmac where it is on the instance's
+/// VMAC already is dropped, as keepalived reports it), the VIPs' VMACs get
+/// keepalived's names, and `hafront check-config` accepts the file.
+#[test]
+fn use_vmac_addr_and_vmac_addr_prefix_are_carried() {
+    let text = "global_defs {\n  vmac_prefix vm\n  vmac_addr_prefix va\n}\n\
+                vrrp_instance web {\n  interface eth0\n  virtual_router_id 51\n  use_vmac\n  use_vmac_addr\n  \
+                virtual_ipaddress {\n    192.0.2.100/24 use_vmac\n    198.51.100.10/24 dev eth1\n  }\n  \
+                virtual_ipaddress_excluded {\n    2001:db8::10/64\n  }\n}\n\
+                vrrp_instance db {\n  interface eth0\n  virtual_router_id 52\n  \
+                virtual_ipaddress {\n    192.0.2.101/24\n    198.51.100.11/24 dev eth1 use_vmac\n  }\n}\n";
+    let (cfg, imp) = import_text(text);
+    assert_eq!(cfg.vrrp.vmac_addr_prefix.as_deref(), Some("va"));
+    let web = &cfg.vrrp.instances["web"];
+    assert!(web.vmac_addr && web.use_vmac);
+    assert_eq!(web.vmac_name.as_deref(), Some("vm.51"));
+    assert!(
+        !web.vip_options.contains_key("192.0.2.100/24"),
+        "{:?}",
+        web.vip_options
+    );
+    let db = &cfg.vrrp.instances["db"];
+    assert!(!db.vmac_addr);
+    assert!(db.vip_options["198.51.100.11/24"].use_vmac);
+    assert_eq!(db.vip_options["198.51.100.11/24"].dev.as_deref(), Some("eth1"));
+    assert!(
+        imp.warnings
+            .iter()
+            .any(|w| w.why.contains("use_vmac: not carried over")),
+        "{:?}",
+        imp.warnings
+    );
+    assert!(
+        !imp.warnings.iter().any(|w| w.why.contains("issue 20")),
+        "{:?}",
+        imp.warnings
+    );
+    let plan = hafront::config::vmac::plan(&cfg.vrrp);
+    let names = |i: &str| -> Vec<(String, String)> {
+        plan[i].iter().map(|m| (m.name.clone(), m.base.clone())).collect()
+    };
+    assert_eq!(names("db"), [("va.52".to_string(), "eth1".to_string())]);
+    assert_eq!(
+        names("web"),
+        [
+            ("va.51".to_string(), "eth1".to_string()),
+            ("va6.51".to_string(), "eth0".to_string())
+        ]
+    );
+
+    // vmac_prefix stands in for vmac_addr_prefix where a VIP uses a VMAC...
+    let (cfg, _) = import_text(
+        "global_defs {\n  vmac_prefix vm\n}\nvrrp_instance web {\n  interface eth0\n  virtual_router_id 51\n  \
+         use_vmac_addr\n  virtual_ipaddress {\n    192.0.2.100/24\n    198.51.100.10/24 dev eth1\n  }\n}\n",
+    );
+    assert_eq!(cfg.vrrp.vmac_addr_prefix.as_deref(), Some("vm"));
+    // ... and is not written where none does.
+    let (cfg, _) = import_text(
+        "global_defs {\n  vmac_prefix vm\n}\nvrrp_instance web {\n  interface eth0\n  virtual_router_id 51\n  \
+         use_vmac\n  virtual_ipaddress {\n    192.0.2.100/24\n  }\n}\n",
+    );
+    assert_eq!(cfg.vrrp.vmac_addr_prefix, None);
+
+    let dir = scratch("vmacaddr");
+    let f = dir.join("k.conf");
+    std::fs::write(&f, text).unwrap();
+    let out = hafront()
+        .args(["check-config", "--no-env", "--keepalived-config"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("vmac_addr = true"), "{stdout}");
+    assert!(stdout.contains("vmac_addr_prefix = \"va\""), "{stdout}");
 }

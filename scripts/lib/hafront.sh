@@ -126,6 +126,17 @@ hf_wait_state() {
 fail() { LAB_FAILED="$*"; echo "FAIL: $*" >&2; exit 1; }
 pass() { echo "ok: $*"; }
 
+# ka_run NODE BINARY CONF TAG — keepalived's VRRP process in the node's namespace
+# (foreground; pid files ka-TAG*.pid, output in keepalived-NODE.log, in the lab's
+# directory); its PID in KA_PID, tracked for the teardown.
+ka_run() {
+    local d
+    d=$(lab_logdir)
+    ip netns exec "$LAB-$1" "$2" -n -l -D -P -f "$3" -p "$d/ka-$4.pid" -r "$d/ka-$4-vrrp.pid" >>"$d/keepalived-$1.log" 2>&1 &
+    KA_PID=$!
+    lab_track_pid "$KA_PID"
+}
+
 # keepalived 2.4.3, built from ../shared/third-party beside the repository (or by
 # KA_BUILD): prints the binary's path; build-keepalived builds it once (~1-2 min on
 # a fresh machine) and caches it.

@@ -22,6 +22,7 @@ mod schema;
 pub mod services;
 pub mod track;
 pub mod validate;
+pub mod vmac;
 
 use std::path::{Path, PathBuf};
 

@@ -36,6 +36,10 @@ pub struct VipOptions {
     /// Address scope (keepalived's `scope`); `global` by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<Scope>,
+    /// On a macvlan of its interface with the virtual MAC (keepalived's
+    /// `use_vmac` in the VIP line), as `vmac_addr` puts it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub use_vmac: bool,
 }
 
 /// ip(8) scopes.

@@ -177,6 +177,11 @@ pub struct VrrpConfig {
     /// uses `use_vmac` (its macvlan would report 224.0.0.18 from the virtual MAC).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disable_local_igmp: Option<bool>,
+    /// The prefix of the names of the macvlans made for VIPs by `vmac_addr` or
+    /// `vip_options.use_vmac` (`{prefix}.{vrid}`; keepalived's `vmac_addr_prefix`);
+    /// "vrrp" by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vmac_addr_prefix: Option<String>,
     /// Instances that move together; a fault in one faults all.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub sync_groups: BTreeMap<String, super::track::SyncGroupConfig>,
@@ -243,6 +248,11 @@ pub struct InstanceConfig {
     /// With `use_ipvlan`: "bridge" (the default), "private" or "vepa".
     #[serde(default)]
     pub ipvlan_mode: IpvlanMode,
+    /// keepalived's `use_vmac_addr`: each VIP on another interface (`vip_options`
+    /// `dev`) or of the other address family goes on a macvlan of its interface
+    /// with the virtual MAC of its family (names: `vrrp.vmac_addr_prefix`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub vmac_addr: bool,
     /// With `use_vmac`: adverts are sent and received on `interface` itself, with
     /// its own MAC (keepalived's `vmac_xmit_base`); the VIPs stay on the macvlan.
     #[serde(default)]

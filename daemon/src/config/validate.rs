@@ -116,6 +116,7 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
             }
         }
     }
+    super::vmac::validate(&cfg.vrrp, &mut v.problems);
     super::ipvs::validate(&cfg.ipvs, &cfg.vrrp.instances, &cfg.checks, &mut v.problems);
     super::checks::validate(&cfg.checks, &mut v.problems);
     super::track::validate(cfg, &mut v.problems);

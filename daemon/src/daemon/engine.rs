@@ -302,6 +302,18 @@ impl Engine {
                 self.links.primary_address(&base, ipv6, &vips).await?
             }
         };
+        // VIPs on macvlans of their own (vmac_addr, vip_options.use_vmac): made
+        // (or found) here, their VIPs added on master with the other extras.
+        for m in &spec.extras.vmacs {
+            let want = crate::net::vmac::VmacSpec {
+                name: m.name.clone(),
+                base: self.links.iface(&m.base).await?,
+                vrid: spec.params.vrid,
+                ipv6: m.ipv6,
+                ipvlan: None,
+            };
+            self.vmacs.ensure(&self.links, &want).await?;
+        }
         // With use_vmac the VIPs live on the macvlan, and the adverts leave from
         // it unless vmac_xmit_base; the source address stays the base's. With
         // use_ipvlan the adverts leave from the ipvlan, from its own address
@@ -903,11 +915,7 @@ impl Engine {
             self.remove_instance(id);
         }
         // Macvlans no instance uses any more go, once their VIPs are removed.
-        let used: Vec<String> = self
-            .slots
-            .values()
-            .filter_map(|s| s.spec.vmac.as_ref().map(|v| v.name.clone()))
-            .collect();
+        let used: Vec<String> = self.slots.values().flat_map(|s| s.spec.vmac_names()).collect();
         if self.vmacs.unused(&used) {
             self.flush().await;
             self.vmacs.remove_unused(&self.links, &used).await;
@@ -918,10 +926,7 @@ impl Engine {
     /// Deletes macvlans with a virtual router MAC that no instance of `specs`
     /// wants (left by a run that did not stop cleanly), before any is created.
     pub async fn remove_stale_vmacs(&self, specs: &[(String, InstanceSpec)]) {
-        let wanted: Vec<String> = specs
-            .iter()
-            .filter_map(|(_, s)| s.vmac.as_ref().map(|v| v.name.clone()))
-            .collect();
+        let wanted: Vec<String> = specs.iter().flat_map(|(_, s)| s.vmac_names()).collect();
         if let Err(error) = self.vmacs.remove_stale(&self.links, &wanted).await {
             warn!(%error, "stale virtual MAC interfaces not looked for");
         }

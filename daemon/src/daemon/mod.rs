@@ -91,6 +91,7 @@ fn disable_local_igmp(cfg: &Config) -> Option<crate::net::igmp::Saved> {
 }
 
 pub fn specs_from_config(cfg: &Config) -> Vec<(String, InstanceSpec)> {
+    let addr_vmacs = crate::config::vmac::plan(&cfg.vrrp);
     cfg.vrrp
         .instances
         .iter()
@@ -161,7 +162,10 @@ pub fn specs_from_config(cfg: &Config) -> Vec<(String, InstanceSpec)> {
                         .collect(),
                     ..crate::shared::Hooks::from_config(&i.hooks, &cfg.conntrackd)
                 },
-                extras: crate::shared::Extras::from_config(i),
+                extras: crate::shared::Extras::from_config(
+                    i,
+                    addr_vmacs.get(name).map(Vec::as_slice).unwrap_or_default(),
+                ),
                 track_link: i.track_link,
                 extra_if: crate::shared::ExtraIf::from_config(i),
             };

@@ -27,6 +27,10 @@
 //! automatic IPv6 link-local address either (an IPv6 instance gets its
 //! `ipvlan_address`, or the base's link-local address, to send from).
 //!
+//! An ipvlan has no MAC of its own to tell it from others: hafront marks those
+//! it makes with the alias (IFLA_IFALIAS) [`IPVLAN_ALIAS`], so that one left by
+//! a run that did not stop cleanly is removed at the next start as a stale VMAC is.
+//!
 //! What to do with what is found is decided by [`plan`] (pure); [`Vmacs`] carries
 //! it out.
 
@@ -56,6 +60,9 @@ const DEVCONF_ARP_ANNOUNCE: u16 = 18;
 const DEVCONF_ARP_IGNORE: u16 = 19;
 const DEVCONF_PROMOTE_SECONDARIES: u16 = 20;
 const DEVCONF_ACCEPT_LOCAL: u16 = 23;
+
+/// The alias (`ip link show` prints it) of the ipvlans hafront makes.
+pub const IPVLAN_ALIAS: &str = "hafront use_ipvlan";
 
 /// The RFC 5798 §7.3 virtual router MAC address.
 pub fn virtual_mac(vrid: u8, ipv6: bool) -> [u8; 6] {
@@ -113,6 +120,8 @@ pub struct LinkFacts {
     pub ipvlan: Option<(IpVlanMode, IpVlanFlags)>,
     /// IFLA_LINK: the interface it is stacked on.
     pub link: Option<u32>,
+    /// IFLA_IFALIAS.
+    pub alias: Option<String>,
 }
 
 /// What to do for one wanted VMAC.
@@ -166,12 +175,17 @@ pub fn plan(want: &VmacSpec, existing: Option<&LinkFacts>) -> Plan {
     }
 }
 
-/// Stale VMACs: macvlans with a virtual router MAC that no instance wants (left by
-/// a run that did not stop cleanly, or by an instance since removed).
+/// Stale VMACs: macvlans with a virtual router MAC, and ipvlans with hafront's
+/// alias, that no instance wants (left by a run that did not stop cleanly, or by
+/// an instance since removed).
 pub fn stale<'a>(links: &'a [LinkFacts], wanted: &[String]) -> Vec<&'a LinkFacts> {
     links
         .iter()
-        .filter(|l| l.macvlan.is_some() && is_virtual_mac(&l.mac) && !wanted.contains(&l.name))
+        .filter(|l| {
+            let vmac = l.macvlan.is_some() && is_virtual_mac(&l.mac);
+            let ipvlan = l.ipvlan.is_some() && l.alias.as_deref() == Some(IPVLAN_ALIAS);
+            (vmac || ipvlan) && !wanted.contains(&l.name)
+        })
         .collect()
 }
 
@@ -183,12 +197,14 @@ fn facts(msg: &LinkMessage) -> LinkFacts {
         macvlan: None,
         ipvlan: None,
         link: None,
+        alias: None,
     };
     for attr in &msg.attributes {
         match attr {
             LinkAttribute::IfName(n) => f.name = n.clone(),
             LinkAttribute::Address(a) => f.mac = a.clone(),
             LinkAttribute::Link(i) => f.link = Some(*i),
+            LinkAttribute::IfAlias(a) => f.alias = Some(a.clone()),
             LinkAttribute::LinkInfo(infos) => {
                 let is_macvlan = infos
                     .iter()
@@ -296,9 +312,14 @@ impl Vmacs {
                 source: Box::new(source),
             })?;
         for l in stale(&all, wanted) {
+            let kind = if l.ipvlan.is_some() {
+                "ipvlan"
+            } else {
+                "virtual MAC interface"
+            };
             match del_link(links, l.index).await {
-                Ok(()) => info!(vmac = l.name, "stale virtual MAC interface removed"),
-                Err(error) => warn!(vmac = l.name, %error, "stale virtual MAC interface not removed"),
+                Ok(()) => info!(vmac = l.name, kind, "stale: removed"),
+                Err(error) => warn!(vmac = l.name, kind, %error, "stale: not removed"),
             }
         }
         Ok(())
@@ -347,6 +368,12 @@ impl Vmacs {
         };
         if !conf.is_empty() {
             set_devconf(links, vmac.index, conf, "set VMAC sysctls").await?;
+        }
+        if want.ipvlan.is_some() {
+            // Ours from now on (also one found: a keepalived's), for the stale
+            // clean-up of a later start.
+            let alias = LinkAttribute::IfAlias(IPVLAN_ALIAS.into());
+            set_link(links, vmac.index, alias, "set ipvlan alias").await?;
         }
         // No EUI-64 link-local address from the virtual MAC (RFC 5798 §7.4); this
         // cannot be part of the creation (the kernel ignores IFLA_AF_SPEC there).
@@ -516,8 +543,18 @@ async fn set_devconf(
     conf: &[(u16, u32)],
     what: &'static str,
 ) -> Result<(), NetError> {
+    set_link(links, index, devconf_attr(conf), what).await
+}
+
+/// One RTM_SETLINK with one attribute.
+async fn set_link(
+    links: &Links,
+    index: u32,
+    attr: LinkAttribute,
+    what: &'static str,
+) -> Result<(), NetError> {
     let msg = LinkUnspec::new_with_index(index)
-        .append_extra_attribute(devconf_attr(conf))
+        .append_extra_attribute(attr)
         .build();
     links
         .handle()
@@ -570,6 +607,7 @@ mod tests {
             macvlan: mode,
             ipvlan: None,
             link: Some(base),
+            alias: None,
         }
     }
 
@@ -662,12 +700,23 @@ mod tests {
         c.name = "mv0".into();
         let mut d = link(None, virtual_mac(53, false), 2);
         d.name = "eth9".into();
-        let all = [a, b, c, d];
-        let names: Vec<&str> = stale(&all, &["vrrp.51".into()])
+        // ipvlans: hafront's (its alias) unless wanted; others never.
+        let ipvlan = |name: &str, alias: Option<&str>| LinkFacts {
+            name: name.into(),
+            ipvlan: Some((IpVlanMode::L2, IpVlanFlags::empty())),
+            alias: alias.map(String::from),
+            ..link(None, [2, 0, 0, 0, 0, 1], 2)
+        };
+        let e = ipvlan("ipv.9", Some(IPVLAN_ALIAS));
+        let f = ipvlan("ipv.10", Some(IPVLAN_ALIAS));
+        let g = ipvlan("ipvl0", None);
+        let h = ipvlan("ipvl1", Some("docker"));
+        let all = [a, b, c, d, e, f, g, h];
+        let names: Vec<&str> = stale(&all, &["vrrp.51".into(), "ipv.10".into()])
             .iter()
             .map(|l| l.name.as_str())
             .collect();
-        assert_eq!(names, ["vrrp.52"]);
+        assert_eq!(names, ["vrrp.52", "ipv.9"]);
     }
 
     /// The request carries exactly the sysctls given, zero values too (the

@@ -67,15 +67,11 @@ impl Cx {
                         self.g.extra_if = Some((e, c.loc.clone()));
                     }
                 }
+                "vmac_addr_prefix" => {
+                    self.g.vmac_addr_prefix = Some((vmac_prefix_arg(c)?, c.loc.clone()));
+                }
                 "vmac_prefix" => {
-                    let p = arg(c, 0)?;
-                    if p.is_empty() || p.len() > 14 || p.contains(['/', ' ', ':']) {
-                        return Err(ImportError::new(
-                            &c.loc,
-                            format!("vmac_prefix {p:?}: not the start of an interface name"),
-                        ));
-                    }
-                    self.g.vmac_prefix = Some((p.to_string(), c.loc.clone()));
+                    self.g.vmac_prefix = Some((vmac_prefix_arg(c)?, c.loc.clone()));
                     self.changed(
                         c,
                         "carried over as vmac_name of each use_vmac or use_ipvlan instance without a                          name, where keepalived's name differs from hafront's default",
@@ -373,4 +369,16 @@ impl Cx {
             all,
         }))
     }
+}
+
+/// The prefix of `vmac_prefix` / `vmac_addr_prefix`: the start of an interface name.
+fn vmac_prefix_arg(c: &Node) -> R<String> {
+    let p = arg(c, 0)?;
+    if p.is_empty() || p.len() > 14 || p.contains(['/', ' ', ':']) {
+        return Err(ImportError::new(
+            &c.loc,
+            format!("{} {p:?}: not the start of an interface name", c.keyword),
+        ));
+    }
+    Ok(p.to_string())
 }

@@ -220,6 +220,7 @@ impl Cx {
                     use_ipvlan = true;
                 }
                 "vmac_xmit_base" => xmit_base = Some(c),
+                "use_vmac_addr" => s.set("vmac_addr", true, at(c)),
                 "track_process" | "track_bfd" => {
                     self.skip(c, "not carried over: hafront has no equivalent (the whole block)")
                 }
@@ -269,10 +270,31 @@ impl Cx {
         if !excluded.is_empty() {
             s.put("virtual_ips_excluded", Value::List(excluded), None);
         }
+        let v6 = f.is_v6();
+        if s.has("use_vmac") {
+            // vrrp_complete_instance: a VIP's use_vmac on the instance's interface,
+            // of its family, is an error there (the VIP goes on the instance's VMAC).
+            for (v, net) in &vip_nodes {
+                let key = net.to_string();
+                let Some(toml::Value::Table(t)) = vip_options.get_mut(&key) else {
+                    continue;
+                };
+                if t.contains_key("use_vmac") && !t.contains_key("dev") && net.addr().is_ipv6() == v6 {
+                    t.remove("use_vmac");
+                    if t.is_empty() {
+                        vip_options.remove(&key);
+                    }
+                    self.skip(
+                        v,
+                        "use_vmac: not carried over: the VIP is on the instance's VMAC already \
+                         (keepalived reports it as an error too)",
+                    );
+                }
+            }
+        }
         if !vip_options.is_empty() {
             s.set("vip_options", toml::Value::Table(vip_options), None);
         }
-        let v6 = f.is_v6();
         let mut routes = Vec::new();
         for r in route_nodes {
             if let Some(t) = self.virtual_route(r, v6)? {
@@ -676,6 +698,8 @@ impl Cx {
                 }
                 // Carried over as vip_no_track by the caller.
                 "no_track" => {}
+                // On a VMAC of its interface (keepalived's per-VIP use_vmac).
+                "use_vmac" => drop(opts.insert("use_vmac".into(), true.into())),
                 "label" => {
                     let l = words.next().cloned().unwrap_or_default();
                     lbl = Some(l);
@@ -702,7 +726,7 @@ impl Cx {
                     self.skip(
                         v,
                         format!(
-                            "{}: not carried over (hafront takes the address, prefix, dev, label and scope)",
+                            "{}: not carried over (hafront takes the address, prefix, dev, label, scope and use_vmac)",
                             rest.join(" ")
                         ),
                     );

@@ -240,13 +240,6 @@ pub const REASONS: &[(&[&str], &[&str], &str)] = &[
         "not needed: hafront's checks speak HTTP/1.1 with rustls, which sends SNI for a host name and \
          closes TLS properly",
     ),
-    // ---- not supported yet: issue 20 ----
-    (
-        &[GLOBAL, INSTANCE],
-        &["use_vmac_addr", "vmac_addr_prefix"],
-        "not supported yet (issue 20): a VIP on another interface (dev) or of the other family goes \
-         on that interface itself, with its own MAC, not on a macvlan of it with the virtual MAC",
-    ),
     // ---- not supported ----
     (
         &[TOP, GLOBAL],

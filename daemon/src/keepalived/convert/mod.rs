@@ -84,6 +84,9 @@ struct Globals {
     /// `vmac_prefix` (global_defs): the prefix of the VMAC and ipvlan names
     /// keepalived makes up (vmac.rs).
     vmac_prefix: Option<(String, Loc)>,
+    /// `vmac_addr_prefix` (global_defs): the prefix of the names of the VIPs'
+    /// VMACs (`use_vmac_addr`, a VIP's `use_vmac`), `vmac_prefix` by default.
+    vmac_addr_prefix: Option<(String, Loc)>,
 }
 
 /// `garp_extra_if [all] N`.
@@ -166,6 +169,7 @@ pub fn convert(tree: &[Node]) -> R<Converted> {
     cx.notify_smtp();
     cx.lvs_sync_daemon()?;
     cx.vmac_names();
+    cx.vmac_addr_prefix();
     Ok(Converted {
         sections: cx.sections,
         warnings: cx.warnings,

@@ -1,8 +1,10 @@
 //! The names keepalived makes up for VMAC and ipvlan interfaces (`use_vmac` or
 //! `use_ipvlan` without a name; `vmac_prefix` in global_defs), so that the
-//! imported configuration reuses the interfaces keepalived created.
+//! imported configuration reuses the interfaces keepalived created; and the
+//! prefix of the names of the VIPs' VMACs (`vmac_addr_prefix`).
 
 use super::*;
+use crate::config::vmac::{create_vmac_name, DEFAULT_PREFIX};
 
 /// An instance with `use_vmac` or `use_ipvlan`, for [`Cx::vmac_names`].
 pub(super) struct VmacInstance {
@@ -14,45 +16,6 @@ pub(super) struct VmacInstance {
     pub named: Option<String>,
     /// The instance's `interface`.
     pub interface: String,
-}
-
-/// Linux IFNAMSIZ: names are at most 15 bytes.
-const IFNAMSIZ: usize = 16;
-
-/// `{prefix}{num}.{vrid}`, the prefix cut so that the name fits IFNAMSIZ
-/// (keepalived's snprintf("%.*s...")).
-fn vmac_name(prefix: &str, num: Option<u16>, vrid: u8) -> String {
-    let tail = match num {
-        Some(n) => format!("{n}.{vrid}"),
-        None => format!(".{vrid}"),
-    };
-    let room = (IFNAMSIZ - 1).saturating_sub(tail.len());
-    let mut cut = prefix.len().min(room);
-    while !prefix.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}{tail}", &prefix[..cut])
-}
-
-/// keepalived's create_vmac_name (vrrp.c): `{prefix}.{vrid}` if no other name
-/// in use, then `{prefix}1.{vrid}`, `{prefix}2.{vrid}`...; for IPv6 `{prefix}6.{vrid}`
-/// is tried second (and skipped in the count).
-pub(super) fn create_vmac_name(prefix: &str, vrid: u8, v6: bool, in_use: &dyn Fn(&str) -> bool) -> String {
-    let mut num: Option<u16> = None;
-    loop {
-        let name = vmac_name(prefix, num, vrid);
-        // u16: keepalived's unsigned short; a name is found long before.
-        if !in_use(&name) || num == Some(u16::MAX) {
-            return name;
-        }
-        num = Some(match (v6, num) {
-            (true, None) => 6,
-            (true, Some(6)) => 1,
-            (true, Some(5)) => 7,
-            (_, None) => 1,
-            (_, Some(n)) => n + 1,
-        });
-    }
 }
 
 impl Cx {
@@ -91,38 +54,45 @@ impl Cx {
             used.insert(name);
         }
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_as_keepalived() {
-        let none = |_: &str| false;
-        assert_eq!(create_vmac_name("vrrp", 51, false, &none), "vrrp.51");
-        assert_eq!(create_vmac_name("vrrp", 51, true, &none), "vrrp.51");
-        let taken = |n: &str| ["vrrp.51", "vrrp1.51"].contains(&n);
-        assert_eq!(create_vmac_name("vrrp", 51, false, &taken), "vrrp2.51");
-        // IPv6: vrrp6 second, then 1..5, 7...
-        assert_eq!(create_vmac_name("vrrp", 51, true, &taken), "vrrp6.51");
-        let taken = |n: &str| {
-            [
-                "vrrp.9", "vrrp6.9", "vrrp1.9", "vrrp2.9", "vrrp3.9", "vrrp4.9", "vrrp5.9",
-            ]
-            .contains(&n)
+    /// `vrrp.vmac_addr_prefix` from `vmac_addr_prefix`, or from `vmac_prefix`
+    /// (keepalived's fallback) where an instance puts VIPs on VMACs of their own.
+    pub(super) fn vmac_addr_prefix(&mut self) {
+        let uses = self.sections.iter().any(|s| {
+            s.has("vmac_addr")
+                || s.get("vip_options")
+                    .and_then(toml::Value::as_table)
+                    .is_some_and(|t| {
+                        t.values()
+                            .any(|o| o.get("use_vmac").and_then(toml::Value::as_bool) == Some(true))
+                    })
+        });
+        let given = match (&self.g.vmac_addr_prefix, &self.g.vmac_prefix) {
+            (Some((p, loc)), _) => Some((p.clone(), format!("{loc} vmac_addr_prefix"))),
+            (None, Some((p, loc))) if uses => Some((
+                p.clone(),
+                format!("{loc} vmac_prefix (keepalived's default for it)"),
+            )),
+            _ => None,
         };
-        assert_eq!(create_vmac_name("vrrp", 9, true, &taken), "vrrp7.9");
-        // A long prefix is cut to fit 15 bytes.
-        assert_eq!(
-            create_vmac_name("averyveryverylong", 200, false, &none),
-            "averyveryve.200"
-        );
-        let taken = |n: &str| n == "averyveryve.200";
-        assert_eq!(
-            create_vmac_name("averyveryverylong", 200, false, &taken),
-            "averyveryv1.200"
-        );
-        assert_eq!(create_vmac_name("vip", 7, false, &none), "vip.7");
+        let Some((prefix, comment)) = given else {
+            return;
+        };
+        if prefix == DEFAULT_PREFIX {
+            return;
+        }
+        let vrrp = match self.sections.iter().position(|s| s.path == "vrrp") {
+            Some(i) => &mut self.sections[i],
+            None => {
+                let at = self
+                    .sections
+                    .iter()
+                    .position(|s| s.path.starts_with("vrrp."))
+                    .unwrap_or(self.sections.len());
+                self.sections.insert(at, Section::new("vrrp"));
+                &mut self.sections[at]
+            }
+        };
+        vrrp.set("vmac_addr_prefix", prefix, Some(comment));
     }
 }
