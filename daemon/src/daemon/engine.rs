@@ -833,9 +833,10 @@ impl Engine {
     fn dispatch(&mut self, key: SockKey, p: Received) {
         let src = p.src;
         let wall_ns = wall_clock().as_nanos() as u64;
-        let (delivery, mut routed) = self
+        let mut routed = std::mem::take(&mut self.routed);
+        let delivery = self
             .router
-            .packet_at(key, p.src, p.dst, p.ttl, p.payload, wall_ns);
+            .packet_into(key, p.src, p.dst, p.ttl, p.payload, wall_ns, &mut routed);
         match delivery {
             Delivery::To(id) => {
                 if let Some(slot) = self.slots.get_mut(&id) {
@@ -846,6 +847,7 @@ impl Engine {
             Delivery::UnknownVrid(None) | Delivery::Own => {}
         }
         self.execute(&mut routed);
+        self.routed = routed;
     }
 
     /// Waits until the VIP executor has carried out everything asked so far.
