@@ -158,12 +158,17 @@ impl<I: Copy + Ord, K: Copy + Ord> Router<I, K> {
         ttl: u8,
         payload: Vec<u8>,
     ) -> (Delivery<I>, Vec<(I, Routed)>) {
-        self.packet_at(key, src, dst, ttl, payload, 0)
+        let mut out = Vec::new();
+        let delivery = self.packet_into(key, src, dst, ttl, payload, 0, &mut out);
+        (delivery, out)
     }
 
     /// [`Router::packet`] with the realtime clock at reception (nanoseconds since
-    /// the Unix epoch), which auth_hmac's `time` anti-replay reads.
-    pub fn packet_at(
+    /// the Unix epoch), which auth_hmac's `time` anti-replay reads, appending the
+    /// outputs to `out` (a caller's buffer, reused from one packet to the next: no
+    /// allocation per advert).
+    #[allow(clippy::too_many_arguments)]
+    pub fn packet_into(
         &mut self,
         key: K,
         src: IpAddr,
@@ -171,24 +176,25 @@ impl<I: Copy + Ord, K: Copy + Ord> Router<I, K> {
         ttl: u8,
         payload: Vec<u8>,
         wall_ns: u64,
-    ) -> (Delivery<I>, Vec<(I, Routed)>) {
+        out: &mut Vec<(I, Routed)>,
+    ) -> Delivery<I> {
         // The VRID is the second byte in both versions (RFC 3768 §5.1, RFC 5798 §5.1).
         let Some(&vrid) = payload.get(1) else {
             self.unknown_vrid += 1;
-            return (Delivery::UnknownVrid(None), Vec::new());
+            return Delivery::UnknownVrid(None);
         };
         let Some(&id) = self.by_vrid.get(&(key, vrid)) else {
             self.unknown_vrid += 1;
-            return (Delivery::UnknownVrid(Some(vrid)), Vec::new());
+            return Delivery::UnknownVrid(Some(vrid));
         };
         if self
             .slots
             .get(&id)
             .is_some_and(|s| s.inst.params().primary == src)
         {
-            return (Delivery::Own, Vec::new());
+            return Delivery::Own;
         }
-        let out = self.handle(
+        self.feed(
             id,
             Input::Packet {
                 src,
@@ -197,8 +203,9 @@ impl<I: Copy + Ord, K: Copy + Ord> Router<I, K> {
                 payload,
                 wall_ns,
             },
+            out,
         );
-        (Delivery::To(id), out)
+        Delivery::To(id)
     }
 
     /// The auth_hmac trailer for an advert of instance `id` (`Instance::sign`),

@@ -138,10 +138,21 @@ impl VrrpSocket {
         // On the stack: the payload is copied out at its size (one allocation per
         // packet, not a zeroed 2 KiB vector and then a copy).
         let mut buf = [0u8; 2048];
-        let mut cmsg = nix::cmsg_space!(libc::in6_pktinfo, libc::c_int);
+        // Control messages over IPv6 only (IPv4's raw socket hands over the IP
+        // header): no zeroed buffer allocated and freed per IPv4 packet.
+        let mut cmsg = if self.ipv6 {
+            nix::cmsg_space!(libc::in6_pktinfo, libc::c_int)
+        } else {
+            Vec::new()
+        };
         let (len, from, ttl6, dst6) = {
             let mut iov = [IoSliceMut::new(&mut buf)];
-            let msg = recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut cmsg), MsgFlags::MSG_DONTWAIT)
+            let cmsg = if self.ipv6 {
+                Some(cmsg.as_mut_slice())
+            } else {
+                None
+            };
+            let msg = recvmsg::<SockaddrStorage>(fd, &mut iov, cmsg, MsgFlags::MSG_DONTWAIT)
                 .map_err(io::Error::from)?;
             let mut ttl6 = None;
             let mut dst6 = None;
