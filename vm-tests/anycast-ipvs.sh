@@ -23,7 +23,9 @@
 #   through is read from the directors' IPVS tables, then d1's hafront and BIRD
 #   are SIGKILLed: BFD takes d1's next hop off the router, and the router's ECMP
 #   rehashes (hash-threshold: part of d2's and d3's flows move too). 3 s later
-#   the flows stop and a line is printed:
+#   the flows stop and a line is printed (a run in which a BGP session other than
+#   d1's went down, a false BFD failure in a stall of the VM, is not counted and
+#   run again, three tries):
 #     RESULT sched=mh sloppy=on flows=60 own=21 own_kept=21 others=39 others_moved=10
 #            others_broken=0 withdraw_ms=612 stall_ms=700
 #   own: d1's flows; others_moved: d2's and d3's flows that reached the other
@@ -39,7 +41,9 @@ shift
 REPS=1
 case ${1:-} in reps=*) REPS=${1#reps=}; shift ;; esac
 VIP=203.0.113.10
-BFD_MULT=${BFD_MULT:-5}
+# BFD every 100 ms, x 10 (1 s detection): under TCG on a loaded host, x 5 dropped
+# every session at once now and then (a stall of the VM).
+BFD_MULT=${BFD_MULT:-10}
 FLOWS="python3 -S -E /flows.py"
 DIRECTORS="d1 d2 d3"
 fail() {
@@ -61,16 +65,16 @@ fail() {
 }
 ok() { echo "ok: $*"; }
 wait_for() { # tenths-of-seconds command...
-    n=$1
+    wf_left=$1
     shift
-    while [ "$n" -gt 0 ]; do
+    while [ "$wf_left" -gt 0 ]; do
         "$@" && return 0
         sleep 0.1
-        n=$((n - 1))
+        wf_left=$((wf_left - 1))
     done
     return 1
 }
-in_ns() { n=$1; shift; ip netns exec "$n" "$@"; }
+in_ns() { ip netns exec "$@"; }
 # coreutils date (vm-tests/anycast-ipvs adds it: busybox's has no %N).
 now_ms() { date +%s%3N; }
 now() { date +%s.%N; }
@@ -86,6 +90,7 @@ link() {
 bird_conf() { # NODE ID
     cat <<BIRD
 log "/tmp/$1/bird.log" all;
+debug protocols { states };
 router id 198.51.100.$2;
 protocol device { scan time 1; }
 protocol bfd { interface "eth0" { min rx interval 100 ms; min tx interval 100 ms; multiplier $BFD_MULT; }; }
@@ -220,26 +225,35 @@ ports() {
 
 run() { # SCHED SLOPPY
     setup "$1" "$2"
-    d=/tmp/flows
-    rm -rf $d && mkdir -p $d
-    in_ns c $FLOWS client $VIP 80 "$N" $d >$d/result 2>$d/err &
+    fd=/tmp/flows
+    rm -rf $fd && mkdir -p $fd
+    in_ns c $FLOWS client $VIP 80 "$N" $fd >$fd/result 2>$fd/err &
     client=$!
-    wait_for 600 test -e $d/ready || fail "the $N flows did not come up: $(cat $d/err)"
+    wait_for 600 test -e $fd/ready || fail "the $N flows did not come up: $(cat $fd/err)"
     sleep 2
-    for n in $DIRECTORS; do ports $n >$d/before-$n; done
-    total=$(cat $d/before-d1 $d/before-d2 $d/before-d3 | sort -u | wc -l)
+    for n in $DIRECTORS; do ports $n >$fd/before-$n; done
+    total=$(cat $fd/before-d1 $fd/before-d2 $fd/before-d3 | sort -u | wc -l)
     [ "$total" -eq "$N" ] || fail "the directors' IPVS tables hold $total of the $N flows"
-    for n in d1 d2 d3; do [ -s $d/before-$n ] || fail "no flow went through $n: the router does not spread them"; done
-    echo "kill $(now)" >$d/marks
+    for n in d1 d2 d3; do [ -s $fd/before-$n ] || fail "no flow went through $n: the router does not spread them"; done
+    # A run counts when the router had the three next hops until the kill and no
+    # BGP session but d1's went down after it (a false BFD failure in a stall of
+    # the VM moves flows the kill did not).
+    if ! hops_are 198.51.100.11,198.51.100.12,198.51.100.13; then
+        echo "run not counted: the router had [$(hops)] before the kill"
+        teardown
+        return 2
+    fi
+    rlog=$(wc -l </tmp/r/bird.log)
+    echo "kill $(now)" >$fd/marks
     t=$(now_ms)
     eval "kill -KILL \$hf_d1 \$bird_d1"
     hf_d1= bird_d1=
     wait_for 100 hops_are 198.51.100.12,198.51.100.13 || fail "d1's next hop stayed on the router: [$(hops)]"
     withdraw=$(($(now_ms) - t))
     sleep 3
-    for n in d2 d3; do ports $n >$d/after-$n; done
-    touch $d/stop
-    wait "$client" || fail "the client failed: $(cat $d/err)"
+    for n in d2 d3; do ports $n >$fd/after-$n; done
+    touch $fd/stop
+    wait "$client" || fail "the client failed: $(cat $fd/err)"
     client=
     res=$(python3 -S -E -c '
 import json, sys
@@ -254,7 +268,13 @@ stall = r["phases"]["kill"]["stall_ms"]
 print(f"own={len(own)} own_kept={len(own - broken)} others={len(others)} others_moved={len(moved)}",
       f"others_broken={len(others & broken)} moved_broken={len(moved & broken)} stall_ms={stall}",
       "errors=" + ",".join(r["errors"]).replace(" ", "_"))
-' $d) || fail "no result: $(cat $d/result $d/err)"
+' $fd) || fail "no result: $(cat $fd/result $fd/err)"
+    dropped=$(tail -n +"$((rlog + 1))" /tmp/r/bird.log | grep -oE 'd[23]: (BFD session down|Received: )' | cut -d: -f1 | sort -u | paste -sd, - || true)
+    if [ -n "$dropped" ] || ! hops_are 198.51.100.12,198.51.100.13; then
+        echo "run not counted: sessions of $dropped went down too; the router has [$(hops)]"
+        teardown
+        return 2
+    fi
     echo "RESULT sched=$1 sloppy=$2 flows=$N withdraw_ms=$withdraw $res"
     moved=$(echo "$res" | sed -n 's/.*others_moved=\([0-9]*\).*/\1/p')
     obroken=$(echo "$res" | sed -n 's/.*others_broken=\([0-9]*\).*/\1/p')
@@ -267,12 +287,28 @@ print(f"own={len(own)} own_kept={len(own - broken)} others={len(others)} others_
     teardown
 }
 
-for s in "$@"; do
-    i=0
-    while [ $i -lt "$REPS" ]; do
-        echo "== ${s%%:*}, sloppy_tcp ${s#*:} (run $((i + 1)) of $REPS)"
-        run "${s%%:*}" "${s#*:}"
-        i=$((i + 1))
+# (sh has no local variables: the loops' names are their own.)
+for spec in "$@"; do
+    rep=0
+    while [ $rep -lt "$REPS" ]; do
+        echo "== ${spec%%:*}, sloppy_tcp ${spec#*:} (run $((rep + 1)) of $REPS)"
+        try=1
+        while :; do
+            # In a subshell, errexit on: 0 counted, 2 not counted (again, three
+            # tries), anything else a failure (fail printed why).
+            set +e
+            (
+                set -e
+                run "${spec%%:*}" "${spec#*:}"
+            )
+            rc=$?
+            set -e
+            [ "$rc" -eq 0 ] && break
+            [ "$rc" -eq 2 ] || exit 1
+            [ "$try" -lt 3 ] || fail "no run of ${spec} counted in 3 tries"
+            try=$((try + 1))
+        done
+        rep=$((rep + 1))
     done
 done
 ok "all specs passed"
