@@ -263,6 +263,7 @@ fn main() -> ExitCode {
         }) {
             Ok((cfg, warnings)) => {
                 print_import_warnings(&warnings);
+                print_advice(&cfg);
                 print!("{}", cfg.to_redacted_toml());
                 ExitCode::SUCCESS
             }
@@ -276,6 +277,7 @@ fn main() -> ExitCode {
             let cfg = match preflight::load_with_warnings(&opts) {
                 Ok((cfg, warnings)) => {
                     print_import_warnings(&warnings);
+                    print_advice(&cfg);
                     cfg
                 }
                 Err(e) => {
@@ -356,6 +358,13 @@ fn main() -> ExitCode {
 fn print_import_warnings(warnings: &[hafront::keepalived::Warning]) {
     for w in warnings {
         eprintln!("hafront: warning: {w}");
+    }
+}
+
+/// What a valid configuration may still get wrong (`config::anycast::advice`).
+fn print_advice(cfg: &Config) {
+    for a in hafront::config::anycast::advice(cfg) {
+        eprintln!("hafront: warning: {}: {}", a.key.join("."), a.message);
     }
 }
 

@@ -1292,6 +1292,107 @@ fn anycast_groups_are_validated_naming_the_key() {
     });
 }
 
+/// An IPVS service on an anycast address (issue 17): a scheduler that directors do
+/// not compute alike, or mh/sh without sloppy_tcp, loses the flows the routers'
+/// ECMP rehash moves between directors (vm-tests/anycast-ipvs). Advice, printed by
+/// check-config as warnings naming the key; the configuration stays valid.
+#[test]
+fn anycast_ipvs_services_get_advice() {
+    let advice = |extra: &str| -> Vec<String> {
+        let mut out = Vec::new();
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "a.toml",
+                &format!(
+                    "[node]\nname = \"d1\"\n[anycast.web]\nprefixes = [\"203.0.113.0/28\"]\n\
+                     [ipvs.services.web]\naddress = \"203.0.113.10:80\"\nforwarding = \"dr\"\n\
+                     real_servers = [ {{ address = \"198.51.100.21:80\" }} ]\n{extra}"
+                ),
+            )?;
+            let cfg = load(&opts(&["a.toml"], false)).unwrap();
+            out = hafront::config::anycast::advice(&cfg)
+                .into_iter()
+                .map(|p| format!("{}: {}", p.key.join("."), p.message))
+                .collect();
+            Ok(())
+        });
+        out
+    };
+    // The default scheduler (wlc).
+    let a = advice("");
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert!(
+        a[0].starts_with("ipvs.services.web.scheduler: service 203.0.113.10:80 is in anycast \"web\"'s 203.0.113.0/28: with \"wlc\"")
+            && a[0].contains("use \"mh\""),
+        "{a:?}"
+    );
+    // mh without sloppy_tcp; then with it false.
+    for sysctl in ["", "[ipvs.sysctl]\nsloppy_tcp = false\n"] {
+        let a = advice(&format!("scheduler = \"mh\"\n{sysctl}"));
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert!(
+            a[0].starts_with("ipvs.sysctl.sloppy_tcp: service 203.0.113.10:80"),
+            "{a:?}"
+        );
+    }
+    // What the advice asks for: none.
+    assert_eq!(
+        advice("scheduler = \"mh\"\n[ipvs.sysctl]\nsloppy_tcp = true\n"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        advice("scheduler = \"sh\"\n[ipvs.sysctl]\nsloppy_tcp = true\n"),
+        Vec::<String>::new()
+    );
+    // The sync daemon on every director (no instance: both daemons).
+    assert_eq!(
+        advice("scheduler = \"rr\"\n[ipvs.sync]\ninterface = \"eth0\"\n"),
+        Vec::<String>::new()
+    );
+    // SCTP asks for sloppy_sctp; UDP has no handshake to miss.
+    let a = advice("scheduler = \"mh\"\nprotocol = \"sctp\"\n[ipvs.sysctl]\nsloppy_tcp = true\n");
+    assert!(
+        a.len() == 1 && a[0].starts_with("ipvs.sysctl.sloppy_sctp: "),
+        "{a:?}"
+    );
+    assert_eq!(
+        advice("scheduler = \"mh\"\nprotocol = \"udp\"\n"),
+        Vec::<String>::new()
+    );
+    // A service outside the anycast prefixes: none.
+    assert_eq!(
+        advice("[ipvs.services.other]\naddress = \"198.51.100.100:80\"\nscheduler = \"rr\"\nscheduler_flags = []\n")
+            .iter()
+            .filter(|a| a.starts_with("ipvs.services.other"))
+            .count(),
+        0
+    );
+
+    // check-config prints it on stderr, and succeeds.
+    let dir = std::env::temp_dir().join(format!("hafront-anyipvs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("a.toml");
+    std::fs::write(
+        &file,
+        "[node]\nname = \"d1\"\n[anycast.web]\nprefixes = [\"203.0.113.10/32\"]\n\
+         [ipvs.services.web]\naddress = \"203.0.113.10:80\"\nscheduler = \"rr\"\nforwarding = \"dr\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hafront"))
+        .env_clear()
+        .args(["check-config", "--offline", "-c"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("hafront: warning: ipvs.services.web.scheduler: service 203.0.113.10:80 is in anycast \"web\"'s 203.0.113.10/32: with \"rr\""),
+        "{stderr}"
+    );
+}
+
 /// The spacing of announcements is bounded (issue 20): more than 10 s between two
 /// packets is an error naming the key.
 #[test]

@@ -172,3 +172,62 @@ pub(super) fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
         }
     }
 }
+
+/// Advice, not errors (`check-config` and `run` print them as warnings): an IPVS
+/// service on an anycast address whose connections would not survive the routers'
+/// ECMP rehash when another director leaves. The rehash moves part of the surviving
+/// directors' flows to each other (hash-threshold ECMP); the director a flow reaches
+/// mid-stream keeps it on its real server only if it has no state to lose: a
+/// scheduler every director computes alike (`mh`, `sh`) and `sloppy_tcp` (or
+/// `sloppy_sctp`), so that a packet other than a SYN creates the entry; or the sync
+/// daemon on every director (`[ipvs.sync]` without `instance`: both daemons).
+/// vm-tests/anycast-ipvs shows the difference (docs/operations.md, "Anycast").
+pub fn advice(cfg: &Config) -> Vec<Problem> {
+    use hafront_ipvs::model::Protocol;
+    let mut advice = Vec::new();
+    let synced = cfg.ipvs.sync.as_ref().is_some_and(|s| s.instance.is_none());
+    for (name, s) in &cfg.ipvs.services {
+        let Some(addr) = s.address else { continue };
+        let Some((group, prefix)) = cfg
+            .anycast
+            .iter()
+            .find_map(|(g, a)| a.prefixes.iter().find(|p| p.contains(&addr.ip())).map(|p| (g, p)))
+        else {
+            continue;
+        };
+        let on = format!("service {addr} is in anycast {group:?}'s {prefix}");
+        let consistent = matches!(s.scheduler.as_str(), "mh" | "sh");
+        if !consistent && !synced {
+            advice.push(Problem {
+                key: key(&["ipvs", "services", name, "scheduler"]),
+                message: format!(
+                    "{on}: with {:?}, a flow the routers' ECMP moves to another director when a director leaves \
+                     is scheduled anew there, to another real server (reset); use \"mh\" (or \"sh\"), which \
+                     every director computes alike, with ipvs.sysctl.sloppy_tcp = true, or run the sync \
+                     daemon on every director ([ipvs.sync] without instance)",
+                    s.scheduler
+                ),
+            });
+        }
+        let (sloppy, field) = match s.protocol {
+            Protocol::Tcp => (cfg.ipvs.sysctl.sloppy_tcp, "sloppy_tcp"),
+            Protocol::Sctp => (cfg.ipvs.sysctl.sloppy_sctp, "sloppy_sctp"),
+            Protocol::Udp => continue,
+        };
+        if consistent && !synced && sloppy != Some(true) {
+            advice.push(Problem {
+                key: key(&["ipvs", "sysctl", field]),
+                message: format!(
+                    "{on} (scheduler {:?}): without {field} = true, a director that a flow reaches mid-stream \
+                     after the routers' ECMP rehash has no entry for it, and its own stack resets it",
+                    s.scheduler
+                ),
+            });
+        }
+    }
+    advice
+}
+
+fn key(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|s| s.to_string()).collect()
+}

@@ -7,9 +7,9 @@
 The server echoes lines. The client opens COUNT connections, writes DIR/ready
 once all are up, then each sends a line every 100 ms and waits for its echo,
 until DIR/stop exists. It then prints one JSON object: connections kept (no
-error, no reset), the errors, and per phase (DIR/marks: "name epoch" lines) the
-longest stall: the longest time any connection went without an echo, less the
-100 ms pause.
+error, no reset), the errors, the local ports of the broken ones, and per phase
+(DIR/marks: "name epoch" lines) the longest stall: the longest time any
+connection went without an echo, less the 100 ms pause.
 """
 import asyncio
 import json
@@ -38,6 +38,7 @@ async def serve(addr, port):
 
 async def flow(addr, port, d, st, up):
     r, w = await asyncio.open_connection(addr, port)
+    st["port"] = w.get_extra_info("sockname")[1]
     up.set_result(None)
     last = time.monotonic()
     try:
@@ -96,6 +97,7 @@ async def client(addr, port, n, d):
         "kept": sum("error" not in s for s in states),
         "errors": errors,
         "broken_at": broken_at,
+        "broken_ports": sorted(s["port"] for s in states if "error" in s),
         "phases": phases,
     }))
 
