@@ -64,6 +64,20 @@ pub fn load(src: &Sources) -> Result<Config, ConfigError> {
     load_checked(src, |_| Vec::new())
 }
 
+/// A configuration from TOML text, for other modules' unit tests (panics on an
+/// error: the text is the test's own).
+#[cfg(test)]
+pub fn from_toml(text: &str) -> Config {
+    load(&Sources {
+        layers: vec![Layer {
+            name: "test".into(),
+            toml: text.into(),
+        }],
+        ..Default::default()
+    })
+    .unwrap()
+}
+
 /// As [`load`], with the caller's own problems (`more`, run on a configuration
 /// that passed the pure rules' parsing) reported with the others, each naming
 /// the source of its key.

@@ -16,6 +16,7 @@ use tracing::{debug, error, info, warn};
 use crate::config::ipvs::IpvsConfig;
 use crate::config::{self, Config};
 use crate::net::accept::{self, AcceptPlan};
+use crate::net::mld::MldPlan;
 use crate::net::{Links, NetError, VipExecutor};
 use crate::preflight::{self, LoadOptions};
 use crate::vrrp::instance::{GarpParams, Params};
@@ -431,8 +432,9 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     );
     // Before any VIP can be added: the accept-mode filter is static (net/accept.rs).
     apply_accept_mode(&cfg).await;
-    // Before the sockets join 224.0.0.18 (the join itself reports).
+    // Before the sockets join 224.0.0.18 and ff02::12 (the join itself reports).
     let igmp_saved = disable_local_igmp(&cfg);
+    apply_vmac_mld(&cfg).await;
     let specs = specs_from_config(&cfg);
     engine.remove_stale_vmacs(&specs).await;
     for (name, spec) in specs {
@@ -657,6 +659,9 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     if let Err(error) = accept::apply(&AcceptPlan::default()).await {
         warn!(%error, "cannot remove the accept-mode table");
     }
+    if let Err(error) = crate::net::mld::apply(&MldPlan::default()).await {
+        warn!(%error, "cannot remove the virtual MACs' MLD table");
+    }
     if let Some(saved) = igmp_saved {
         match crate::net::igmp::restore(std::path::Path::new(crate::net::igmp::SYSCTL), saved) {
             Ok(()) => info!("link-local IGMP reports put back as found"),
@@ -804,6 +809,7 @@ async fn reload(
         Ok(cfg) => {
             info!(by, "configuration reloaded");
             apply_accept_mode(&cfg).await;
+            apply_vmac_mld(&cfg).await;
             let cfg = Arc::new(cfg);
             to.spacing.send_replace(announce_spacing(&cfg));
             to.full.send_replace(cfg.clone());
@@ -858,6 +864,31 @@ async fn apply_accept_mode(cfg: &Config) {
         }
         Ok(()) => {}
         Err(error) => error!(%error, "accept = false is not enforced"),
+    }
+}
+
+/// Moves the MLD reports of IPv6 virtual MACs to their base interfaces
+/// (net/mld.rs). A failure is logged and VRRP keeps running: the reports only
+/// move the virtual MAC on the switch for a moment.
+async fn apply_vmac_mld(cfg: &Config) {
+    let plan = MldPlan::from_config(cfg);
+    for instance in &plan.unquotable {
+        warn!(
+            instance,
+            "MLD reports left on the virtual MAC: nft cannot quote its interface names"
+        );
+    }
+    match crate::net::mld::apply(&plan).await {
+        Ok(()) if !plan.is_empty() => {
+            info!(
+                macvlans = plan.moves.len(),
+                "MLD reports of virtual MACs sent from their base interfaces"
+            )
+        }
+        Ok(()) => {}
+        Err(error) => {
+            warn!(%error, "MLD reports left on the virtual MACs: a backup reports ff02::12 from its virtual MAC")
+        }
     }
 }
 

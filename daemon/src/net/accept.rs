@@ -11,9 +11,6 @@
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::process::Stdio;
-
-use tokio::io::AsyncWriteExt;
 
 use crate::config::Config;
 
@@ -91,51 +88,18 @@ pub enum AcceptError {
 /// Installs the plan. An empty plan removes the table (left over from an earlier
 /// run, or no longer wanted after a reload); without nft that is not an error.
 pub async fn apply(plan: &AcceptPlan) -> Result<(), AcceptError> {
-    let mut child = match crate::process::command("nft", crate::process::Child::NetTool)
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) if plan.is_empty() && e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(AcceptError::Spawn(e)),
-    };
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(plan.script().as_bytes())
-            .await
-            .map_err(AcceptError::Spawn)?;
-    }
-    let out = child.wait_with_output().await.map_err(AcceptError::Spawn)?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(AcceptError::Nft(
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        ))
-    }
+    super::nft::run(&plan.script(), plan.is_empty())
+        .await
+        .map_err(|e| match e {
+            super::nft::NftError::Spawn(e) => AcceptError::Spawn(e),
+            super::nft::NftError::Refused(e) => AcceptError::Nft(e),
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, Sources};
-
-    fn cfg(text: &str) -> Config {
-        let dir = std::env::temp_dir().join(format!("hafront-accept-{}-{}", std::process::id(), text.len()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let f = dir.join("a.toml");
-        std::fs::write(&f, text).unwrap();
-        let c = crate::config::load(&Sources {
-            files: vec![f],
-            ..Default::default()
-        })
-        .unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
-        c
-    }
+    use crate::config::from_toml as cfg;
 
     #[test]
     fn only_non_owner_no_accept_instances() {

@@ -7,7 +7,7 @@
 //! flood 224.0.0.0/24 whatever is reported, so these reports are not needed:
 //! `net.ipv4.igmp_link_local_mcast_reports = 0` in hafront's own network namespace
 //! (the sysctl is per namespace) stops them, and the value found is put back at
-//! stop. MLD (IPv6) has no such switch.
+//! stop. MLD (IPv6) has no such switch: net/mld.rs moves those reports instead.
 
 use std::path::Path;
 

@@ -10,6 +10,8 @@ pub mod error;
 pub mod hooks;
 pub mod igmp;
 pub mod link;
+pub mod mld;
+pub mod nft;
 pub mod routes;
 pub mod vip;
 pub mod vmac;

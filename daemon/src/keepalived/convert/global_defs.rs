@@ -175,7 +175,7 @@ impl Cx {
                 "lvs_sync_daemon" => self.g.lvs_sync_daemon = Some((c.clone(), n.loc.clone())),
                 "vrrp_iptables" | "vrrp_ipsets" | "nftables" => self.skip(
                     c,
-                    "not carried over: hafront manages its own nftables table (inet hafront) for accept = false",
+                    "not carried over: hafront manages its own nftables tables (inet hafront for accept = false, ip6 hafront_vmac for the MLD reports of IPv6 virtual MACs)",
                 ),
                 _ => self.other(c, "global_defs")?,
             }
