@@ -177,6 +177,8 @@ struct PendingSend {
 struct PendingAnnounce {
     iface: Iface,
     count: u32,
+    /// One of them follows its instance's `AddVips` (`VipCommand::Announce`).
+    takeover: bool,
     /// The first instance, and how many others share the command (for the log).
     first: String,
     others: usize,
@@ -184,7 +186,7 @@ struct PendingAnnounce {
 }
 
 impl Batch {
-    fn announce(&mut self, slot: &Slot, count: u32) {
+    fn announce(&mut self, slot: &Slot, count: u32, takeover: bool) {
         let same = self
             .announces
             .iter_mut()
@@ -193,10 +195,12 @@ impl Batch {
             Some(a) => {
                 a.vips.extend_from_slice(&slot.announce_vips);
                 a.others += 1;
+                a.takeover |= takeover;
             }
             None => self.announces.push(PendingAnnounce {
                 iface: slot.iface.clone(),
                 count,
+                takeover,
                 first: slot.name.clone(),
                 others: 0,
                 vips: slot.announce_vips.clone(),
@@ -218,6 +222,7 @@ fn flush_announces(vips: &VipSender, pending: &mut Vec<PendingAnnounce>) {
             iface: a.iface,
             vips: a.vips,
             count: a.count,
+            takeover: a.takeover,
         });
     }
 }
@@ -450,6 +455,8 @@ impl Engine {
 
     /// Carries out what the router decided, in order (`routed` is left empty).
     fn execute(&mut self, routed: &mut Vec<(u64, Routed)>) {
+        // The instance whose AddVips came last: its Announce next is a takeover's.
+        let mut added: Option<u64> = None;
         for (id, routed) in routed.drain(..) {
             let Some(slot) = self.slots.get_mut(&id) else {
                 continue;
@@ -513,6 +520,7 @@ impl Engine {
             match output {
                 Output::SendAdvert { .. } | Output::WantMaster => {} // the router's
                 Output::AddVips { vips } => {
+                    added = Some(id);
                     if !slot.spec.hooks.wait_ipvs.is_empty() {
                         let _ = self.vips.send(VipCommand::WaitIpvs {
                             instance: slot.name.clone(),
@@ -579,9 +587,10 @@ impl Engine {
                     }
                 }
                 Output::Announce { count } => {
+                    let takeover = added.take() == Some(id);
                     let extras = &slot.spec.extras;
                     if self.batching && extras.addrs.is_empty() {
-                        self.batch.announce(slot, count);
+                        self.batch.announce(slot, count, takeover);
                         continue;
                     }
                     flush_announces(&self.vips, &mut self.batch.announces);
@@ -590,6 +599,7 @@ impl Engine {
                         iface: slot.iface.clone(),
                         vips: slot.announce_vips.clone(),
                         count,
+                        takeover,
                     });
                     if !extras.addrs.is_empty() {
                         let _ = self.vips.send(VipCommand::Extras {
@@ -1044,6 +1054,7 @@ impl Engine {
                         iface: slot.iface.clone(),
                         vips: vec![vip.addr()],
                         count: 1,
+                        takeover: false,
                     });
                 }
             }

@@ -48,6 +48,12 @@ pub enum VipCommand {
         iface: Iface,
         vips: Vec<IpAddr>,
         count: u32,
+        /// The announcement of VIPs just added (becoming master: RFC 5798 §6.4.1,
+        /// §6.4.2 "broadcast a gratuitous ARP request"): never dropped, as the
+        /// `Add` before it is not. The others (`garp.with_advert`, the lower
+        /// priority burst, `garp_extra_if`) repeat, and are dropped beyond
+        /// [`ANNOUNCE_MAX`] waiting.
+        takeover: bool,
     },
     /// VIP drift check: `vips` must be on the interface (`present`: master; a
     /// missing one is re-added and announced `announce` times) or must not be
@@ -267,10 +273,15 @@ impl VipSender {
         }
     }
 
-    /// Queues `cmd`; an announcement finding [`ANNOUNCE_MAX`] waiting is dropped.
+    /// Queues `cmd`; a repeated announcement finding [`ANNOUNCE_MAX`] waiting is
+    /// dropped (a takeover's is queued whatever waits: instances becoming master
+    /// together in passes of their own, as at a start, queue one each).
     pub fn send(&self, cmd: VipCommand) -> Result<(), Closed> {
-        if let VipCommand::Announce { instance, .. } = &cmd {
-            if self.announces.fetch_add(1, Ordering::SeqCst) >= ANNOUNCE_MAX {
+        if let VipCommand::Announce {
+            instance, takeover, ..
+        } = &cmd
+        {
+            if self.announces.fetch_add(1, Ordering::SeqCst) >= ANNOUNCE_MAX && !takeover {
                 self.announces.fetch_sub(1, Ordering::SeqCst);
                 let total = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 let log = self
@@ -456,6 +467,7 @@ impl VipExecutor {
                 iface,
                 vips,
                 count,
+                takeover: _,
             } => self.announce(&instance, &iface, &vips, count),
             VipCommand::Ensure {
                 instance,
@@ -741,6 +753,7 @@ mod tests {
             iface,
             vips: vec!["192.0.2.100".parse().unwrap()],
             count: 1,
+            takeover: false,
         }
     }
 
@@ -770,6 +783,36 @@ mod tests {
         }
         assert_eq!((announce, remove), (ANNOUNCE_MAX, 1000));
         assert_eq!(s.dropped(), 1000 - ANNOUNCE_MAX as u64);
+    }
+
+    /// 48 instances becoming master in passes of their own (a start) while the
+    /// executor is busy: every takeover announcement is queued, as its `Add`; a
+    /// repeated one behind them finds the queue full.
+    #[test]
+    fn takeover_announcements_are_never_dropped() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let s = VipSender::new(tx);
+        for i in 0..48 {
+            s.send(add(&format!("i{i}"))).unwrap();
+            s.send(VipCommand::Announce {
+                instance: format!("i{i}"),
+                iface: iface("veth0", 7),
+                vips: vec!["192.0.2.100".parse().unwrap()],
+                count: 5,
+                takeover: true,
+            })
+            .unwrap();
+        }
+        s.send(announce(iface("veth0", 7))).unwrap();
+        let mut takeovers = 0;
+        while let Ok(cmd) = rx.try_recv() {
+            if let VipCommand::Announce { takeover, .. } = cmd {
+                assert!(takeover, "a repeated announcement was queued behind 48");
+                takeovers += 1;
+            }
+        }
+        assert_eq!(takeovers, 48);
+        assert_eq!(s.dropped(), 1);
     }
 
     fn add(instance: &str) -> VipCommand {

@@ -256,6 +256,8 @@ pub async fn run(mut inp: MonitorInputs) {
                                 iface,
                                 vips: ic.virtual_ips.iter().map(|v| v.addr()).collect(),
                                 count: ic.garp.master_burst,
+                                // Once per split brain cleared: not a repeat.
+                                takeover: true,
                             });
                             info!(
                                 instance = name.as_str(),
