@@ -262,16 +262,19 @@ async fn publish(
     let mut last: Option<Arc<EngineSnapshot>> = None;
     while snapshots.changed().await.is_ok() {
         let snap = snapshots.borrow_and_update().clone();
+        // The roles follow the states (and whether a backup has heard its master):
+        // not rebuilt for a snapshot where only counters moved. First: a new
+        // master's VIPs wait for its IPVS services, which the reconciler writes
+        // once it has the roles (issue 16), and the file write below can take long
+        // on a loaded machine.
+        if last.as_deref().is_none_or(|l| !same_roles_inputs(l, &snap)) {
+            publish_roles(&roles, &snap);
+        }
         writer.write(&snap);
         // systemd's STATUS= names every instance and its state: sent again only
         // when one of those changed, not for every snapshot (counters).
         if last.as_deref().is_none_or(|l| !same_states(l, &snap)) {
             writer.notify_status(&snap);
-        }
-        // The roles follow the states (and whether a backup has heard its master):
-        // not rebuilt for a snapshot where only counters moved.
-        if last.as_deref().is_none_or(|l| !same_roles_inputs(l, &snap)) {
-            publish_roles(&roles, &snap);
         }
         last = Some(snap);
     }
