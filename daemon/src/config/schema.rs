@@ -430,10 +430,9 @@ impl InstanceConfig {
         hafront_vrrp::Family::of_vips(&self.virtual_ips)
     }
 
-    /// Priority 255: the address owner.
     /// The macvlan's name with `use_vmac`, the ipvlan's with `use_ipvlan`
-    /// (`vmac_name`, or keepalived's default
-    /// `vrrp.{vrid}`; `vrrp6.{vrid}` for IPv6, so that both families fit one VRID).
+    /// (`vmac_name`, or keepalived's default `vrrp.{vrid}`; `vrrp6.{vrid}` for
+    /// IPv6, so that both families fit one VRID).
     pub fn vmac_ifname(&self) -> Option<String> {
         if !self.use_vmac && !self.use_ipvlan {
             return None;
@@ -457,6 +456,7 @@ impl InstanceConfig {
         }
     }
 
+    /// Priority 255: the address owner.
     pub fn is_owner(&self) -> bool {
         hafront_vrrp::is_owner(self.priority)
     }
