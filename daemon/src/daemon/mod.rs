@@ -272,6 +272,9 @@ fn one_malloc_arena() {
     }
 }
 
+/// After start, when the text is released a second time ([`release_startup_text`]).
+const TEXT_RELEASED_AGAIN: Duration = Duration::from_secs(30);
+
 /// Unmaps the resident pages of the executable's code once the daemon runs; the
 /// pages the daemon goes on running fault back in from the page cache (minor
 /// faults, microseconds). Start-up touches most of a 10 MB text segment (the
@@ -604,6 +607,16 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     // loader, clap) leaves the resident set.
     if !cfg.vrrp.lock_memory {
         release_startup_text();
+        // Once more when the instances have started: their start (VIPs added,
+        // announcements, the first transitions and their log lines) ran code
+        // that the steady state does not, and it stayed mapped, scattered over
+        // the text in the 64 KiB windows the kernel faults in around a page. What
+        // goes on running is packed at the front of the text (daemon/hot-text.ld)
+        // and faults back in (issue 19: 77 of 153 windows stayed resident).
+        tokio::spawn(async {
+            tokio::time::sleep(TEXT_RELEASED_AGAIN).await;
+            release_startup_text();
+        });
     }
     engine
         .run(
