@@ -578,6 +578,9 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     };
     start_api(hub, &cfg).await;
     status.notify_ready(&first);
+    // Not kept for the daemon's life (this function's frame lives as long as it):
+    // 255 instances' statuses, ~100 KB (issue 19, PSS).
+    drop(first);
     info!(
         node = cfg.node.name,
         instances = cfg.vrrp.instances.len(),

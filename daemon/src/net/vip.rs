@@ -334,6 +334,19 @@ pub struct VipExecutor {
     paced_drops: Throttle,
 }
 
+/// Commands the executor's queue keeps room for once drained (a larger queue, left
+/// by a burst, is freed).
+const PENDING_KEPT: usize = 16;
+
+/// The executor's queue, drained: a burst's room is not kept for the next one (255
+/// instances becoming master queue an add and an announcement each: 240 KB of
+/// commands stayed allocated for the daemon's life; issue 19, PSS).
+fn release_drained(pending: &mut VecDeque<VipCommand>) {
+    if pending.is_empty() && pending.capacity() > PENDING_KEPT {
+        *pending = VecDeque::new();
+    }
+}
+
 impl VipExecutor {
     /// Spawns the executor; commands run one at a time, in order, and spaced
     /// announcements leave in between, when they are due.
@@ -355,6 +368,7 @@ impl VipExecutor {
                 let cmd = match pending.pop_front() {
                     Some(cmd) => cmd,
                     None => {
+                        release_drained(&mut pending);
                         let due = exec.pacer.next_due();
                         tokio::select! {
                             // Commands first: a Remove waiting cancels the instance's
@@ -866,6 +880,25 @@ mod tests {
         assert_eq!(superseded(&add("web"), &VecDeque::new()), None);
         // The removal itself, and a later add, are done.
         assert_eq!(superseded(&remove("web"), &queued(vec![add("web")])), None);
+    }
+
+    /// A burst's queue is freed once drained; a small one, or one not yet
+    /// drained, is kept.
+    #[test]
+    fn a_drained_burst_queue_is_freed() {
+        let mut pending: VecDeque<VipCommand> = (0..510).map(|i| add(&format!("i{i}"))).collect();
+        release_drained(&mut pending);
+        assert_eq!(pending.len(), 510);
+        pending.clear();
+        assert!(pending.capacity() >= 510);
+        release_drained(&mut pending);
+        assert_eq!(pending.capacity(), 0);
+        pending.push_back(add("web"));
+        pending.pop_front();
+        let kept = pending.capacity();
+        assert!(kept > 0 && kept <= PENDING_KEPT);
+        release_drained(&mut pending);
+        assert_eq!(pending.capacity(), kept);
     }
 
     /// The log lines, for counting them.
