@@ -21,6 +21,11 @@
 #   maintenance  `hafront ctl anycast-maintenance web on` on n1 (anycast only):
 #                n1 withdraws and keeps serving; on an ECMP router its flows in
 #                flight move to the others all the same (they are reset there)
+#   nginx-return (anycast only) the way back: n1's nginx is killed before the
+#                flows start (n1 withdrawn, every flow on n2 or n3), the event
+#                starts it again and hafront announces n1; every flow is an
+#                "other node's" flow, and none should move to n1 (a run counts
+#                when n1 is a next hop again by the end)
 # Rows per case, medians over REPS runs (default 3): n1's flows, the time from the
 # failure to their first answer (median flow, slowest flow), how many of them
 # broke (summed over the runs), and the other nodes' flows disturbed (broken or
@@ -75,6 +80,11 @@ ab_run() ( # anycast|vrrp case
         sleep 1
         lab_wait_vip_on n2 0 && fail "n2 has the VIP too"
     fi
+    if [ "$case" = nginx-return ]; then
+        nginx_kill n1
+        wait_hops 198.51.100.12,198.51.100.13 5000 >/dev/null || fail "n1 not withdrawn after its nginx died"
+        wait_balanced 15000 2 >/dev/null || fail "the router's resilient group never balanced on two next hops"
+    fi
     local event nginx
     nginx=$(nginx_pids n1 | tr '\n' ' ')
     case $case in
@@ -82,13 +92,19 @@ ab_run() ( # anycast|vrrp case
         node-kill) event="kill -KILL ${HF_PID[n1]} $nginx ${BIRD_PID[n1]} ${BIRD_PID[n1-bfd]}" ;;
         link-cut) event="ip -n $LAB-sw link set pn1 down" ;;
         maintenance) event="ip netns exec $LAB-n1 $HF_BIN ctl --runtime-dir $dir/run-n1 anycast-maintenance web on >/dev/null" ;;
+        # In the background, its output to the file: the client's shell returns at
+        # once (lab_down ends that nginx with everything in n1's namespace).
+        nginx-return) event="ip netns exec $LAB-n1 nginx -c $dir/nginx-n1.conf -g 'daemon off;' >>$dir/nginx-n1.out 2>&1 &" ;;
     esac
     local out
     out=$(lab_exec c python3 "$anylab_lib/anycast_flows.py" run --target "$target" --flows "${BENCH_FLOWS:-60}" \
         --period-ms 50 --retry-ms 10 --timeout-ms 100 --before 2 --after 3 --event "$event" --failed n1 ${BENCH_PER_FLOW:+--per-flow})
+    # n1 a next hop again by now (nginx-return), and the router's buckets.
+    local back=true
+    [ "$case" != nginx-return ] || wait_hops "$ALL" 1000 >/dev/null || back=false
     # The router's BGP sessions that went down during the run (BFD or a notification).
-    python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["mode"], d["case"], d["router"], d["sessions_dropped"] = sys.argv[2:6]; d["sessions_dropped"] = d["sessions_dropped"].split(); print(json.dumps(d))' \
-        "$out" "$mode" "$case" "$ANYCAST_ROUTER" "$(grep -o -E 'n[123]: BFD session down|n[123]: Received: ' "$dir/bird-r.log" 2>/dev/null | cut -d: -f1 | sort -u | tr '\n' ' ')"
+    python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["mode"], d["case"], d["router"], d["n1_back"], d["buckets_after"], d["sessions_dropped"] = sys.argv[2:8]; d["n1_back"] = d["n1_back"] == "true"; d["sessions_dropped"] = d["sessions_dropped"].split(); print(json.dumps(d))' \
+        "$out" "$mode" "$case" "$ANYCAST_ROUTER" "$back" "$( [ "$mode" = anycast ] && buckets)" "$(grep -o -E 'n[123]: BFD session down|n[123]: Received: ' "$dir/bird-r.log" 2>/dev/null | cut -d: -f1 | sort -u | tr '\n' ' ')"
 )
 lab_wait_vip_on() { # node [tries]: the VRRP VIP on its eth0 within 10 s (tries x 50 ms)
     local i
@@ -106,7 +122,7 @@ ab_measure() { # mode case
         out=$(ab_run "$1" "$2") || continue
         echo "$out"
         python3 -c 'import json,sys; d=json.loads(sys.argv[1]); c=d["case"]
-ok = d["steady_before"] and set(d["sessions_dropped"]) <= ({"n1"} if c in ("node-kill", "link-cut") else set()) and not d["summary"]["own_answered_by_failed"]
+ok = d["steady_before"] and set(d["sessions_dropped"]) <= ({"n1"} if c in ("node-kill", "link-cut") else set()) and not d["summary"]["own_answered_by_failed"] and d["n1_back"]
 sys.exit(0 if ok else 1)' "$out" && return 0
         echo "run not counted ($1 $2): steady before: $(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["steady_before"], "sessions dropped:", d["sessions_dropped"])' "$out")" >&2
     done
@@ -116,10 +132,10 @@ sys.exit(0 if ok else 1)' "$out" && return 0
 anycast_bench() { # [REPS] [plain|resilient]
     local reps=${1:-3} raw r spec specs
     ANYCAST_ROUTER=${2:-plain}
-    specs=("anycast nginx-crash" "vrrp nginx-crash" "anycast node-kill" "anycast link-cut" "vrrp link-cut" "anycast maintenance")
+    specs=("anycast nginx-crash" "vrrp nginx-crash" "anycast node-kill" "anycast link-cut" "vrrp link-cut" "anycast maintenance" "anycast nginx-return")
     case $ANYCAST_ROUTER in
         plain) ;;
-        resilient) specs=("anycast nginx-crash" "anycast node-kill" "anycast link-cut" "anycast maintenance") ;;
+        resilient) specs=("anycast nginx-crash" "anycast node-kill" "anycast link-cut" "anycast maintenance" "anycast nginx-return") ;;
         *) echo "usage: scripts/bench anycast [REPS] [plain|resilient]" >&2; return 2 ;;
     esac
     raw=${BENCH_RAW:-$(mktemp "${TMPDIR:-/tmp}/bench-anycast.XXXXXX")}
@@ -133,7 +149,7 @@ anycast_bench() { # [REPS] [plain|resilient]
     python3 - "$raw" <<'PY'
 import json, statistics, sys
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-ok = lambda d: d["steady_before"] and set(d["sessions_dropped"]) <= ({"n1"} if d["case"] in ("node-kill", "link-cut") else set()) and not d["summary"]["own_answered_by_failed"]
+ok = lambda d: d["steady_before"] and set(d["sessions_dropped"]) <= ({"n1"} if d["case"] in ("node-kill", "link-cut") else set()) and not d["summary"]["own_answered_by_failed"] and d.get("n1_back", True)
 runs = [r for r in runs if ok(r)]
 rows = {}
 for r in runs:
@@ -142,7 +158,7 @@ med = lambda xs: statistics.median(xs) if xs else None
 fmt = lambda v: "-" if v is None else f"{v:.0f}"
 print("| mode | router | failure of n1 | runs | event took (ms, median) | n1's flows | n1's flows: first answer after the failure, median flow (ms) | slowest flow (ms) | n1's flows broken / never answered | other nodes' flows disturbed |")
 print("|---|---|---|---|---|---|---|---|---|---|")
-order = [("anycast", "nginx-crash"), ("vrrp", "nginx-crash"), ("anycast", "node-kill"), ("anycast", "link-cut"), ("vrrp", "link-cut"), ("anycast", "maintenance")]
+order = [("anycast", "nginx-crash"), ("vrrp", "nginx-crash"), ("anycast", "node-kill"), ("anycast", "link-cut"), ("vrrp", "link-cut"), ("anycast", "maintenance"), ("anycast", "nginx-return")]
 order = [(m, c, router) for router in ("plain", "resilient") for m, c in order]
 for key in order:
     s = rows.get(key)
