@@ -231,13 +231,20 @@ run_hafront() { # run_hafront NAME BINARY
     bench "$1" || { tail -20 $log; fail "$1: bench"; }
     kill -TERM $pids; wait $pids || true
     wait_table 0 120 || fail "$1: services not removed at stop"
-    # hafront's own view: verdict (check c1) -> the write acknowledged.
+    # hafront's own view: verdict (check c1) -> the write acknowledged, and of that
+    # the write's own round trips (write_ms of the pass that wrote it).
     awk '
     function t(s) { split(substr(s, 12, 15), a, ":"); return a[1] * 3600 + a[2] * 60 + a[3] }
     /check (down|up) check="c1"/ { v = t($1) }
-    /op=(delete|add) real server 192.0.2.1:80 to|op=(delete|add) real server 192.0.2.1:80 from/ && v { print (t($1) - v) * 1000; v = 0 }
-    ' $log | head -n $((2 * flips)) | sort -n >/tmp/own.$1
+    /op=(delete|add) real server 192.0.2.1:80 to|op=(delete|add) real server 192.0.2.1:80 from/ && v { lat = (t($1) - v) * 1000; v = 0; w = 1 }
+    /IPVS table reconciled/ && w { m = $0; sub(/.*write_ms=/, "", m); sub(/[^0-9.].*/, "", m); print lat, m; w = 0 }
+    ' $log | head -n $((2 * flips)) >/tmp/own2.$1
+    cut -d' ' -f1 /tmp/own2.$1 | sort -n >/tmp/own.$1
+    cut -d' ' -f2 /tmp/own2.$1 | sort -n >/tmp/write.$1
+    awk '{ print $1 - $2 }' /tmp/own2.$1 | sort -n >/tmp/rest.$1
     echo "RESULT $1 verdict_to_write_acked_ms $(pct /tmp/own.$1)"
+    echo "RESULT $1 of_which_the_write_ms $(pct /tmp/write.$1)"
+    echo "RESULT $1 verdict_to_write_acked_less_the_write_ms $(pct /tmp/rest.$1)"
     echo "$1: table reads $(grep -c 'IPVS table read' $log), passes that wrote $(grep -c 'IPVS table reconciled' $log), check timeouts $(grep -c 'check down.*timeout' $log)"
 }
 run_keepalived() {

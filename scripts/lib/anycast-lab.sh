@@ -13,7 +13,15 @@
 # BFD_MULT in a second BIRD, graceful restart, kernel table 100 learned) and
 # hafront with [anycast.web] tracking an http check of its nginx.
 #
-# Environment: BFD_MULT (default 5), CHECK_INTERVAL_MS (200).
+# Environment: BFD_MULT (default 5), CHECK_INTERVAL_MS (200), ANYCAST_ROUTER:
+#   plain      (default) the router's BIRD writes the VIPs' ECMP routes into the
+#              main table (RTA_MULTIPATH: the kernel hashes with hash-threshold,
+#              and a next hop leaving redraws the others' hash ranges)
+#   resilient  BIRD writes them into kernel table ROUTER_TABLE (200), and
+#              scripts/lib/resilient_ecmp.py in the router's namespace mirrors them
+#              into the main table as resilient next-hop groups (buckets
+#              RESILIENT_BUCKETS, 96; idle_timer RESILIENT_IDLE, 2 s;
+#              unbalanced_timer 0): a next hop leaving takes only its own buckets
 
 VIP=203.0.113.10
 VIP6=2001:db8:10::10
@@ -26,6 +34,12 @@ ALL6=2001:db8:1::11,2001:db8:1::12,2001:db8:1::13
 BFD_MULT=${BFD_MULT:-5}
 BFD_MS=$((100 * BFD_MULT))
 CHECK_INTERVAL_MS=${CHECK_INTERVAL_MS:-200}
+ANYCAST_ROUTER=${ANYCAST_ROUTER:-plain}
+ROUTER_TABLE=200
+RESILIENT_BUCKETS=${RESILIENT_BUCKETS:-96}
+RESILIENT_IDLE=${RESILIENT_IDLE:-2}
+case $ANYCAST_ROUTER in plain | resilient) ;; *) echo "ANYCAST_ROUTER: plain or resilient, not $ANYCAST_ROUTER" >&2; exit 2 ;; esac
+anylab_lib=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 declare -A BIRD_PID=() NGINX_PID=()
 
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
@@ -99,11 +113,14 @@ anylab_bird_conf() { # r | nX | nX-bfd -> that BIRD's configuration
     echo 'protocol device { scan time 1; }'
     local bfd="protocol bfd { interface \"eth0\" { min rx interval 100 ms; min tx interval 100 ms; multiplier $BFD_MULT; };"
     if [ "$1" = r ]; then
+        # The resilient router: BIRD's routes into table ROUTER_TABLE, for the agent.
+        local table=""
+        [ "$ANYCAST_ROUTER" = resilient ] && table="kernel table $ROUTER_TABLE;"
         cat <<BIRD
 router id 198.51.100.1;
 $bfd }
-protocol kernel { merge paths on; ipv4 { import none; export all; }; }
-protocol kernel { merge paths on; ipv6 { import none; export all; }; }
+protocol kernel { $table merge paths on; ipv4 { import none; export all; }; }
+protocol kernel { $table merge paths on; ipv6 { import none; export all; }; }
 # error wait time: after a BFD failure BIRD refuses the node for 60 s by default
 # (dampening); a BFD false positive during a stall of the loaded lab machine would
 # keep a healthy node out for the rest of the test.
@@ -164,10 +181,22 @@ bird_graceful_restart() {
 }
 anylab_bird() {
     local n
+    [ "$ANYCAST_ROUTER" = resilient ] && anylab_resilient_agent
     for n in r "${NODES[@]}" "${NODES[@]/%/-bfd}"; do
         anylab_bird_conf "$n" >"$dir/bird-$n.conf"
         bird_start "$n"
     done
+}
+
+# The router's agent (ANYCAST_ROUTER=resilient), before BIRD: it follows table
+# ROUTER_TABLE from its first route on.
+anylab_resilient_agent() {
+    lab_exec r python3 "$anylab_lib/resilient_ecmp.py" --table "$ROUTER_TABLE" --buckets "$RESILIENT_BUCKETS" \
+        --idle-timer "$RESILIENT_IDLE" --unbalanced-timer 0 >>"$dir/resilient-agent.log" 2>&1 &
+    lab_track_pid $!
+    AGENT_PID=$!
+    for _ in $(seq 100); do grep -q following "$dir/resilient-agent.log" 2>/dev/null && return 0; sleep 0.05; done
+    fail "the resilient ECMP agent did not start: $(cat "$dir/resilient-agent.log")"
 }
 
 # ------------------------------------------------------------ nginx
@@ -265,6 +294,37 @@ wait_hops() { # [-6] expected timeout_ms -> prints the elapsed ms, or fails
         sleep 0.005
     done
     echo "timeout: router has [$($f)], wanted [$want]" >&2
+    return 1
+}
+# The router's buckets for the VIP (resilient router): how many each next hop
+# has, "198.51.100.11=32,198.51.100.12=32,..." ("" when the route has no group).
+buckets() {
+    local g
+    g=$(lab_exec r ip -j route show "$VIP/32" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r[0].get("nhid", "") if r else "")')
+    [ -n "$g" ] || return 0
+    python3 - "$(lab_exec r ip -j nexthop show)" "$(lab_exec r ip -j nexthop bucket show id "$g")" <<'PY'
+import collections, json, sys
+gw = {n["id"]: n.get("gateway") for n in json.loads(sys.argv[1])}
+c = collections.Counter(gw[b["bucket"]["nhid"]] for b in json.loads(sys.argv[2]))
+print(",".join(f"{k}={v}" for k, v in sorted(c.items())))
+PY
+}
+# wait_balanced timeout_ms [next hops, 3]: with the resilient router, until the VIP's buckets are
+# spread evenly over its next hops (a next hop added gets only idle buckets: the
+# group balances RESILIENT_IDLE s after the last change if no traffic runs).
+# Prints the buckets; always true with the plain router.
+wait_balanced() {
+    [ "$ANYCAST_ROUTER" = resilient ] || return 0
+    local deadline=$(( $(now_ms) + $1 )) b
+    while [ "$(now_ms)" -lt "$deadline" ]; do
+        b=$(buckets)
+        if [ -n "$b" ] && python3 -c 'import sys; v=[int(x.split("=")[1]) for x in sys.argv[1].split(",")]; sys.exit(0 if len(v) == int(sys.argv[2]) and max(v) - min(v) <= 1 else 1)' "$b" "${2:-3}"; then
+            echo "$b"
+            return 0
+        fi
+        sleep 0.2
+    done
+    echo "timeout: the router's buckets for $VIP: [$(buckets)]" >&2
     return 1
 }
 # Every change of the router's routes, in $dir/monitor.txt between the two.

@@ -128,6 +128,10 @@ pub struct Engine {
     /// Address change pokes (`net::link::watch_addresses`) and when the VIP check
     /// they ask for is due (bursts coalesce into one check).
     addr_events: Option<mpsc::UnboundedReceiver<()>>,
+    /// Which instances' VIPs the kernel refuses (set with `addr_events`).
+    vip_drift: Option<Arc<crate::net::vip::Drift>>,
+    /// Ticks until the next check of every VIP (with `addr_events`).
+    ticks_to_verify_all: u32,
     verify_due: Option<Instant>,
     /// The last tracking result per instance name, also given to instances created
     /// later (a reload that restarts an instance must not forget it).
@@ -261,6 +265,8 @@ impl Engine {
             timers: BTreeSet::new(),
             dirty: true,
             addr_events: None,
+            vip_drift: None,
+            ticks_to_verify_all: 0,
             verify_due: None,
             tracking: HashMap::new(),
             maintenance: HashMap::new(),
@@ -281,9 +287,12 @@ impl Engine {
         self.link_followers.push(tx);
     }
 
-    /// Checks the VIPs soon after any address change, not only every tick.
-    pub fn watch_addresses(&mut self, rx: mpsc::UnboundedReceiver<()>) {
+    /// Checks the VIPs soon after any address change; then every tick only the VIPs
+    /// the kernel refuses (`drift` says which), and all of them every
+    /// [`VERIFY_ALL_EVERY`] ticks in case an event was lost.
+    pub fn watch_addresses(&mut self, rx: mpsc::UnboundedReceiver<()>, drift: Arc<crate::net::vip::Drift>) {
         self.addr_events = Some(rx);
+        self.vip_drift = Some(drift);
     }
 
     /// Sends every state change to the notifier.
@@ -1074,11 +1083,47 @@ impl Engine {
     /// change addresses behind our back: keepalived issues #836, #1385, #2479). The
     /// executor checks and repairs on its own task, in order with the transitions'
     /// commands, so a check never undoes a newer transition.
+    /// The tick's VIP check. Without address events, every VIP every tick. With
+    /// them, a VIP changed behind hafront's back is seen within 20 ms (the event),
+    /// so a tick checks only what needs a retry: a master's VIPs the kernel refuses,
+    /// and the extras (routes, rules: no events for those). Every VIP is checked
+    /// every [`VERIFY_ALL_EVERY`] ticks, in case the event socket overflowed. The
+    /// check is one rtnetlink request per VIP (answered EEXIST or EADDRNOTAVAIL): at
+    /// 255 instances, once a second, it was a fifth of a backup's user CPU
+    /// (issue 19; docs/benchmarks.md).
+    fn verify_vips_tick(&mut self) {
+        let all = match &self.addr_events {
+            None => true,
+            Some(_) if self.ticks_to_verify_all == 0 => {
+                self.ticks_to_verify_all = VERIFY_ALL_EVERY - 1;
+                true
+            }
+            Some(_) => {
+                self.ticks_to_verify_all -= 1;
+                false
+            }
+        };
+        self.verify_vips_of(all);
+    }
+
     fn verify_vips(&self) {
+        self.verify_vips_of(true);
+    }
+
+    /// `all`: every instance's VIPs; else only the extras and the VIPs of a master
+    /// whose add the kernel refuses.
+    fn verify_vips_of(&self, all: bool) {
         for (id, slot) in &self.slots {
             let Some(inst) = self.router.instance(*id) else {
                 continue;
             };
+            let refusing = || {
+                inst.state() == State::Master
+                    && self.vip_drift.as_ref().is_none_or(|d| d.is_refusing(&slot.name))
+            };
+            if !all && slot.spec.extras.is_empty() && !refusing() {
+                continue;
+            }
             let tracked: Vec<ipnet::IpNet> = slot
                 .spec
                 .params
@@ -1103,7 +1148,7 @@ impl Engine {
                     },
                 });
             }
-            if tracked.is_empty() {
+            if tracked.is_empty() || !(all || refusing()) {
                 continue;
             }
             let _ = self.vips.send(VipCommand::Ensure {
@@ -1194,7 +1239,7 @@ impl Engine {
                 } => {} // The deferred snapshot: published at the top of the loop.
                 _ = second.tick() => {
                     self.flush_recordings();
-                    self.verify_vips();
+                    self.verify_vips_tick();
                     self.announce_extra_ifs(Instant::now());
                     // The periodic snapshot carries any change still deferred.
                     self.dirty = false;
@@ -1205,6 +1250,10 @@ impl Engine {
         }
     }
 }
+
+/// With address events, every VIP is checked once per this many ticks (10 s at the
+/// default second), the others only after an event (`Engine::verify_vips_tick`).
+const VERIFY_ALL_EVERY: u32 = 10;
 
 /// The least time between two snapshots published for changes: a burst of
 /// transitions (255 instances starting or failing over together) costs one snapshot

@@ -403,7 +403,7 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     let (splitbrain_vips, splitbrain_links, hub_vips) = (vips.clone(), links.clone(), vips.clone());
     let mut engine = Engine::new(links, vips);
     engine.forward_links_to(tracker_links_tx);
-    engine.watch_addresses(addr_events);
+    engine.watch_addresses(addr_events, vip_drift.clone());
     crate::process::security::init(&cfg);
     // Also what the tracker, the supervisor and the API follow (reloads replace it).
     // One copy of the configuration for the whole daemon (10,000 checks are tens of MB).
@@ -597,12 +597,13 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
             spacing: spacing_tx,
         },
     ));
-    // The status file, systemd's STATUS=, the roles and the split-brain monitor
-    // follow the snapshots on a thread of their own: the engine never waits for them.
+    // The status file, systemd's STATUS= and the split-brain monitor follow the
+    // snapshots on a thread of their own: the engine never waits for them. The roles
+    // are published here, with each snapshot (status::RolesPublisher).
+    let roles = std::cell::RefCell::new(status::RolesPublisher::new(roles_tx));
     let publisher = status::spawn_publisher(status::Publisher {
         writer: status,
         snapshots: engine_tx.subscribe(),
-        roles: roles_tx,
         beside: vec![Box::pin(split_brain)],
     });
     let watchdog = sd_notify::watchdog_enabled();
@@ -630,10 +631,14 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
             // One snapshot after changes (coalesced) and per tick (counters; a
             // backup learning its master's address is not a state change).
             |e| {
-                engine_tx.send_replace(Arc::new(e.snapshot()));
+                let snap = Arc::new(e.snapshot());
+                roles.borrow_mut().follow(&snap);
+                engine_tx.send_replace(snap);
             },
             |e| {
-                engine_tx.send_replace(Arc::new(e.snapshot()));
+                let snap = Arc::new(e.snapshot());
+                roles.borrow_mut().follow(&snap);
+                engine_tx.send_replace(snap);
                 // Pinged from the engine loop: a stuck loop stops the pings.
                 if watchdog.is_some() {
                     let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);

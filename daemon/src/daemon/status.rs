@@ -2,7 +2,6 @@
 //! changes and once a second) and systemd's READY=/STATUS=, written on a thread of
 //! their own ([`spawn_publisher`]): the engine only publishes snapshots.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,8 +20,9 @@ pub struct StatusWriter {
     overrides_error: Option<String>,
     /// The serialized status, reused from one write to the next.
     buf: std::cell::RefCell<Vec<u8>>,
-    /// Each instance's text around its counters, by name, from the last write.
-    cache: std::cell::RefCell<BTreeMap<String, Cached>>,
+    /// Each instance's text around its counters, in the snapshot's order, from the
+    /// last write (an instance at another place, after a reload, is made again).
+    cache: std::cell::RefCell<Vec<Cached>>,
 }
 
 /// One instance's status.json text but its counters, kept while nothing else of it
@@ -31,8 +31,9 @@ pub struct StatusWriter {
 /// second (the transitions above all) was most of the status file's cost (issue 19).
 struct Cached {
     /// What `head` and `tail` were made from (counters aside).
+    name: String,
     status: InstanceStatus,
-    /// `{"state":...,"advert_interval_ms":N` (no closing brace).
+    /// `"name":{"state":...,"advert_interval_ms":N` (no closing brace).
     head: Vec<u8>,
     /// `"last_transition":...,"recent_transitions":[...]}` (no opening brace).
     tail: Vec<u8>,
@@ -71,6 +72,34 @@ struct Rest<'a> {
     unknown_vrid_packets: u64,
 }
 
+/// The counters as `serde_json` writes them (`counters_as_serde_writes_them`), without
+/// its escaping of every key: they are written for every instance every second, and
+/// serde's counters were half of the status file's instructions (issue 19).
+fn write_counters(c: &crate::vrrp::instance::Counters, buf: &mut Vec<u8>) -> serde_json::Result<()> {
+    use std::io::Write;
+    let fields: [(&[u8], u64); 7] = [
+        (b"{\"adverts_sent\":", c.adverts_sent),
+        (b",\"adverts_received\":", c.adverts_received),
+        (b",\"priority_zero_sent\":", c.priority_zero_sent),
+        (b",\"priority_zero_received\":", c.priority_zero_received),
+        (b",\"become_master\":", c.become_master),
+        (b",\"release_master\":", c.release_master),
+        (b",\"address_list_mismatch\":", c.address_list_mismatch),
+    ];
+    for (key, n) in fields {
+        buf.extend_from_slice(key);
+        write!(buf, "{n}").map_err(serde_json::Error::io)?;
+    }
+    buf.extend_from_slice(b",\"rejected\":");
+    if c.rejected.is_empty() {
+        buf.extend_from_slice(b"{}");
+    } else {
+        serde_json::to_writer(&mut *buf, &c.rejected)?;
+    }
+    buf.push(b'}');
+    Ok(())
+}
+
 /// Everything but the counters is the same.
 fn same_but_counters(a: &InstanceStatus, b: &InstanceStatus) -> bool {
     a.state == b.state
@@ -89,20 +118,25 @@ fn same_but_counters(a: &InstanceStatus, b: &InstanceStatus) -> bool {
 }
 
 impl Cached {
-    fn of(s: &InstanceStatus) -> serde_json::Result<Cached> {
-        let mut head = serde_json::to_vec(&Head {
-            state: s.state,
-            interface: &s.interface,
-            vrid: s.vrid,
-            version: s.version,
-            priority: s.priority,
-            configured_priority: s.configured_priority,
-            maintenance: s.maintenance,
-            transitions: s.transitions,
-            master: s.master,
-            vips: &s.vips,
-            advert_interval_ms: s.advert_interval_ms,
-        })?;
+    fn of(name: &str, s: &InstanceStatus) -> serde_json::Result<Cached> {
+        let mut head = serde_json::to_vec(name)?;
+        head.push(b':');
+        serde_json::to_writer(
+            &mut head,
+            &Head {
+                state: s.state,
+                interface: &s.interface,
+                vrid: s.vrid,
+                version: s.version,
+                priority: s.priority,
+                configured_priority: s.configured_priority,
+                maintenance: s.maintenance,
+                transitions: s.transitions,
+                master: s.master,
+                vips: &s.vips,
+                advert_interval_ms: s.advert_interval_ms,
+            },
+        )?;
         head.pop(); // '}'
         let mut tail = serde_json::to_vec(&Tail {
             last_transition: &s.last_transition,
@@ -110,6 +144,7 @@ impl Cached {
         })?;
         tail.remove(0); // '{'
         Ok(Cached {
+            name: name.to_string(),
             status: s.clone(),
             head,
             tail,
@@ -154,24 +189,26 @@ impl StatusWriter {
         buf.clear();
         buf.extend_from_slice(b"{\"instances\":{");
         let mut cache = self.cache.borrow_mut();
-        let mut old = std::mem::take(&mut *cache);
+        cache.truncate(snap.instances.len());
         for (i, (name, status)) in snap.instances.iter().enumerate() {
-            let (key, cached) = match old.remove_entry(name.as_str()) {
-                Some((key, c)) if same_but_counters(&c.status, status) => (key, c),
-                Some((key, _)) => (key, Cached::of(status)?),
-                None => (name.clone(), Cached::of(status)?),
-            };
+            let kept = cache
+                .get(i)
+                .is_some_and(|c| c.name == *name && same_but_counters(&c.status, status));
+            if !kept {
+                let made = Cached::of(name, status)?;
+                match cache.get_mut(i) {
+                    Some(c) => *c = made,
+                    None => cache.push(made),
+                }
+            }
             if i > 0 {
                 buf.push(b',');
             }
-            serde_json::to_writer(&mut *buf, name)?;
-            buf.push(b':');
-            buf.extend_from_slice(&cached.head);
+            buf.extend_from_slice(&cache[i].head);
             buf.extend_from_slice(b",\"counters\":");
-            serde_json::to_writer(&mut *buf, &status.counters)?;
+            write_counters(&status.counters, buf)?;
             buf.push(b',');
-            buf.extend_from_slice(&cached.tail);
-            cache.insert(key, cached);
+            buf.extend_from_slice(&cache[i].tail);
         }
         buf.extend_from_slice(b"},");
         let at = buf.len();
@@ -219,8 +256,6 @@ impl StatusWriter {
 pub struct Publisher {
     pub writer: StatusWriter,
     pub snapshots: watch::Receiver<Arc<EngineSnapshot>>,
-    /// The IPVS reconciler's and the supervisor's view of the roles.
-    pub roles: watch::Sender<Roles>,
     /// Run on the publisher's runtime beside it (the split-brain monitor): work per
     /// snapshot that grows with the configuration, kept off the engine's thread.
     pub beside: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
@@ -244,7 +279,7 @@ pub fn spawn_publisher(p: Publisher) -> Option<std::thread::JoinHandle<()>> {
                     for task in p.beside {
                         tokio::spawn(task);
                     }
-                    publish(p.writer, p.snapshots, p.roles).await
+                    publish(p.writer, p.snapshots).await
                 }),
                 Err(error) => error!(%error, "no runtime: no status file, no split-brain monitor"),
             },
@@ -254,22 +289,10 @@ pub fn spawn_publisher(p: Publisher) -> Option<std::thread::JoinHandle<()>> {
         .ok()
 }
 
-async fn publish(
-    writer: StatusWriter,
-    mut snapshots: watch::Receiver<Arc<EngineSnapshot>>,
-    roles: watch::Sender<Roles>,
-) {
+async fn publish(writer: StatusWriter, mut snapshots: watch::Receiver<Arc<EngineSnapshot>>) {
     let mut last: Option<Arc<EngineSnapshot>> = None;
     while snapshots.changed().await.is_ok() {
         let snap = snapshots.borrow_and_update().clone();
-        // The roles follow the states (and whether a backup has heard its master):
-        // not rebuilt for a snapshot where only counters moved. First: a new
-        // master's VIPs wait for its IPVS services, which the reconciler writes
-        // once it has the roles (issue 16), and the file write below can take long
-        // on a loaded machine.
-        if last.as_deref().is_none_or(|l| !same_roles_inputs(l, &snap)) {
-            publish_roles(&roles, &snap);
-        }
         writer.write(&snap);
         // systemd's STATUS= names every instance and its state: sent again only
         // when one of those changed, not for every snapshot (counters).
@@ -321,13 +344,36 @@ pub(super) fn roles_of(snap: &EngineSnapshot) -> Roles {
     roles
 }
 
-fn publish_roles(tx: &watch::Sender<Roles>, snap: &EngineSnapshot) {
-    let roles = roles_of(snap);
-    tx.send_if_modified(|r| {
-        let changed = *r != roles;
-        *r = roles;
-        changed
-    });
+/// The roles (the IPVS reconciler's, the sync daemon's and the supervisor's view),
+/// published by the engine's thread with each snapshot it makes, not by the status
+/// publisher: that thread blocks in the status file's write, and a new master's VIPs
+/// wait for the IPVS services the reconciler writes once it has the roles (issue 16:
+/// a loaded director's roles reached the reconciler 4.7 s after its takeover, the
+/// VIPs' 3 s wait ran out, and its own stack reset the synced connections;
+/// scripts/lab/test_roles_stall.sh). Rebuilt only when the states (or whether a
+/// backup has heard its master) changed, not for a snapshot where only counters moved.
+pub struct RolesPublisher {
+    tx: watch::Sender<Roles>,
+    last: Option<Arc<EngineSnapshot>>,
+}
+
+impl RolesPublisher {
+    pub fn new(tx: watch::Sender<Roles>) -> RolesPublisher {
+        RolesPublisher { tx, last: None }
+    }
+
+    pub fn follow(&mut self, snap: &Arc<EngineSnapshot>) {
+        if self.last.as_deref().is_some_and(|l| same_roles_inputs(l, snap)) {
+            return;
+        }
+        let roles = roles_of(snap);
+        self.tx.send_if_modified(|r| {
+            let changed = *r != roles;
+            *r = roles;
+            changed
+        });
+        self.last = Some(snap.clone());
+    }
 }
 
 /// When the engine publishes a snapshot: at once after a quiet spell, else at most
@@ -438,6 +484,81 @@ mod tests {
                 want["overrides_error"] = serde_json::json!(e);
             }
             pretty_assertions::assert_eq!(got, want);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The hand-written counters are serde's document, every field (a field added to
+    /// `Counters` and not to `write_counters` fails here).
+    #[test]
+    fn counters_as_serde_writes_them() {
+        let mut c = crate::vrrp::instance::Counters {
+            adverts_sent: 1,
+            adverts_received: 22,
+            priority_zero_sent: 333,
+            priority_zero_received: 4_444,
+            become_master: 55_555,
+            release_master: u64::MAX,
+            address_list_mismatch: 7,
+            rejected: Default::default(),
+        };
+        for rejected in [vec![], vec![("ttl", 3), ("auth\"x", 9)]] {
+            c.rejected = rejected.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            let mut buf = Vec::new();
+            write_counters(&c, &mut buf).unwrap();
+            let got: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+            pretty_assertions::assert_eq!(got, serde_json::to_value(&c).unwrap());
+        }
+    }
+
+    /// The cache follows the snapshot's order: instances reordered, renamed, added or
+    /// gone (a reload) are written as they are now, never from another's text.
+    #[test]
+    fn a_moved_or_removed_instance_is_made_again() {
+        use crate::vrrp::instance::State;
+        let status = |vrid, state| InstanceStatus {
+            state,
+            interface: "eth0".into(),
+            vrid,
+            version: 3,
+            priority: 100 + vrid,
+            configured_priority: 100,
+            maintenance: false,
+            transitions: 1,
+            master: None,
+            vips: vec![format!("192.0.2.{vrid}/24")],
+            advert_interval_ms: 100,
+            counters: Default::default(),
+            last_transition: None,
+            recent_transitions: Vec::new(),
+        };
+        let snap = |list: &[(&str, u8)]| EngineSnapshot {
+            instances: list
+                .iter()
+                .map(|(n, v)| (n.to_string(), status(*v, State::Backup)))
+                .collect(),
+            unknown_vrid_packets: 0,
+            failover_seconds: crate::histogram::Histogram::new(&crate::histogram::FAILOVER_BUCKETS),
+        };
+        let dir = std::env::temp_dir().join(format!("hafront-status-cache-{}", std::process::id()));
+        let w = StatusWriter::new(dir.clone(), "node-a".into(), None);
+        for list in [
+            &[("a", 1), ("b", 2), ("c", 3)][..],
+            &[("c", 3), ("a", 1)],
+            &[("a", 9), ("b", 2), ("c", 3), ("d", 4)],
+            &[],
+            &[("b", 2)],
+        ] {
+            let snap = snap(list);
+            w.write(&snap);
+            let text = std::fs::read_to_string(super::super::status_path(&dir)).unwrap();
+            let got: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let want: serde_json::Map<String, serde_json::Value> = snap
+                .instances
+                .iter()
+                .map(|(n, s)| (n.clone(), serde_json::to_value(s).unwrap()))
+                .collect();
+            pretty_assertions::assert_eq!(got["instances"], serde_json::Value::Object(want), "{list:?}");
         }
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -683,7 +683,11 @@ impl Reconciler {
             return Ok(pass);
         }
         // In plan order, in batches (see io.rs); one result per op.
+        let sent = Instant::now();
         let results = conn.execute_all(&ops).await;
+        // The kernel's round trips alone: what an event's latency is compared with
+        // (issue 16, vm-tests/bench-ipvs-keepalived.sh).
+        let write_ms = sent.elapsed().as_secs_f64() * 1e3;
         self.counters.writes += ops.len() as u64;
         let mut oks = Vec::with_capacity(ops.len());
         for (op, result) in ops.iter().zip(results) {
@@ -713,6 +717,7 @@ impl Reconciler {
             applied = pass.applied,
             failed = pass.failed,
             services,
+            write_ms = format_args!("{write_ms:.3}"),
             "IPVS table reconciled"
         );
         Ok(pass)

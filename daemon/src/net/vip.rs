@@ -207,6 +207,13 @@ impl Drift {
         });
     }
 
+    /// Whether an add of the instance's VIPs is being refused (the engine's tick
+    /// retries those).
+    pub fn is_refusing(&self, instance: &str) -> bool {
+        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(instance).is_some_and(|c| c.refusing.is_some())
+    }
+
     /// Whether an add of the instance's VIPs is being refused; clears it.
     fn added(&self, instance: &str) -> bool {
         let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
