@@ -949,3 +949,64 @@ async fn warmup_spreads_first_probes() {
     assert!(times[19] < Duration::from_secs(3), "{times:?}");
     handle.shutdown();
 }
+
+/// tcp checks run in their own task without a boxed probe and without a clock read
+/// of the scheduler's: an answered one and a refused one keep their fixed rate (no
+/// faster than the interval, a load only slows them), record their latency, and the
+/// refusal shows in the status as before.
+#[tokio::test(flavor = "current_thread")]
+async fn tcp_checks_keep_their_rate_latency_and_errors() {
+    // Connections complete in the listener's backlog (never accepted: each probe's
+    // reset leaves it there, far below the backlog in this test).
+    let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let tcp = |target: String| {
+        let mut c = CheckConfig::new(CheckKind::Tcp);
+        c.target = Some(target);
+        c.timeout = Duration::from_secs(2);
+        c.interval = Duration::from_millis(50);
+        c.warmup = Some(Duration::ZERO);
+        c.rise = 1;
+        c.fall = 1;
+        c
+    };
+    let mut cfgs = BTreeMap::new();
+    cfgs.insert("up".to_string(), tcp(open.local_addr().unwrap().to_string()));
+    cfgs.insert("refused".to_string(), tcp(closed.to_string()));
+    let (handle, mut rx) = Checker::spawn(&cfgs).unwrap();
+    let mut seen = BTreeMap::new();
+    while seen.len() < 2 {
+        let ev = next_event(&mut rx, Duration::from_secs(5)).await;
+        seen.insert(ev.name.clone(), ev);
+    }
+    assert!(seen["up"].up, "{:?}", seen["up"]);
+    assert!(!seen["refused"].up);
+    assert_eq!(seen["refused"].reason, "connection refused");
+    let before = handle.status();
+    let window = Instant::now();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let st = handle.status();
+    let elapsed = window.elapsed();
+    for name in ["up", "refused"] {
+        let probes = st[name].checks_total - before[name].checks_total;
+        // At 50 ms: due times 50 ms apart, a probe due no earlier than the previous
+        // one ended; at most one per interval in the window, plus the one due before
+        // it and one started late (a probe that starts late does not make a burst).
+        let most = (elapsed.as_millis() / 50) as u64 + 2;
+        assert!(
+            (1..=most).contains(&probes),
+            "{name}: {probes} probes in {elapsed:?}"
+        );
+    }
+    assert_eq!(st["up"].up, Some(true));
+    assert!(st["up"].last_latency.is_some_and(|l| l < Duration::from_secs(2)));
+    assert_eq!(st["up"].last_error, None);
+    assert_eq!(st["refused"].up, Some(false));
+    assert_eq!(st["refused"].last_error.as_deref(), Some("connection refused"));
+    assert_eq!(st["refused"].last_latency, None);
+    handle.shutdown();
+    drop(open);
+}

@@ -18,7 +18,7 @@ use tokio::task::AbortHandle;
 use tokio::time::{sleep, sleep_until, Instant};
 
 use super::probe::{self, ProbeError, ProbeOk};
-use super::spec::CheckSpec;
+use super::spec::{CheckSpec, ProbeSpec};
 use super::state::{CheckState, Verdict};
 use crate::config::checks::{CheckConfig, CheckKind};
 use crate::histogram::{Histogram, LATENCY_BUCKETS};
@@ -167,7 +167,7 @@ struct Slot {
     fingerprint: u64,
     state: CheckState,
     last_latency: Option<Duration>,
-    last_error: Option<String>,
+    last_error: Option<ProbeError>,
     checks_total: u64,
 }
 
@@ -206,7 +206,9 @@ impl Core {
                 (true, o.dynamic_weight)
             }
             Err(e) => {
-                slot.last_error = Some(e.to_string());
+                // Kept as is (no allocation for a timeout or a refusal), rendered
+                // when the status asks.
+                slot.last_error = Some(e.clone());
                 (false, None)
             }
         };
@@ -344,7 +346,7 @@ impl CheckerHandle {
                         up: s.state.verdict().as_bool(),
                         dynamic_weight: s.state.dynamic_weight(),
                         last_latency: s.last_latency,
-                        last_error: s.last_error.clone(),
+                        last_error: s.last_error.as_ref().map(ProbeError::to_string),
                         consecutive_ok: s.state.consecutive_ok(),
                         consecutive_fail: s.state.consecutive_fail(),
                         checks_total: s.checks_total,
@@ -386,21 +388,28 @@ async fn run_check(core: Arc<Core>, spec: CheckSpec, generation: u64) {
     sleep(random_below(spec.warmup)).await;
     let mut next = Instant::now();
     loop {
-        let result = {
+        let (result, ended) = {
             let Ok(_permit) = core.sem.acquire().await else {
                 return;
             };
-            // Boxed: a probe's future (TLS and HTTP state) is kilobytes, and only
-            // the running ones (at most max_concurrent) need it; an idle check's
-            // task stays small.
-            Box::pin(probe::run(&spec)).await
+            match &spec.probe {
+                // The commonest check, tcp without retries, inline: no allocation
+                // a probe.
+                ProbeSpec::Tcp { target } if spec.retries == 0 => probe::tcp_once_ended(&spec, *target).await,
+                // Boxed: a probe's future (TLS and HTTP state) is kilobytes, and only
+                // the running ones (at most max_concurrent) need it; an idle check's
+                // task stays small.
+                _ => Box::pin(probe::run_ended(&spec)).await,
+            }
         };
         if !core.record(&spec.name, generation, &result) {
             return;
         }
         // Fixed rate; a check that overran its interval starts again at once.
+        // `ended` is the probe's own last clock read (or its deadline, which the
+        // timer has passed): no clock read here.
         next += spec.interval;
-        next = next.max(Instant::now());
+        next = next.max(ended);
         sleep_until(next).await;
     }
 }

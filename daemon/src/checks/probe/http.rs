@@ -21,7 +21,7 @@ pub const MAX_BODY: usize = 1 << 20;
 
 pub(super) async fn probe(h: &HttpSpec, bind: &Bind) -> Result<(), ProbeError> {
     let addr = resolve(&h.connect, bind).await?;
-    let tcp = tcp_connect(addr, bind).await?;
+    let tcp = tcp_connect(addr, bind, true).await?;
     match &h.tls {
         None => exchange(tcp, h).await,
         Some(cfg) => {

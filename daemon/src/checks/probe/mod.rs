@@ -96,24 +96,72 @@ impl ProbeError {
 
 /// One check: up to `1 + retries` attempts, `retry_delay` apart.
 pub async fn run(spec: &CheckSpec) -> Result<ProbeOk, ProbeError> {
+    run_ended(spec).await.0
+}
+
+/// [`run`], and a time at which the check was over (for the scheduler's next
+/// probe, so that it needs no clock read of its own): the clock read that measured
+/// a success's latency, a timeout's deadline (the timer fired at or after it), the
+/// clock after any other failure.
+pub(crate) async fn run_ended(spec: &CheckSpec) -> (Result<ProbeOk, ProbeError>, Instant) {
     let mut attempt = 0;
     loop {
-        let result = run_once(spec).await;
+        let (result, ended) = run_once_ended(spec).await;
         if result.is_ok() || attempt >= spec.retries {
-            return result;
+            return (result, ended);
         }
         attempt += 1;
-        tokio::time::sleep(spec.retry_delay).await;
+        tokio::time::sleep_until(ended + spec.retry_delay).await;
+    }
+}
+
+/// One attempt of a `tcp` check, as [`run_ended`] makes it, in a future small enough
+/// for a check's task to hold without boxing (`run`'s holds every kind's state,
+/// kilobytes; `idle_check_tasks_are_small` keeps the task under 1 KB).
+pub(crate) async fn tcp_once_ended(
+    spec: &CheckSpec,
+    target: SocketAddr,
+) -> (Result<ProbeOk, ProbeError>, Instant) {
+    let start = Instant::now();
+    let deadline = start + spec.timeout;
+    let connect = async { tcp_connect(target, &spec.bind, false).await.map(|_| None) };
+    ended(start, deadline, spec.timeout, timeout_at(deadline, connect).await)
+}
+
+/// An attempt's result, and when it was over (see [`run_ended`]).
+fn ended(
+    start: Instant,
+    deadline: Instant,
+    timeout: Duration,
+    r: Result<Result<Option<i32>, ProbeError>, tokio::time::error::Elapsed>,
+) -> (Result<ProbeOk, ProbeError>, Instant) {
+    match r {
+        Ok(Ok(dynamic_weight)) => {
+            let end = Instant::now();
+            (
+                Ok(ProbeOk {
+                    latency: end.saturating_duration_since(start),
+                    dynamic_weight,
+                }),
+                end,
+            )
+        }
+        Ok(Err(e)) => (Err(e), Instant::now()),
+        Err(_) => (Err(ProbeError::Timeout(timeout)), deadline),
     }
 }
 
 /// One attempt under the check's timeout.
 pub async fn run_once(spec: &CheckSpec) -> Result<ProbeOk, ProbeError> {
+    run_once_ended(spec).await.0
+}
+
+async fn run_once_ended(spec: &CheckSpec) -> (Result<ProbeOk, ProbeError>, Instant) {
     let start = Instant::now();
     let deadline = start + spec.timeout;
     let inner = async {
         match &spec.probe {
-            ProbeSpec::Tcp { target } => tcp_connect(*target, &spec.bind).await.map(|_| None),
+            ProbeSpec::Tcp { target } => tcp_connect(*target, &spec.bind, false).await.map(|_| None),
             ProbeSpec::Http(h) => http::probe(h, &spec.bind).await.map(|_| None),
             ProbeSpec::Exec { argv, dynamic_weight } => {
                 exec::probe(argv, *dynamic_weight, deadline, spec.timeout).await
@@ -146,14 +194,7 @@ pub async fn run_once(spec: &CheckSpec) -> Result<ProbeOk, ProbeError> {
             .map(|_| None),
         }
     };
-    match timeout_at(deadline, inner).await {
-        Ok(Ok(dynamic_weight)) => Ok(ProbeOk {
-            latency: start.elapsed(),
-            dynamic_weight,
-        }),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(ProbeError::Timeout(spec.timeout)),
-    }
+    ended(start, deadline, spec.timeout, timeout_at(deadline, inner).await)
 }
 
 fn bind_error(e: io::Error) -> ProbeError {
@@ -164,8 +205,14 @@ fn bind_error(e: io::Error) -> ProbeError {
 }
 
 /// A TCP connection from the check's source, closed with a reset when dropped (no
-/// TIME_WAIT left on either side, as haproxy does for its checks).
-pub(crate) async fn tcp_connect(target: SocketAddr, bind: &Bind) -> Result<TcpStream, ProbeError> {
+/// TIME_WAIT left on either side, as haproxy does for its checks). `nodelay` for a
+/// connection that will carry a conversation (a `tcp` check only connects: one
+/// system call fewer a probe).
+pub(crate) async fn tcp_connect(
+    target: SocketAddr,
+    bind: &Bind,
+    nodelay: bool,
+) -> Result<TcpStream, ProbeError> {
     let sock = if target.is_ipv6() {
         TcpSocket::new_v6()
     } else {
@@ -183,7 +230,9 @@ pub(crate) async fn tcp_connect(target: SocketAddr, bind: &Bind) -> Result<TcpSt
         .await
         .map_err(|e| ProbeError::io("connect", e))?;
     let _ = SockRef::from(&stream).set_linger(Some(Duration::ZERO));
-    let _ = stream.set_nodelay(true);
+    if nodelay {
+        let _ = stream.set_nodelay(true);
+    }
     Ok(stream)
 }
 
@@ -286,7 +335,7 @@ async fn dns_probe(
 /// `query` over TCP (two-byte length prefixes, RFC 1035 §4.2.2), for a truncated UDP
 /// answer. The length prefix bounds what is read to 65,535 bytes.
 async fn dns_over_tcp(server: SocketAddr, query: &[u8], bind: &Bind) -> Result<dns::Response, ProbeError> {
-    let mut s = tcp_connect(server, bind).await?;
+    let mut s = tcp_connect(server, bind, true).await?;
     let mut out = Vec::with_capacity(2 + query.len());
     out.extend_from_slice(&(query.len() as u16).to_be_bytes());
     out.extend_from_slice(query);
@@ -350,7 +399,7 @@ async fn smtp_probe(
     bind: &Bind,
     deadline: Instant,
 ) -> Result<(), ProbeError> {
-    let stream = tcp_connect(target, bind).await?;
+    let stream = tcp_connect(target, bind, true).await?;
     let (r, mut w) = stream.into_split();
     let mut r = BufReader::new(r);
     let (code, text) = smtp_reply(&mut r).await?;
