@@ -93,6 +93,25 @@ elif grep -q 'api.token_file' "$tmp/tok"; then
 else
     fail "missing token: $(cat "$tmp/tok")"
 fi
+# The unit's ExecStopPost as systemd runs it once hafront has stopped, the credential
+# gone with it: same file and environment as the daemon, read offline. In an empty
+# network namespace (unshare -n: nothing of this machine touched) it finds no eth0,
+# removes nothing and succeeds.
+stoppost='ExecStopPost=-/usr/local/bin/hafront remove-vips -c /etc/hafront/hafront.toml'
+if ! grep -qxF "$stoppost" appliance/hafront.service; then
+    fail "hafront.service lacks $stoppost"
+elif ! command -v unshare >/dev/null 2>&1; then
+    echo "SKIP: remove-vips with the appliance files: no unshare"
+else
+    mapfile -t vars < <(grep -Ev '^[[:space:]]*(#|$)' appliance/node-a.env)
+    if env -i PATH="$PATH" "${vars[@]}" "${EXTRA_ENV[@]}" unshare -n "$HF_BIN" remove-vips \
+        -c appliance/hafront.toml >"$tmp/stoppost" 2>&1 &&
+        grep -q '^removed 0, failed 0, instances without their interface 1$' "$tmp/stoppost"; then
+        ok "ExecStopPost: remove-vips reads hafront.toml + node-a.env without the credential, succeeds"
+    else
+        fail "ExecStopPost remove-vips: $(cat "$tmp/stoppost")"
+    fi
+fi
 EXTRA_ENV=()
 # Without the unit's Environment= no token is named at all: the loopback listener
 # is refused (any local user or web page reaches 127.0.0.1).

@@ -1033,6 +1033,10 @@ in
             "${lib.getExe cfg.package} check-config -c ${configPath}"
             "${lib.getExe' pkgs.coreutils "kill"} -HUP $MAINPID"
           ];
+          # A hafront that crashed or was killed (SIGKILL, OOM, the watchdog) leaves
+          # its VIPs, which answer ARP/ND beside the new master until it starts
+          # again: removed as soon as it stops ("-": a failure fails nothing).
+          ExecStopPost = "-${lib.getExe cfg.package} remove-vips -c ${configPath}";
           EnvironmentFile = mkIf (cfg.environmentFile != null) cfg.environmentFile;
           # Root-only secrets for the dynamic user: ${credentialsDir}/<name>.
           LoadCredential = mkIf (cfg.credentials != { }) (

@@ -15,6 +15,7 @@
 #        server's replies come back through the master director.
 # Each SPEC starts fresh namespaces and runs three rounds, each with its own N flows:
 #   kill    flows through a; a's hafront SIGKILLed and its links cut: b takes over;
+#   (after the kill, `hafront remove-vips` in a, as the units' ExecStopPost)
 #   back    flows through b; a comes back (links up, hafront started: the backup
 #           daemon at once) as backup, and preempts after preempt_delay (15 s,
 #           PREEMPT_DELAY: b's master daemon resends a connection on its first
@@ -26,9 +27,11 @@
 # With sync on, each round waits until the other director's IPVS holds the N
 # connections before the event, and every connection must survive; with sync off
 # each round must break at least one (the test can fail). At the way back, b must
-# remove its VIP before its IPVS service (its log says), and the test prints what
-# both hafronts logged and 50 ms samples of both directors around the takeover; a
-# broken flow's error and time are printed. A line per round:
+# remove its VIP before its IPVS service (its log says), no other node may answer b's
+# split-brain probe while b is master, and the test prints what both hafronts logged,
+# 50 ms samples of both directors around the takeover, the client's neighbour entry
+# for the VIP (each change) and, with tcpdump, the ARP, RST and FIN packets on the
+# switch; a broken flow's error, time and port are printed. A line per round:
 #   RESULT mode=dr sync=on round=kill kept=100/100 stall_ms=1234 takeover_ms=...
 set -eu
 PATH=/usr/local/bin:$PATH
@@ -251,7 +254,7 @@ flows_end() {
 import json, sys, time
 r = json.load(sys.stdin)
 at = [time.strftime("%H:%M:%S", time.gmtime(t)) + ".%03d" % round(t % 1 * 1000) for t in r.get("broken_at", [])]
-print("%s: broken: %d, errors %s, at %s" % (sys.argv[1], len(at), r["errors"], " ".join(at)))' "$1"
+print("%s: broken: %d, errors %s, at %s, local ports %s" % (sys.argv[1], len(at), r["errors"], " ".join(at), r.get("broken_ports")))' "$1"
 }
 # before_event ROUND PEER: with sync, waits until PEER's IPVS holds the N flows.
 before_event() {
@@ -312,9 +315,18 @@ assert s["sysctl"]["sync_refresh_period"] == {"wanted": "1", "current": "1"}, s
     mark kill
     t=$(now_ms)
     kill -KILL "$hf_a"
+    # What the shipped units run the moment hafront dies (ExecStopPost), beside the
+    # link cut: a's VIPs go, so that they do not answer ARP beside b's, on a link
+    # cut late under load or at the way back (a's IPVS service and master sync
+    # daemon stay in the kernel until the new hafront).
+    in_ns a hafront remove-vips -c /tmp/a.toml >/tmp/remove-vips-a 2>&1 &
+    stoppost=$!
     links a down
     wait_for 100 has_vip b || fail "kill: b did not take the VIP"
     took=$(($(now_ms) - t))
+    wait "$stoppost" ||
+        fail "kill: hafront remove-vips (the units' ExecStopPost) failed: $(cat /tmp/remove-vips-a)"
+    lacks_vip a || fail "kill: remove-vips left a's VIP"
     if [ "$SYNC" = on ]; then
         wait_for 100 daemon_is b master || fail "kill: b did not switch to the master sync daemon"
         ! daemon_is b backup || fail "kill: b kept the backup daemon"
@@ -329,18 +341,47 @@ assert s["sysctl"]["sync_refresh_period"] == {"wanted": "1", "current": "1"}, s
 
     # back: a returns and preempts (after preempt_delay) while flows go through b.
     flows_start back
-    # a's kernel still has the VIP hafront had added (SIGKILL): the new hafront
-    # removes it as backup.
+    # a's kernel still has the IPVS service and master sync daemon of its SIGKILLed
+    # hafront, not its VIP (remove-vips at the kill).
     mark back
     rm -f /tmp/stop-sampling
     sample a >/tmp/samples-a 2>&1 &
     sampler_a=$!
     sample b >/tmp/samples-b 2>&1 &
     sampler_b=$!
+    # The client's neighbour entry for the VIP, each change (which director its
+    # packets go to).
+    in_ns c python3 -S -E -c '
+import os, sys, time
+last = None
+while not os.path.exists("/tmp/stop-sampling"):
+    mac = "-"
+    with open("/proc/net/arp") as f:
+        for l in f:
+            w = l.split()
+            if w and w[0] == sys.argv[1]:
+                mac = w[3] + "/" + w[2]
+    if mac != last:
+        t = time.time()
+        print("%s.%03d c: VIP at %s" % (time.strftime("%H:%M:%S", time.gmtime(t)), t % 1 * 1000, mac), flush=True)
+        last = mac
+    time.sleep(0.02)
+' "$VIP" >/tmp/neigh-c 2>&1 &
+    sampler_c=$!
+    # ARP, resets and FINs on every port of the switch (vm-tests/ipvs-sync adds
+    # the host's tcpdump when it has one): who answered for the VIP, which flow
+    # broke and how.
+    capture=
+    if command -v tcpdump >/dev/null 2>&1; then
+        tcpdump -Z root -l -n -e -tttt -i any \
+            'arp or (tcp and tcp[tcpflags] & (tcp-rst|tcp-fin) != 0)' >/tmp/capture-back 2>/dev/null &
+        capture=$!
+    fi
+    b_from=$(wc -l </tmp/hf-b.log) # b's log from a's link up (the checks below)
     links a up
     t=$(now_ms)
     start a 150 "$MODE" "$SYNC"
-    wait_for 100 lacks_vip a || fail "back: a's new hafront did not remove the stale VIP"
+    lacks_vip a || fail "back: a's link came back with a VIP"
     if [ "$SYNC" = on ]; then
         wait_for 100 daemon_is a backup || fail "back: a does not run the backup sync daemon"
     fi
@@ -366,8 +407,16 @@ assert s["sysctl"]["sync_refresh_period"] == {"wanted": "1", "current": "1"}, s
     fi
     sleep 3
     touch /tmp/stop-sampling
-    wait "$sampler_a" "$sampler_b" || true
+    wait "$sampler_a" "$sampler_b" "$sampler_c" || true
+    sed 's/^/back: /' /tmp/neigh-c
     flows_end back
+    if [ -n "$capture" ]; then
+        kill "$capture" 2>/dev/null || true
+        wait "$capture" 2>/dev/null || true
+        echo "back: ARP, RST and FIN seen from a's link up (MACs: $(for n in a b c s; do printf '%s=%s ' $n "$(in_ns $n cat /sys/class/net/eth0/address)"; done)):"
+        grep -v 'tell 192.0.2.100, length' /tmp/capture-back | head -n 60 | sed 's/^/back:   /' || true
+    fi
+    grep -E 'split brain' /tmp/hf-b.log | sed 's/^/back: b: /' || true
     # Around the takeover: the samples where something changed (a node's entries,
     # VIP, service or inside VIP), from 2 s before a's VIP to 3 s after.
     from=$(awk '/ a:[0-9]*:-/ { gone = 1 } gone && / a:[0-9]*:vip/ { print substr($1, 1, 8); exit }' /tmp/samples-a)
@@ -389,6 +438,13 @@ assert s["sysctl"]["sync_refresh_period"] == {"wanted": "1", "current": "1"}, s
     [ -n "$left" ] && [ -n "$gone" ] && [ -n "$svc" ] && [ "$gone" -lt "$svc" ] ||
         fail "back: b's VIP was not removed before its IPVS service (log lines: left master $left, VIP $gone, service $svc)"
     ok "back: b removed its VIP, then its IPVS service"
+    # From a's link up until b left master, b's split-brain probe (every 5 s while
+    # master) found no other holder of the VIP: with the VIP a's killed hafront
+    # left, a answered it once its link was back (a run before remove-vips:
+    # "split brain detected" on b before a's new hafront had removed the VIP).
+    sb=$(awk -v f="$b_from" -v l="${left:-0}" 'NR > f && NR < l && /split brain detected/' /tmp/hf-b.log | head -n1)
+    [ -z "$sb" ] || fail "back: b saw a second holder of the VIP while master: $sb"
+    ok "back: no other holder of the VIP answered b's split-brain probe while b was master"
     result back $took
 
     # sigterm: a leaves gracefully.

@@ -123,6 +123,23 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Remove the configured VIPs from this node (and the instances' addresses
+    /// elsewhere, virtual routes and rules), as a start as backup does. For a
+    /// unit's ExecStopPost: a hafront that crashed or was killed leaves its VIPs,
+    /// which answer ARP and ND beside the new master until the next start.
+    /// Refuses while a hafront answers on the API socket. Exit 0 when done, 1
+    /// when a removal failed, 2 for an invalid configuration.
+    #[command(
+        after_help = "Examples:\n  hafront remove-vips -c /etc/hafront/hafront.toml\n  ExecStopPost=-/usr/local/bin/hafront remove-vips -c /etc/hafront/hafront.toml   # systemd\n\nThe configuration is read as check-config --offline reads it (no token or TLS\nfile is needed). Absent addresses are not an error."
+    )]
+    RemoveVips {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Remove them even though a hafront answers on the API socket (it would
+        /// add a master's VIPs back at its next VIP check).
+        #[arg(long)]
+        force: bool,
+    },
     /// Write the man pages (hafront(8), one per subcommand, hafront.toml(5)) or
     /// print a shell completion script. For packagers.
     #[command(
@@ -296,6 +313,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Generate { what } => generate(what),
+        Command::RemoveVips { config, force } => remove_vips(&config, force),
         Command::Status {
             socket,
             json,
@@ -407,6 +425,56 @@ fn init_logging(cfg: &Config) {
                     .with_writer(std::io::stderr),
             )
             .init(),
+    }
+}
+
+/// `hafront remove-vips`.
+fn remove_vips(args: &ConfigArgs, force: bool) -> ExitCode {
+    // Offline: after a stop the unit's credentials (the API token) may be gone,
+    // and removing addresses needs only the instances.
+    let opts = LoadOptions {
+        offline: true,
+        ..args.options()
+    };
+    let cfg = match preflight::load_with_warnings(&opts) {
+        Ok((cfg, _)) => cfg,
+        Err(e) => {
+            eprintln!("hafront: invalid configuration:\n{e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&cfg);
+    let socket = cfg.api.socket_path(&cfg.runtime_dir);
+    if !force && std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+        eprintln!(
+            "hafront: a hafront answers on {}: it manages the VIPs (stop it first, or --force)",
+            socket.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let specs = hafront::daemon::specs_from_config(&cfg);
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match rt.block_on(hafront::net::vip::remove_configured(&specs)) {
+        Ok(r) => {
+            println!(
+                "removed {}, failed {}, instances without their interface {}",
+                r.removed,
+                r.failed,
+                r.no_interface.len()
+            );
+            if r.failed > 0 {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("hafront: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

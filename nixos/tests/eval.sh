@@ -116,6 +116,9 @@ check(sc["ExecStart"].endswith("-hafront-0.1.0/bin/hafront run -c /etc/hafront/h
 check(any("check-config -c /etc/hafront/hafront.toml" in x for x in sc["ExecReload"])
       and sc["ExecReload"][-1].endswith("/bin/kill -HUP $MAINPID"),
       "unit: ExecReload checks the new file, then SIGHUP")
+se = sc.get("ExecStopPost", "")
+check(se.startswith("-/nix/store/") and se.endswith("-hafront-0.1.0/bin/hafront remove-vips -c /etc/hafront/hafront.toml"),
+      "unit: ExecStopPost removes the VIPs a crashed or killed hafront left (failure ignored): " + str(se))
 check(u["reloadTriggers"] == [full["etcSource"]],
       "config change = reload: reloadTriggers is the checked file that /etc/hafront/hafront.toml points to")
 check(u["stopIfChanged"] is False, "unit: stopIfChanged = false (a package change restarts in one step)")

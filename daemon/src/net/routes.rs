@@ -332,6 +332,36 @@ impl VipExecutor {
         }
     }
 
+    /// `hafront remove-vips`: an instance's VIPs on `iface`, then its extras in
+    /// the reverse of their add order, as a start as non-master removes them.
+    pub(super) async fn remove_all(
+        &mut self,
+        instance: &str,
+        iface: &Iface,
+        vips: &[IpNet],
+        extras: &Extras,
+        out: &mut super::vip::Removed,
+    ) {
+        let mut count = |what: String, done: Result<bool, NetError>| match done {
+            Ok(true) => {
+                info!(instance, what, "removed");
+                out.removed += 1;
+            }
+            Ok(false) => {}
+            Err(error) => {
+                warn!(instance, what, %error, "not removed");
+                out.failed += 1;
+            }
+        };
+        for vip in plain(vips, extras) {
+            count(format!("virtual address {vip}"), self.remove(iface, vip).await);
+        }
+        for item in items(extras).iter().rev() {
+            let what = format!("{} {}", item.kind(), item.describe());
+            count(what, self.put(iface, item, false).await);
+        }
+    }
+
     /// Adds (`add`) or removes one item; `Ok(false)` when it was already so.
     async fn put(&self, iface: &Iface, item: &Item<'_>, add: bool) -> Result<bool, NetError> {
         match item {

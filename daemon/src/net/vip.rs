@@ -720,6 +720,61 @@ impl VipExecutor {
     }
 }
 
+/// What `hafront remove-vips` did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Removed {
+    /// Addresses, routes and rules removed (absent ones are not counted).
+    pub removed: usize,
+    /// Removals the kernel refused.
+    pub failed: usize,
+    /// Instances whose interface (or macvlan) does not exist: nothing of theirs
+    /// can be on it.
+    pub no_interface: Vec<String>,
+}
+
+/// `hafront remove-vips`, the shipped units' ExecStopPost: removes now what a
+/// starting hafront removes for each instance it does not start as master (its
+/// VIPs, its addresses elsewhere, virtual routes and rules). A hafront that
+/// crashed or was SIGKILLed leaves them on the node, and until the next start
+/// removes them the node answers ARP and ND for the VIPs beside the new master
+/// (issue 16, the way back).
+pub async fn remove_configured(specs: &[(String, crate::shared::InstanceSpec)]) -> Result<Removed, NetError> {
+    let links = Links::connect()?;
+    // No IPVS wait, spacing or hold here: a removal uses none of them.
+    let (_ipvs_tx, ipvs) = watch::channel(IpvsWritten::default());
+    let (_spacing_tx, spacing) = watch::channel(Spacing::default());
+    let (held, _) = watch::channel(VipsHeld::default());
+    let mut exec = VipExecutor::new(links, Arc::default(), ipvs, spacing, held);
+    let mut out = Removed::default();
+    for (name, spec) in specs {
+        // With use_vmac the VIPs are on the macvlan.
+        let on = spec
+            .vmac
+            .as_ref()
+            .map_or(spec.interface.as_str(), |v| v.name.as_str());
+        let iface = match exec.links.iface(on).await {
+            Ok(iface) => iface,
+            Err(NetError::NoInterface(_)) => {
+                info!(
+                    instance = name.as_str(),
+                    iface = on,
+                    "no such interface: nothing to remove"
+                );
+                out.no_interface.push(name.clone());
+                continue;
+            }
+            Err(error) => {
+                warn!(instance = name.as_str(), %error, "interface not looked up: nothing removed");
+                out.failed += 1;
+                continue;
+            }
+        };
+        exec.remove_all(name, &iface, &spec.params.vips, &spec.extras, &mut out)
+            .await;
+    }
+    Ok(out)
+}
+
 /// Adds one address (IPv6 without duplicate address detection); `Ok(false)` when
 /// it was there already.
 pub async fn add_address(
