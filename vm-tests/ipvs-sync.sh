@@ -14,8 +14,8 @@
 #        second instance `int` (eth1, vrid 52) in a sync group with `web`: the real
 #        server's replies come back through the master director.
 # Each SPEC starts fresh namespaces and runs three rounds, each with its own N flows:
-#   kill    flows through a; a's hafront SIGKILLed and its links cut: b takes over;
-#   (after the kill, `hafront remove-vips` in a, as the units' ExecStopPost)
+#   kill    flows through a; a's hafront SIGKILLed (`hafront remove-vips` run then,
+#           as the units' ExecStopPost) and its links cut: b takes over;
 #   back    flows through b; a comes back (links up, hafront started: the backup
 #           daemon at once) as backup, and preempts after preempt_delay (15 s,
 #           PREEMPT_DELAY: b's master daemon resends a connection on its first

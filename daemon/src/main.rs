@@ -452,12 +452,11 @@ fn remove_vips(args: &ConfigArgs, force: bool) -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    let specs = hafront::daemon::specs_from_config(&cfg);
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    match rt.block_on(hafront::net::vip::remove_configured(&specs)) {
+    match rt.block_on(hafront::daemon::remove_vips(&cfg)) {
         Ok(r) => {
             println!(
                 "removed {}, failed {}, instances without their interface {}",

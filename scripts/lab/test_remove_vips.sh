@@ -7,8 +7,9 @@
 # 1. the problem: a killed, its link cut, b master; a's link back without a hafront:
 #    a broadcast ARP request for the VIP is answered by a and b, and b (split-brain
 #    probe every 300 ms) reports a split brain;
-# 2. `hafront remove-vips` in a (what the unit runs) removes the VIP and a's virtual
-#    route: b alone answers, b's split brain clears; run again it removes nothing;
+# 2. `hafront remove-vips` in a (what the unit runs) removes the VIP, a's virtual
+#    route and the VIP of a's use_vmac instance (on its macvlan): b alone answers,
+#    b's split brain clears; run again it removes nothing;
 # 3. the unit's sequence: a master again, SIGKILLed, remove-vips at once, link cut, b
 #    master, a's link back: b alone answers and no split brain is raised;
 # 4. refusals: remove-vips beside a running hafront (its API socket answers) removes
@@ -18,6 +19,16 @@ source "$(cd "$(dirname "$0")" && pwd)/../lib/labtest.sh"
 # a's master also holds a virtual route (remove-vips removes it as a start does).
 hf_conf a web 51 150 3 100ms "\"$VIP/24\"" 'preempt = false' 'split_brain_probe = "300ms"' \
     'virtual_routes = [ { to = "203.0.113.0/24", type = "blackhole" } ]' >"$dir/a.toml"
+# And, alone, a use_vmac instance: its VIP is on the macvlan vrrp.52.
+cat >>"$dir/a.toml" <<'TOML'
+[vrrp.instances.vm]
+interface = "eth0"
+vrid = 52
+priority = 150
+advert_interval = "100ms"
+virtual_ips = ["192.0.2.101/24"]
+use_vmac = true
+TOML
 hf_conf b web 51 100 3 100ms "\"$VIP/24\"" 'split_brain_probe = "300ms"' >"$dir/b.toml"
 
 # who_has: the MACs that answer a broadcast ARP request for the VIP from c (one line,
@@ -47,6 +58,7 @@ print(" ".join(sorted(seen)))
 mac() { lab_exec "$1" cat /sys/class/net/eth0/address; }
 split_brains() { grep -c 'split brain detected' "$dir/hafront-b.log" || true; }
 has_vip_a() { lab_exec a ip -o addr show dev eth0 | grep -q " $VIP/"; }
+has_vmac_vip_a() { lab_exec a ip -o addr show dev vrrp.52 2>/dev/null | grep -q " 192.0.2.101/"; }
 has_route_a() { lab_exec a ip route show type blackhole | grep -q '^blackhole 203.0.113.0/24'; }
 MAC_A=$(mac a) MAC_B=$(mac b)
 
@@ -59,7 +71,8 @@ hf_wait_state b web backup 5 || fail "b not backup"
 hf_kill a
 lab_cut a
 lab_wait_vip b $VIP 5 || fail "b did not take the VIP after a was killed"
-has_vip_a && has_route_a || fail "test setup: the killed master should still hold its VIP and route"
+has_vip_a && has_route_a && has_vmac_vip_a ||
+    fail "test setup: the killed master should still hold its VIPs and route"
 lab_heal a
 got=$(who_has)
 [ "$got" = "$(printf '%s\n' "$MAC_A" "$MAC_B" | sort | tr '\n' ' ' | sed 's/ $//')" ] ||
@@ -71,8 +84,9 @@ pass "a killed hafront's VIP answers ARP beside the new master ($got), and b rep
 # 2. remove-vips, as the unit's ExecStopPost.
 out=$(lab_exec a "$HF_BIN" remove-vips -c "$dir/a.toml" 2>"$dir/remove-vips.err") ||
     fail "remove-vips failed: $out $(cat "$dir/remove-vips.err")"
-echo "$out" | grep -q '^removed 2, failed 0' || fail "remove-vips: $out"
+echo "$out" | grep -q '^removed 3, failed 0' || fail "remove-vips: $out"
 has_vip_a && fail "remove-vips left the VIP on a"
+has_vmac_vip_a && fail "remove-vips left the use_vmac instance's VIP on its macvlan"
 has_route_a && fail "remove-vips left the virtual route on a"
 got=$(who_has)
 [ "$got" = "$MAC_B" ] || fail "after remove-vips, b ($MAC_B) alone should answer: got '$got'"
@@ -80,7 +94,7 @@ for _ in $(seq 30); do grep -q 'split brain cleared' "$dir/hafront-b.log" && bre
 grep -q 'split brain cleared' "$dir/hafront-b.log" || fail "b's split brain did not clear"
 out=$(lab_exec a "$HF_BIN" remove-vips -c "$dir/a.toml" 2>/dev/null) || fail "remove-vips again failed: $out"
 echo "$out" | grep -q '^removed 0, failed 0' || fail "remove-vips again: $out"
-pass "remove-vips removed a's VIP and virtual route: b alone answers, its split brain cleared; a second run removes nothing"
+pass "remove-vips removed a's VIPs (one on a use_vmac macvlan) and virtual route: b alone answers, its split brain cleared; a second run removes nothing"
 
 # 3. The unit's sequence: the VIP goes the moment hafront dies, before the link is back.
 hf_start a "$dir/a.toml"
@@ -91,7 +105,7 @@ hf_start b "$dir/b.toml"
 hf_wait_state b web backup 5 || fail "b not backup"
 hf_kill a
 lab_exec a "$HF_BIN" remove-vips -c "$dir/a.toml" >/dev/null 2>&1 || fail "remove-vips (ExecStopPost) failed"
-has_vip_a || has_route_a && fail "remove-vips at the kill left the VIP or the route"
+has_vip_a || has_route_a || has_vmac_vip_a && fail "remove-vips at the kill left a VIP or the route"
 lab_cut a
 lab_wait_vip b $VIP 5 || fail "b did not take the VIP"
 # From here (b may have become master, 0.35 s after the kill, before remove-vips

@@ -91,6 +91,19 @@ fn disable_local_igmp(cfg: &Config) -> Option<crate::net::igmp::Saved> {
     }
 }
 
+/// `hafront remove-vips`: removes what a start as backup removes, for every
+/// instance of `cfg` (net/vip.rs, `remove_configured`).
+pub async fn remove_vips(cfg: &Config) -> Result<crate::net::vip::Removed, crate::net::NetError> {
+    let targets: Vec<_> = specs_from_config(cfg)
+        .into_iter()
+        .filter_map(|(name, spec)| {
+            let on = cfg.vrrp.instances.get(&name)?.vip_ifname();
+            Some((name, on, spec))
+        })
+        .collect();
+    crate::net::vip::remove_configured(&targets).await
+}
+
 pub fn specs_from_config(cfg: &Config) -> Vec<(String, InstanceSpec)> {
     let addr_vmacs = crate::config::vmac::plan(&cfg.vrrp);
     cfg.vrrp

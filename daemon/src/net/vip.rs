@@ -738,7 +738,11 @@ pub struct Removed {
 /// crashed or was SIGKILLed leaves them on the node, and until the next start
 /// removes them the node answers ARP and ND for the VIPs beside the new master
 /// (issue 16, the way back).
-pub async fn remove_configured(specs: &[(String, crate::shared::InstanceSpec)]) -> Result<Removed, NetError> {
+/// `targets`: each instance's name, the interface its VIPs go on
+/// (`vip_ifname`) and its spec.
+pub async fn remove_configured(
+    targets: &[(String, String, crate::shared::InstanceSpec)],
+) -> Result<Removed, NetError> {
     let links = Links::connect()?;
     // No IPVS wait, spacing or hold here: a removal uses none of them.
     let (_ipvs_tx, ipvs) = watch::channel(IpvsWritten::default());
@@ -746,12 +750,8 @@ pub async fn remove_configured(specs: &[(String, crate::shared::InstanceSpec)]) 
     let (held, _) = watch::channel(VipsHeld::default());
     let mut exec = VipExecutor::new(links, Arc::default(), ipvs, spacing, held);
     let mut out = Removed::default();
-    for (name, spec) in specs {
-        // With use_vmac the VIPs are on the macvlan.
-        let on = spec
-            .vmac
-            .as_ref()
-            .map_or(spec.interface.as_str(), |v| v.name.as_str());
+    for (name, on, spec) in targets {
+        let on = on.as_str();
         let iface = match exec.links.iface(on).await {
             Ok(iface) => iface,
             Err(NetError::NoInterface(_)) => {
