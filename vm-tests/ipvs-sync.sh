@@ -14,8 +14,8 @@
 #        second instance `int` (eth1, vrid 52) in a sync group with `web`: the real
 #        server's replies come back through the master director.
 # Each SPEC starts fresh namespaces and runs three rounds, each with its own N flows:
-#   kill    flows through a; a's hafront SIGKILLed (`hafront remove-vips` run then,
-#           as the units' ExecStopPost) and its links cut: b takes over;
+#   kill    flows through a; a's hafront SIGKILLed and its links cut (then `hafront
+#           remove-vips`, as the units' ExecStopPost): b takes over;
 #   back    flows through b; a comes back (links up, hafront started: the backup
 #           daemon at once) as backup, and preempts after preempt_delay (15 s,
 #           PREEMPT_DELAY: b's master daemon resends a connection on its first
@@ -31,7 +31,8 @@
 # split-brain probe while b is master, and the test prints what both hafronts logged,
 # 50 ms samples of both directors around the takeover, the client's neighbour entry
 # for the VIP (each change) and, with tcpdump, the ARP, RST and FIN packets on the
-# switch; a broken flow's error, time and port are printed. A line per round:
+# switch (ARP for the VIPs in the kill round too, with every node's MACs); a broken
+# flow's error, time and port are printed. A line per round:
 #   RESULT mode=dr sync=on round=kill kept=100/100 stall_ms=1234 takeover_ms=...
 set -eu
 PATH=/usr/local/bin:$PATH
@@ -226,6 +227,14 @@ while not os.path.exists("/tmp/stop-sampling"):
     time.sleep(0.05)
 ' "$1" "$VIP" "$GW" "$SRC"
 }
+# macs: every node's interface MACs, for the captures.
+macs() {
+    for n in a b c s; do
+        for i in eth0 eth1; do
+            m=$(in_ns $n cat /sys/class/net/$i/address 2>/dev/null) && printf '%s.%s=%s ' $n $i "$m"
+        done
+    done
+}
 links() { # NODE up|down
     ip link set "v${1}eth0" "$2"
     [ "$MODE" = dr ] || ip link set "v${1}eth1" "$2"
@@ -313,15 +322,23 @@ assert s["sysctl"]["sync_refresh_period"] == {"wanted": "1", "current": "1"}, s
     flows_start kill
     before_event kill b
     mark kill
+    # ARP on every port of the switch from the kill on (with tcpdump): who answers
+    # for the VIPs once b is master.
+    capture=
+    if command -v tcpdump >/dev/null 2>&1; then
+        tcpdump -Z root -l -n -e -tttt -i any arp >/tmp/capture-kill 2>/dev/null &
+        capture=$!
+    fi
     t=$(now_ms)
     kill -KILL "$hf_a"
-    # What the shipped units run the moment hafront dies (ExecStopPost), beside the
-    # link cut: a's VIPs go, so that they do not answer ARP beside b's, on a link
-    # cut late under load or at the way back (a's IPVS service and master sync
-    # daemon stay in the kernel until the new hafront).
+    links a down
+    # What the shipped units run the moment hafront dies (ExecStopPost), beside b's
+    # takeover: a's VIPs go, so that they do not answer ARP beside b's when its
+    # links come back at the way back (its IPVS service and master sync daemon stay
+    # in the kernel until the new hafront). After the cut, which keeps its place
+    # right after the kill (the round's timing as before).
     in_ns a hafront remove-vips -c /tmp/a.toml >/tmp/remove-vips-a 2>&1 &
     stoppost=$!
-    links a down
     wait_for 100 has_vip b || fail "kill: b did not take the VIP"
     took=$(($(now_ms) - t))
     wait "$stoppost" ||
@@ -333,6 +350,14 @@ assert s["sysctl"]["sync_refresh_period"] == {"wanted": "1", "current": "1"}, s
     fi
     sleep 3
     flows_end kill
+    if [ -n "$capture" ]; then
+        kill "$capture" 2>/dev/null || true
+        wait "$capture" 2>/dev/null || true
+        echo "kill: ARP for the VIPs from the kill (gratuitous ones left out; $(macs)):"
+        grep -E "(who-has|Reply) ($VIP|$GW) " /tmp/capture-kill | grep -Ev "tell ($VIP|$GW), length" |
+            head -n 30 | sed 's/^/kill:   /' || true
+        grep -E 'split brain' /tmp/hf-b.log | sed 's/^/kill: b: /' || true
+    fi
     result kill $took
     if [ "$ROUNDS" = kill ]; then
         teardown
@@ -377,7 +402,9 @@ while not os.path.exists("/tmp/stop-sampling"):
             'arp or (tcp and tcp[tcpflags] & (tcp-rst|tcp-fin) != 0)' >/tmp/capture-back 2>/dev/null &
         capture=$!
     fi
-    b_from=$(wc -l </tmp/hf-b.log) # b's log from a's link up (the checks below)
+    # b's log from a's link up, a's from its new start (the checks below).
+    b_from=$(wc -l </tmp/hf-b.log)
+    a_from=$(wc -l </tmp/hf-a.log)
     links a up
     t=$(now_ms)
     start a 150 "$MODE" "$SYNC"
@@ -413,10 +440,10 @@ while not os.path.exists("/tmp/stop-sampling"):
     if [ -n "$capture" ]; then
         kill "$capture" 2>/dev/null || true
         wait "$capture" 2>/dev/null || true
-        echo "back: ARP, RST and FIN seen from a's link up (MACs: $(for n in a b c s; do printf '%s=%s ' $n "$(in_ns $n cat /sys/class/net/eth0/address)"; done)):"
+        echo "back: ARP, RST and FIN seen from a's link up ($(macs)):"
         grep -v 'tell 192.0.2.100, length' /tmp/capture-back | head -n 60 | sed 's/^/back:   /' || true
     fi
-    grep -E 'split brain' /tmp/hf-b.log | sed 's/^/back: b: /' || true
+    awk -v f="$b_from" 'NR > f && /split brain/' /tmp/hf-b.log | sed 's/^/back: b: /' || true
     # Around the takeover: the samples where something changed (a node's entries,
     # VIP, service or inside VIP), from 2 s before a's VIP to 3 s after.
     from=$(awk '/ a:[0-9]*:-/ { gone = 1 } gone && / a:[0-9]*:vip/ { print substr($1, 1, 8); exit }' /tmp/samples-a)
@@ -438,13 +465,16 @@ while not os.path.exists("/tmp/stop-sampling"):
     [ -n "$left" ] && [ -n "$gone" ] && [ -n "$svc" ] && [ "$gone" -lt "$svc" ] ||
         fail "back: b's VIP was not removed before its IPVS service (log lines: left master $left, VIP $gone, service $svc)"
     ok "back: b removed its VIP, then its IPVS service"
-    # From a's link up until b left master, b's split-brain probe (every 5 s while
+    # From a's link up until a became master, b's split-brain probe (every 5 s while
     # master) found no other holder of the VIP: with the VIP a's killed hafront
     # left, a answered it once its link was back (a run before remove-vips:
     # "split brain detected" on b before a's new hafront had removed the VIP).
-    sb=$(awk -v f="$b_from" -v l="${left:-0}" 'NR > f && NR < l && /split brain detected/' /tmp/hf-b.log | head -n1)
+    # From a's takeover until b hears it both hold the VIP for a moment, rightly.
+    a_master=$(awk -v f="$a_from" 'NR > f && /state changed .*state="master"/ { print $1; exit }' /tmp/hf-a.log)
+    sb=$(awk -v f="$b_from" -v l="${left:-0}" -v m="$a_master" \
+        'NR > f && NR < l && /split brain detected/ && (m == "" || $1 < m)' /tmp/hf-b.log | head -n1)
     [ -z "$sb" ] || fail "back: b saw a second holder of the VIP while master: $sb"
-    ok "back: no other holder of the VIP answered b's split-brain probe while b was master"
+    ok "back: no other holder of the VIP answered b's split-brain probe before a took over"
     result back $took
 
     # sigterm: a leaves gracefully.
