@@ -16,7 +16,6 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
 use crate::histogram::{Histogram, FAILOVER_BUCKETS};
-use crate::net::announce::Announcer;
 use crate::net::hooks::Phase;
 use crate::net::routes::ExtrasOp;
 use crate::net::vmac::Vmacs;
@@ -165,7 +164,6 @@ pub struct Engine {
     /// announcements wait here and leave together at the end.
     batching: bool,
     batch: Batch,
-    announcers: Announcers,
 }
 
 /// An instance's last advert and its bytes per destination, while it stays the
@@ -281,20 +279,14 @@ impl Batch {
     }
 }
 
-/// The engine's own sockets for announcements, per interface index.
-type Announcers = IfMap<u32, Announcer>;
-
 /// Sends the announcements waiting in `batch`, in order, before any other command
 /// to the executor (which keeps the order the instances asked for): at once from
 /// the engine while the executor has nothing to do before them
 /// (`VipSender::may_announce_now`), else as commands to it.
-fn flush_announces(vips: &VipSender, own: &mut Announcers, batch: &mut Batch) {
+fn flush_announces(vips: &VipSender, batch: &mut Batch) {
     for a in &mut batch.announces[..batch.announcing] {
         if vips.may_announce_now(&a.vips) {
-            let ann = own
-                .entry(a.iface.index)
-                .or_insert_with(|| Announcer::new(a.iface.clone()));
-            match ann.announce(&a.vips, a.count) {
+            match vips.announce_now(&a.iface, &a.vips, a.count) {
                 Ok(n) => debug!(
                     instance = a.first,
                     others = a.others,
@@ -373,7 +365,6 @@ impl Engine {
             encoded: Vec::new(),
             batching: false,
             batch: Batch::default(),
-            announcers: Announcers::default(),
         }
     }
 
@@ -640,7 +631,7 @@ impl Engine {
             if matches!(output, Output::RemoveVips { .. })
                 || (matches!(output, Output::AddVips { .. }) && waits(slot))
             {
-                flush_announces(&self.vips, &mut self.announcers, &mut self.batch);
+                flush_announces(&self.vips, &mut self.batch);
             }
             match output {
                 Output::SendAdvert { .. } | Output::WantMaster => {} // the router's
@@ -718,7 +709,7 @@ impl Engine {
                         self.batch.announce(slot, count, takeover);
                         continue;
                     }
-                    flush_announces(&self.vips, &mut self.announcers, &mut self.batch);
+                    flush_announces(&self.vips, &mut self.batch);
                     let _ = self.vips.send(VipCommand::Announce {
                         instance: slot.name.clone(),
                         iface: slot.iface.clone(),
@@ -939,7 +930,7 @@ impl Engine {
         }
         sends.clear();
         bytes.clear();
-        flush_announces(&self.vips, &mut self.announcers, &mut self.batch);
+        flush_announces(&self.vips, &mut self.batch);
     }
 
     /// Handles the adverts that arrived while the engine was not running: those

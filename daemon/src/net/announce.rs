@@ -94,11 +94,6 @@ impl Announcer {
         Ok(self.icmp6.as_ref().expect("just set"))
     }
 
-    /// Sends one announcement of `vip`.
-    pub fn announce_one(&mut self, vip: IpAddr) -> io::Result<()> {
-        self.announce(&[vip], 1).map(|_| ())
-    }
-
     /// Sends `count` announcements for each address; returns how many were sent.
     pub fn announce(&mut self, vips: &[IpAddr], count: u32) -> io::Result<u32> {
         if vips.iter().all(IpAddr::is_ipv4) {

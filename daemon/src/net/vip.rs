@@ -270,6 +270,21 @@ pub struct VipSender {
     /// goes through the executor).
     spacing: Option<watch::Receiver<Spacing>>,
     failures: AnnounceFailures,
+    announcers: Announcers,
+}
+
+/// The announcement sockets, per interface index: the executor's, which the
+/// announcements sent at once by a sender use too (one packet socket per
+/// interface, not two).
+pub type Announcers = Arc<Mutex<HashMap<u32, Announcer>>>;
+
+/// Sends `count` announcements of each of `vips` on `iface` with its socket in `announcers`.
+fn announce_on(announcers: &Announcers, iface: &Iface, vips: &[IpAddr], count: u32) -> std::io::Result<u32> {
+    let mut announcers = announcers.lock().unwrap_or_else(|p| p.into_inner());
+    announcers
+        .entry(iface.index)
+        .or_insert_with(|| Announcer::new(iface.clone()))
+        .announce(vips, count)
 }
 
 /// Announcement failures, per interface index: the executor's and those of the
@@ -306,7 +321,14 @@ impl VipSender {
             outstanding: Arc::default(),
             spacing: None,
             failures: AnnounceFailures::default(),
+            announcers: Announcers::default(),
         }
+    }
+
+    /// Sends `count` announcements of each of `vips` on `iface` from the caller,
+    /// at once (when [`VipSender::may_announce_now`] says so).
+    pub fn announce_now(&self, iface: &Iface, vips: &[IpAddr], count: u32) -> std::io::Result<u32> {
+        announce_on(&self.announcers, iface, vips, count)
     }
 
     /// Whether an announcement of `vips` may leave from the caller at once rather
@@ -375,7 +397,8 @@ impl VipSender {
 
 pub struct VipExecutor {
     pub(super) links: Links,
-    announcers: HashMap<u32, Announcer>,
+    /// Shared with the senders ([`VipSender::announce_now`]).
+    announcers: Announcers,
     pub(super) drift: Arc<Drift>,
     /// Announcement failures, per interface index (shared with the senders).
     failures: AnnounceFailures,
@@ -428,6 +451,7 @@ impl VipExecutor {
         let outstanding = sender.outstanding.clone();
         let mut exec = VipExecutor::new(links, drift, ipvs, spacing, held);
         exec.failures = sender.failures.clone();
+        exec.announcers = sender.announcers.clone();
         tokio::spawn(async move {
             // What was queued behind the command being run: looked at before an add.
             let mut pending = VecDeque::new();
@@ -482,7 +506,7 @@ impl VipExecutor {
     ) -> VipExecutor {
         VipExecutor {
             links,
-            announcers: HashMap::new(),
+            announcers: Announcers::default(),
             drift,
             failures: AnnounceFailures::default(),
             refusals: HashMap::new(),
@@ -692,11 +716,7 @@ impl VipExecutor {
         if vips.is_empty() || count == 0 {
             return;
         }
-        let ann = self
-            .announcers
-            .entry(iface.index)
-            .or_insert_with(|| Announcer::new(iface.clone()));
-        match ann.announce(vips, count) {
+        match announce_on(&self.announcers, iface, vips, count) {
             Ok(n) => debug!(instance, packets = n, "addresses announced"),
             Err(source) => self.announce_failed(instance, iface, source),
         }
@@ -705,11 +725,8 @@ impl VipExecutor {
     /// Sends the spaced announcements due now.
     fn send_due(&mut self) {
         for d in self.pacer.due(Instant::now()) {
-            let ann = self
-                .announcers
-                .entry(d.iface.index)
-                .or_insert_with(|| Announcer::new(d.iface.clone()));
-            match ann.announce_one(d.addr) {
+            let sent = announce_on(&self.announcers, &d.iface, &[d.addr], 1);
+            match sent.map(|_| ()) {
                 Ok(()) => debug!(instance = d.instance, addr = %d.addr, "address announced (spaced)"),
                 Err(source) => self.announce_failed(&d.instance, &d.iface, source),
             }
