@@ -10,6 +10,7 @@ pub mod throttle;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::Serialize;
 use tokio::sync::oneshot;
@@ -292,7 +293,10 @@ pub struct Transition {
 #[derive(Clone, Debug, Serialize)]
 pub struct InstanceStatus {
     pub state: State,
-    pub interface: String,
+    /// This, `vips` and `recent_transitions` are shared with the engine's slot: a
+    /// snapshot (once a second, and after changes) does not copy them (issue 19).
+    #[serde(serialize_with = "serialize_str")]
+    pub interface: Arc<str>,
     pub vrid: u8,
     pub version: u8,
     /// Advertised now (tracking and API overrides applied).
@@ -302,12 +306,22 @@ pub struct InstanceStatus {
     pub maintenance: bool,
     pub transitions: u64,
     pub master: Option<IpAddr>,
-    pub vips: Vec<String>,
+    #[serde(serialize_with = "serialize_slice")]
+    pub vips: Arc<[String]>,
     pub advert_interval_ms: u32,
     pub counters: Counters,
     pub last_transition: Option<Transition>,
     /// The last [`RECENT_TRANSITIONS`] transitions, oldest first.
-    pub recent_transitions: Vec<Transition>,
+    #[serde(serialize_with = "serialize_slice")]
+    pub recent_transitions: Arc<[Transition]>,
+}
+
+fn serialize_str<S: serde::Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v)
+}
+
+fn serialize_slice<T: Serialize, S: serde::Serializer>(v: &Arc<[T]>, s: S) -> Result<S::Ok, S::Error> {
+    v[..].serialize(s)
 }
 
 /// How many transitions an instance's status keeps.

@@ -182,11 +182,16 @@ impl Params {
         if !self.unicast_peers.is_empty() {
             return self.unicast_peers.clone();
         }
-        vec![if self.primary.is_ipv6() {
+        vec![self.multicast_group()]
+    }
+
+    /// The VRRP multicast group of the primary address's family.
+    pub fn multicast_group(&self) -> IpAddr {
+        if self.primary.is_ipv6() {
             IpAddr::V6(MCAST_V6)
         } else {
             IpAddr::V4(MCAST_V4)
-        }]
+        }
     }
 
     /// The checksum adverts are sent and checked with (`checksum_compat`: keepalived's
@@ -413,6 +418,11 @@ impl Instance {
     /// The auth_hmac trailer for an encoded advert of this instance sent from
     /// `src` at realtime `now` (since the Unix epoch); None when the instance does
     /// not sign (no `auth_hmac`, or mode receive-only).
+    /// Whether the instance signs its adverts (`Instance::sign` may return a trailer).
+    pub fn signs(&self) -> bool {
+        self.hmac.is_some()
+    }
+
     pub fn sign(&mut self, pdu: &[u8], src: IpAddr, now: std::time::Duration) -> Option<[u8; TRAILER_LEN]> {
         let (version, vrid) = (u8::from(self.params.version), self.params.vrid);
         self.hmac.as_mut()?.sign(pdu, version, vrid, src, now)
@@ -465,25 +475,31 @@ impl Instance {
 
     pub fn handle(&mut self, input: Input) -> Vec<Output> {
         let mut out = Vec::new();
+        self.handle_into(input, &mut out);
+        out
+    }
+
+    /// [`Instance::handle`], appending the outputs to `out` (a caller's buffer,
+    /// reused from one input to the next: no allocation per advert, issue 19).
+    pub fn handle_into(&mut self, input: Input, out: &mut Vec<Output>) {
         match input {
-            Input::Startup => self.startup(&mut out),
-            Input::Shutdown => self.shutdown(&mut out),
-            Input::Timer { timer } => self.timer(timer, &mut out),
+            Input::Startup => self.startup(out),
+            Input::Shutdown => self.shutdown(out),
+            Input::Timer { timer } => self.timer(timer, out),
             Input::Packet {
                 src,
                 dst,
                 ttl,
                 payload,
                 wall_ns,
-            } => self.packet(src, dst, ttl, &payload, wall_ns, &mut out),
-            Input::Reconfigure { params } => self.reconfigure(*params, &mut out),
-            Input::LinkDown => self.link(false, &mut out),
-            Input::LinkUp => self.link(true, &mut out),
-            Input::Track { priority, fault } => self.track(priority, fault, &mut out),
-            Input::Maintenance { on } => self.set_maintenance(on, &mut out),
-            Input::SyncGroup { to } => self.sync_group(to, &mut out),
+            } => self.packet(src, dst, ttl, &payload, wall_ns, out),
+            Input::Reconfigure { params } => self.reconfigure(*params, out),
+            Input::LinkDown => self.link(false, out),
+            Input::LinkUp => self.link(true, out),
+            Input::Track { priority, fault } => self.track(priority, fault, out),
+            Input::Maintenance { on } => self.set_maintenance(on, out),
+            Input::SyncGroup { to } => self.sync_group(to, out),
         }
-        out
     }
 
     /// RFC 5798 §6.4.1.
@@ -824,12 +840,17 @@ impl Instance {
     /// RFC 5798 §5.2.5).
     fn advertised_addresses(&self) -> Vec<IpAddr> {
         let family = self.params.family();
-        self.params
-            .vips
-            .iter()
-            .map(|n| n.addr())
-            .filter(|a| Family::of(*a) == family)
-            .collect()
+        // Sized once (a collect through the filter grew it: a second allocation
+        // per advert sent).
+        let mut out = Vec::with_capacity(self.params.vips.len());
+        out.extend(
+            self.params
+                .vips
+                .iter()
+                .map(|n| n.addr())
+                .filter(|a| Family::of(*a) == family),
+        );
+        out
     }
 
     fn address_list_matches(&self, advert: &Advert) -> bool {

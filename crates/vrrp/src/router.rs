@@ -67,6 +67,9 @@ pub struct Router<I, K> {
     /// Sync-group moves found while handling outputs, carried out after them
     /// (last found first), shared by nested feeds.
     pending: Vec<(I, Move)>,
+    /// An instance's outputs for one input, reused from one input to the next (a
+    /// nested feed, by a sync-group move, takes a fresh one).
+    outputs: Vec<Output>,
 }
 
 impl<I, K> Default for Router<I, K> {
@@ -76,6 +79,7 @@ impl<I, K> Default for Router<I, K> {
             by_vrid: BTreeMap::new(),
             unknown_vrid: 0,
             pending: Vec::new(),
+            outputs: Vec::new(),
         }
     }
 }
@@ -210,14 +214,19 @@ impl<I: Copy + Ord, K: Copy + Ord> Router<I, K> {
 
     /// The auth_hmac trailer for an advert of instance `id` (`Instance::sign`),
     /// encoded for `src`, at realtime `now`.
+    /// The clock is read only for an instance that signs (not per advert of the others).
     pub fn sign(
         &mut self,
         id: I,
         pdu: &[u8],
         src: IpAddr,
-        now: std::time::Duration,
+        now: impl FnOnce() -> std::time::Duration,
     ) -> Option<[u8; crate::auth_hmac::TRAILER_LEN]> {
-        self.slots.get_mut(&id)?.inst.sign(pdu, src, now)
+        let inst = &mut self.slots.get_mut(&id)?.inst;
+        if !inst.signs() {
+            return None;
+        }
+        inst.sign(pdu, src, now())
     }
 
     /// Feeds one input to instance `id`, then carries out the sync-group moves it
@@ -241,7 +250,9 @@ impl<I: Copy + Ord, K: Copy + Ord> Router<I, K> {
         if slot.record {
             out.push((id, Routed::Fed { input: input.clone() }));
         }
-        for output in slot.inst.handle(input) {
+        let mut outputs = std::mem::take(&mut self.outputs);
+        slot.inst.handle_into(input, &mut outputs);
+        for output in outputs.drain(..) {
             match output {
                 Output::SendAdvert { advert } => {
                     let p = slot.inst.params();
@@ -252,13 +263,15 @@ impl<I: Copy + Ord, K: Copy + Ord> Router<I, K> {
                         checksum,
                         advert,
                     };
-                    let mut dsts = p.destinations();
                     // The advert moves into the last (usually the only) destination.
-                    if let Some(last) = dsts.pop() {
-                        for dst in dsts {
-                            out.push((id, send(dst, advert.clone())));
+                    match p.unicast_peers.split_last() {
+                        None => out.push((id, send(p.multicast_group(), advert))),
+                        Some((last, others)) => {
+                            for dst in others {
+                                out.push((id, send(*dst, advert.clone())));
+                            }
+                            out.push((id, send(*last, advert)));
                         }
-                        out.push((id, send(last, advert)));
                     }
                 }
                 Output::WantMaster => self.pending.push((id, Move::WantMaster)),
@@ -280,6 +293,7 @@ impl<I: Copy + Ord, K: Copy + Ord> Router<I, K> {
                 output => out.push((id, Routed::Output { output })),
             }
         }
+        self.outputs = outputs;
         while let Some((id, m)) = self.pending.pop() {
             self.sync_move(id, m, out);
         }

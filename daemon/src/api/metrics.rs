@@ -185,7 +185,7 @@ pub fn render(hub: &Hub) -> String {
     m.family("keepalived_vrrp_state", "gauge", "State of vrrp");
     for (name, s) in &engine.instances {
         let vrid = s.vrid.to_string();
-        for vip in &s.vips {
+        for vip in s.vips.iter() {
             let addr = vip.split('/').next().unwrap_or(vip);
             m.sample(
                 "keepalived_vrrp_state",

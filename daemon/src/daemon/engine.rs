@@ -56,6 +56,9 @@ impl std::hash::Hasher for IdHasher {
 
 type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
 
+/// Maps keyed by interface index (and family): chosen by the kernel, not by a peer.
+type IfMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 /// The protocol timers, one deadline each per instance (`Slot::deadlines`).
 const TIMERS: [Timer; 5] = [
     Timer::MasterDown,
@@ -91,15 +94,19 @@ struct Slot {
     /// The VIPs as the status shows them, and the addresses announced (those not
     /// placed elsewhere by `extras`): made once per configuration, not per
     /// snapshot or advert.
-    vip_text: Vec<String>,
+    vip_text: Arc<[String]>,
+    /// The interface's name as the status shows it.
+    iface_text: Arc<str>,
     announce_vips: Vec<IpAddr>,
     last_transition: Option<Transition>,
     /// The last few transitions, oldest first (the status page's timeline).
-    recent_transitions: std::collections::VecDeque<Transition>,
+    recent_transitions: Arc<[Transition]>,
     last_warn: HashMap<String, Instant>,
     /// Adverts the socket refused (a firewall, a down or IPv6-less link refuses every
     /// one): logged once, then every 10 s with the count, not 10 lines a second.
     send_failures: Throttle,
+    /// The bytes of its last advert, per destination.
+    adverts: AdvertCache,
     /// When the last advert from a peer arrived (failover duration).
     last_rx: Option<Instant>,
     transitions: u64,
@@ -112,20 +119,23 @@ struct Slot {
 pub struct Engine {
     links: Links,
     vips: VipSender,
-    sockets: HashMap<SockKey, Arc<VrrpSocket>>,
+    sockets: IfMap<SockKey, Arc<VrrpSocket>>,
     /// What the reader tasks read, a burst per message (`VrrpSocket::recv_batch`).
     packets_tx: mpsc::Sender<(SockKey, Vec<Received>)>,
     packets_rx: mpsc::Receiver<(SockKey, Vec<Received>)>,
     /// Boxed: a slot is ~1 KiB, and a map's table keeps room for up to twice the
     /// entries it holds (255 slots inline: a 549 KB table; boxed: 8 KB + the slots).
     slots: IdMap<Box<Slot>>,
+    /// The slots' ids by (name, id): the snapshot's order, kept as slots come and
+    /// go rather than sorted for every snapshot.
+    by_name: Vec<u64>,
     /// The instances themselves, with the protocol decisions around them (VRID
     /// demultiplexing, own packets, destinations, sync groups).
     router: Router<u64, SockKey>,
     next_id: u64,
     timers: BTreeSet<(Instant, u64, Timer)>,
     dirty: bool,
-    /// Address change pokes (`net::link::watch_addresses`) and when the VIP check
+    /// Address change pokes (`net::link::watch_links_and_addresses`) and when the VIP check
     /// they ask for is due (bursts coalesce into one check).
     addr_events: Option<mpsc::UnboundedReceiver<()>>,
     /// Which instances' VIPs the kernel refuses (set with `addr_events`).
@@ -156,6 +166,49 @@ pub struct Engine {
     batch: Batch,
 }
 
+/// An instance's last advert and its bytes per destination, while it stays the
+/// same: in steady state a master sends the same advert every interval (its
+/// priority, addresses, interval and state do not change), and the bytes, checksum
+/// included, are copied instead of encoded again (issue 19). Any change of the
+/// advert, its source or checksum mode encodes it afresh.
+#[derive(Default)]
+struct AdvertCache {
+    key: Option<(crate::vrrp::Advert, IpAddr, crate::vrrp::packet::ChecksumMode)>,
+    /// One entry per destination (the multicast group, or each unicast peer: the
+    /// pseudo-header of the checksum names it).
+    bytes: Vec<(IpAddr, Vec<u8>)>,
+}
+
+impl AdvertCache {
+    /// The bytes of `advert` from `addrs.src` to `addrs.dst`.
+    fn encoded(
+        &mut self,
+        advert: crate::vrrp::Advert,
+        addrs: PacketAddrs,
+        checksum: crate::vrrp::packet::ChecksumMode,
+    ) -> Result<&[u8], crate::vrrp::packet::EncodeError> {
+        let (advert, _, _) = match &mut self.key {
+            Some(k) if k.0 == advert && k.1 == addrs.src && k.2 == checksum => k,
+            key => {
+                self.bytes.clear();
+                key.insert((advert, addrs.src, checksum))
+            }
+        };
+        let i = match self.bytes.iter().position(|(dst, _)| *dst == addrs.dst) {
+            Some(i) => i,
+            None => {
+                let mut bytes = Vec::new();
+                advert.encode_into(addrs, checksum, &mut bytes)?;
+                // Usually the one destination: no room kept for more (255 slots).
+                self.bytes.reserve_exact(1);
+                self.bytes.push((addrs.dst, bytes));
+                self.bytes.len() - 1
+            }
+        };
+        Ok(&self.bytes[i].1)
+    }
+}
+
 /// Adverts and announcements of the timers that fell due together: the adverts
 /// leave in one sendmmsg(2) per socket, and the announcements of one interface
 /// (the gratuitous ARPs of `garp.with_advert`, one per advert) are one command to
@@ -167,7 +220,10 @@ struct Batch {
     /// The adverts' bytes, one after the other.
     bytes: Vec<u8>,
     sends: Vec<PendingSend>,
+    /// The first `announcing` wait; the others are kept for their buffers (one
+    /// announcement per interface and pass in steady state: no allocation).
     announces: Vec<PendingAnnounce>,
+    announcing: usize,
 }
 
 struct PendingSend {
@@ -191,15 +247,24 @@ struct PendingAnnounce {
 
 impl Batch {
     fn announce(&mut self, slot: &Slot, count: u32, takeover: bool) {
-        let same = self
-            .announces
+        let waiting = &mut self.announces[..self.announcing];
+        if let Some(a) = waiting
             .iter_mut()
-            .find(|a| a.iface.index == slot.iface.index && a.count == count);
-        match same {
+            .find(|a| a.iface.index == slot.iface.index && a.count == count)
+        {
+            a.vips.extend_from_slice(&slot.announce_vips);
+            a.others += 1;
+            a.takeover |= takeover;
+            return;
+        }
+        match self.announces.get_mut(self.announcing) {
             Some(a) => {
-                a.vips.extend_from_slice(&slot.announce_vips);
-                a.others += 1;
-                a.takeover |= takeover;
+                // clone_from: the buffers kept are reused (a derived Clone's is not).
+                a.iface.name.clone_from(&slot.iface.name);
+                (a.iface.index, a.iface.mac, a.iface.up) = (slot.iface.index, slot.iface.mac, slot.iface.up);
+                (a.count, a.takeover, a.others) = (count, takeover, 0);
+                a.first.clone_from(&slot.name);
+                a.vips.clone_from(&slot.announce_vips);
             }
             None => self.announces.push(PendingAnnounce {
                 iface: slot.iface.clone(),
@@ -210,24 +275,44 @@ impl Batch {
                 vips: slot.announce_vips.clone(),
             }),
         }
+        self.announcing += 1;
     }
 }
 
-/// Queues the announcements waiting in `pending` (in order, before any other
-/// command to the executor, which keeps the order the instances asked for).
-fn flush_announces(vips: &VipSender, pending: &mut Vec<PendingAnnounce>) {
-    for a in pending.drain(..) {
-        let instance = match a.others {
-            0 => a.first,
-            n => format!("{} and {n} more", a.first),
-        };
+/// Sends the announcements waiting in `batch`, in order, before any other command
+/// to the executor (which keeps the order the instances asked for): at once from
+/// the engine while the executor has nothing to do before them
+/// (`VipSender::may_announce_now`), else as commands to it.
+fn flush_announces(vips: &VipSender, batch: &mut Batch) {
+    for a in &mut batch.announces[..batch.announcing] {
+        if vips.may_announce_now(&a.vips) {
+            match vips.announce_now(&a.iface, &a.vips, a.count) {
+                Ok(n) => debug!(
+                    instance = a.first,
+                    others = a.others,
+                    packets = n,
+                    "addresses announced"
+                ),
+                Err(source) => vips.announce_failed(&announcing(a), &a.iface, source),
+            }
+            continue;
+        }
         let _ = vips.send(VipCommand::Announce {
-            instance,
-            iface: a.iface,
-            vips: a.vips,
+            instance: announcing(a),
+            iface: a.iface.clone(),
+            vips: std::mem::take(&mut a.vips),
             count: a.count,
             takeover: a.takeover,
         });
+    }
+    batch.announcing = 0;
+}
+
+/// Who an announcement is for, in the log.
+fn announcing(a: &PendingAnnounce) -> String {
+    match a.others {
+        0 => a.first.clone(),
+        n => format!("{} and {n} more", a.first),
     }
 }
 
@@ -239,7 +324,7 @@ fn send_failed(slot: &mut Slot, dst: IpAddr, error: io::Error) {
 }
 
 /// What a slot derives from its configuration: the VIPs as text, and those announced.
-fn vip_views(spec: &InstanceSpec) -> (Vec<String>, Vec<IpAddr>) {
+fn vip_views(spec: &InstanceSpec) -> (Arc<[String]>, Vec<IpAddr>) {
     let text = spec.params.vips.iter().map(|v| v.to_string()).collect();
     let announced = crate::net::routes::plain(&spec.params.vips, &spec.extras)
         .iter()
@@ -256,10 +341,11 @@ impl Engine {
         Engine {
             links,
             vips,
-            sockets: HashMap::new(),
+            sockets: IfMap::default(),
             packets_tx,
             packets_rx,
             slots: IdMap::default(),
+            by_name: Vec::new(),
             router: Router::new(),
             next_id: 1,
             timers: BTreeSet::new(),
@@ -402,6 +488,13 @@ impl Engine {
             self.router.record(id);
         }
         let (vip_text, announce_vips) = vip_views(&spec);
+        let iface_text = iface.name.as_str().into();
+        let at = self.by_name.partition_point(|other| {
+            self.slots
+                .get(other)
+                .is_some_and(|s| (s.name.as_str(), *other) < (name, id))
+        });
+        self.by_name.insert(at, id);
         self.slots.insert(
             id,
             Box::new(Slot {
@@ -411,11 +504,13 @@ impl Engine {
                 key,
                 deadlines: [None; TIMERS.len()],
                 vip_text,
+                iface_text,
                 announce_vips,
                 last_transition: None,
                 recent_transitions: Default::default(),
                 last_warn: HashMap::new(),
                 send_failures: Throttle::new(SEND_FAILURE_LOG_EVERY),
+                adverts: AdvertCache::default(),
                 last_rx: None,
                 transitions: 0,
                 recorder,
@@ -477,18 +572,28 @@ impl Engine {
                     checksum,
                     advert,
                 } => {
-                    let Some(sock) = self.sockets.get(&slot.key) else {
-                        continue;
-                    };
                     let addrs = PacketAddrs { src, dst };
-                    let bytes = &mut self.encoded;
-                    if let Err(error) = advert.encode_into(addrs, checksum, bytes) {
-                        error!(instance = slot.name, %error, "advert not encodable");
-                        continue;
-                    }
-                    if let Some(t) = self.router.sign(id, bytes, src, wall_clock()) {
-                        crate::vrrp::packet::append_trailer(bytes, &t, addrs, checksum);
-                    }
+                    let pdu = match slot.adverts.encoded(advert, addrs, checksum) {
+                        Ok(pdu) => pdu,
+                        Err(error) => {
+                            error!(instance = slot.name, %error, "advert not encodable");
+                            continue;
+                        }
+                    };
+                    // The router's instance lookup only for an instance that signs.
+                    let signs = slot.spec.params.auth_hmac.is_some();
+                    let trailer = signs
+                        .then(|| self.router.sign(id, pdu, src, wall_clock))
+                        .flatten();
+                    let bytes: &[u8] = match trailer {
+                        Some(t) => {
+                            self.encoded.clear();
+                            self.encoded.extend_from_slice(pdu);
+                            crate::vrrp::packet::append_trailer(&mut self.encoded, &t, addrs, checksum);
+                            &self.encoded
+                        }
+                        None => pdu,
+                    };
                     if self.batching {
                         let start = self.batch.bytes.len();
                         self.batch.bytes.extend_from_slice(bytes);
@@ -499,8 +604,10 @@ impl Engine {
                             src,
                             dst,
                         });
-                    } else if let Err(error) = sock.send(bytes, src, dst) {
-                        send_failed(slot, dst, error);
+                    } else if let Some(sock) = self.sockets.get(&slot.key) {
+                        if let Err(error) = sock.send(bytes, src, dst) {
+                            send_failed(slot, dst, error);
+                        }
                     }
                     continue;
                 }
@@ -524,7 +631,7 @@ impl Engine {
             if matches!(output, Output::RemoveVips { .. })
                 || (matches!(output, Output::AddVips { .. }) && waits(slot))
             {
-                flush_announces(&self.vips, &mut self.batch.announces);
+                flush_announces(&self.vips, &mut self.batch);
             }
             match output {
                 Output::SendAdvert { .. } | Output::WantMaster => {} // the router's
@@ -602,7 +709,7 @@ impl Engine {
                         self.batch.announce(slot, count, takeover);
                         continue;
                     }
-                    flush_announces(&self.vips, &mut self.batch.announces);
+                    flush_announces(&self.vips, &mut self.batch);
                     let _ = self.vips.send(VipCommand::Announce {
                         instance: slot.name.clone(),
                         iface: slot.iface.clone(),
@@ -648,10 +755,12 @@ impl Engine {
                         to,
                         reason: reason_str(reason),
                     };
-                    if slot.recent_transitions.len() == crate::shared::RECENT_TRANSITIONS {
-                        slot.recent_transitions.pop_front();
-                    }
-                    slot.recent_transitions.push_back(t.clone());
+                    let keep = slot
+                        .recent_transitions
+                        .len()
+                        .min(crate::shared::RECENT_TRANSITIONS - 1);
+                    let recent = &slot.recent_transitions[slot.recent_transitions.len() - keep..];
+                    slot.recent_transitions = recent.iter().cloned().chain([t.clone()]).collect();
                     slot.last_transition = Some(t);
                     slot.extra_if_due =
                         (to == State::Master)
@@ -678,7 +787,7 @@ impl Engine {
                             to,
                             priority,
                             reason: reason_str(reason),
-                            vips: slot.vip_text.clone(),
+                            vips: slot.vip_text.to_vec(),
                             unix_ms: unix_ms(),
                         }));
                     }
@@ -782,11 +891,7 @@ impl Engine {
     /// Sends the adverts the due timers produced, a sendmmsg(2) per run of adverts
     /// on one socket, then queues their announcements.
     fn flush_batch(&mut self) {
-        let Batch {
-            bytes,
-            sends,
-            announces,
-        } = &mut self.batch;
+        let Batch { bytes, sends, .. } = &mut self.batch;
         let mut i = 0;
         while i < sends.len() {
             let key = sends[i].key;
@@ -794,17 +899,24 @@ impl Engine {
                 i += 1;
                 continue;
             };
-            let run: Vec<Outgoing<'_>> = sends[i..]
-                .iter()
-                .take_while(|s| s.key == key)
-                .take(SEND_BATCH)
-                .map(|s| Outgoing {
+            // On the stack: a vector collected here was an allocation and its
+            // growth per pass.
+            let unspecified = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+            let mut run = [Outgoing {
+                payload: &[],
+                src: unspecified,
+                dst: unspecified,
+            }; SEND_BATCH];
+            let mut n = 0;
+            for (out, s) in run.iter_mut().zip(sends[i..].iter().take_while(|s| s.key == key)) {
+                *out = Outgoing {
                     payload: &bytes[s.bytes.clone()],
                     src: s.src,
                     dst: s.dst,
-                })
-                .collect();
-            match sock.send_batch(&run) {
+                };
+                n += 1;
+            }
+            match sock.send_batch(&run[..n]) {
                 Ok(n) => i += n.max(1),
                 Err(error) => {
                     // The first of the run was refused: counted, and the rest go on.
@@ -818,7 +930,7 @@ impl Engine {
         }
         sends.clear();
         bytes.clear();
-        flush_announces(&self.vips, announces);
+        flush_announces(&self.vips, &mut self.batch);
     }
 
     /// Handles the adverts that arrived while the engine was not running: those
@@ -958,6 +1070,7 @@ impl Engine {
     fn remove_instance(&mut self, id: u64) {
         self.feed(id, Input::Shutdown);
         self.router.remove(id);
+        self.by_name.retain(|other| *other != id);
         if let Some(slot) = self.slots.remove(&id) {
             for (timer, at) in TIMERS.iter().zip(slot.deadlines) {
                 if let Some(at) = at {
@@ -978,20 +1091,22 @@ impl Engine {
         self.vmacs.remove_all(&self.links).await;
     }
 
-    /// The instances by name (sorted by name first: moving whole statuses while
-    /// sorting them cost more than building them).
+    /// The instances by name (`by_name`: moving whole statuses while sorting them
+    /// cost more than building them).
     pub fn status(&self) -> Vec<(String, InstanceStatus)> {
-        let mut order: Vec<(&str, u64)> = self.slots.iter().map(|(id, s)| (s.name.as_str(), *id)).collect();
-        order.sort_unstable();
-        order
-            .into_iter()
-            .filter_map(|(_, id)| Some((self.slots.get(&id)?, self.router.instance(id)?)))
+        // Sized once: collected through a filter it grew by doubling, to room for
+        // 512 statuses for 255, in each snapshot kept (issue 19, heap).
+        let mut out = Vec::with_capacity(self.by_name.len());
+        let statuses = self
+            .by_name
+            .iter()
+            .filter_map(|id| Some((self.slots.get(id)?, self.router.instance(*id)?)))
             .map(|(s, inst)| {
                 (
                     s.name.clone(),
                     InstanceStatus {
                         state: inst.state(),
-                        interface: s.iface.name.clone(),
+                        interface: s.iface_text.clone(),
                         vrid: s.spec.params.vrid,
                         version: u8::from(s.spec.params.version),
                         priority: inst.priority(),
@@ -1003,11 +1118,12 @@ impl Engine {
                         advert_interval_ms: u32::from(s.spec.params.interval_cs) * 10,
                         counters: inst.counters().clone(),
                         last_transition: s.last_transition.clone(),
-                        recent_transitions: s.recent_transitions.iter().cloned().collect(),
+                        recent_transitions: s.recent_transitions.clone(),
                     },
                 )
-            })
-            .collect()
+            });
+        out.extend(statuses);
+        out
     }
 
     pub fn unknown_vrid(&self) -> u64 {
@@ -1451,4 +1567,69 @@ fn reason_str(r: Reason) -> &'static str {
 /// The realtime clock since the Unix epoch (auth_hmac's timestamps; 0 before 1970).
 fn wall_clock() -> Duration {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vrrp::packet::ChecksumMode;
+    use crate::vrrp::{Advert, Version};
+
+    fn advert(priority: u8) -> Advert {
+        Advert {
+            version: Version::V3,
+            vrid: 51,
+            priority,
+            interval_cs: 10,
+            addresses: vec!["192.0.2.100".parse().unwrap()],
+            auth: crate::vrrp::packet::Auth::None,
+        }
+    }
+
+    fn fresh(a: &Advert, addrs: PacketAddrs, checksum: ChecksumMode) -> Vec<u8> {
+        let mut b = Vec::new();
+        a.encode_into(addrs, checksum, &mut b).unwrap();
+        b
+    }
+
+    /// The cached bytes are those a fresh encoding gives, for each destination
+    /// (the pseudo-header names it), and a changed advert, source or checksum mode
+    /// is encoded again, never served from the cache.
+    #[test]
+    fn cached_advert_bytes_are_a_fresh_encoding() {
+        let mut cache = AdvertCache::default();
+        let src: IpAddr = "192.0.2.1".parse().unwrap();
+        let peers: [IpAddr; 2] = ["192.0.2.2".parse().unwrap(), "192.0.2.3".parse().unwrap()];
+        let rfc = ChecksumMode::Rfc;
+        for round in 0..3 {
+            for dst in peers {
+                let addrs = PacketAddrs { src, dst };
+                let got = cache.encoded(advert(150), addrs, rfc).unwrap().to_vec();
+                assert_eq!(got, fresh(&advert(150), addrs, rfc), "round {round}");
+            }
+        }
+        assert_ne!(
+            fresh(&advert(150), PacketAddrs { src, dst: peers[0] }, rfc),
+            fresh(&advert(150), PacketAddrs { src, dst: peers[1] }, rfc)
+        );
+        let addrs = PacketAddrs { src, dst: peers[0] };
+        let lowered = cache.encoded(advert(100), addrs, rfc).unwrap().to_vec();
+        assert_eq!(lowered, fresh(&advert(100), addrs, rfc));
+        let compat = ChecksumMode::V2Compatible;
+        let got = cache.encoded(advert(100), addrs, compat).unwrap().to_vec();
+        assert_eq!(got, fresh(&advert(100), addrs, compat));
+        let other = PacketAddrs {
+            src: "192.0.2.9".parse().unwrap(),
+            dst: peers[0],
+        };
+        let got = cache.encoded(advert(100), other, compat).unwrap().to_vec();
+        assert_eq!(got, fresh(&advert(100), other, compat));
+        // A refused encoding (mixed families) is an error each time, not cached.
+        let v6 = PacketAddrs {
+            src: "2001:db8::1".parse().unwrap(),
+            dst: "ff02::12".parse().unwrap(),
+        };
+        assert!(cache.encoded(advert(100), v6, rfc).is_err());
+        assert!(cache.encoded(advert(100), v6, rfc).is_err());
+    }
 }

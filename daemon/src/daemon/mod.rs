@@ -395,9 +395,8 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
     let links_for_tracker = links.clone();
     // Subscribe before looking interfaces up, so no change falls in between.
     // One subscription: the engine acts on each event, then passes it to the tracker.
-    let link_events = crate::net::link::watch_links()?;
+    let (link_events, addr_events) = crate::net::link::watch_links_and_addresses()?;
     let (tracker_links_tx, tracker_links_rx) = mpsc::unbounded_channel();
-    let addr_events = crate::net::link::watch_addresses()?;
     let vip_drift = Arc::new(crate::net::vip::Drift::default());
     // What the IPVS reconciler has written, which the VIP executor waits on
     // (Hooks::wait_ipvs: an instance's IPVS services before its VIPs).

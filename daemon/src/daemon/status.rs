@@ -76,7 +76,7 @@ struct Rest<'a> {
 /// its escaping of every key: they are written for every instance every second, and
 /// serde's counters were half of the status file's instructions (issue 19).
 fn write_counters(c: &crate::vrrp::instance::Counters, buf: &mut Vec<u8>) -> serde_json::Result<()> {
-    use std::io::Write;
+    let mut digits = itoa::Buffer::new();
     let fields: [(&[u8], u64); 7] = [
         (b"{\"adverts_sent\":", c.adverts_sent),
         (b",\"adverts_received\":", c.adverts_received),
@@ -88,7 +88,9 @@ fn write_counters(c: &crate::vrrp::instance::Counters, buf: &mut Vec<u8>) -> ser
     ];
     for (key, n) in fields {
         buf.extend_from_slice(key);
-        write!(buf, "{n}").map_err(serde_json::Error::io)?;
+        // itoa, as serde_json writes integers, without core::fmt's machinery: 1,785
+        // numbers a second at 255 instances were a fifth of the status file's cost.
+        buf.extend_from_slice(digits.format(n).as_bytes());
     }
     buf.extend_from_slice(b",\"rejected\":");
     if c.rejected.is_empty() {
@@ -442,7 +444,7 @@ mod tests {
             maintenance: false,
             transitions: 2,
             master: master.map(|m| m.parse().unwrap()),
-            vips: vec!["192.0.2.100/24".into(), "2001:db8::100/64".into()],
+            vips: vec!["192.0.2.100/24".into(), "2001:db8::100/64".into()].into(),
             advert_interval_ms: 100,
             counters: Default::default(),
             last_transition: Some(crate::shared::Transition {
@@ -451,7 +453,7 @@ mod tests {
                 to: State::Master,
                 reason: "master_down",
             }),
-            recent_transitions: Vec::new(),
+            recent_transitions: Default::default(),
         };
         let snap = EngineSnapshot {
             instances: vec![
@@ -526,11 +528,11 @@ mod tests {
             maintenance: false,
             transitions: 1,
             master: None,
-            vips: vec![format!("192.0.2.{vrid}/24")],
+            vips: vec![format!("192.0.2.{vrid}/24")].into(),
             advert_interval_ms: 100,
             counters: Default::default(),
             last_transition: None,
-            recent_transitions: Vec::new(),
+            recent_transitions: Default::default(),
         };
         let snap = |list: &[(&str, u8)]| EngineSnapshot {
             instances: list

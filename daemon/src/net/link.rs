@@ -126,37 +126,22 @@ impl Links {
     }
 }
 
-/// Carrier state of interfaces as the kernel announces it: `(ifindex, up)`, where up
-/// means administratively up with a carrier (IFF_UP and IFF_RUNNING).
-pub fn watch_links() -> Result<tokio::sync::mpsc::UnboundedReceiver<(u32, bool)>, NetError> {
+/// Carrier state of interfaces as the kernel announces it (RTMGRP_LINK): `(ifindex,
+/// up)`, where up means administratively up with a carrier (IFF_UP and
+/// IFF_RUNNING); and address changes on any interface (RTMGRP_IPV4_IFADDR / IPV6_IFADDR) as
+/// pokes: the engine then checks its VIPs at once instead of at its next
+/// one-second tick. One rtnetlink socket for both (each connection keeps a 64 KiB
+/// read buffer: issue 19, heap).
+#[allow(clippy::type_complexity)]
+pub fn watch_links_and_addresses() -> Result<
+    (
+        tokio::sync::mpsc::UnboundedReceiver<(u32, bool)>,
+        tokio::sync::mpsc::UnboundedReceiver<()>,
+    ),
+    NetError,
+> {
     use futures::StreamExt;
-    use rtnetlink::packet_core::NetlinkPayload;
-    use rtnetlink::packet_route::RouteNetlinkMessage;
-    use rtnetlink::sys::{AsyncSocket, SocketAddr};
-
-    let (mut conn, _handle, mut messages) = rtnetlink::new_connection().map_err(NetError::Connect)?;
-    conn.socket_mut()
-        .socket_mut()
-        .bind(&SocketAddr::new(0, rtnetlink::constants::RTMGRP_LINK))
-        .map_err(NetError::Connect)?;
-    tokio::spawn(conn);
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Some((msg, _)) = messages.next().await {
-            if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) = msg.payload {
-                if tx.send((link.header.index, link_is_up(&link))).is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    Ok(rx)
-}
-
-/// Address changes on any interface (RTMGRP_IPV4_IFADDR / IPV6_IFADDR), as pokes:
-/// the engine then checks its VIPs at once instead of at its next one-second tick.
-pub fn watch_addresses() -> Result<tokio::sync::mpsc::UnboundedReceiver<()>, NetError> {
-    use futures::StreamExt;
+    use rtnetlink::constants::{RTMGRP_IPV4_IFADDR, RTMGRP_IPV6_IFADDR, RTMGRP_LINK};
     use rtnetlink::packet_core::NetlinkPayload;
     use rtnetlink::packet_route::RouteNetlinkMessage;
     use rtnetlink::sys::{AsyncSocket, SocketAddr};
@@ -166,24 +151,32 @@ pub fn watch_addresses() -> Result<tokio::sync::mpsc::UnboundedReceiver<()>, Net
         .socket_mut()
         .bind(&SocketAddr::new(
             0,
-            rtnetlink::constants::RTMGRP_IPV4_IFADDR | rtnetlink::constants::RTMGRP_IPV6_IFADDR,
+            RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR,
         ))
         .map_err(NetError::Connect)?;
     tokio::spawn(conn);
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (links_tx, links_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (addrs_tx, addrs_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some((msg, _)) = messages.next().await {
-            if let NetlinkPayload::InnerMessage(
-                RouteNetlinkMessage::NewAddress(_) | RouteNetlinkMessage::DelAddress(_),
-            ) = msg.payload
-            {
-                if tx.send(()).is_err() {
-                    return;
+            // Each follower gone stops its own events only.
+            match msg.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => {
+                    let _ = links_tx.send((link.header.index, link_is_up(&link)));
                 }
+                NetlinkPayload::InnerMessage(
+                    RouteNetlinkMessage::NewAddress(_) | RouteNetlinkMessage::DelAddress(_),
+                ) => {
+                    let _ = addrs_tx.send(());
+                }
+                _ => {}
+            }
+            if links_tx.is_closed() && addrs_tx.is_closed() {
+                return;
             }
         }
     });
-    Ok(rx)
+    Ok((links_rx, addrs_rx))
 }
 
 pub fn link_is_up(link: &rtnetlink::packet_route::link::LinkMessage) -> bool {

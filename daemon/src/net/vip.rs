@@ -264,6 +264,47 @@ pub struct VipSender {
     announces: Arc<AtomicUsize>,
     dropped: Arc<AtomicU64>,
     throttle: Arc<Mutex<Throttle>>,
+    /// Commands queued or running in the executor ([`VipSender::may_announce_now`]).
+    outstanding: Arc<AtomicUsize>,
+    /// The executor's announcement spacing (None: unknown, every announcement
+    /// goes through the executor).
+    spacing: Option<watch::Receiver<Spacing>>,
+    failures: AnnounceFailures,
+    announcers: Announcers,
+}
+
+/// The announcement sockets, per interface index: the executor's, which the
+/// announcements sent at once by a sender use too (one packet socket per
+/// interface, not two).
+pub type Announcers = Arc<Mutex<HashMap<u32, Announcer>>>;
+
+/// Sends `count` announcements of each of `vips` on `iface` with its socket in `announcers`.
+fn announce_on(announcers: &Announcers, iface: &Iface, vips: &[IpAddr], count: u32) -> std::io::Result<u32> {
+    let mut announcers = announcers.lock().unwrap_or_else(|p| p.into_inner());
+    announcers
+        .entry(iface.index)
+        .or_insert_with(|| Announcer::new(iface.clone()))
+        .announce(vips, count)
+}
+
+/// Announcement failures, per interface index: the executor's and those of the
+/// announcements the engine sends itself, one throttle per interface.
+pub type AnnounceFailures = Arc<Mutex<HashMap<u32, Throttle>>>;
+
+/// An announcement the kernel refused: logged once per interface, then once a
+/// minute with the count (a down or vanished interface fails every one).
+fn announce_failed(failures: &AnnounceFailures, instance: &str, iface: &Iface, source: std::io::Error) {
+    let mut failures = failures.lock().unwrap_or_else(|p| p.into_inner());
+    let throttle = failures
+        .entry(iface.index)
+        .or_insert_with(|| Throttle::new(LOG_EVERY));
+    if let Some(not_logged) = throttle.hit(Instant::now()) {
+        let error = NetError::Socket {
+            iface: iface.name.clone(),
+            source,
+        };
+        warn!(instance, %error, not_logged, "announcement failed");
+    }
 }
 
 /// The executor is gone (shutdown).
@@ -277,7 +318,40 @@ impl VipSender {
             announces: Arc::default(),
             dropped: Arc::default(),
             throttle: Arc::new(Mutex::new(Throttle::new(LOG_EVERY))),
+            outstanding: Arc::default(),
+            spacing: None,
+            failures: AnnounceFailures::default(),
+            announcers: Announcers::default(),
         }
+    }
+
+    /// Sends `count` announcements of each of `vips` on `iface` from the caller,
+    /// at once (when [`VipSender::may_announce_now`] says so).
+    pub fn announce_now(&self, iface: &Iface, vips: &[IpAddr], count: u32) -> std::io::Result<u32> {
+        announce_on(&self.announcers, iface, vips, count)
+    }
+
+    /// Whether an announcement of `vips` may leave from the caller at once rather
+    /// than as a command: the executor has nothing queued or running (so no VIP
+    /// change of any instance waits there, and the announcement would run next,
+    /// at once) and their families are not spaced (`vrrp.garp_interval`: the
+    /// executor's pacer). The engine sends the gratuitous ARP of every advert
+    /// (`garp.with_advert`) this way: a command, a wake-up of the executor and
+    /// its allocations per advert were a tenth of a master's user CPU (issue 19).
+    pub fn may_announce_now(&self, vips: &[IpAddr]) -> bool {
+        let Some(spacing) = &self.spacing else {
+            return false;
+        };
+        if self.outstanding.load(Ordering::SeqCst) != 0 {
+            return false;
+        }
+        let spacing = *spacing.borrow();
+        vips.iter().all(|v| spacing.of(v).is_zero())
+    }
+
+    /// An announcement sent by the caller failed (logged with the executor's throttle).
+    pub fn announce_failed(&self, instance: &str, iface: &Iface, source: std::io::Error) {
+        announce_failed(&self.failures, instance, iface, source);
     }
 
     /// Queues `cmd`; a repeated announcement finding [`ANNOUNCE_MAX`] waiting is
@@ -307,7 +381,12 @@ impl VipSender {
                 return Ok(());
             }
         }
-        self.tx.send(cmd).map_err(|_| Closed)
+        // Before the send: the executor (maybe on another thread) counts it down.
+        self.outstanding.fetch_add(1, Ordering::SeqCst);
+        self.tx.send(cmd).map_err(|_| {
+            self.outstanding.fetch_sub(1, Ordering::SeqCst);
+            Closed
+        })
     }
 
     /// Announcements dropped since the start.
@@ -318,10 +397,11 @@ impl VipSender {
 
 pub struct VipExecutor {
     pub(super) links: Links,
-    announcers: HashMap<u32, Announcer>,
+    /// Shared with the senders ([`VipSender::announce_now`]).
+    announcers: Announcers,
     pub(super) drift: Arc<Drift>,
-    /// Announcement failures, per interface index.
-    failures: HashMap<u32, Throttle>,
+    /// Announcement failures, per interface index (shared with the senders).
+    failures: AnnounceFailures,
     /// Refused VIP adds, per instance (the log line's throttle).
     pub(super) refusals: HashMap<String, Throttle>,
     /// Routes, rules and addresses elsewhere whose add the kernel refused
@@ -365,9 +445,13 @@ impl VipExecutor {
         held: watch::Sender<VipsHeld>,
     ) -> VipSender {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let sender = VipSender::new(tx);
+        let mut sender = VipSender::new(tx);
+        sender.spacing = Some(spacing.clone());
         let announces = sender.announces.clone();
+        let outstanding = sender.outstanding.clone();
         let mut exec = VipExecutor::new(links, drift, ipvs, spacing, held);
+        exec.failures = sender.failures.clone();
+        exec.announcers = sender.announcers.clone();
         tokio::spawn(async move {
             // What was queued behind the command being run: looked at before an add.
             let mut pending = VecDeque::new();
@@ -404,9 +488,10 @@ impl VipExecutor {
                         command = cmd.kind(),
                         "instance left master before its VIPs were added: skipped"
                     );
-                    continue;
+                } else {
+                    exec.run(cmd).await;
                 }
-                exec.run(cmd).await;
+                outstanding.fetch_sub(1, Ordering::SeqCst);
             }
         });
         sender
@@ -421,9 +506,9 @@ impl VipExecutor {
     ) -> VipExecutor {
         VipExecutor {
             links,
-            announcers: HashMap::new(),
+            announcers: Announcers::default(),
             drift,
-            failures: HashMap::new(),
+            failures: AnnounceFailures::default(),
             refusals: HashMap::new(),
             extras_refused: HashSet::new(),
             ipvs,
@@ -603,20 +688,12 @@ impl VipExecutor {
     /// a spacing (`vrrp.garp_interval`, `vrrp.na_interval`), through the pacer.
     pub(super) fn announce(&mut self, instance: &str, iface: &Iface, vips: &[IpAddr], count: u32) {
         let spacing = *self.spacing.borrow();
+        if vips.iter().all(|v| spacing.of(v).is_zero()) {
+            // None spaced (the default): no lists to split them into.
+            return self.announce_at_once(instance, iface, vips, count);
+        }
         let (paced, now): (Vec<IpAddr>, Vec<IpAddr>) = vips.iter().partition(|v| !spacing.of(v).is_zero());
-        if !now.is_empty() && count > 0 {
-            let ann = self
-                .announcers
-                .entry(iface.index)
-                .or_insert_with(|| Announcer::new(iface.clone()));
-            match ann.announce(&now, count) {
-                Ok(n) => debug!(instance, packets = n, "addresses announced"),
-                Err(source) => self.announce_failed(instance, iface, source),
-            }
-        }
-        if paced.is_empty() {
-            return;
-        }
+        self.announce_at_once(instance, iface, &now, count);
         let dropped = self.pacer.dropped;
         for v in paced {
             self.pacer.push(instance, iface, v, count, spacing.of(&v));
@@ -635,14 +712,21 @@ impl VipExecutor {
         self.send_due();
     }
 
+    fn announce_at_once(&mut self, instance: &str, iface: &Iface, vips: &[IpAddr], count: u32) {
+        if vips.is_empty() || count == 0 {
+            return;
+        }
+        match announce_on(&self.announcers, iface, vips, count) {
+            Ok(n) => debug!(instance, packets = n, "addresses announced"),
+            Err(source) => self.announce_failed(instance, iface, source),
+        }
+    }
+
     /// Sends the spaced announcements due now.
     fn send_due(&mut self) {
         for d in self.pacer.due(Instant::now()) {
-            let ann = self
-                .announcers
-                .entry(d.iface.index)
-                .or_insert_with(|| Announcer::new(d.iface.clone()));
-            match ann.announce_one(d.addr) {
+            let sent = announce_on(&self.announcers, &d.iface, &[d.addr], 1);
+            match sent.map(|_| ()) {
                 Ok(()) => debug!(instance = d.instance, addr = %d.addr, "address announced (spaced)"),
                 Err(source) => self.announce_failed(&d.instance, &d.iface, source),
             }
@@ -660,19 +744,7 @@ impl VipExecutor {
     }
 
     fn announce_failed(&mut self, instance: &str, iface: &Iface, source: std::io::Error) {
-        let throttle = self
-            .failures
-            .entry(iface.index)
-            .or_insert_with(|| Throttle::new(LOG_EVERY));
-        // A down or vanished interface fails every announcement: say it
-        // once, then once a minute with the count.
-        if let Some(not_logged) = throttle.hit(Instant::now()) {
-            let error = NetError::Socket {
-                iface: iface.name.clone(),
-                source,
-            };
-            warn!(instance, %error, not_logged, "announcement failed");
-        }
+        announce_failed(&self.failures, instance, iface, source);
     }
 
     /// Adds one VIP; `Ok(false)` when it was there already.
@@ -859,6 +931,32 @@ mod tests {
         }
         assert_eq!((announce, remove), (ANNOUNCE_MAX, 1000));
         assert_eq!(s.dropped(), 1000 - ANNOUNCE_MAX as u64);
+    }
+
+    /// The engine announces at once only while the executor has nothing queued or
+    /// running (a VIP add waiting there must go first) and the family is not
+    /// spaced; a sender that does not know the spacing never does.
+    #[test]
+    fn announcements_leave_at_once_only_behind_an_idle_executor() {
+        let v4: Vec<IpAddr> = vec!["192.0.2.100".parse().unwrap()];
+        let v6: Vec<IpAddr> = vec!["2001:db8::100".parse().unwrap()];
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut s = VipSender::new(tx);
+        assert!(!s.may_announce_now(&v4), "spacing unknown");
+        let (spacing_tx, spacing) = watch::channel(Spacing::default());
+        s.spacing = Some(spacing);
+        assert!(s.may_announce_now(&v4));
+        s.send(add("web")).unwrap();
+        assert!(!s.may_announce_now(&v4), "an add is waiting");
+        assert!(rx.try_recv().is_ok());
+        s.outstanding.fetch_sub(1, Ordering::SeqCst); // as the executor does once it ran
+        assert!(s.may_announce_now(&v4));
+        spacing_tx.send_replace(Spacing {
+            arp: Duration::from_millis(10),
+            na: Duration::ZERO,
+        });
+        assert!(!s.may_announce_now(&v4), "spaced: the executor's pacer");
+        assert!(s.may_announce_now(&v6));
     }
 
     /// 48 instances becoming master in passes of their own (a start) while the
