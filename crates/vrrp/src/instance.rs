@@ -376,6 +376,8 @@ pub struct Instance {
     counters: Counters,
     /// Signing and verification state (`Params::auth_hmac`).
     hmac: Option<AuthHmac>,
+    /// The last advert's addresses, kept for their room (see `packet`).
+    rx_addresses: Vec<IpAddr>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -408,6 +410,7 @@ impl Instance {
             startup_held: false,
             down_while_held: false,
             counters: Counters::default(),
+            rx_addresses: Vec::new(),
         }
     }
 
@@ -480,7 +483,7 @@ impl Instance {
     }
 
     /// [`Instance::handle`], appending the outputs to `out` (a caller's buffer,
-    /// reused from one input to the next: no allocation per advert, issue 19).
+    /// reused from one input to the next: no allocation per advert).
     pub fn handle_into(&mut self, input: Input, out: &mut Vec<Output>) {
         match input {
             Input::Startup => self.startup(out),
@@ -492,7 +495,7 @@ impl Instance {
                 ttl,
                 payload,
                 wall_ns,
-            } => self.packet(src, dst, ttl, &payload, wall_ns, out),
+            } => self.packet_into(src, dst, ttl, &payload, wall_ns, out),
             Input::Reconfigure { params } => self.reconfigure(*params, out),
             Input::LinkDown => self.link(false, out),
             Input::LinkUp => self.link(true, out),
@@ -713,8 +716,10 @@ impl Instance {
         });
     }
 
-    /// RFC 5798 §7.1 (receiving), then §6.4.2 / §6.4.3 (what the state does with it).
-    fn packet(
+    /// RFC 5798 §7.1 (receiving), then §6.4.2 / §6.4.3 (what the state does with it):
+    /// `Input::Packet` with its payload borrowed (the caller's receive buffer),
+    /// outputs appended to `out`.
+    pub fn packet_into(
         &mut self,
         src: IpAddr,
         dst: IpAddr,
@@ -742,14 +747,30 @@ impl Instance {
             None => (payload, None),
         };
         let addrs = PacketAddrs { src, dst };
-        let decoded = match trailer {
-            Some(_) => Advert::decode_signed(payload, pdu, addrs, self.params.checksum_mode()),
-            None => Advert::decode(pdu, addrs, self.params.checksum_mode()),
+        // The addresses go into the last advert's vector: no allocation per advert.
+        let room = std::mem::take(&mut self.rx_addresses);
+        let span = match (trailer, src.is_ipv6()) {
+            (Some(_), true) => payload,
+            _ => pdu,
         };
-        let advert = match decoded {
+        let advert = match Advert::decode_reusing(pdu, span, addrs, self.params.checksum_mode(), room) {
             Ok(a) => a,
             Err(e) => return self.reject_decode(src, e, out),
         };
+        self.advert_received(src, pdu, trailer, wall_ns, &advert, out);
+        self.rx_addresses = advert.addresses;
+    }
+
+    /// [`Instance::packet`] once the advert decoded.
+    fn advert_received(
+        &mut self,
+        src: IpAddr,
+        pdu: &[u8],
+        trailer: Option<&[u8; TRAILER_LEN]>,
+        wall_ns: u64,
+        advert: &Advert,
+        out: &mut Vec<Output>,
+    ) {
         if advert.version != self.params.version {
             let v = u8::from(advert.version);
             return self.reject(
@@ -816,7 +837,7 @@ impl Instance {
             }
         }
         // §7.1: the address list MAY be checked; a mismatch is logged, not dropped.
-        if !is_owner(advert.priority) && !self.address_list_matches(&advert) {
+        if !is_owner(advert.priority) && !self.address_list_matches(advert) {
             self.counters.address_list_mismatch += 1;
         }
         self.counters.adverts_received += 1;
@@ -824,8 +845,8 @@ impl Instance {
             self.counters.priority_zero_received += 1;
         }
         match self.state {
-            State::Backup => self.backup_advert(src, &advert, out),
-            State::Master => self.master_advert(src, &advert, out),
+            State::Backup => self.backup_advert(src, advert, out),
+            State::Master => self.master_advert(src, advert, out),
             State::Initialize | State::Fault => {}
         }
     }

@@ -234,7 +234,7 @@ impl Advert {
     /// the packet: version, type, length, checksum). TTL, VRID and authentication
     /// are checked by the instance, which knows its configuration.
     pub fn decode(buf: &[u8], addrs: PacketAddrs, mode: ChecksumMode) -> Result<Advert, DecodeError> {
-        Self::decode_parts(buf, buf, addrs, mode)
+        Self::decode_reusing(buf, buf, addrs, mode, Vec::new())
     }
 
     /// [`Advert::decode`] of a signed payload (`crate::auth_hmac`): `pdu` is the
@@ -248,16 +248,18 @@ impl Advert {
         mode: ChecksumMode,
     ) -> Result<Advert, DecodeError> {
         let span = if addrs.src.is_ipv6() { payload } else { pdu };
-        Self::decode_parts(pdu, span, addrs, mode)
+        Self::decode_reusing(pdu, span, addrs, mode, Vec::new())
     }
 
     /// Decodes `buf`, verifying the checksum over `span` (`buf` itself, or `buf`
-    /// and the auth_hmac trailer behind it over IPv6).
-    fn decode_parts(
+    /// and the auth_hmac trailer behind it over IPv6), its addresses put into
+    /// `addresses` (cleared first): a receiver reuses one vector from advert to advert.
+    pub(crate) fn decode_reusing(
         buf: &[u8],
         span: &[u8],
         addrs: PacketAddrs,
         mode: ChecksumMode,
+        mut addresses: Vec<IpAddr>,
     ) -> Result<Advert, DecodeError> {
         if buf.len() < HEADER_LEN {
             return Err(DecodeError::Truncated {
@@ -319,7 +321,8 @@ impl Advert {
         if interval_cs == 0 {
             return Err(DecodeError::ZeroInterval);
         }
-        let mut addresses = Vec::with_capacity(count);
+        addresses.clear();
+        addresses.reserve(count);
         for chunk in buf[HEADER_LEN..HEADER_LEN + count * alen].chunks_exact(alen) {
             addresses.push(if ipv6 {
                 let o: [u8; 16] = chunk.try_into().expect("chunks_exact(16)");

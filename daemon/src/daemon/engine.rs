@@ -22,11 +22,12 @@ use crate::net::vmac::Vmacs;
 use crate::net::{Iface, Links, VipCommand, VipSender};
 use crate::shared::throttle::Throttle;
 use crate::vrrp::instance::Reason;
-use crate::vrrp::io::{Outgoing, Received, VrrpSocket, SEND_BATCH};
+use crate::vrrp::io::{Outgoing, Packet, RecvBuf, VrrpSocket, SEND_BATCH};
 use crate::vrrp::packet::PacketAddrs;
 use crate::vrrp::router::{Delivery, Routed, Router};
 use crate::vrrp::{Input, Output, State, Timer};
 
+use super::timers::{self, SlotTimers, Timers};
 use super::DaemonError;
 // The shared vocabulary (crate::shared), where the engine's callers still look.
 use super::status::Coalescer;
@@ -59,26 +60,14 @@ type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
 /// Maps keyed by interface index (and family): chosen by the kernel, not by a peer.
 type IfMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
 
-/// The protocol timers, one deadline each per instance (`Slot::deadlines`).
-const TIMERS: [Timer; 5] = [
-    Timer::MasterDown,
-    Timer::Advert,
-    Timer::Garp,
-    Timer::PreemptDelay,
-    Timer::StartupHold,
-];
-
-fn timer_index(timer: Timer) -> usize {
-    match timer {
-        Timer::MasterDown => 0,
-        Timer::Advert => 1,
-        Timer::Garp => 2,
-        Timer::PreemptDelay => 3,
-        Timer::StartupHold => 4,
+impl timers::Slots for IdMap<Box<Slot>> {
+    fn timers_of(&mut self, id: u64) -> Option<&mut SlotTimers> {
+        self.get_mut(&id).map(|s| &mut s.timers)
     }
 }
 
-/// Packets a reader task hands to the engine in one message at most.
+/// Packets read from one socket in one pass at most, before the engine looks at
+/// its timers and controls again.
 const READ_BURST: usize = 64;
 
 /// How often a refused advert send is logged while it keeps failing.
@@ -89,8 +78,8 @@ struct Slot {
     spec: InstanceSpec,
     iface: Iface,
     key: SockKey,
-    /// When each timer of [`TIMERS`] fires, if armed.
-    deadlines: [Option<Instant>; TIMERS.len()],
+    /// Its protocol timers' deadlines (see [`Timers`]).
+    timers: SlotTimers,
     /// The VIPs as the status shows them, and the addresses announced (those not
     /// placed elsewhere by `extras`): made once per configuration, not per
     /// snapshot or advert.
@@ -120,20 +109,30 @@ pub struct Engine {
     links: Links,
     vips: VipSender,
     sockets: IfMap<SockKey, Arc<VrrpSocket>>,
-    /// What the reader tasks read, a burst per message (`VrrpSocket::recv_batch`).
-    packets_tx: mpsc::Sender<(SockKey, Vec<Received>)>,
-    packets_rx: mpsc::Receiver<(SockKey, Vec<Received>)>,
+    /// The same sockets, in the order they are read: the engine reads them itself
+    /// into one buffer (no reader task, queue or allocation per packet: issue 19).
+    readers: Vec<(SockKey, Arc<VrrpSocket>)>,
+    /// Reads that failed (logged once, then every 10 s with the count).
+    recv_failures: Throttle,
+    /// Where packets are read, reused (taken while a pass of reads runs).
+    recv_buf: Option<Box<RecvBuf>>,
     /// Boxed: a slot is ~1 KiB, and a map's table keeps room for up to twice the
     /// entries it holds (255 slots inline: a 549 KB table; boxed: 8 KB + the slots).
     slots: IdMap<Box<Slot>>,
-    /// The slots' ids by (name, id): the snapshot's order, kept as slots come and
-    /// go rather than sorted for every snapshot.
+    /// The slots' ids sorted by name (then id): the order of the status, kept as
+    /// slots come and go instead of sorted for every snapshot.
     by_name: Vec<u64>,
     /// The instances themselves, with the protocol decisions around them (VRID
     /// demultiplexing, own packets, destinations, sync groups).
     router: Router<u64, SockKey>,
     next_id: u64,
-    timers: BTreeSet<(Instant, u64, Timer)>,
+    /// The protocol timers of every instance, earliest first.
+    timers: Timers,
+    /// The timers due in one pass, in order (a buffer reused from pass to pass).
+    due: Vec<timers::Entry>,
+    /// When the packet being handled was read: its timers start from there (one
+    /// clock read per packet). Otherwise they start when their output is carried out.
+    clock: Option<Instant>,
     dirty: bool,
     /// Address change pokes (`net::link::watch_links_and_addresses`) and when the VIP check
     /// they ask for is due (bursts coalesce into one check).
@@ -335,20 +334,20 @@ fn vip_views(spec: &InstanceSpec) -> (Arc<[String]>, Vec<IpAddr>) {
 
 impl Engine {
     pub fn new(links: Links, vips: VipSender) -> Engine {
-        // Bursts of at most READ_BURST packets: 64 x 64 = 4,096 packets queued at most,
-        // as many as before (then the socket's 4 MiB receive buffer holds them).
-        let (packets_tx, packets_rx) = mpsc::channel(64);
         Engine {
             links,
             vips,
             sockets: IfMap::default(),
-            packets_tx,
-            packets_rx,
+            readers: Vec::new(),
+            recv_failures: Throttle::new(SEND_FAILURE_LOG_EVERY),
+            recv_buf: None,
             slots: IdMap::default(),
             by_name: Vec::new(),
             router: Router::new(),
             next_id: 1,
-            timers: BTreeSet::new(),
+            timers: Timers::default(),
+            due: Vec::new(),
+            clock: None,
             dirty: true,
             addr_events: None,
             vip_drift: None,
@@ -461,7 +460,7 @@ impl Engine {
         let key = (sock_iface.index, ipv6);
         if !self.sockets.contains_key(&key) {
             let sock = Arc::new(VrrpSocket::open(&sock_iface.name, sock_iface.index, ipv6)?);
-            self.spawn_reader(key, sock.clone());
+            self.readers.push((key, sock.clone()));
             self.sockets.insert(key, sock);
         }
         if let Some(other) = self.router.by_vrid(key, spec.params.vrid) {
@@ -502,7 +501,7 @@ impl Engine {
                 spec,
                 iface,
                 key,
-                deadlines: [None; TIMERS.len()],
+                timers: SlotTimers::default(),
                 vip_text,
                 iface_text,
                 announce_vips,
@@ -528,26 +527,6 @@ impl Engine {
         }
         self.feed(id, Input::Startup);
         Ok(())
-    }
-
-    fn spawn_reader(&self, key: SockKey, sock: Arc<VrrpSocket>) {
-        let tx = self.packets_tx.clone();
-        tokio::spawn(async move {
-            loop {
-                let mut burst = Vec::with_capacity(4);
-                match sock.recv_batch(READ_BURST, &mut burst).await {
-                    Ok(()) => {
-                        if tx.send((key, burst)).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(error) => {
-                        warn!(%error, "VRRP receive failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-            }
-        });
     }
 
     fn feed(&mut self, id: u64, input: Input) {
@@ -727,17 +706,10 @@ impl Engine {
                     }
                 }
                 Output::TimerStart { timer, after_us } => {
-                    let at = Instant::now() + Duration::from_micros(after_us);
-                    if let Some(old) = slot.deadlines[timer_index(timer)].replace(at) {
-                        self.timers.remove(&(old, id, timer));
-                    }
-                    self.timers.insert((at, id, timer));
+                    let at = self.clock.unwrap_or_else(Instant::now) + Duration::from_micros(after_us);
+                    self.timers.start(&mut slot.timers, id, timer, at);
                 }
-                Output::TimerStop { timer } => {
-                    if let Some(old) = slot.deadlines[timer_index(timer)].take() {
-                        self.timers.remove(&(old, id, timer));
-                    }
-                }
+                Output::TimerStop { timer } => slot.timers.stop(timer),
                 Output::StateChange { from, to, reason } => {
                     let priority = self.router.instance(id).map_or(0, |i| i.priority());
                     info!(
@@ -865,25 +837,26 @@ impl Engine {
 
     fn fire_due_timers(&mut self) {
         let now = Instant::now();
-        let master_down_due = self
-            .timers
-            .iter()
-            .take_while(|(at, _, _)| *at <= now)
-            .any(|(_, _, timer)| *timer == Timer::MasterDown);
-        if master_down_due {
+        let mut due = std::mem::take(&mut self.due);
+        self.timers.due(now, &mut self.slots, &mut due);
+        if due.iter().any(|(_, _, timer)| *timer == Timer::MasterDown) {
             self.drain_received();
         }
         self.batching = true;
-        while let Some(&(at, id, timer)) = self.timers.first() {
-            if at > now {
-                break;
+        while !due.is_empty() {
+            for entry in &due {
+                let (_, id, timer) = *entry;
+                // Not if stopped or restarted by what was handled before it (the
+                // adverts just drained, a state change of its instance).
+                if self.slots.get_mut(&id).is_some_and(|s| s.timers.fire(entry)) {
+                    self.feed(id, Input::Timer { timer });
+                }
             }
-            self.timers.pop_first();
-            if let Some(slot) = self.slots.get_mut(&id) {
-                slot.deadlines[timer_index(timer)] = None;
-            }
-            self.feed(id, Input::Timer { timer });
+            // Timers the ones fired armed for no later than `now` (none, in practice).
+            due.clear();
+            self.timers.due(now, &mut self.slots, &mut due);
         }
+        self.due = due;
         self.batching = false;
         self.flush_batch();
     }
@@ -933,27 +906,22 @@ impl Engine {
         flush_announces(&self.vips, &mut self.batch);
     }
 
-    /// Handles the adverts that arrived while the engine was not running: those
-    /// passed on by the reader tasks, then those still in the sockets. A starved
-    /// engine (CPU contention) wakes with a due Master_Down_Timer and the master's
-    /// adverts, which came in time, queued behind it; acting on the timer first
-    /// would declare a live master dead (the fault suite's starvation row). At most
-    /// a bounded number, so a flood cannot hold the timers back for long.
+    /// Handles the adverts that arrived while the engine was not running, those
+    /// still in the sockets. A starved engine (CPU contention) wakes with a due
+    /// Master_Down_Timer and the master's adverts, which came in time, queued
+    /// behind it; acting on the timer first would declare a live master dead (the
+    /// fault suite's starvation row). Read whatever the reactor last saw (it has
+    /// not polled the sockets yet), at most a bounded number, so a flood cannot
+    /// hold the timers back for long.
     fn drain_received(&mut self) {
         let mut budget = 1024usize;
-        while budget > 0 {
-            let Ok((key, burst)) = self.packets_rx.try_recv() else {
-                break;
-            };
-            budget = budget.saturating_sub(burst.len());
-            self.dispatch_all(key, burst);
-        }
-        let sockets: Vec<(SockKey, Arc<VrrpSocket>)> =
-            self.sockets.iter().map(|(k, s)| (*k, s.clone())).collect();
-        for (key, sock) in sockets {
+        let mut buf = self.recv_buf.take().unwrap_or_default();
+        let wall_ns = wall_clock().as_nanos() as u64;
+        for i in 0..self.readers.len() {
+            let (key, sock) = (self.readers[i].0, self.readers[i].1.clone());
             while budget > 0 {
-                match sock.try_recv() {
-                    Ok(Some(p)) => self.dispatch(key, p),
+                match sock.try_recv(&mut buf) {
+                    Ok(Some(p)) => self.dispatch(key, p, wall_ns),
                     Ok(None) => break,
                     Err(error) => {
                         debug!(%error, "VRRP receive failed");
@@ -963,17 +931,39 @@ impl Engine {
                 budget -= 1;
             }
         }
+        self.recv_buf = Some(buf);
     }
 
-    fn dispatch_all(&mut self, key: SockKey, burst: Vec<Received>) {
-        for p in burst {
-            self.dispatch(key, p);
-        }
-    }
-
-    fn dispatch(&mut self, key: SockKey, p: Received) {
-        let src = p.src;
+    /// Reads the packets queued on the sockets the reactor found ready, up to
+    /// [`READ_BURST`] from each, and handles them in order.
+    fn read_sockets(&mut self) {
+        let mut buf = self.recv_buf.take().unwrap_or_default();
+        // auth_hmac's anti-replay reads whole seconds: one realtime read per pass.
         let wall_ns = wall_clock().as_nanos() as u64;
+        for i in 0..self.readers.len() {
+            let (key, sock) = (self.readers[i].0, self.readers[i].1.clone());
+            for _ in 0..READ_BURST {
+                match sock.recv_ready(&mut buf) {
+                    Ok(Some(p)) => self.dispatch(key, p, wall_ns),
+                    // Not ours (consumed): the next one.
+                    Ok(None) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(error) => {
+                        if let Some(not_logged) = self.recv_failures.hit(Instant::now()) {
+                            warn!(%error, not_logged, "VRRP receive failed");
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        self.recv_buf = Some(buf);
+    }
+
+    fn dispatch(&mut self, key: SockKey, p: Packet<'_>, wall_ns: u64) {
+        // One clock read per packet: when it was heard, and when the timers it
+        // restarts (the Master_Down_Timer) start from.
+        let now = Instant::now();
         let mut routed = std::mem::take(&mut self.routed);
         let delivery = self
             .router
@@ -981,13 +971,17 @@ impl Engine {
         match delivery {
             Delivery::To(id) => {
                 if let Some(slot) = self.slots.get_mut(&id) {
-                    slot.last_rx = Some(Instant::now());
+                    slot.last_rx = Some(now);
                 }
             }
-            Delivery::UnknownVrid(Some(vrid)) => debug!(%src, vrid, "advert for a VRID not configured here"),
+            Delivery::UnknownVrid(Some(vrid)) => {
+                debug!(src = %p.src, vrid, "advert for a VRID not configured here")
+            }
             Delivery::UnknownVrid(None) | Delivery::Own => {}
         }
+        self.clock = Some(now);
         self.execute(&mut routed);
+        self.clock = None;
         self.routed = routed;
     }
 
@@ -1070,14 +1064,9 @@ impl Engine {
     fn remove_instance(&mut self, id: u64) {
         self.feed(id, Input::Shutdown);
         self.router.remove(id);
+        // Its timers' entries go when they come first (ids are never reused).
+        self.slots.remove(&id);
         self.by_name.retain(|other| *other != id);
-        if let Some(slot) = self.slots.remove(&id) {
-            for (timer, at) in TIMERS.iter().zip(slot.deadlines) {
-                if let Some(at) = at {
-                    self.timers.remove(&(at, id, *timer));
-                }
-            }
-        }
     }
 
     /// RFC 5798 Shutdown for every instance: masters send priority 0 and drop VIPs.
@@ -1301,7 +1290,9 @@ impl Engine {
                 self.dirty = false;
                 on_change(self);
             }
-            let next = self.timers.first().map(|(at, _, _)| *at);
+            // At or before the next deadline: waking early, the engine finds nothing
+            // due and sleeps again until the deadline (`Timers::due`).
+            let next = self.timers.next();
             if let Some(d) = &deadline {
                 d.set(next);
             }
@@ -1324,7 +1315,12 @@ impl Engine {
                     Some(Control::Shutdown) | None => return,
                 },
                 _ = sleep => self.fire_due_timers(),
-                Some((key, burst)) = self.packets_rx.recv() => self.dispatch_all(key, burst),
+                () = std::future::poll_fn(|cx| {
+                    match self.readers.iter().any(|(_, s)| s.poll_readable(cx).is_ready()) {
+                        true => std::task::Poll::Ready(()),
+                        false => std::task::Poll::Pending,
+                    }
+                }) => self.read_sockets(),
                 Some((index, up)) = links.recv() => {
                     self.link_changed(index, up);
                     self.link_followers.retain(|f| f.send((index, up)).is_ok());

@@ -3,6 +3,7 @@
 
 pub mod engine;
 pub mod status;
+mod timers;
 pub mod tracker;
 
 use std::path::PathBuf;
