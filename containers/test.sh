@@ -33,6 +33,7 @@
 # Skipped (exit 0, with a message) when no Docker engine answers.
 # Usage: HF_BIN=target/release/hafront containers/test.sh   (root)
 set -euo pipefail
+grep_q() { grep "$@" >/dev/null; } # grep -q reading all its input (scripts/lib/lab.sh)
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 HF_BIN=${HF_BIN:-$root/target/release/hafront}
@@ -197,7 +198,7 @@ hafront() { # node : the image as documented, with the node's env file; its ngin
         --env-file "appliance/node-$1.env" -e HAFRONT_VRRP__INSTANCES__WEB__ADVERT_INTERVAL=100ms "$img"
 }
 nginx_pid() { docker exec "$P-$1" sh -c 'cat /run/nginx.pid 2>/dev/null' || true; }
-has_vip() { nsenter -t "${PID[$1]}" -n ip -o -4 addr show dev eth0 | grep -q " $VIP/24"; }
+has_vip() { nsenter -t "${PID[$1]}" -n ip -o -4 addr show dev eth0 | grep_q " $VIP/24"; }
 no_vip() { ! has_vip "$1"; }
 served_by() { [ "$(docker exec "$P-c" curl -sf --max-time 1 "http://$VIP/")" = "node-$1" ]; }
 transitions() { docker logs "$P-$1" 2>&1 | grep -c 'state changed' || true; }

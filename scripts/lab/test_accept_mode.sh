@@ -23,7 +23,7 @@ grep -q 192.0.2.100 "$dir/nft-a.txt" || fail "VIP missing from a's table: $(cat 
 # The client resolves the VIP (ARP answered by a) but gets no echo reply.
 if lab_exec c ping -n -c2 -W1 192.0.2.100 >/dev/null 2>&1; then fail "a answered on its VIP with accept = false"; fi
 neigh=$(lab_exec c ip neigh show 192.0.2.100)
-echo "$neigh" | grep -q lladdr || fail "client has no ARP entry for the VIP: $neigh"
+echo "$neigh" | grep_q lladdr || fail "client has no ARP entry for the VIP: $neigh"
 if lab_exec c ping -n -c2 -W1 2001:db8::100 >/dev/null 2>&1; then fail "a answered on its IPv6 VIP with accept = false"; fi
 # Its own address still answers: only the VIPs are filtered.
 lab_client_ping 192.0.2.1 || fail "a's own address is filtered"

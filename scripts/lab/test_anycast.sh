@@ -81,8 +81,8 @@ PY
 }
 for i in $(seq 50); do status_ok 2>/dev/null && break; sleep 0.2; done
 status_ok || fail "n1 status"
-api n1 /metrics | grep -q '^hafront_anycast_announced{anycast="web"} 1$' || fail "metric announced"
-api n1 /metrics | grep -q '^hafront_anycast_bgp_session_up{anycast="web",protocol="r"} 1$' || fail "metric bgp"
+api n1 /metrics | grep_q '^hafront_anycast_announced{anycast="web"} 1$' || fail "metric announced"
+api n1 /metrics | grep_q '^hafront_anycast_bgp_session_up{anycast="web",protocol="r"} 1$' || fail "metric bgp"
 
 # ------------------------------------------------------------ 2. nginx dies on n1
 # Client traffic runs through the change: every request must succeed.
@@ -107,7 +107,7 @@ r=$(requests 60)
 [ "$(field fail "$r")" = 0 ] && [ "$(field n1 "$r")" = 0 ] || fail "after withdrawal: $r"
 r=$(requests 20 "[$VIP6]")
 [ "$(field fail "$r")" = 0 ] && [ "$(field n1 "$r")" = 0 ] || fail "IPv6 after withdrawal: $r"
-api n1 /v1/status | grep -q '"why":"check nginx down"' || fail "n1's status does not say why"
+api n1 /v1/status | grep_q '"why":"check nginx down"' || fail "n1's status does not say why"
 nginx_start n1
 wait_hops "$ALL" 15000 >/dev/null || fail "n1 not announced again after nginx came back"
 wait_hops -6 "$ALL6" 3000 >/dev/null || fail "n1 not announced again over IPv6"
@@ -131,7 +131,7 @@ echo "60 requests with n2 in maintenance: $r"
 [ "$(field fail "$r")" = 0 ] && [ "$(field n2 "$r")" = 0 ] || fail "n2 still gets new flows: $r"
 # Its address stays: what is in flight to it (or addressed to it directly) is served.
 [ "$(lab_exec n2 curl -s -m 1 "http://$VIP/")" = n2 ] || fail "n2 stopped serving in maintenance"
-api n2 /v1/status | grep -q '"why":"maintenance"' || fail "n2's status does not say maintenance"
+api n2 /v1/status | grep_q '"why":"maintenance"' || fail "n2's status does not say maintenance"
 wait "$slow" || fail "the download under way on n2 failed: $(cat "$dir/slow.txt")"
 grep -q '"status": 200, "bytes": 100000' "$dir/slow.txt" || fail "the download under way on n2: $(cat "$dir/slow.txt")"
 echo "a download under way on n2 when it went into maintenance: completed ($(tail -1 "$dir/slow.txt"))"
@@ -168,7 +168,7 @@ t0=$(now_ms)
 bird_graceful_restart n3
 up=""
 for _ in $(seq 150); do
-    if lab_exec r birdc -s "$dir/bird-r.ctl" show protocols n3 | grep -q Established && grep -q 'n3: Neighbor graceful restart done' "$dir/bird-r.log"; then
+    if lab_exec r birdc -s "$dir/bird-r.ctl" show protocols n3 | grep_q Established && grep -q 'n3: Neighbor graceful restart done' "$dir/bird-r.log"; then
         up=$(( $(now_ms) - t0 )); break
     fi
     sleep 0.1

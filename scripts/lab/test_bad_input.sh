@@ -50,7 +50,7 @@ set +e
 out=$("$HF_BIN" check-config -c "$dir/bad.toml" 2>&1); rc=$?
 set -e
 [ "$rc" = 2 ] || fail "check-config exit $rc on vrid = 300, want 2"
-echo "$out" | grep -q 'vrid' || fail "error does not name the key: $out"
+echo "$out" | grep_q 'vrid' || fail "error does not name the key: $out"
 set +e
 out=$(lab_exec a "$HF_BIN" run -c "$dir/bad.toml" 2>&1); rc=$?
 set -e

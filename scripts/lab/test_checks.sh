@@ -136,7 +136,7 @@ stop_server() {
 }
 wait_port() { # proto(t|u) port [gone]
     for _ in $(seq 100); do
-        if lab_exec a ss -Hln"$1" "sport = :$2" | grep -q .; then
+        if lab_exec a ss -Hln"$1" "sport = :$2" | grep_q .; then
             [ -z "${3:-}" ] && return 0
         else
             [ -n "${3:-}" ] && return 0

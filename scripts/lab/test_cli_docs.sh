@@ -5,6 +5,7 @@
 # without a warning. The bash, zsh and fish completions load and complete
 # subcommands; every subcommand's --help shows examples. No network.
 set -euo pipefail
+grep_q() { grep "$@" >/dev/null; } # as in scripts/lib/lab.sh
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 HF_BIN=${HF_BIN:-$repo/target/release/hafront}
@@ -18,7 +19,7 @@ subs=$("$HF_BIN" --help | awk '/^Commands:/ {on=1; next} on && /^  [a-z]/ {print
 [ -n "$subs" ] || fail "no subcommands in hafront --help"
 for s in $subs; do
     [ -s "$dir/man8/hafront-$s.8" ] || fail "no man page for hafront $s"
-    "$HF_BIN" "$s" --help | grep -q '^Examples:' || [ "$s" = replay ] || [ "$s" = ipvs-sync ] ||
+    "$HF_BIN" "$s" --help | grep_q '^Examples:' || [ "$s" = replay ] || [ "$s" = ipvs-sync ] ||
         fail "hafront $s --help has no examples"
 done
 [ -s "$dir/man8/hafront.8" ] && [ -s "$dir/man5/hafront.toml.5" ] || fail "hafront.8 or hafront.toml.5 missing"

@@ -22,7 +22,7 @@ hf_start a "$dir/a.toml"
 hf_wait_state a web master 5 || fail "a not master"
 lab_wait_vip a 192.0.2.100 2 || fail "VIP not on a"
 for _ in $(seq 30); do grep -q 'IPVS is off' "$dir/hafront-a.log" && break; sleep 0.1; done
-grep 'IPVS is off' "$dir/hafront-a.log" | grep -q 'ip_vs' || fail "no clear 'IPVS is off' error naming the module"
+grep 'IPVS is off' "$dir/hafront-a.log" | grep_q 'ip_vs' || fail "no clear 'IPVS is off' error naming the module"
 [ "$(grep -c 'IPVS is off' "$dir/hafront-a.log")" = 1 ] || fail "the IPVS error is repeated"
 kill -0 "${HF_PID[a]}" || fail "hafront died"
 lab_client_ping 192.0.2.100 || fail "client cannot reach the VIP"

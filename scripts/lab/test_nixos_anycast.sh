@@ -160,7 +160,7 @@ t0=$(now_ms)
 bird_graceful_restart fe2
 up=""
 for _ in $(seq 150); do
-    birdc -s "$dir/bird-r.ctl" show protocols fe2 | grep -q Established && { up=$(( $(now_ms) - t0 )); break; }
+    birdc -s "$dir/bird-r.ctl" show protocols fe2 | grep_q Established && { up=$(( $(now_ms) - t0 )); break; }
     sleep 0.1
 done
 sleep 1

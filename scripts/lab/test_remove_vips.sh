@@ -57,9 +57,9 @@ print(" ".join(sorted(seen)))
 }
 mac() { lab_exec "$1" cat /sys/class/net/eth0/address; }
 split_brains() { grep -c 'split brain detected' "$dir/hafront-b.log" || true; }
-has_vip_a() { lab_exec a ip -o addr show dev eth0 | grep -q " $VIP/"; }
-has_vmac_vip_a() { lab_exec a ip -o addr show dev vrrp.52 2>/dev/null | grep -q " 192.0.2.101/"; }
-has_route_a() { lab_exec a ip route show type blackhole | grep -q '^blackhole 203.0.113.0/24'; }
+has_vip_a() { lab_exec a ip -o addr show dev eth0 | grep_q " $VIP/"; }
+has_vmac_vip_a() { lab_exec a ip -o addr show dev vrrp.52 2>/dev/null | grep_q " 192.0.2.101/"; }
+has_route_a() { lab_exec a ip route show type blackhole | grep_q '^blackhole 203.0.113.0/24'; }
 MAC_A=$(mac a) MAC_B=$(mac b)
 
 hf_start a "$dir/a.toml"
@@ -84,7 +84,7 @@ pass "a killed hafront's VIP answers ARP beside the new master ($got), and b rep
 # 2. remove-vips, as the unit's ExecStopPost.
 out=$(lab_exec a "$HF_BIN" remove-vips -c "$dir/a.toml" 2>"$dir/remove-vips.err") ||
     fail "remove-vips failed: $out $(cat "$dir/remove-vips.err")"
-echo "$out" | grep -q '^removed 3, failed 0' || fail "remove-vips: $out"
+echo "$out" | grep_q '^removed 3, failed 0' || fail "remove-vips: $out"
 has_vip_a && fail "remove-vips left the VIP on a"
 has_vmac_vip_a && fail "remove-vips left the use_vmac instance's VIP on its macvlan"
 has_route_a && fail "remove-vips left the virtual route on a"
@@ -93,7 +93,7 @@ got=$(who_has)
 for _ in $(seq 30); do grep -q 'split brain cleared' "$dir/hafront-b.log" && break; sleep 0.1; done
 grep -q 'split brain cleared' "$dir/hafront-b.log" || fail "b's split brain did not clear"
 out=$(lab_exec a "$HF_BIN" remove-vips -c "$dir/a.toml" 2>/dev/null) || fail "remove-vips again failed: $out"
-echo "$out" | grep -q '^removed 0, failed 0' || fail "remove-vips again: $out"
+echo "$out" | grep_q '^removed 0, failed 0' || fail "remove-vips again: $out"
 pass "remove-vips removed a's VIPs (one on a use_vmac macvlan) and virtual route: b alone answers, its split brain cleared; a second run removes nothing"
 
 # 3. The unit's sequence: the VIP goes the moment hafront dies, before the link is back.
@@ -122,10 +122,10 @@ pass "killed, then remove-vips as ExecStopPost: a's link back, b alone answers, 
 if out=$(lab_exec b "$HF_BIN" remove-vips -c "$dir/b.toml" 2>&1); then
     fail "remove-vips beside b's running hafront succeeded: $out"
 fi
-echo "$out" | grep -q 'answers on .*api.sock' || fail "remove-vips beside a running hafront: $out"
+echo "$out" | grep_q 'answers on .*api.sock' || fail "remove-vips beside a running hafront: $out"
 lab_wait_vip b $VIP 1 || fail "remove-vips beside a running hafront removed its VIP"
 printf '[vrrp.instances.web]\ninterface = "eth0"\nvrid = 300\n' >"$dir/bad.toml"
 rc=0
 out=$(lab_exec a "$HF_BIN" remove-vips -c "$dir/bad.toml" 2>&1) || rc=$?
-[ "$rc" = 2 ] && echo "$out" | grep -q 'vrid' || fail "remove-vips with an invalid configuration: exit $rc: $out"
+[ "$rc" = 2 ] && echo "$out" | grep_q 'vrid' || fail "remove-vips with an invalid configuration: exit $rc: $out"
 pass "remove-vips refuses beside a running hafront (its VIP stays) and exits 2 naming an invalid key"

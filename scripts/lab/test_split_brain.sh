@@ -63,11 +63,11 @@ wait_sb b True 5 || fail "split brain not raised on b"
 echo "   VRRP blocked -> split brain raised on both after $(( ($(date +%s%N) - t0) / 1000000 )) ms"
 grep -q "split brain detected" "$dir/hafront-a.log" || fail "no split-brain warning in a's log"
 grep -q "split brain detected" "$dir/hafront-b.log" || fail "no split-brain warning in b's log"
-sb a "['detail']" | grep -q "another node ($MAC_B) answers for VIP" || fail "a's detail: $(sb a "['detail']")"
-sb b "['detail']" | grep -q "another node ($MAC_A) answers for VIP" || fail "b's detail: $(sb b "['detail']")"
+sb a "['detail']" | grep_q "another node ($MAC_B) answers for VIP" || fail "a's detail: $(sb a "['detail']")"
+sb b "['detail']" | grep_q "another node ($MAC_A) answers for VIP" || fail "b's detail: $(sb b "['detail']")"
 for _ in $(seq 60); do [ "$(hooks a True)" -ge 1 ] && [ "$(hooks b True)" -ge 1 ] && break; sleep 0.05; done
 [ "$(hooks a True)" -ge 1 ] && [ "$(hooks b True)" -ge 1 ] || fail "no split-brain webhook from both nodes"
-"$PY" "$here/../lib/api.py" "unix:$dir/run-a/api.sock" GET /metrics | grep -q '^hafront_split_brain{vrrp_instance="web"} 1$' \
+"$PY" "$here/../lib/api.py" "unix:$dir/run-a/api.sock" GET /metrics | grep_q '^hafront_split_brain{vrrp_instance="web"} 1$' \
     || fail "metrics: hafront_split_brain not 1"
 pass "both masters: alert raised on both (log, status split_brain with the other MAC, webhook, metrics)"
 
@@ -111,7 +111,7 @@ table inet hafront_lab {
 NFT
 hf_wait_state b web master 3 || fail "b did not become master with a's adverts lost"
 wait_sb a True 6 || fail "in-band split brain not raised on a"
-sb a "['detail']" | grep -q "adverts from another master keep arriving" || fail "a's in-band detail: $(sb a "['detail']")"
+sb a "['detail']" | grep_q "adverts from another master keep arriving" || fail "a's in-band detail: $(sb a "['detail']")"
 pass "one-way loss: a keeps hearing b's adverts as master -> in-band alert ($(sb a "['detail']"))"
 lab_unblock_vrrp a
 hf_wait_state b web backup 3 || fail "b did not step down after the one-way loss ended"

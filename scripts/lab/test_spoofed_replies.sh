@@ -59,10 +59,10 @@ start_server udp 7
 start_server udp-bogus-only 700
 for p in 53 5300 7 700; do
     for _ in $(seq 100); do
-        lab_exec a ss -Hlnu "sport = :$p" | grep -q . && break
+        lab_exec a ss -Hlnu "sport = :$p" | grep_q . && break
         sleep 0.05
     done
-    lab_exec a ss -Hlnu "sport = :$p" | grep -q . || fail "udp/$p not listening"
+    lab_exec a ss -Hlnu "sport = :$p" | grep_q . || fail "udp/$p not listening"
 done
 
 conf=$dir/checks.toml

@@ -80,7 +80,7 @@ sleep 1.5 # long enough to have become master (3 x 100 ms + skew)
 for i in web web2; do
     [ "$(hf_field a "s['instances']['$i']['state']")" = backup ] || fail "$i not backup with an empty overrides.json"
 done
-hf_field a "s['overrides_error']" | grep -q 'cannot parse' || fail "status.json lacks overrides_error"
+hf_field a "s['overrides_error']" | grep_q 'cannot parse' || fail "status.json lacks overrides_error"
 "$HF_BIN" status --runtime-dir "$dir/run-a" --json | "$PY" -c "import json,sys; print(json.load(sys.stdin)['overrides_error'])" |
     grep -q 'cannot parse' || fail "GET /v1/status lacks overrides_error"
 grep -q 'every instance starts in maintenance' "$log" || fail "the log does not say maintenance"
@@ -97,7 +97,7 @@ mkdir "$state/overrides.json" # cannot be read (EISDIR), even as root
 start_a
 sleep 1.5
 [ "$(hf_field a "s['instances']['web']['state']")" = backup ] || fail "unreadable overrides.json: web not in maintenance"
-hf_field a "s['overrides_error']" | grep -q 'cannot read' || fail "status.json lacks the read error"
+hf_field a "s['overrides_error']" | grep_q 'cannot read' || fail "status.json lacks the read error"
 hf_stop a
 pass "unreadable overrides.json: maintenance, said in status.json"
 

@@ -71,10 +71,10 @@ pass "kind = command: /bin/sleep killed, restarted after 300 ms (pid $sp -> $p)"
 # and restarted.
 for _ in $(seq 50); do [ "$(svc web "s['consecutive_failures'] == 0 and s['state'] == 'running'")" = True ] && break; sleep 0.1; done
 wp=$(svc web "s['pid']")
-for _ in $(seq 30); do lab_exec a curl -s --max-time 0.5 http://127.0.0.1:8081/ | grep -q ok && break; sleep 0.1; done
+for _ in $(seq 30); do lab_exec a curl -s --max-time 0.5 http://127.0.0.1:8081/ | grep_q ok && break; sleep 0.1; done
 kill -STOP "$wp"
 for _ in $(seq 60); do p=$(svc web "s['pid']"); [ "$p" != None ] && [ "$p" != "$wp" ] && break; sleep 0.1; done
 [ "$p" != None ] && [ "$p" != "$wp" ] || fail "hung server not restarted (state $(svc web "s['state']"))"
-svc web "s['last_exit']" | grep -q "liveness check web down" || fail "last_exit: $(svc web "s['last_exit']")"
+svc web "s['last_exit']" | grep_q "liveness check web down" || fail "last_exit: $(svc web "s['last_exit']")"
 [ -e "/proc/$wp" ] && ! grep -q '^State:.*Z' "/proc/$wp/status" && fail "the hung server $wp was not killed"
 pass "liveness check: a hung (SIGSTOP) server is killed and restarted ($wp -> $p)"

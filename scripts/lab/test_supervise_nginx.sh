@@ -69,7 +69,7 @@ t_http=$(cat "$dir/answer-b")
 echo "   SIGKILL of a's nginx -> VIP on b: $(( (t_vip - t0) / 1000000 )) ms; -> first HTTP answer from b: $(( (t_http - t0) / 1000000 )) ms (advert 100 ms, fast preempt)"
 fast_ms=$(( (t_http - t0) / 1000000 ))
 [ "$fast_ms" -lt 150 ] || fail "failover took $fast_ms ms with fast preempt (more than 150 ms)"
-grep 'tracked item changed' "$dir/hafront-a.log" | grep nginx | grep -q 'up=false' || fail "no tracking event logged on a"
+grep 'tracked item changed' "$dir/hafront-a.log" | grep nginx | grep_q 'up=false' || fail "no tracking event logged on a"
 # The orphaned workers went with their master (they would keep port 80 and answer).
 sleep 0.2
 live_in_group() { # pgid: members that are not zombies (reaping orphans is init's job)
@@ -203,8 +203,8 @@ pass "preempt = false: nginx back on a (priority 150 again), the VIP stays on b"
 pb=$(nginx_pid b)
 hf_stop b
 grep -n 'virtual address removed\|service stopped' "$dir/hafront-b.log" | tail -2 >"$dir/order"
-head -1 "$dir/order" | grep -q 'virtual address removed' || fail "shutdown order: $(cat "$dir/order")"
-tail -1 "$dir/order" | grep -q 'service stopped' || fail "shutdown order: $(cat "$dir/order")"
+head -1 "$dir/order" | grep_q 'virtual address removed' || fail "shutdown order: $(cat "$dir/order")"
+tail -1 "$dir/order" | grep_q 'service stopped' || fail "shutdown order: $(cat "$dir/order")"
 kill -0 "$pb" 2>/dev/null && fail "nginx still runs after hafront stopped"
 lab_wait_vip a $VIP 2 || fail "VIP not on a after b stopped"
 pass "shutdown of master b: VIP released first, then nginx stopped; a took over"

@@ -50,7 +50,7 @@ lab_exec a sysctl -qw net.ipv6.conf.eth0.disable_ipv6=0
 # Back either by the retry while a is still master, or, when a has meanwhile
 # yielded to b at priority 1 (the refusal hold), by a's retake once the hold ends.
 lab_wait_vip a $VIP6 8 || fail "$VIP6 not back on a once IPv6 is on again"
-sed -n '/virtual address refused by the kernel/,$p' "$dir/hafront-a.log" | grep -q "virtual address added.*vip=$VIP6/64" ||
+sed -n '/virtual address refused by the kernel/,$p' "$dir/hafront-a.log" | grep_q "virtual address added.*vip=$VIP6/64" ||
     fail "the VIP's return not logged"
 hf_wait_state b web6 backup 5 || fail "b still master of web6"
 sleep 0.5

@@ -58,17 +58,17 @@ lab_exec a ip link show vrrp.77 >/dev/null 2>&1 && fail "stale VMAC vrrp.77 not 
 lab_exec a ip link show mv0 >/dev/null 2>&1 || fail "a macvlan without a virtual MAC was removed"
 pass "stale VMAC removed at start, other macvlans left alone"
 
-lab_exec a ip -o link show vrrp.51 | grep -q "link/ether $VMAC" || fail "a: vrrp.51 missing or wrong MAC: $(lab_exec a ip -o link show vrrp.51)"
-lab_exec a ip -d -o link show vrrp.51 | grep -q "macvlan mode private" || fail "a: vrrp.51 is not a private macvlan"
-lab_exec a ip -o addr show dev vrrp.51 | grep -q " $VIP/24" || fail "a: VIP not on vrrp.51"
-lab_exec a ip -o addr show dev eth0 | grep -q " $VIP/" && fail "a: VIP on eth0 as well"
-lab_exec b ip -o link show vrrp.51 | grep -q "link/ether $VMAC" || fail "b: no vrrp.51 with the virtual MAC"
-lab_exec b ip -o addr show dev vrrp.51 | grep -q " $VIP/" && fail "b (backup) holds the VIP"
+lab_exec a ip -o link show vrrp.51 | grep_q "link/ether $VMAC" || fail "a: vrrp.51 missing or wrong MAC: $(lab_exec a ip -o link show vrrp.51)"
+lab_exec a ip -d -o link show vrrp.51 | grep_q "macvlan mode private" || fail "a: vrrp.51 is not a private macvlan"
+lab_exec a ip -o addr show dev vrrp.51 | grep_q " $VIP/24" || fail "a: VIP not on vrrp.51"
+lab_exec a ip -o addr show dev eth0 | grep_q " $VIP/" && fail "a: VIP on eth0 as well"
+lab_exec b ip -o link show vrrp.51 | grep_q "link/ether $VMAC" || fail "b: no vrrp.51 with the virtual MAC"
+lab_exec b ip -o addr show dev vrrp.51 | grep_q " $VIP/" && fail "b (backup) holds the VIP"
 for kv in arp_ignore=1 accept_local=1 rp_filter=0 promote_secondaries=1; do
     [ "$(sysctl_of a vrrp.51 "${kv%=*}")" = "${kv#*=}" ] || fail "a: vrrp.51 ${kv%=*} is $(sysctl_of a vrrp.51 "${kv%=*}"), want ${kv#*=}"
 done
 [ "$(sysctl_of a eth0 arp_ignore)/$(sysctl_of a eth0 arp_filter)/$(sysctl_of a eth0 arp_announce)" = 1/1/2 ] || fail "a: eth0 arp_ignore/arp_filter/arp_announce not 1/1/2"
-lab_exec a ip -6 -o addr show dev vrrp.51 | grep -q . && fail "a: vrrp.51 has an IPv6 address (addr_gen_mode)"
+lab_exec a ip -6 -o addr show dev vrrp.51 | grep_q . && fail "a: vrrp.51 has an IPv6 address (addr_gen_mode)"
 pass "VMAC vrrp.51 on both nodes, VIP on the master's, keepalived's sysctls set"
 
 lab_client_ping $VIP || fail "client cannot reach the VIP on a"
@@ -104,6 +104,6 @@ pass "restart after a crash reuses the VMAC"
 # keepalived 2.2.7 and 2.4.3 with use_vmac as the other node. keepalived does not
 # set arp_announce on the base: its replies from the VIP can teach the client the
 # base's MAC, so the neighbour entry is checked with hafront master only.
-has() { lab_exec "$1" ip -o addr show | grep -q " $VIP/"; }
+has() { lab_exec "$1" ip -o addr show | grep_q " $VIP/"; }
 ping_vip() { lab_client_ping $VIP; }
 vmac_keepalived_interop web 51 "$VIP/24" disable_local_igmp master

@@ -44,12 +44,12 @@ kill "$cap"; wait "$cap" 2>/dev/null || true; lab_untrack_pid "$cap"
 grep -q -i "$VMAC" "$dir/pb.cap" && fail "the backup sent from the virtual MAC: $(grep -i -m 3 "$VMAC" "$dir/pb.cap")"
 grep -q "multicast listener report" "$dir/pb.cap" && grep -q "ff02::12" "$dir/pb.cap" ||
     fail "no MLD report for ff02::12 from b's own MAC: $(head -n 5 "$dir/pb.cap")"
-lab_exec b nft list table ip6 hafront_vmac | grep -q 'oifname "vrrp6.52"' || fail "b: no MLD rule for vrrp6.52"
+lab_exec b nft list table ip6 hafront_vmac | grep_q 'oifname "vrrp6.52"' || fail "b: no MLD rule for vrrp6.52"
 pass "the backup sends nothing from the virtual MAC; its MLD reports (ff02::12) leave from its own MAC"
 
-lab_exec a ip -o link show vrrp6.52 | grep -q "link/ether $VMAC" || fail "a: vrrp6.52 missing or wrong MAC: $(lab_exec a ip -o link show vrrp6.52)"
-lab_exec a ip -6 -o addr show dev vrrp6.52 | grep -q " $VIP/64" || fail "a: VIP not on vrrp6.52"
-lab_exec b ip -6 -o addr show dev vrrp6.52 | grep -q " $VIP/" && fail "b (backup) holds the VIP"
+lab_exec a ip -o link show vrrp6.52 | grep_q "link/ether $VMAC" || fail "a: vrrp6.52 missing or wrong MAC: $(lab_exec a ip -o link show vrrp6.52)"
+lab_exec a ip -6 -o addr show dev vrrp6.52 | grep_q " $VIP/64" || fail "a: VIP not on vrrp6.52"
+lab_exec b ip -6 -o addr show dev vrrp6.52 | grep_q " $VIP/" && fail "b (backup) holds the VIP"
 ping_vip || fail "client cannot reach the VIP on a"
 [ "$(neigh_mac)" = $VMAC ] || fail "client's neighbour entry for the VIP is $(neigh_mac), want $VMAC"
 src=$(advert_src) || fail "no advert seen by the client"
@@ -70,5 +70,5 @@ pass "after failover to b: same neighbour entry, advert from the virtual MAC, sw
 hf_stop b
 
 # keepalived 2.2.7 and 2.4.3 with use_vmac (and `nftables`) as the other node.
-has() { lab_exec "$1" ip -6 -o addr show | grep -q " $VIP/"; }
+has() { lab_exec "$1" ip -6 -o addr show | grep_q " $VIP/"; }
 vmac_keepalived_interop web6 52 "$VIP/64" "nftables keepalived" "master backup"

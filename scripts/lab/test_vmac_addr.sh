@@ -34,10 +34,10 @@ fresh_mac() {
 }
 fdb_port() { bridge -n "$LAB-sw" fdb show br br1 | awk -v m="$VMAC" '$1==m {print $3; exit}'; }
 sysctl_of() { lab_exec "$1" cat "/proc/sys/net/ipv4/conf/$2/$3"; }
-has1() { lab_exec "$1" ip -o addr show | grep -q " $VIP1/"; }
+has1() { lab_exec "$1" ip -o addr show | grep_q " $VIP1/"; }
 on_vmac() { # node name
-    lab_exec "$1" ip -o -d link show "$2" 2>/dev/null | grep -q "link/ether $VMAC .*macvlan mode private" &&
-        lab_exec "$1" ip -o link show "$2" | grep -q "$2@eth1"
+    lab_exec "$1" ip -o -d link show "$2" 2>/dev/null | grep_q "link/ether $VMAC .*macvlan mode private" &&
+        lab_exec "$1" ip -o link show "$2" | grep_q "$2@eth1"
 }
 wait_for() { # tenths command...
     local n=$1
@@ -63,9 +63,9 @@ hf_start b "$dir/b.toml"
 hf_wait_state b web backup 5 || fail "b not backup"
 
 for n in a b; do on_vmac $n vx.51 || fail "$n: no private macvlan vx.51 on eth1 with $VMAC: $(lab_exec $n ip -o -d link show vx.51 2>&1)"; done
-lab_exec a ip -o addr show dev vx.51 | grep -q " $VIP1/24" || fail "a: $VIP1 not on vx.51"
-lab_exec a ip -o addr show dev eth1 | grep -q " $VIP1/" && fail "a: $VIP1 on eth1 itself"
-lab_exec a ip -o addr show dev eth0 | grep -q " $VIP/24" || fail "a: $VIP not on eth0 (the instance's own VIP)"
+lab_exec a ip -o addr show dev vx.51 | grep_q " $VIP1/24" || fail "a: $VIP1 not on vx.51"
+lab_exec a ip -o addr show dev eth1 | grep_q " $VIP1/" && fail "a: $VIP1 on eth1 itself"
+lab_exec a ip -o addr show dev eth0 | grep_q " $VIP/24" || fail "a: $VIP not on eth0 (the instance's own VIP)"
 has1 b && fail "b (backup) holds $VIP1"
 for kv in arp_ignore=1 accept_local=1 rp_filter=0; do
     [ "$(sysctl_of a vx.51 "${kv%=*}")" = "${kv#*=}" ] || fail "a: vx.51 ${kv%=*} is $(sysctl_of a vx.51 "${kv%=*}")"
@@ -81,7 +81,7 @@ hf_wait_state b web master 5 || fail "b did not take over"
 lab_exec a ip link show vx.51 >/dev/null 2>&1 && fail "a: vx.51 left after stop"
 [ "$(sysctl_of a eth1 arp_ignore)/$(sysctl_of a eth1 arp_filter)" = 0/0 ] || fail "a: eth1 ARP sysctls not put back"
 wait_for 30 has1 b || fail "b did not add $VIP1"
-lab_exec b ip -o addr show dev vx.51 | grep -q " $VIP1/24" || fail "b: $VIP1 not on vx.51"
+lab_exec b ip -o addr show dev vx.51 | grep_q " $VIP1/24" || fail "b: $VIP1 not on vx.51"
 lab_client_ping $VIP1 || fail "client cannot reach $VIP1 on b (no flush)"
 [ "$(neigh_mac)" = $VMAC ] || fail "after failover the client's entry is $(neigh_mac), want $VMAC"
 [ "$(fresh_mac)" = $VMAC ] || fail "after failover a fresh entry is not $VMAC"
@@ -96,7 +96,7 @@ hf_start b "$dir/b.toml"
 hf_wait_state b web master 5 || fail "b not master after restart"
 lab_exec b ip link show vx.51 >/dev/null 2>&1 && fail "b: stale vx.51 not removed at start"
 on_vmac b vy.51 || fail "b: no vy.51"
-wait_for 30 eval 'lab_exec b ip -o addr show dev vy.51 | grep -q " $VIP1/24"' || fail "b: $VIP1 not on vy.51"
+wait_for 30 eval 'lab_exec b ip -o addr show dev vy.51 | grep_q " $VIP1/24"' || fail "b: $VIP1 not on vy.51"
 hf_stop b
 pass "after a crash: the left vx.51 removed at start (stale), vy.51 made"
 
@@ -107,8 +107,8 @@ hf_conf a web 51 150 3 100ms "\"$VIP/24\", \"$VIP1/24\", \"198.51.100.101/24\"" 
 hf_start a "$dir/a.toml"
 hf_wait_state a web master 5 || fail "a not master (per-VIP use_vmac)"
 on_vmac a vrrp.51 || fail "a: no vrrp.51 for the VIP's use_vmac"
-wait_for 30 eval 'lab_exec a ip -o addr show dev vrrp.51 | grep -q " $VIP1/24"' || fail "a: $VIP1 not on vrrp.51"
-lab_exec a ip -o addr show dev eth1 | grep -q " 198.51.100.101/24" || fail "a: 198.51.100.101 (no use_vmac) not on eth1"
+wait_for 30 eval 'lab_exec a ip -o addr show dev vrrp.51 | grep_q " $VIP1/24"' || fail "a: $VIP1 not on vrrp.51"
+lab_exec a ip -o addr show dev eth1 | grep_q " 198.51.100.101/24" || fail "a: 198.51.100.101 (no use_vmac) not on eth1"
 hf_stop a
 lab_exec a ip link show vrrp.51 >/dev/null 2>&1 && fail "a: vrrp.51 left after stop"
 pass "a VIP's use_vmac: that VIP on vrrp.51 of eth1, the other on eth1 itself"
@@ -149,7 +149,7 @@ CONF
         has1 $master || fail "keepalived interop ($role): $VIP1 not on $master"
         has1 $other && fail "keepalived interop ($role): $VIP1 on both"
         for n in a b; do on_vmac $n vx.51 || fail "keepalived interop ($role): $n has no vx.51 with $VMAC on eth1"; done
-        lab_exec $master ip -o addr show dev vx.51 | grep -q " $VIP1/" || fail "keepalived interop ($role): $VIP1 not on $master's vx.51"
+        lab_exec $master ip -o addr show dev vx.51 | grep_q " $VIP1/" || fail "keepalived interop ($role): $VIP1 not on $master's vx.51"
         lab_client_ping $VIP1 || fail "keepalived interop ($role): client cannot reach $VIP1"
         # keepalived sets no arp_announce on the base (test_vmac.sh): the entry is
         # checked where hafront is master.
@@ -161,7 +161,7 @@ CONF
         [ "$rej" = 0 ] || fail "keepalived interop ($role): hafront rejected $rej adverts"
         lab_cut $master
         wait_for 60 has1 $other || fail "keepalived interop ($role): $VIP1 did not move to $other"
-        lab_exec $other ip -o addr show dev vx.51 | grep -q " $VIP1/" || fail "keepalived interop ($role): $VIP1 not on $other's vx.51"
+        lab_exec $other ip -o addr show dev vx.51 | grep_q " $VIP1/" || fail "keepalived interop ($role): $VIP1 not on $other's vx.51"
         lab_heal $master
         wait_for 100 eval 'has1 $master && ! has1 $other' || fail "keepalived interop ($role): $master did not take $VIP1 back"
         hf_stop a

@@ -109,7 +109,7 @@ ab_run() ( # anycast|vrrp case
 lab_wait_vip_on() { # node [tries]: the VRRP VIP on its eth0 within 10 s (tries x 50 ms)
     local i
     for i in $(seq 0 "${2:-200}"); do
-        lab_exec "$1" ip -o addr show dev eth0 | grep -q " $VRRP_VIP/" && return 0
+        lab_exec "$1" ip -o addr show dev eth0 | grep_q " $VRRP_VIP/" && return 0
         sleep 0.05
     done
     return 1

@@ -107,7 +107,7 @@ bn_row() { # "hafront" | "hafront fast_preempt=off" | "keepalived pidof" | "keep
     for i in $(seq "$reps"); do
         lab_wait_vip a $VIP 15 || { echo "$row: no VIP on a" >&2; break; }
         for _ in $(seq 100); do pid=$(bn_master_pid a "$row"); [ -n "$pid" ] && break; sleep 0.05; done
-        lab_exec c curl -s --max-time 1 "http://$VIP/" | grep -q node-a || sleep 1
+        lab_exec c curl -s --max-time 1 "http://$VIP/" | grep_q node-a || sleep 1
         ip netns exec "$LAB-c" /usr/bin/python3 "$here/lib/http_wait.py" "http://$VIP/" node-b 15 >"$dir/bn-answer" &
         local prober=$!
         sleep 0.2
