@@ -307,7 +307,12 @@ for role in master backup; do
     want=100
     [ $master = b ] && want=20
     [ "$targets" = 20 ] && [ "$n" -ge $want ] || fail "keepalived interop ($role): $master sent $n gARPs for $targets VIPs, want >= $want for 20"
-    awk -v g="$gap" -v m="$MIN_GAP_MS" 'BEGIN { exit !(g >= m) }' || fail "keepalived interop ($role): $master's gARPs only $gap ms apart"
+    # The spacing is asserted for hafront's gARPs only: keepalived's own timer came
+    # 42.9 and 46.0 ms apart on a loaded machine (load 6-8), which says nothing of
+    # hafront (as backup it sends none); its figure is printed below.
+    if [ $master = a ]; then
+        awk -v g="$gap" -v m="$MIN_GAP_MS" 'BEGIN { exit !(g >= m) }' || fail "keepalived interop ($role): $master's gARPs only $gap ms apart"
+    fi
     hf_stop a
     kill -TERM "$ka_pid" 2>/dev/null || true
     wait "$ka_pid" 2>/dev/null || true
