@@ -131,7 +131,8 @@ pub struct Engine {
     /// The timers due in one pass, in order (a buffer reused from pass to pass).
     due: Vec<timers::Entry>,
     /// When the packet being handled was read: its timers start from there (one
-    /// clock read per packet). Otherwise they start when their output is carried out.
+    /// clock read per packet); the deadline of an Adver_Timer fired early
+    /// (`timers::early_restart`). Otherwise they start when their output is carried out.
     clock: Option<Instant>,
     dirty: bool,
     /// Address change pokes (`net::link::watch_links_and_addresses`) and when the VIP check
@@ -706,8 +707,10 @@ impl Engine {
                     }
                 }
                 Output::TimerStart { timer, after_us } => {
-                    let at = self.clock.unwrap_or_else(Instant::now) + Duration::from_micros(after_us);
-                    self.timers.start(&mut slot.timers, id, timer, at);
+                    let after = Duration::from_micros(after_us);
+                    let at = self.clock.unwrap_or_else(Instant::now) + after;
+                    let early = timers::early_window(timer, after);
+                    self.timers.start(&mut slot.timers, id, timer, at, early);
                 }
                 Output::TimerStop { timer } => slot.timers.stop(timer),
                 Output::StateChange { from, to, reason } => {
@@ -845,11 +848,17 @@ impl Engine {
         self.batching = true;
         while !due.is_empty() {
             for entry in &due {
-                let (_, id, timer) = *entry;
+                let (at, id, timer) = *entry;
                 // Not if stopped or restarted by what was handled before it (the
                 // adverts just drained, a state change of its instance).
                 if self.slots.get_mut(&id).is_some_and(|s| s.timers.fire(entry)) {
+                    // An Adver_Timer restarts from its deadline if it fired early (the
+                    // rate stays one advert per interval).
+                    self.clock = (timer == Timer::Advert)
+                        .then(|| timers::early_restart(at, now))
+                        .flatten();
                     self.feed(id, Input::Timer { timer });
+                    self.clock = None;
                 }
             }
             // Timers the ones fired armed for no later than `now` (none, in practice).
@@ -1448,7 +1457,11 @@ impl DeadlineTimer {
     /// deadline `at`) has passed.
     async fn expired(&self, at: Instant) {
         loop {
-            let Ok(mut guard) = self.fd.readable().await else {
+            // poll_read_ready, not readable(): the engine's task is the only one that
+            // waits here, and the readiness's own waker slot spares the waiter list
+            // (a lock, an insert and a removal) on every wake.
+            let ready = std::future::poll_fn(|cx| self.fd.poll_read_ready(cx)).await;
+            let Ok(mut guard) = ready else {
                 // The reactor is gone (shutting down): tokio's timer still works.
                 return tokio::time::sleep_until(at.into()).await;
             };
