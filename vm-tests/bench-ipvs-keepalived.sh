@@ -32,8 +32,14 @@
 #    `ipvsadm -Ln -t 198.51.100.1:80` polled until 192.0.2.1:80 has left the kernel
 #    table (t1); the same for the repair. fault -> kernel = t1 - t0: the check's
 #    detection (same settings on both) + the daemon's verdict -> kernel + the poll's
-#    resolution (an ipvsadm run, ~10-20 ms in TCG, the same for both). hafront also
-#    logs its own verdict -> write acknowledged (debug log of the op).
+#    resolution (an ipvsadm run, ~10-20 ms in TCG, the same for both), printed for
+#    all flips and for faults (down) and repairs (up) apart. hafront also logs how
+#    long each write took (write_ms of the pass).
+#    The issue's measure, verdict -> kernel updated, for both daemons on the kernel's
+#    clock (kprobes, below: "trace_*" lines): from the close of the check's socket
+#    that decided (the timed-out connect, or the first that answered) to the return
+#    of the kernel's IPVS set command; also to its entry, and fault -> kernel on the
+#    same clock. No poll, no daemon's own log.
 # 2. CPU, two windows of CPU_SECONDS each: "idle" (the 100 checks running, nothing
 #    injected) then "flapping" (the 100 checked real servers flap: one target toggled
 #    every 100 ms in turn, each down/up every 10 s, 10 verdicts a second, 1 % of the
@@ -158,25 +164,88 @@ pct() { # pct FILE: p50 p99 max of a sorted file of numbers
         printf "n=%d p50=%.1f p99=%.1f max=%.1f", n, v[i50], v[i99], v[n] }' "$1"
 }
 
+# ---- verdict -> kernel on the kernel's own clock -----------------------------------------
+# The outside poll above cannot tell a daemon's verdict from its check's detection, and
+# steps 10-20 ms. kprobes can: tcp_close of a check's socket to 203.0.113.10 with the
+# socket's state (SYN_SENT, 2: the connect timed out, the down verdict; ESTABLISHED, 1:
+# it answered, the up verdict), the entry and return of the kernel's IPVS set command
+# (generic netlink, and the older setsockopt), and a marker written at each fault and
+# repair. Both daemons close the check's socket as they decide (hafront drops the timed
+# out connect before it records the result; keepalived closes it before its epilog
+# logs and writes), so close -> set command returned is the daemon's verdict -> kernel
+# updated: one clock (mono), no poll. (struct sock_common: skc_daddr at 0, skc_dport at
+# 12, skc_state at 18; 203.0.113.10 read as a little-endian u32 is 175177931, port 8080
+# as a little-endian u16 36895: the checks' own sockets, not nginx's accepted ones.)
+T=/sys/kernel/tracing
+trace_ok=0
+trace_setup() {
+    [ -d $T/events ] || mount -t tracefs nodev $T 2>/dev/null || { echo "RESULT trace unavailable (no tracefs)"; return 0; }
+    {
+        echo 'p:hf_close tcp_close daddr=+0(%di):u32 dport=+12(%di):u16 state=+18(%di):u8' &&
+            echo 'p:hf_set ip_vs_genl_set_cmd' && echo 'r:hf_set_ret ip_vs_genl_set_cmd'
+    } >>$T/kprobe_events 2>/dev/null || { echo "RESULT trace unavailable (kprobe_events refused)"; return 0; }
+    # The setsockopt path: only when the kernel has the symbol.
+    { echo 'p:hf_sso do_ip_vs_set_ctl' && echo 'r:hf_sso_ret do_ip_vs_set_ctl'; } >>$T/kprobe_events 2>/dev/null || true
+    echo 'daddr == 175177931 && dport == 36895' >$T/events/kprobes/hf_close/filter
+    echo mono >$T/trace_clock
+    echo 4096 >$T/buffer_size_kb
+    trace_ok=1
+}
+trace_enable() { # trace_enable 0|1
+    for e in $T/events/kprobes/hf_*/enable; do [ ! -e "$e" ] || echo "$1" >"$e"; done
+}
+mark() { [ $trace_ok = 0 ] || echo "$1" >$T/trace_marker; }
+# trace_report NAME: from the trace of NAME's flips, per fault and repair: the verdict
+# (the first close of the awaited state after the marker) -> the set command returned,
+# verdict -> the command entered, and marker -> returned (fault -> kernel on this clock).
+trace_report() {
+    cat $T/trace >/tmp/trace.$1
+    awk -v out=/tmp/vk.$1 '
+    function ts() { match($0, / [0-9]+\.[0-9]+: /); return substr($0, RSTART + 1, RLENGTH - 3) + 0 }
+    / tracing_mark_write: (fault|repair)/ { kind = ($NF == "fault") ? "down" : "up"; want = (kind == "down") ? 2 : 1
+        m = ts(); v = 0; e = 0; next }
+    / hf_close: / && kind != "" && !v { st = $0; sub(/.*state=/, "", st); if (st + 0 == want) v = ts(); next }
+    / hf_(set|sso): / && v && !e { e = ts(); next }
+    / hf_(set|sso)_ret: / && e { r = ts(); printf "%s %.3f %.3f %.3f\n", kind, 1000 * (r - v), 1000 * (e - v), 1000 * (r - m) >out
+        kind = ""; v = 0; e = 0 }
+    ' /tmp/trace.$1
+    for k in down up all; do
+        case $k in all) cat /tmp/vk.$1 ;; *) grep "^$k " /tmp/vk.$1 || true ;; esac >/tmp/vk.$1.$k
+        cut -d' ' -f2 /tmp/vk.$1.$k | sort -n >/tmp/vk.$1.$k.v
+        cut -d' ' -f3 /tmp/vk.$1.$k | sort -n >/tmp/vk.$1.$k.e
+        cut -d' ' -f4 /tmp/vk.$1.$k | sort -n >/tmp/vk.$1.$k.f
+        echo "RESULT $1 trace_verdict_to_kernel_ms_$k $(pct /tmp/vk.$1.$k.v)"
+        echo "RESULT $1 trace_verdict_to_write_entered_ms_$k $(pct /tmp/vk.$1.$k.e)"
+        echo "RESULT $1 trace_fault_to_kernel_ms_$k $(pct /tmp/vk.$1.$k.f)"
+    done
+    echo > $T/trace
+}
+
 # bench NAME: the daemon is running as $pids (its table programmed); latency then CPU.
 bench() {
     name=$1
     sleep 2
     : >/tmp/lat.$name
+    [ $trace_ok = 0 ] || { echo >$T/trace; trace_enable 1; }
     i=1
     while [ $i -le "$flips" ]; do
-        t0=$(now); ip addr del 203.0.113.10/32 dev dir0
+        t0=$(now); mark fault; ip addr del 203.0.113.10/32 dev dir0
         t1=$(wait_present 0) || return 1
-        echo "$(((t1 - t0) / 1000))" >>/tmp/lat.$name
+        echo "down $(((t1 - t0) / 1000))" >>/tmp/lat.$name
         sleep 0.2
-        t0=$(now); ip addr add 203.0.113.10/32 dev dir0
+        t0=$(now); mark repair; ip addr add 203.0.113.10/32 dev dir0
         t1=$(wait_present 1) || return 1
-        echo "$(((t1 - t0) / 1000))" >>/tmp/lat.$name
+        echo "up $(((t1 - t0) / 1000))" >>/tmp/lat.$name
         sleep 0.2
         i=$((i + 1))
     done
-    awk '{ printf "%.1f\n", $1 / 1000 }' /tmp/lat.$name | sort -n >/tmp/lat.$name.ms
+    [ $trace_ok = 0 ] || { trace_enable 0; trace_report "$name"; }
+    awk '{ printf "%.1f\n", $2 / 1000 }' /tmp/lat.$name | sort -n >/tmp/lat.$name.ms
     echo "RESULT $name fault_to_kernel_ms $(pct /tmp/lat.$name.ms)"
+    for k in down up; do
+        awk -v k=$k '$1 == k { printf "%.1f\n", $2 / 1000 }' /tmp/lat.$name | sort -n >/tmp/lat.$name.$k.ms
+        echo "RESULT $name fault_to_kernel_ms_$k $(pct /tmp/lat.$name.$k.ms)"
+    done
     window "$name" idle
     window "$name" flapping
 }
@@ -220,6 +289,8 @@ window() {
     echo "RESULT $name load_$kind $(cut -d' ' -f1-3 /proc/loadavg) (guest)"
 }
 
+trace_setup
+
 # ---- hafront (and hafront-old) ---------------------------------------------------------
 run_hafront() { # run_hafront NAME BINARY
     rm -rf /tmp/hafront-state; log=/tmp/$1.log
@@ -231,20 +302,16 @@ run_hafront() { # run_hafront NAME BINARY
     bench "$1" || { tail -20 $log; fail "$1: bench"; }
     kill -TERM $pids; wait $pids || true
     wait_table 0 120 || fail "$1: services not removed at stop"
-    # hafront's own view: verdict (check c1) -> the write acknowledged, and of that
-    # the write's own round trips (write_ms of the pass that wrote it).
+    # The flips' writes as hafront timed them: write_ms (first op sent -> last ack) of
+    # the one-op passes that wrote 192.0.2.1:80 in s1 (not the start's whole table). (Its verdict -> kernel is the trace's:
+    # since the checks publish a verdict before they log it, the log line no longer
+    # marks the verdict.)
     awk '
-    function t(s) { split(substr(s, 12, 15), a, ":"); return a[1] * 3600 + a[2] * 60 + a[3] }
-    /check (down|up) check="c1"/ { v = t($1) }
-    /op=(delete|add) real server 192.0.2.1:80 to|op=(delete|add) real server 192.0.2.1:80 from/ && v { lat = (t($1) - v) * 1000; v = 0; w = 1 }
-    /IPVS table reconciled/ && w { m = $0; sub(/.*write_ms=/, "", m); sub(/[^0-9.].*/, "", m); print lat, m; w = 0 }
-    ' $log | head -n $((2 * flips)) >/tmp/own2.$1
-    cut -d' ' -f1 /tmp/own2.$1 | sort -n >/tmp/own.$1
-    cut -d' ' -f2 /tmp/own2.$1 | sort -n >/tmp/write.$1
-    awk '{ print $1 - $2 }' /tmp/own2.$1 | sort -n >/tmp/rest.$1
-    echo "RESULT $1 verdict_to_write_acked_ms $(pct /tmp/own.$1)"
-    echo "RESULT $1 of_which_the_write_ms $(pct /tmp/write.$1)"
-    echo "RESULT $1 verdict_to_write_acked_less_the_write_ms $(pct /tmp/rest.$1)"
+    /op=(delete|add) real server 192.0.2.1:80 (to|from) tcp 198.51.100.1:80( |$)/ { w = 1 }
+    /IPVS table reconciled applied=1 / && w { m = $0; sub(/.*write_ms=/, "", m); sub(/[^0-9.].*/, "", m); print m }
+    /IPVS table reconciled/ { w = 0 }
+    ' $log | head -n $((2 * flips)) | sort -n >/tmp/write.$1
+    echo "RESULT $1 the_write_itself_ms $(pct /tmp/write.$1)"
     echo "$1: table reads $(grep -c 'IPVS table read' $log), passes that wrote $(grep -c 'IPVS table reconciled' $log), check timeouts $(grep -c 'check down.*timeout' $log)"
 }
 run_keepalived() {

@@ -829,6 +829,72 @@ async fn next_event(
         .expect("channel open")
 }
 
+/// The hook that IPVS follows (instead of the event channel and the tracker) sees
+/// each change once, in order, with its dynamic weight: the same changes as the
+/// events, no more (a probe that changes nothing calls no hook).
+#[tokio::test(flavor = "current_thread")]
+async fn verdict_hook_sees_each_change_before_its_event() {
+    let flag = std::env::temp_dir().join(format!("hafront-verdict-hook-{}", std::process::id()));
+    let _ = std::fs::remove_file(&flag);
+    let mut cfgs = BTreeMap::new();
+    cfgs.insert(
+        "file".to_string(),
+        exec(&format!("test -e {}", flag.display()), 1000),
+    );
+    let mut dynamic = exec("exit 7", 1000);
+    dynamic.dynamic_weight = true;
+    cfgs.insert("dyn".to_string(), dynamic);
+    type Seen = Vec<(String, bool, Option<i32>)>;
+    let seen: std::sync::Arc<std::sync::Mutex<Seen>> = Default::default();
+    let hook_seen = seen.clone();
+    let opts = CheckerOptions {
+        on_verdict: Some(std::sync::Arc::new(
+            move |name: &str, up: bool, weight: Option<i32>| {
+                hook_seen.lock().unwrap().push((name.to_string(), up, weight));
+            },
+        )),
+        ..Default::default()
+    };
+    let (_handle, mut rx) = Checker::spawn_with(&cfgs, opts).unwrap();
+    let mut events = Vec::new();
+    for _ in 0..4 {
+        let ev = next_event(&mut rx, Duration::from_secs(5)).await;
+        let hooked = seen.lock().unwrap().clone();
+        let this = (ev.name.clone(), ev.up, ev.dynamic_weight);
+        assert!(
+            hooked.contains(&this),
+            "event {this:?} not seen by the hook: {hooked:?}"
+        );
+        events.push(this);
+        if ev.name == "file" {
+            // Flip the file check: down -> up -> down.
+            if ev.up {
+                std::fs::remove_file(&flag).unwrap();
+            } else {
+                std::fs::write(&flag, "").unwrap();
+            }
+        }
+    }
+    let hooked = seen.lock().unwrap().clone();
+    let file: Vec<_> = hooked
+        .iter()
+        .filter(|(n, ..)| n == "file")
+        .map(|(_, up, _)| *up)
+        .collect();
+    assert!(
+        file.starts_with(&[false, true]),
+        "file check's changes in order: {file:?}"
+    );
+    let dyn_changes: Vec<_> = hooked.iter().filter(|(n, ..)| n == "dyn").collect();
+    assert_eq!(dyn_changes.len(), 1, "one change, not one per probe: {hooked:?}");
+    assert_eq!(dyn_changes[0], &("dyn".to_string(), true, Some(5)));
+    // Every hooked change became an event, and the other way round, in order.
+    let hooked_file: Vec<_> = hooked.iter().filter(|(n, ..)| n == "file").collect();
+    let event_file: Vec<_> = events.iter().filter(|(n, ..)| n == "file").collect();
+    assert_eq!(&hooked_file[..event_file.len()], &event_file[..]);
+    let _ = std::fs::remove_file(&flag);
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn scheduler_publishes_changes_and_a_hung_check_blocks_nothing() {
     let mut cfgs = BTreeMap::new();
@@ -841,7 +907,14 @@ async fn scheduler_publishes_changes_and_a_hung_check_blocks_nothing() {
     dynamic.dynamic_weight = true;
     cfgs.insert("dyn".to_string(), dynamic);
     // Two probes at a time: the hung one holds at most one slot.
-    let (handle, mut rx) = Checker::spawn_with(&cfgs, CheckerOptions { max_concurrent: 2 }).unwrap();
+    let (handle, mut rx) = Checker::spawn_with(
+        &cfgs,
+        CheckerOptions {
+            max_concurrent: 2,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let mut seen = BTreeMap::new();
     while seen.len() < 4 {
         let ev = next_event(&mut rx, Duration::from_secs(5)).await;

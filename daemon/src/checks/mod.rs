@@ -18,7 +18,7 @@ pub mod tls;
 
 pub use probe::{ProbeError, ProbeOk};
 pub use scheduler::{
-    BuildError, CheckEvent, CheckStatus, Checker, CheckerHandle, CheckerOptions, ReloadSummary,
+    BuildError, CheckEvent, CheckStatus, Checker, CheckerHandle, CheckerOptions, ReloadSummary, VerdictHook,
 };
 pub use spec::{CheckSpec, Digest};
 pub use state::{CheckState, Verdict};

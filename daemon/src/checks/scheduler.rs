@@ -59,15 +59,35 @@ fn opt_ms<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> 
     }
 }
 
-#[derive(Clone, Copy, Debug)]
+/// Called on the checks' thread the moment a check's verdict changes, before the
+/// change is logged or sent as a [`CheckEvent`]: (check, up, dynamic weight).
+pub type VerdictHook = Arc<dyn Fn(&str, bool, Option<i32>) + Send + Sync>;
+
+#[derive(Clone)]
 pub struct CheckerOptions {
     /// Probes running at once (exec included). At least 1.
     pub max_concurrent: usize,
+    /// For the one consumer that cannot wait for the event channel (IPVS: a real
+    /// server follows its check's verdict straight from here, without the tracker's
+    /// turn and the log lines in between).
+    pub on_verdict: Option<VerdictHook>,
 }
 
 impl Default for CheckerOptions {
     fn default() -> Self {
-        CheckerOptions { max_concurrent: 256 }
+        CheckerOptions {
+            max_concurrent: 256,
+            on_verdict: None,
+        }
+    }
+}
+
+impl fmt::Debug for CheckerOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CheckerOptions")
+            .field("max_concurrent", &self.max_concurrent)
+            .field("on_verdict", &self.on_verdict.is_some())
+            .finish()
     }
 }
 
@@ -151,6 +171,7 @@ impl Checker {
                 latency: Mutex::new(BTreeMap::new()),
                 sem: Semaphore::new(opts.max_concurrent.max(1)),
                 tx,
+                on_verdict: opts.on_verdict,
             }),
             tasks: Arc::new(Tasks::default()),
         };
@@ -177,6 +198,7 @@ struct Core {
     latency: Mutex<BTreeMap<CheckKind, Histogram>>,
     sem: Semaphore,
     tx: mpsc::UnboundedSender<CheckEvent>,
+    on_verdict: Option<VerdictHook>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -216,13 +238,21 @@ impl Core {
             return true;
         };
         let up = change.to == Verdict::Up;
+        let consecutive_ok = slot.state.consecutive_ok();
+        // The hook first (the reason and the log line can wait), and not while
+        // holding the slots: it may yield the thread to the consumer it woke, and
+        // the API reads them.
+        drop(slots);
+        if let Some(hook) = &self.on_verdict {
+            hook(name, up, change.dynamic_weight);
+        }
         let reason = match result {
             Err(e) => e.to_string(),
             Ok(_) if change.from == Verdict::Up => match change.dynamic_weight {
                 Some(w) => format!("dynamic weight {w}"),
                 None => "dynamic weight reset to the configured weight".to_string(),
             },
-            Ok(o) => match slot.state.consecutive_ok() {
+            Ok(o) => match consecutive_ok {
                 1 => format!("success in {:.1} ms", o.latency.as_secs_f64() * 1e3),
                 n => format!(
                     "{n} consecutive successes, the last in {:.1} ms",
@@ -430,6 +460,7 @@ mod tests {
             latency: Default::default(),
             sem: tokio::sync::Semaphore::new(1),
             tx,
+            on_verdict: None,
         });
         let probe = crate::checks::probe::run(&spec);
         let probe_size = std::mem::size_of_val(&probe);

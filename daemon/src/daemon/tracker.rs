@@ -1,8 +1,9 @@
 //! The tracking task: gathers the state of tracked items (interfaces from netlink
 //! link events, checks and scripts from the checkers, files by polling), computes
 //! every instance's effective priority and fault (`crate::track`), sync groups
-//! included, and sends the changes to the engine as `Control::Track`. It also
-//! publishes check verdicts for the IPVS reconciler (real servers with `check`).
+//! included, and sends the changes to the engine as `Control::Track`. The checks
+//! it starts publish their verdicts for the IPVS reconciler (real servers with
+//! `check`) themselves, on the checks' thread, as they change.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use tracing::{info, warn};
 
 use super::engine::Control;
 pub use crate::checks::CheckerSlot;
-use crate::checks::{CheckEvent, Checker, CheckerHandle};
+use crate::checks::{CheckEvent, Checker, CheckerHandle, CheckerOptions, VerdictHook};
 use crate::config::checks::CheckConfig;
 use crate::config::Config;
 use crate::net::vip::VipEvent;
@@ -70,7 +71,7 @@ pub async fn run(mut inp: TrackerInputs) {
         if reconfigure {
             reconfigure = false;
             ifindex = resolve_interfaces(&inp.links, &cfg, &mut states).await;
-            checkers = start_checkers(&cfg, checkers, &ev_tx);
+            checkers = start_checkers(&cfg, checkers, &ev_tx, &inp.check_states);
             if let Some((c, s)) = &checkers {
                 *inp.checkers.lock().unwrap_or_else(|p| p.into_inner()) = vec![c.clone(), s.clone()];
             }
@@ -119,10 +120,6 @@ pub async fn run(mut inp: TrackerInputs) {
                     dynamic_weight: ev.dynamic_weight,
                     reason: ev.reason.clone(),
                 });
-                if kind == Kind::Check {
-                    let health = Health { up: ev.up, weight: ev.dynamic_weight.and_then(|w| u32::try_from(w).ok()) };
-                    inp.check_states.send_if_modified(|v| v.set(&name, health));
-                }
                 if states.set(kind, &name, ev.up) {
                     publish(&cfg, &overrides, &states, &mut sent, &inp).await;
                 }
@@ -259,11 +256,15 @@ async fn resolve_interfaces(links: &Links, cfg: &Config, states: &mut States) ->
     index
 }
 
-/// Checks and scripts (as exec checks), started or reloaded.
+/// Checks and scripts (as exec checks), started or reloaded. The checks' verdicts
+/// reach `check_states` (IPVS real servers, supervised services) from the checks'
+/// own hook, not through this loop: a verdict's way to the kernel then costs no
+/// turn of the tracker and no log line (measured in the VM: docs/benchmarks.md).
 fn start_checkers(
     cfg: &Config,
     running: Option<(CheckerHandle, CheckerHandle)>,
     events: &mpsc::UnboundedSender<CheckEvent>,
+    check_states: &watch::Sender<Verdicts>,
 ) -> Option<(CheckerHandle, CheckerHandle)> {
     let scripts = scripts_as_checks(cfg);
     match running {
@@ -281,8 +282,21 @@ fn start_checkers(
             Some((checks, script_checks))
         }
         None => {
-            let checks = spawn_forwarding(&cfg.checks, events.clone())?;
-            let scripts = spawn_forwarding(&scripts, events.clone())?;
+            let states = check_states.clone();
+            let hook: VerdictHook = Arc::new(move |name: &str, up: bool, weight: Option<i32>| {
+                let health = Health {
+                    up,
+                    weight: weight.and_then(|w| u32::try_from(w).ok()),
+                };
+                if states.send_if_modified(|v| v.set(name, health)) {
+                    // The woken reconciler is usually queued on this CPU, behind
+                    // this thread's next probes and log lines (0.9 ms in the VM's
+                    // scheduler trace): let it write the kernel first.
+                    std::thread::yield_now();
+                }
+            });
+            let checks = spawn_forwarding(&cfg.checks, events.clone(), Some(hook))?;
+            let scripts = spawn_forwarding(&scripts, events.clone(), None)?;
             Some((checks, scripts))
         }
     }
@@ -291,8 +305,13 @@ fn start_checkers(
 fn spawn_forwarding(
     configs: &BTreeMap<String, CheckConfig>,
     events: mpsc::UnboundedSender<CheckEvent>,
+    on_verdict: Option<VerdictHook>,
 ) -> Option<CheckerHandle> {
-    match Checker::spawn(configs) {
+    let opts = CheckerOptions {
+        on_verdict,
+        ..CheckerOptions::default()
+    };
+    match Checker::spawn_with(configs, opts) {
         Ok((handle, mut rx)) => {
             tokio::spawn(async move {
                 while let Some(ev) = rx.recv().await {

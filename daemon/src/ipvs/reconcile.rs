@@ -208,7 +208,10 @@ impl IpvsStatus {
             }
         }
         let snap = if st.managed {
-            let checks = self.checks.borrow();
+            // A copy, not the watch's read guard: the checks publish every verdict
+            // through that watch (`CheckerOptions::on_verdict`), and a build of 10,000
+            // real servers under its guard held a verdict back for its duration.
+            let checks: BTreeMap<String, Health> = BTreeMap::clone(&self.checks.borrow());
             let checked = |rs: &RealServerConfig| checked(&checks, rs);
             let mut s = snapshot(
                 &st.cfg,
@@ -248,7 +251,17 @@ struct Reconciler {
     ipvs: Option<Ipvs>,
     written: Written,
     desired: Desired,
+    /// The desired table the reconciler plans on, its own: planning an event takes
+    /// no lock the status readers hold (the status keeps a copy, `StatusState::
+    /// desired`, brought up to date entry by entry after the write).
+    table: Table,
     counters: SyncCounters,
+}
+
+/// What of the reconciler's table the status copy must take after a pass.
+enum Changed {
+    All,
+    Some(Vec<Touched>),
 }
 
 /// What a pass plans.
@@ -553,6 +566,41 @@ pub async fn run(mut inp: ReconcilerInputs) {
 }
 
 impl Reconciler {
+    /// Brings the status's copy of the desired table up to date: what a pass
+    /// touched (an event: its own real servers), or all of it (a whole pass).
+    /// After the write: a status reader building its snapshot under the lock
+    /// (O(table)) delays this, never a write.
+    fn sync_status(&self, status: &IpvsStatus, changed: &Changed) {
+        let mut st = status.lock();
+        match changed {
+            Changed::All => st.desired.clone_from(&self.table),
+            Changed::Some(touched) => {
+                for t in touched {
+                    let key = match t {
+                        Touched::Service(k) | Touched::Dest(k, _) => k,
+                    };
+                    let ours = self.table.services.get(key);
+                    match (t, ours, st.desired.services.get_mut(key)) {
+                        (Touched::Dest(_, addr), Some(ours), Some(copy)) => match ours.dests.get(addr) {
+                            Some(d) => {
+                                copy.dests.insert(*addr, d.clone());
+                            }
+                            None => {
+                                copy.dests.remove(addr);
+                            }
+                        },
+                        (_, Some(ours), _) => {
+                            st.desired.services.insert(*key, ours.clone());
+                        }
+                        (_, None, _) => {
+                            st.desired.services.remove(key);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     fn disconnect(&mut self) {
         self.ipvs = None;
         self.written.forget();
@@ -578,23 +626,28 @@ impl Reconciler {
                 Err(e) => {
                     // The status still shows what is wanted (against an empty kernel):
                     // built whole, then (while IPVS stays off) event by event.
-                    let mut st = status.lock();
-                    let table = &mut st.desired;
-                    match &want {
-                        Want::Delta(inp, dirty) if matches!(e, IpvsError::Unavailable) => {
-                            for (name, i) in dirty {
-                                self.desired
-                                    .update(table, inp.cfg, inp.roles, name, *i, |s, rs| inp.health(s, rs));
-                            }
-                        }
+                    let table = &mut self.table;
+                    let changed = match &want {
+                        Want::Delta(inp, dirty) if matches!(e, IpvsError::Unavailable) => Changed::Some(
+                            dirty
+                                .iter()
+                                .filter_map(|(name, i)| {
+                                    self.desired.update(table, inp.cfg, inp.roles, name, *i, |s, rs| {
+                                        inp.health(s, rs)
+                                    })
+                                })
+                                .collect(),
+                        ),
                         Want::Full(inp) | Want::Delta(inp, _) => {
                             self.desired
                                 .rebuild(table, inp.cfg, inp.roles, &Table::default(), |s, rs| {
                                     inp.health(s, rs)
                                 });
+                            Changed::All
                         }
-                        Want::Nothing => {}
-                    }
+                        Want::Nothing => Changed::Some(Vec::new()),
+                    };
+                    self.sync_status(status, &changed);
                     return Err(e);
                 }
             };
@@ -642,22 +695,22 @@ impl Reconciler {
             whole: full,
             ..Pass::default()
         };
-        // Under the status lock, never across an await: the desired table follows
-        // the event, and the ops are planned.
-        let (ops, services) = {
-            let mut st = status.lock();
-            let table = &mut st.desired;
+        // The desired table follows the event, and the ops are planned, on the
+        // reconciler's own table: no lock between a verdict and its write (the
+        // status's copy follows after the write).
+        let (ops, services, changed) = {
+            let table = &mut self.table;
             let empty = Table::default();
             let actual = self.written.model().unwrap_or(&empty);
-            let ops = match want {
+            let (ops, changed) = match want {
                 Want::Nothing => {
                     *table = Table::default();
-                    self.written.plan(table, owned)
+                    (self.written.plan(table, owned), Changed::All)
                 }
                 Want::Full(inp) | Want::Delta(inp, _) if full => {
                     self.desired
                         .rebuild(table, inp.cfg, inp.roles, actual, |s, rs| inp.health(s, rs));
-                    self.written.plan(table, owned)
+                    (self.written.plan(table, owned), Changed::All)
                 }
                 Want::Delta(inp, dirty) => {
                     let touched: Vec<Touched> = dirty
@@ -667,7 +720,8 @@ impl Reconciler {
                                 .update(table, inp.cfg, inp.roles, name, *i, |s, rs| inp.health(s, rs))
                         })
                         .collect();
-                    self.written.plan_delta(table, &touched, owned).ops
+                    let ops = self.written.plan_delta(table, &touched, owned).ops;
+                    (ops, Changed::Some(touched))
                 }
                 Want::Full(_) => unreachable!("full above"),
             };
@@ -676,9 +730,10 @@ impl Reconciler {
                 owned.retain(|k| actual.services.contains_key(k) || table.services.contains_key(k));
                 owned.extend(table.services.keys().copied());
             }
-            (ops, table.services.len())
+            (ops, table.services.len(), changed)
         };
         if ops.is_empty() {
+            self.sync_status(status, &changed);
             pass.owned_changed = before.is_some_and(|b| b != *owned);
             return Ok(pass);
         }
@@ -688,6 +743,7 @@ impl Reconciler {
         // The kernel's round trips alone: what an event's latency is compared with
         // (issue 16, vm-tests/bench-ipvs-keepalived.sh).
         let write_ms = sent.elapsed().as_secs_f64() * 1e3;
+        self.sync_status(status, &changed);
         self.counters.writes += ops.len() as u64;
         let mut oks = Vec::with_capacity(ops.len());
         for (op, result) in ops.iter().zip(results) {

@@ -472,6 +472,10 @@ pub(crate) mod test_server {
     pub enum Serve {
         /// Sends the head, then the chunk again and again until the peer leaves.
         Endless(&'static [u8], &'static [u8]),
+        /// Reads an HTTP request (head and Content-Length body), then as `Endless`.
+        /// (An answer written before the request is read races the client: hyper
+        /// that reads it before it has sent its request drops the connection.)
+        EndlessAfterRequest(&'static [u8], &'static [u8]),
         /// Reads and never answers.
         Silent,
     }
@@ -482,11 +486,17 @@ pub(crate) mod test_server {
         let addr = l.local_addr().expect("local address").to_string();
         std::thread::spawn(move || {
             let Ok((mut c, _)) = l.accept() else { return };
+            let endless = |c: &mut std::net::TcpStream, head: &[u8], chunk: &[u8]| {
+                let chunk = chunk.repeat(4096 / chunk.len().max(1) + 1);
+                if c.write_all(head).is_ok() {
+                    while c.write_all(&chunk).is_ok() {}
+                }
+            };
             match how {
-                Serve::Endless(head, chunk) => {
-                    let chunk = chunk.repeat(4096 / chunk.len().max(1) + 1);
-                    if c.write_all(head).is_ok() {
-                        while c.write_all(&chunk).is_ok() {}
+                Serve::Endless(head, chunk) => endless(&mut c, head, chunk),
+                Serve::EndlessAfterRequest(head, chunk) => {
+                    if read_http_request(&mut c).is_some() {
+                        endless(&mut c, head, chunk);
                     }
                 }
                 Serve::Silent => {
@@ -496,6 +506,34 @@ pub(crate) mod test_server {
             }
         });
         addr
+    }
+
+    /// Reads one HTTP request: its head, then as many body bytes as its
+    /// Content-Length says. `None` if the peer left first or sent over 64 KiB.
+    fn read_http_request(c: &mut std::net::TcpStream) -> Option<()> {
+        let mut buf = Vec::new();
+        let mut b = [0u8; 4096];
+        let mut read = |buf: &mut Vec<u8>| -> Option<()> {
+            let n = c.read(&mut b).ok().filter(|n| *n > 0)?;
+            buf.extend_from_slice(&b[..n]);
+            (buf.len() <= 65536).then_some(())
+        };
+        let end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            read(&mut buf)?;
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        while buf.len() < end + len {
+            read(&mut buf)?;
+        }
+        Some(())
     }
 }
 

@@ -91,7 +91,7 @@ mod tests {
     /// is not read (before: read whole, never returned).
     #[tokio::test]
     async fn endless_body_is_not_read() {
-        let addr = serve(Serve::Endless(
+        let addr = serve(Serve::EndlessAfterRequest(
             b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000000\r\n\r\n",
             b"x",
         ));
