@@ -4,6 +4,10 @@
 # down/up" line to the next "IPVS table reconciled"). One real server has a TCP check
 # against a busybox httpd; a flip removes/re-adds its address. Prints p50/p99 and the
 # table reads (dumps) made. keepalived side by side: vm-tests/bench-ipvs-keepalived.sh.
+# Builds from f513049 on publish a verdict before they log it (the checks' hook): the
+# "check down/up" line then often follows the write, and this pairing no longer times
+# the verdict. For those, vm-tests/bench-ipvs-keepalived.sh times verdict -> kernel on
+# the kernel's clock (its trace_* lines); this script stays for the builds before.
 #   vm-tests/run --file target/release/hafront:/usr/local/bin/hafront \
 #       [--file OLD:/usr/local/bin/hafront-old] vm-tests/bench-ipvs-flip.sh [FLIPS [BINARY]]
 # BINARY other than "hafront" is taken as an older build (no ipvs.resync_interval).

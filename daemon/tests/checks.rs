@@ -833,7 +833,7 @@ async fn next_event(
 /// each change once, in order, with its dynamic weight: the same changes as the
 /// events, no more (a probe that changes nothing calls no hook).
 #[tokio::test(flavor = "current_thread")]
-async fn verdict_hook_sees_each_change_before_its_event() {
+async fn verdict_hook_sees_each_change_once_in_order() {
     let flag = std::env::temp_dir().join(format!("hafront-verdict-hook-{}", std::process::id()));
     let _ = std::fs::remove_file(&flag);
     let mut cfgs = BTreeMap::new();

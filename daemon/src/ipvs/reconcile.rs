@@ -1020,6 +1020,52 @@ mod tests {
         (base.join("state"), run)
     }
 
+    /// The status's copy of the desired table follows the reconciler's own, entry by
+    /// entry after an event, whole after a whole pass.
+    #[test]
+    fn status_copy_follows_what_a_pass_touched() {
+        use crate::ipvs::{DestSpec, Forward, ServiceSpec};
+        let dest = |last: u8, weight: u32| {
+            DestSpec::new(SocketAddr::from(([192, 0, 2, last], 80)), Forward::Nat, weight)
+        };
+        let (_tx, checks) = watch::channel(Verdicts::default());
+        let (written, _rx) = watch::channel(Default::default());
+        let status = IpvsStatus::new(checks, written);
+        let mut r = Reconciler::default();
+        r.table
+            .insert(ServiceSpec::new(key(80), "wrr"), [dest(1, 1), dest(2, 1)]);
+        r.table.insert(ServiceSpec::new(key(81), "wrr"), [dest(1, 1)]);
+        r.sync_status(&status, &Changed::All);
+        assert_eq!(status.lock().desired, r.table);
+
+        // An event: one real server gone, one re-weighted, one service rebuilt whole,
+        // one service new to the copy (touched as a real server of it).
+        let s80 = r.table.services.get_mut(&key(80)).unwrap();
+        s80.dests.remove(&dest(2, 1).addr);
+        s80.dests.insert(dest(1, 5).addr, dest(1, 5));
+        r.table.insert(ServiceSpec::new(key(81), "rr"), [dest(3, 1)]);
+        r.table.insert(ServiceSpec::new(key(82), "wrr"), [dest(4, 1)]);
+        let untouched_before = status.lock().desired.clone();
+        let touched = vec![
+            Touched::Dest(key(80), dest(2, 1).addr),
+            Touched::Dest(key(80), dest(1, 1).addr),
+            Touched::Service(key(81)),
+            Touched::Dest(key(82), dest(4, 1).addr),
+        ];
+        r.sync_status(&status, &Changed::Some(touched));
+        assert_eq!(status.lock().desired, r.table);
+        assert_ne!(status.lock().desired, untouched_before);
+
+        // What was not touched is not copied: a pass names what it changed.
+        r.table.services.get_mut(&key(82)).unwrap().dests.clear();
+        r.sync_status(&status, &Changed::Some(vec![]));
+        assert_eq!(status.lock().desired.services[&key(82)].dests.len(), 1);
+        // A service gone from the reconciler's table leaves the copy when touched.
+        r.table.services.remove(&key(82));
+        r.sync_status(&status, &Changed::Some(vec![Touched::Service(key(82))]));
+        assert_eq!(status.lock().desired, r.table);
+    }
+
     #[test]
     fn owned_services_are_kept_in_state_dir() {
         let (state, run) = dirs("state");
