@@ -186,9 +186,9 @@ trace_setup() {
     } >>$T/kprobe_events 2>/dev/null || { echo "RESULT trace unavailable (kprobe_events refused)"; return 0; }
     # The setsockopt path: only when the kernel has the symbol.
     { echo 'p:hf_sso do_ip_vs_set_ctl' && echo 'r:hf_sso_ret do_ip_vs_set_ctl'; } >>$T/kprobe_events 2>/dev/null || true
-    echo 'daddr == 175177931 && dport == 36895' >$T/events/kprobes/hf_close/filter
-    echo mono >$T/trace_clock
-    echo 4096 >$T/buffer_size_kb
+    { echo 'daddr == 175177931 && dport == 36895' >$T/events/kprobes/hf_close/filter &&
+        echo mono >$T/trace_clock && echo 4096 >$T/buffer_size_kb; } 2>/dev/null ||
+        { echo "RESULT trace unavailable (filter, clock or buffer refused)"; return 0; }
     trace_ok=1
 }
 trace_enable() { # trace_enable 0|1
@@ -303,9 +303,9 @@ run_hafront() { # run_hafront NAME BINARY
     kill -TERM $pids; wait $pids || true
     wait_table 0 120 || fail "$1: services not removed at stop"
     # The flips' writes as hafront timed them: write_ms (first op sent -> last ack) of
-    # the one-op passes that wrote 192.0.2.1:80 in s1 (not the start's whole table). (Its verdict -> kernel is the trace's:
-    # since the checks publish a verdict before they log it, the log line no longer
-    # marks the verdict.)
+    # the one-op passes that wrote 192.0.2.1:80 in s1 (not the start's whole table).
+    # Its verdict -> kernel is the trace's: since the checks publish a verdict before
+    # they log it, the log line no longer marks the verdict.
     awk '
     /op=(delete|add) real server 192.0.2.1:80 (to|from) tcp 198.51.100.1:80( |$)/ { w = 1 }
     /IPVS table reconciled applied=1 / && w { m = $0; sub(/.*write_ms=/, "", m); sub(/[^0-9.].*/, "", m); print m }
