@@ -158,10 +158,12 @@ verdicts() {
     *) grep -c 'check down\|check up' /tmp/$1.log || true ;;
     esac
 }
-pct() { # pct FILE: p50 p99 max of a sorted file of numbers
-    awk '{ v[NR] = $1 } END { n = NR; if (n == 0) { print "n=0"; exit }
-        i50 = int(n * 0.5 + 0.5); if (i50 < 1) i50 = 1; i99 = int(n * 0.99 + 0.5); if (i99 < 1) i99 = 1
-        printf "n=%d p50=%.1f p99=%.1f max=%.1f", n, v[i50], v[i99], v[n] }' "$1"
+pct() { # pct FILE: p50 p99 max of a sorted file of numbers, then p90, p95 and how many
+    # are over 3 and 5 (a tail read from more than the one or two samples above p99)
+    awk 'function at(q) { i = int(n * q + 0.5); return v[i < 1 ? 1 : i] }
+        { v[NR] = $1; o3 += ($1 > 3); o5 += ($1 > 5) }
+        END { n = NR; if (n == 0) { print "n=0"; exit }
+        printf "n=%d p50=%.1f p99=%.1f max=%.1f p90=%.1f p95=%.1f over3=%d over5=%d", n, at(0.5), at(0.99), v[n], at(0.9), at(0.95), o3, o5 }' "$1"
 }
 
 # ---- verdict -> kernel on the kernel's own clock -----------------------------------------

@@ -10,6 +10,8 @@
 #  3. a weight change + SIGHUP is one SET_DEST, nothing re-created;
 #  3b. a real server's check failing is exactly one netlink write (DEL_DEST), its
 #     recovery one more (NEW_DEST): no dump, no rewrite (hafront's write counter);
+#     both written on the checks' thread as the verdict is reached (inline_writes),
+#     and the status shows the real server out, then back;
 #  3c. changes made behind hafront's back (ipvsadm) are found at the periodic resync,
 #     counted as drift, logged and repaired;
 #  4. a restart with the same configuration writes nothing;
@@ -239,18 +241,32 @@ wait_table 5 || fail "adding a check changed the table"
 sleep 1.5
 writes=$(sync_counter writes)
 dumps=$(sync_counter dumps)
+inline=$(sync_counter inline_writes)
 [ -n "$writes" ] || fail "no IPVS write counter in hafront status --json"
+[ -n "$inline" ] || fail "no inline_writes counter in hafront status --json"
+# The status's entry for rs2: its weight in the desired table (null: not in it).
+# (Keys come sorted: address, ..., weight, the last before the array's end.)
+rs2_weight() {
+    hafront status --runtime-dir /run/hafront --json 2>/dev/null | tr -d ' \n' |
+        grep -o '"address":"192.0.2.12:80"[^]]*' | grep -o '"weight":[0-9a-z]*' | head -n 1 | sed 's/.*://'
+}
 stop_rs 2
 i=0
 until ! ipvsadm -Sn | grep -q '192.0.2.12:80'; do
     i=$((i + 1)); [ $i -lt 50 ] || fail "real server 192.0.2.12 not removed when its check failed"; sleep 0.1
 done
 wait_counter writes $((writes + 1)) || fail "a check going down was not exactly one netlink write: $writes -> $(sync_counter writes)"
+[ "$(sync_counter inline_writes)" = $((inline + 1)) ] ||
+    fail "a check going down was not written on the checks' thread: inline_writes $inline -> $(sync_counter inline_writes)"
+[ "$(rs2_weight)" = null ] || fail "status still shows 192.0.2.12 in the table after its check failed: weight $(rs2_weight)"
 start_rs 2
 wait_table 5 || fail "real server 192.0.2.12 not restored when its check recovered"
 wait_counter writes $((writes + 2)) || fail "a check coming back was not exactly one netlink write: $writes -> $(sync_counter writes)"
+[ "$(sync_counter inline_writes)" = $((inline + 2)) ] ||
+    fail "a check coming back was not written on the checks' thread: inline_writes $inline -> $(sync_counter inline_writes)"
+[ "$(rs2_weight)" = 5 ] || fail "status does not show 192.0.2.12 back after its check recovered: weight $(rs2_weight)"
 [ "$(sync_counter dumps)" = "$dumps" ] || fail "a check flip read the kernel table: dumps $dumps -> $(sync_counter dumps)"
-pass "health check: failed real server removed, restored when it recovers; one netlink write each, no table read"
+pass "health check: failed real server removed, restored when it recovers; one netlink write each, on the checks' thread, no table read; the status follows"
 write_config 5 yes
 kill -HUP "$pid"
 

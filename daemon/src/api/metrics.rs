@@ -495,6 +495,11 @@ pub fn render(hub: &Hub) -> String {
             c.write_failures,
         ),
         (
+            "hafront_ipvs_inline_writes_total",
+            "Of the netlink writes to IPVS, those written on the checks' thread as a verdict was reached",
+            c.inline_writes,
+        ),
+        (
             "hafront_ipvs_dumps_total",
             "Reads of the whole IPVS table (at start, after a refusal, at each resync)",
             c.dumps,

@@ -491,7 +491,9 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         overrides: overrides_rx.clone(),
         status: ipvs_status.clone(),
         stop: ipvs_stop_rx,
+        shared: Default::default(),
     };
+    let ipvs_inline = ipvs_inputs.inline_writer();
     // On a thread of its own, as the checks: planning and reporting a table of
     // 10,000 real servers takes milliseconds that must not delay an advert.
     on_own_thread(
@@ -547,6 +549,7 @@ async fn run_async(opts: LoadOptions, cfg: Config) -> Result<(), DaemonError> {
         checkers: checkers.clone(),
         engine: ctl_tx.clone(),
         check_states: check_states_tx,
+        ipvs_inline: Some(ipvs_inline),
         links: links_for_tracker,
         link_events: Some(tracker_links_rx),
         services: service_events_rx,

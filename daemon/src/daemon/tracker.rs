@@ -41,6 +41,9 @@ pub struct TrackerInputs {
     /// Check name -> health (with an exec check's dynamic weight), for IPVS real
     /// servers (receivers woken only when a verdict changed).
     pub check_states: watch::Sender<Verdicts>,
+    /// Writes a changed verdict to IPVS on the checks' thread (`None`: the
+    /// reconciler alone follows `check_states`).
+    pub ipvs_inline: Option<crate::ipvs::reconcile::InlineWriter>,
     pub links: Links,
     /// Link events (index, up): the engine passes on what its one subscription
     /// hears; `None` when there is none.
@@ -71,7 +74,7 @@ pub async fn run(mut inp: TrackerInputs) {
         if reconfigure {
             reconfigure = false;
             ifindex = resolve_interfaces(&inp.links, &cfg, &mut states).await;
-            checkers = start_checkers(&cfg, checkers, &ev_tx, &inp.check_states);
+            checkers = start_checkers(&cfg, checkers, &ev_tx, &inp.check_states, &inp.ipvs_inline);
             if let Some((c, s)) = &checkers {
                 *inp.checkers.lock().unwrap_or_else(|p| p.into_inner()) = vec![c.clone(), s.clone()];
             }
@@ -258,13 +261,16 @@ async fn resolve_interfaces(links: &Links, cfg: &Config, states: &mut States) ->
 
 /// Checks and scripts (as exec checks), started or reloaded. The checks' verdicts
 /// reach `check_states` (IPVS real servers, supervised services) from the checks'
-/// own hook, not through this loop: a verdict's way to the kernel then costs no
-/// turn of the tracker and no log line (measured in the VM: docs/benchmarks.md).
+/// own hook, not through this loop, and the hook writes what a verdict changes in
+/// IPVS itself (`InlineWriter`): a verdict's way to the kernel costs no turn of
+/// the tracker, no thread hop and no log line (measured in the VM:
+/// docs/benchmarks.md).
 fn start_checkers(
     cfg: &Config,
     running: Option<(CheckerHandle, CheckerHandle)>,
     events: &mpsc::UnboundedSender<CheckEvent>,
     check_states: &watch::Sender<Verdicts>,
+    ipvs_inline: &Option<crate::ipvs::reconcile::InlineWriter>,
 ) -> Option<(CheckerHandle, CheckerHandle)> {
     let scripts = scripts_as_checks(cfg);
     match running {
@@ -283,16 +289,22 @@ fn start_checkers(
         }
         None => {
             let states = check_states.clone();
+            let inline = ipvs_inline.clone();
             let hook: VerdictHook = Arc::new(move |name: &str, up: bool, weight: Option<i32>| {
                 let health = Health {
                     up,
                     weight: weight.and_then(|w| u32::try_from(w).ok()),
                 };
                 if states.send_if_modified(|v| v.set(name, health)) {
-                    // The woken reconciler is usually queued on this CPU, behind
-                    // this thread's next probes and log lines (0.9 ms in the VM's
-                    // scheduler trace): let it write the kernel first.
-                    std::thread::yield_now();
+                    // The kernel's IPVS table follows here and now when the
+                    // reconciler is free (one netlink round trip on this thread).
+                    let written = inline.as_ref().is_some_and(|w| w.verdicts_changed());
+                    if !written {
+                        // The woken reconciler is usually queued on this CPU, behind
+                        // this thread's next probes and log lines (0.9 ms in the VM's
+                        // scheduler trace): let it write the kernel first.
+                        std::thread::yield_now();
+                    }
                 }
             });
             let checks = spawn_forwarding(&cfg.checks, events.clone(), Some(hook))?;

@@ -139,6 +139,14 @@ impl Desired {
         self.by_check.get(check).map_or(&[], Vec::as_slice)
     }
 
+    /// The real servers (service name, index) that follow any of `checks`.
+    pub fn dirty(&self, checks: &[String]) -> Vec<(String, usize)> {
+        checks
+            .iter()
+            .flat_map(|c| self.following(c).iter().cloned())
+            .collect()
+    }
+
     /// Real server `index` of service `name` has a new verdict or override: its
     /// entry in `table` follows (the whole service when it has a sorry server: one
     /// verdict can swap every real server for it). Returns what to plan; `None`

@@ -1,6 +1,7 @@
-//! The thin executor: a generic netlink socket of its own (non-blocking, in tokio's
-//! reactor) for the planned `Op`s, sent in batches; and the table dump, on a
-//! blocking socket, read in place into a `Table` (dump.rs).
+//! The thin executor: a generic netlink socket in tokio's reactor for requests
+//! (the family, info, sync daemons), and a blocking one for the planned `Op`s,
+//! sent in batches, and for the table dump, read in place into a `Table`
+//! (dump.rs).
 //!
 //! Batches: up to `BATCH` requests go in one datagram, each with NLM_F_ACK. The
 //! kernel handles the messages of a datagram one by one, in order, inside the
@@ -66,8 +67,8 @@ pub struct Ipvs {
     family: u16,
     seq: u32,
     rx: Vec<u8>,
-    /// The blocking socket dumps are read on (off the runtime), kept between dumps.
-    dump_socket: Option<DumpSocket>,
+    /// The blocking socket dumps are read and ops written on, kept between uses.
+    blocking: Option<BlockingSocket>,
 }
 
 /// The answer to one request of an exchange.
@@ -108,7 +109,7 @@ impl Ipvs {
             family: 0,
             seq: 0,
             rx: vec![0; RX_BUF],
-            dump_socket: None,
+            blocking: None,
         };
         ipvs.family = ipvs.resolve_family().await?;
         Ok(ipvs)
@@ -202,94 +203,18 @@ impl Ipvs {
         flags: u16,
         what: &(dyn Fn(usize) -> String + Sync),
     ) -> Result<Vec<Answer>, io::Error> {
-        let count = msgs.len();
-        let first = self.next_seq(count);
-        let mut buf = Vec::new();
-        for (i, msg) in msgs.into_iter().enumerate() {
-            let mut g = GenlMessage::from_payload(msg);
-            g.set_resolved_family_id(self.family);
-            let mut nl = NetlinkMessage::from(g);
-            nl.header.flags = flags;
-            nl.header.sequence_number = first.wrapping_add(i as u32);
-            nl.finalize();
-            let at = buf.len();
-            buf.resize(at + nl.buffer_len(), 0);
-            nl.serialize(&mut buf[at..]);
-        }
-        self.send(&buf)?;
-        // Per request: replies so far, the first undecodable reply, the answer.
-        let mut replies: Vec<Vec<IpvsMessage>> = vec![Vec::new(); count];
-        let mut undecodable: Vec<Option<String>> = vec![None; count];
-        let mut answers: Vec<Option<Answer>> = Vec::new();
-        answers.resize_with(count, || None);
-        let mut pending = count;
-        while pending > 0 {
-            let len = match self.recv().await {
-                Ok(len) => len,
+        let first = self.next_seq(msgs.len());
+        let mut answers = Answers::new(first, msgs.len());
+        self.send(&encode(msgs, self.family, flags, first))?;
+        while !answers.complete() {
+            match self.recv().await {
+                Ok(len) => answers.datagram(&self.rx[..len], what)?,
                 // ENOBUFS: answers were dropped (receive buffer overrun).
-                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                    for (i, a) in answers.iter_mut().enumerate().filter(|(_, a)| a.is_none()) {
-                        *a = Some(Answer {
-                            replies: Vec::new(),
-                            result: Err(IpvsError::Protocol {
-                                what: what(i),
-                                message: "answer lost (receive buffer overrun)".into(),
-                            }),
-                        });
-                    }
-                    break;
-                }
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => answers.overrun(what),
                 Err(e) => return Err(e),
-            };
-            for msg in split(&self.rx[..len]) {
-                let msg = msg?;
-                let seq = u32::from_ne_bytes([msg[8], msg[9], msg[10], msg[11]]);
-                let i = seq.wrapping_sub(first) as usize;
-                if i >= count || answers[i].is_some() {
-                    continue; // not ours (an earlier, abandoned exchange)
-                }
-                let kind = u16::from_ne_bytes([msg[4], msg[5]]);
-                let end = match NetlinkMessage::<GenlMessage<IpvsMessage>>::deserialize(msg) {
-                    Ok(m) => match m.payload {
-                        NetlinkPayload::InnerMessage(g) => {
-                            replies[i].push(g.payload);
-                            None
-                        }
-                        NetlinkPayload::Error(e) => Some(match e.code {
-                            Some(_) => Err(IpvsError::Kernel {
-                                what: what(i),
-                                source: e.to_io(),
-                            }),
-                            None => Ok(()),
-                        }),
-                        NetlinkPayload::Done(d) if d.code < 0 => Some(Err(IpvsError::Kernel {
-                            what: what(i),
-                            source: io::Error::from_raw_os_error(-d.code),
-                        })),
-                        NetlinkPayload::Done(_) => Some(Ok(())),
-                        _ => None,
-                    },
-                    // Undecodable: the request's error; its end still comes.
-                    Err(e) => {
-                        undecodable[i].get_or_insert_with(|| e.to_string());
-                        (kind == NLMSG_ERROR || kind == NLMSG_DONE).then_some(Ok(()))
-                    }
-                };
-                if let Some(result) = end {
-                    let result = match (result, undecodable[i].take()) {
-                        (Ok(()), Some(message)) => Err(IpvsError::Protocol {
-                            what: what(i),
-                            message,
-                        }),
-                        (r, _) => r,
-                    };
-                    let replies = std::mem::take(&mut replies[i]);
-                    answers[i] = Some(Answer { replies, result });
-                    pending -= 1;
-                }
             }
         }
-        Ok(answers.into_iter().map(|a| a.expect("answered")).collect())
+        Ok(answers.finish())
     }
 
     /// One request (a dump with NLM_F_DUMP): its replies, or its error.
@@ -340,25 +265,43 @@ impl Ipvs {
     /// its own for this; handing the dump to a pool thread instead cost ~20 ms more
     /// in the VM (a new thread's malloc arena faulting its pages in).
     pub fn dump(&mut self) -> Result<Observed, IpvsError> {
-        let result = dump_table(self.family, &mut self.dump_socket);
+        let result = dump_table(self.family, &mut self.blocking);
         // After an error the socket may still hold part of an abandoned dump.
         if result.is_err() {
-            self.dump_socket = None;
+            self.blocking = None;
         }
         result
     }
 
-    pub async fn execute(&mut self, op: &Op) -> Result<(), IpvsError> {
-        self.execute_all(std::slice::from_ref(op))
-            .await
-            .pop()
-            .expect("one result")
-    }
-
     /// Executes `ops` in order, in batches; one result per op.
-    pub async fn execute_all(&mut self, ops: &[Op]) -> Vec<Result<(), IpvsError>> {
+    ///
+    /// Blocking, on the blocking socket dumps use: the kernel does an op's work
+    /// inside the sendmsg, and the answer is there when sendmsg returns. The
+    /// reconciler writes from its own thread, and a health verdict is written on the
+    /// checks' thread as it is reached (reconcile.rs, `InlineWriter`): no reactor
+    /// between a verdict and the kernel.
+    pub fn execute_all(&mut self, ops: &[Op]) -> Vec<Result<(), IpvsError>> {
+        let sock = match &mut self.blocking {
+            Some(s) => s,
+            None => match BlockingSocket::open(self.family) {
+                Ok(s) => self.blocking.insert(s),
+                Err(e) => {
+                    let message = e.to_string();
+                    return ops
+                        .iter()
+                        .map(|op| {
+                            Err(IpvsError::Protocol {
+                                what: op.to_string(),
+                                message: message.clone(),
+                            })
+                        })
+                        .collect();
+                }
+            },
+        };
         let mut results = Vec::with_capacity(ops.len());
         let mut rest = ops;
+        let mut lost = false;
         while !rest.is_empty() {
             let (mut n, mut bytes) = (0, 0);
             let mut msgs = Vec::new();
@@ -374,19 +317,23 @@ impl Ipvs {
                 n += 1;
             }
             let batch = &rest[..n];
-            match self
-                .exchange(msgs, NLM_F_REQUEST | NLM_F_ACK, &|i| batch[i].to_string())
-                .await
-            {
+            match sock.exchange(msgs, NLM_F_REQUEST | NLM_F_ACK, &|i| batch[i].to_string()) {
                 Ok(answers) => results.extend(answers.into_iter().map(|a| a.result)),
-                Err(e) => results.extend(batch.iter().map(|op| {
-                    Err(IpvsError::Protocol {
-                        what: op.to_string(),
-                        message: e.to_string(),
-                    })
-                })),
+                Err(e) => {
+                    lost = true;
+                    results.extend(batch.iter().map(|op| {
+                        Err(IpvsError::Protocol {
+                            what: op.to_string(),
+                            message: e.to_string(),
+                        })
+                    }))
+                }
             }
             rest = &rest[n..];
+        }
+        // The socket may still hold answers of an abandoned exchange.
+        if lost {
+            self.blocking = None;
         }
         results
     }
@@ -435,11 +382,11 @@ impl Ipvs {
 /// (Dumping services on several threads at once gains nothing: the kernel runs
 /// IPVS dumps under its IPVS and generic netlink mutexes, one at a time; measured
 /// in the VM, two threads took longer than one.)
-fn dump_table(family: u16, slot: &mut Option<DumpSocket>) -> Result<Observed, IpvsError> {
+fn dump_table(family: u16, slot: &mut Option<BlockingSocket>) -> Result<Observed, IpvsError> {
     let start = Instant::now();
     let sock = match slot {
         Some(s) => s,
-        None => slot.insert(DumpSocket::open(family)?),
+        None => slot.insert(BlockingSocket::open(family)?),
     };
     sock.stats = DumpStats::default();
     let mut obs = Observed::default();
@@ -486,9 +433,9 @@ enum DumpEnd {
     Protocol(String),
 }
 
-/// A blocking generic netlink socket for dumps (a receive timeout guards against a
-/// lost answer).
-struct DumpSocket {
+/// A blocking generic netlink socket for dumps and writes (a receive timeout
+/// guards against a lost answer).
+struct BlockingSocket {
     fd: OwnedFd,
     family: u16,
     seq: u32,
@@ -496,8 +443,8 @@ struct DumpSocket {
     stats: DumpStats,
 }
 
-impl DumpSocket {
-    fn open(family: u16) -> Result<DumpSocket, IpvsError> {
+impl BlockingSocket {
+    fn open(family: u16) -> Result<BlockingSocket, IpvsError> {
         let sock_err = |e: nix::Error| IpvsError::Socket(e.into());
         let fd = socket(
             AddressFamily::Netlink,
@@ -509,13 +456,63 @@ impl DumpSocket {
         bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).map_err(sock_err)?;
         let timeout = nix::sys::time::TimeVal::new(ANSWER_TIMEOUT.as_secs() as _, 0);
         setsockopt(&fd, sockopt::ReceiveTimeout, &timeout).map_err(sock_err)?;
-        Ok(DumpSocket {
+        // Room for a batch's acknowledgements, as on the reactor's socket.
+        if setsockopt(&fd, sockopt::RcvBufForce, &RCVBUF).is_err() {
+            let _ = setsockopt(&fd, sockopt::RcvBuf, &RCVBUF);
+        }
+        Ok(BlockingSocket {
             fd,
             family,
             seq: 0,
             rx: vec![0; RX_BUF],
             stats: DumpStats::default(),
         })
+    }
+
+    /// Reads one datagram into `self.rx`; returns its length.
+    fn recv(&mut self) -> io::Result<usize> {
+        let len = loop {
+            match recv(self.fd.as_raw_fd(), &mut self.rx, MsgFlags::MSG_TRUNC) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::EAGAIN) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "no answer from the kernel",
+                    ))
+                }
+                Err(e) => return Err(e.into()),
+                Ok(n) => break n,
+            }
+        };
+        if len > self.rx.len() {
+            return Err(io::Error::other(format!("datagram of {len} bytes truncated")));
+        }
+        Ok(len)
+    }
+
+    /// `Ipvs::exchange`, blocking.
+    fn exchange(
+        &mut self,
+        msgs: Vec<IpvsMessage>,
+        flags: u16,
+        what: &(dyn Fn(usize) -> String + Sync),
+    ) -> Result<Vec<Answer>, io::Error> {
+        let first = self.seq.wrapping_add(1);
+        self.seq = self.seq.wrapping_add(msgs.len() as u32);
+        let mut answers = Answers::new(first, msgs.len());
+        let buf = encode(msgs, self.family, flags, first);
+        let n = send(self.fd.as_raw_fd(), &buf, MsgFlags::empty())?;
+        if n != buf.len() {
+            return Err(io::Error::other(format!("sent {n} of {} bytes", buf.len())));
+        }
+        while !answers.complete() {
+            match self.recv() {
+                Ok(len) => answers.datagram(&self.rx[..len], what)?,
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => answers.overrun(what),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(answers.finish())
     }
 
     /// The services, in the kernel's order (those hafront cannot represent skipped).
@@ -606,19 +603,7 @@ impl DumpSocket {
         let mut failed = None;
         loop {
             let t = Instant::now();
-            let len = loop {
-                match recv(self.fd.as_raw_fd(), &mut self.rx, MsgFlags::MSG_TRUNC) {
-                    Err(nix::errno::Errno::EINTR) => continue,
-                    Err(nix::errno::Errno::EAGAIN) => {
-                        return Err(protocol("no answer from the kernel".into()))
-                    }
-                    Err(e) => return Err(protocol(e.to_string())),
-                    Ok(n) => break n,
-                }
-            };
-            if len > self.rx.len() {
-                return Err(protocol(format!("datagram of {len} bytes truncated")));
-            }
+            let len = self.recv().map_err(|e| protocol(e.to_string()))?;
             self.stats.kernel += t.elapsed();
             self.stats.datagrams += 1;
             self.stats.bytes += len;
@@ -673,6 +658,120 @@ impl DumpSocket {
             }
         }
         None
+    }
+}
+
+/// `msgs` in one datagram, numbered from `first`, each with `flags`.
+fn encode(msgs: Vec<IpvsMessage>, family: u16, flags: u16, first: u32) -> Vec<u8> {
+    let mut buf = Vec::new();
+    for (i, msg) in msgs.into_iter().enumerate() {
+        let mut g = GenlMessage::from_payload(msg);
+        g.set_resolved_family_id(family);
+        let mut nl = NetlinkMessage::from(g);
+        nl.header.flags = flags;
+        nl.header.sequence_number = first.wrapping_add(i as u32);
+        nl.finalize();
+        let at = buf.len();
+        buf.resize(at + nl.buffer_len(), 0);
+        nl.serialize(&mut buf[at..]);
+    }
+    buf
+}
+
+/// The answers of one exchange as its datagrams arrive: per request, its replies
+/// so far, the first undecodable reply, and its answer once complete.
+struct Answers {
+    first: u32,
+    replies: Vec<Vec<IpvsMessage>>,
+    undecodable: Vec<Option<String>>,
+    answers: Vec<Option<Answer>>,
+    pending: usize,
+}
+
+impl Answers {
+    fn new(first: u32, count: usize) -> Answers {
+        let mut answers = Vec::new();
+        answers.resize_with(count, || None);
+        Answers {
+            first,
+            replies: vec![Vec::new(); count],
+            undecodable: vec![None; count],
+            answers,
+            pending: count,
+        }
+    }
+
+    fn complete(&self) -> bool {
+        self.pending == 0
+    }
+
+    /// The receive buffer overran: the answers still missing are lost.
+    fn overrun(&mut self, what: &(dyn Fn(usize) -> String + Sync)) {
+        for (i, a) in self.answers.iter_mut().enumerate().filter(|(_, a)| a.is_none()) {
+            *a = Some(Answer {
+                replies: Vec::new(),
+                result: Err(IpvsError::Protocol {
+                    what: what(i),
+                    message: "answer lost (receive buffer overrun)".into(),
+                }),
+            });
+        }
+        self.pending = 0;
+    }
+
+    fn datagram(&mut self, buf: &[u8], what: &(dyn Fn(usize) -> String + Sync)) -> io::Result<()> {
+        for msg in split(buf) {
+            let msg = msg?;
+            let seq = u32::from_ne_bytes([msg[8], msg[9], msg[10], msg[11]]);
+            let i = seq.wrapping_sub(self.first) as usize;
+            if i >= self.answers.len() || self.answers[i].is_some() {
+                continue; // not ours (an earlier, abandoned exchange)
+            }
+            let kind = u16::from_ne_bytes([msg[4], msg[5]]);
+            let end = match NetlinkMessage::<GenlMessage<IpvsMessage>>::deserialize(msg) {
+                Ok(m) => match m.payload {
+                    NetlinkPayload::InnerMessage(g) => {
+                        self.replies[i].push(g.payload);
+                        None
+                    }
+                    NetlinkPayload::Error(e) => Some(match e.code {
+                        Some(_) => Err(IpvsError::Kernel {
+                            what: what(i),
+                            source: e.to_io(),
+                        }),
+                        None => Ok(()),
+                    }),
+                    NetlinkPayload::Done(d) if d.code < 0 => Some(Err(IpvsError::Kernel {
+                        what: what(i),
+                        source: io::Error::from_raw_os_error(-d.code),
+                    })),
+                    NetlinkPayload::Done(_) => Some(Ok(())),
+                    _ => None,
+                },
+                // Undecodable: the request's error; its end still comes.
+                Err(e) => {
+                    self.undecodable[i].get_or_insert_with(|| e.to_string());
+                    (kind == NLMSG_ERROR || kind == NLMSG_DONE).then_some(Ok(()))
+                }
+            };
+            if let Some(result) = end {
+                let result = match (result, self.undecodable[i].take()) {
+                    (Ok(()), Some(message)) => Err(IpvsError::Protocol {
+                        what: what(i),
+                        message,
+                    }),
+                    (r, _) => r,
+                };
+                let replies = std::mem::take(&mut self.replies[i]);
+                self.answers[i] = Some(Answer { replies, result });
+                self.pending -= 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Vec<Answer> {
+        self.answers.into_iter().map(|a| a.expect("answered")).collect()
     }
 }
 

@@ -61,6 +61,108 @@ pub struct ReconcilerInputs {
     pub status: IpvsStatus,
     /// Asked at shutdown: remove what we own, then answer.
     pub stop: oneshot::Receiver<oneshot::Sender<()>>,
+    /// The reconciler's state, shared with the checks' thread's inline writes
+    /// (`ReconcilerInputs::inline_writer`).
+    pub shared: Shared,
+}
+
+impl ReconcilerInputs {
+    /// The handle a health verdict is written to the kernel through, on the
+    /// checks' thread, as it is reached.
+    pub fn inline_writer(&self) -> InlineWriter {
+        InlineWriter {
+            shared: self.shared.clone(),
+            config: self.config.clone(),
+            roles: self.roles.clone(),
+            vips_held: self.vips_held.clone(),
+            overrides: self.overrides.clone(),
+            checks: self.checks.clone(),
+        }
+    }
+}
+
+/// The reconciler's state between passes, shared by its thread and the checks'
+/// thread. The reconciler holds it for a whole pass (a dump included); an inline
+/// write takes it only when it is free.
+#[derive(Clone, Default)]
+pub struct Shared(Arc<tokio::sync::Mutex<Core>>);
+
+#[derive(Default)]
+struct Core {
+    r: Reconciler,
+    /// The services hafront owns (loaded by the reconciler at start).
+    owned: BTreeSet<ServiceKey>,
+    /// The verdicts as last planned (followed change by change, never cloned
+    /// whole), and the last change of the verdicts they include.
+    checks: BTreeMap<String, Health>,
+    checks_seen: u64,
+    /// The configuration, roles and overrides the desired table was last built
+    /// from, after a pass that wrote everything it planned; `None`: the next pass
+    /// builds it whole (and no inline write happens until then).
+    built: Option<(Arc<IpvsConfig>, Roles, Arc<Overrides>)>,
+    /// Inline writes not reported yet (status copy, events, log line, owned
+    /// file): the reconciler's thread reports them, off the checks' thread.
+    inline: Vec<InlineWrite>,
+}
+
+/// One inline write, for the reconciler to report.
+struct InlineWrite {
+    touched: Vec<Touched>,
+    ops: Vec<Op>,
+    wrote: Wrote,
+}
+
+/// Writes a verdict's change to the kernel on the thread that reached the verdict
+/// (the checks'), as keepalived's checker does: no thread hop, no reactor between
+/// a verdict and the kernel (issue 16). It plans only the real servers that follow
+/// the changed checks, against the reconciler's model, and only when the
+/// reconciler is idle and up to date (its last pass wrote everything, built from
+/// the configuration, roles and overrides in force now, with a model of the
+/// kernel); otherwise the verdict is the reconciler's, which its watch wakes
+/// anyway. Holding the state costs the checks' thread one netlink round trip.
+#[derive(Clone)]
+pub struct InlineWriter {
+    shared: Shared,
+    config: watch::Receiver<Arc<IpvsConfig>>,
+    roles: watch::Receiver<Roles>,
+    vips_held: watch::Receiver<VipsHeld>,
+    overrides: watch::Receiver<Arc<Overrides>>,
+    checks: watch::Receiver<Verdicts>,
+}
+
+impl InlineWriter {
+    /// Called after a verdict changed: writes what the changed verdicts change.
+    /// False when it was left to the reconciler.
+    pub fn verdicts_changed(&self) -> bool {
+        let Ok(mut guard) = self.shared.0.try_lock() else {
+            return false; // a pass (or a dump) is running: the reconciler follows
+        };
+        let core = &mut *guard;
+        let Some((cfg, roles, overrides)) = core.built.clone() else {
+            return false;
+        };
+        let current = Arc::ptr_eq(&cfg, &self.config.borrow())
+            && Arc::ptr_eq(&overrides, &self.overrides.borrow())
+            && Roles::clone(&self.roles.borrow()).with_vips_held(&self.vips_held.borrow()) == roles;
+        if !current || core.r.ipvs.is_none() || core.r.written.needs_dump() {
+            return false;
+        }
+        let (changed, _) = follow_verdicts(&mut core.checks, &mut core.checks_seen, &self.checks.borrow());
+        let dirty = core.r.desired.dirty(&changed);
+        let inputs = Inputs {
+            cfg: &cfg,
+            roles: &roles,
+            checks: &core.checks,
+            overrides: &overrides,
+        };
+        let (ops, touched) = core.r.plan_dirty(&inputs, &dirty, &core.owned);
+        let wrote = core.r.write(&ops, &mut core.owned);
+        core.r.counters.inline_writes += ops.len() as u64;
+        if !touched.is_empty() {
+            core.inline.push(InlineWrite { touched, ops, wrote });
+        }
+        true
+    }
 }
 
 /// IPVS as the API shows it.
@@ -82,6 +184,9 @@ pub struct SyncCounters {
     pub writes: u64,
     /// Of those, refused by the kernel (or unanswered).
     pub write_failures: u64,
+    /// Of `writes`, written on the checks' thread as the verdict was reached
+    /// (`InlineWriter`); the others were the reconciler's.
+    pub inline_writes: u64,
     /// Whole-table reads: at start, after a refusal, at each resync.
     pub dumps: u64,
     /// Entries found changed behind hafront's back at a resync (then repaired).
@@ -383,19 +488,16 @@ fn changed_overrides(old: &Overrides, new: &Overrides) -> Vec<(String, SocketAdd
 }
 
 pub async fn run(mut inp: ReconcilerInputs) {
-    let (owned_path, mut owned) = load_owned(&inp.state_dir, &inp.runtime_dir);
-    let mut r = Reconciler::default();
+    let shared = inp.shared.clone();
+    let owned_path = {
+        let (path, owned) = load_owned(&inp.state_dir, &inp.runtime_dir);
+        shared.0.lock().await.owned = owned;
+        path
+    };
     let mut backoff = BACKOFF_MIN;
     let mut unavailable_logged = false;
     // When the kernel table was last read (None: never).
     let mut last_read: Option<Instant> = None;
-    // The verdicts as last planned (followed change by change, never cloned whole),
-    // and the last change of `inp.checks` they include.
-    let mut checks: BTreeMap<String, Health> = BTreeMap::new();
-    let mut checks_seen = 0;
-    // The configuration, roles and overrides the desired table was last built
-    // from; `None`: the next pass builds it whole.
-    let mut built: Option<(Arc<IpvsConfig>, Roles, Arc<Overrides>)> = None;
     let (mut config_open, mut roles_open, mut checks_open, mut overrides_open) = (true, true, true, true);
     let mut held_open = true;
     // What the last `publish_written` was of: the configuration, whether the pass
@@ -405,6 +507,22 @@ pub async fn run(mut inp: ReconcilerInputs) {
     // remove one), and a failed pass publishes nothing but the configuration's names.
     let mut published: Option<(Arc<IpvsConfig>, (bool, bool, usize))> = None;
     loop {
+        let mut guard = shared.0.lock().await;
+        let Core {
+            r,
+            owned,
+            checks,
+            checks_seen,
+            built,
+            inline,
+        } = &mut *guard;
+        // What the checks' thread wrote since the last turn, reported here.
+        for w in std::mem::take(inline) {
+            r.report(&inp.status, &Changed::Some(w.touched), &w.ops, &w.wrote, false);
+            if w.wrote.owned_changed {
+                save_owned(&owned_path, owned);
+            }
+        }
         let cfg = inp.config.borrow_and_update().clone();
         let roles = inp
             .roles
@@ -412,7 +530,7 @@ pub async fn run(mut inp: ReconcilerInputs) {
             .clone()
             .with_vips_held(&inp.vips_held.borrow_and_update());
         let overrides = inp.overrides.borrow_and_update().clone();
-        let (verdicts, _) = follow_verdicts(&mut checks, &mut checks_seen, &inp.checks.borrow_and_update());
+        let (verdicts, _) = follow_verdicts(checks, checks_seen, &inp.checks.borrow_and_update());
         let wait = if cfg.services.is_empty() && owned.is_empty() {
             // Nothing to manage: do not even require IPVS.
             {
@@ -423,23 +541,20 @@ pub async fn run(mut inp: ReconcilerInputs) {
                 };
             }
             inp.status.publish_written(&cfg, &Table::default(), true, false);
-            built = None;
+            *built = None;
             published = None;
             None
         } else {
             let inputs = Inputs {
                 cfg: &cfg,
                 roles: &roles,
-                checks: &checks,
+                checks,
                 overrides: &overrides,
             };
             // The real servers this event changed, when it is only that.
-            let delta = match &built {
+            let delta = match &*built {
                 Some((c, ro, o)) if Arc::ptr_eq(c, &cfg) && *ro == roles => {
-                    let mut dirty: Vec<(String, usize)> = Vec::new();
-                    for check in &verdicts {
-                        dirty.extend(r.desired.following(check).iter().cloned());
-                    }
+                    let mut dirty = r.desired.dirty(&verdicts);
                     if !Arc::ptr_eq(o, &overrides) {
                         for (name, addr) in changed_overrides(o, &overrides) {
                             let index = cfg
@@ -459,7 +574,7 @@ pub async fn run(mut inp: ReconcilerInputs) {
                 None => Want::Full(&inputs),
             };
             let dumps = r.counters.dumps;
-            let result = r.pass(&inp.status, want, &mut owned, resync).await;
+            let result = r.pass(&inp.status, want, owned, resync).await;
             if r.counters.dumps != dumps {
                 last_read = Some(Instant::now());
             }
@@ -497,7 +612,7 @@ pub async fn run(mut inp: ReconcilerInputs) {
                     published = Some((cfg.clone(), key));
                 }
             }
-            built = match &result {
+            *built = match &result {
                 Ok(pass) if pass.failed == 0 => Some((cfg.clone(), roles.clone(), overrides.clone())),
                 // The status's desired table (against an empty kernel) is up to
                 // date: while IPVS is off, an event updates its own real servers.
@@ -508,7 +623,7 @@ pub async fn run(mut inp: ReconcilerInputs) {
                 Ok(pass) => {
                     unavailable_logged = false;
                     if pass.owned_changed {
-                        save_owned(&owned_path, &owned);
+                        save_owned(&owned_path, owned);
                     }
                     if pass.failed > 0 {
                         backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -534,6 +649,8 @@ pub async fn run(mut inp: ReconcilerInputs) {
                 }
             }
         };
+        // Free for the checks' thread while the reconciler waits.
+        drop(guard);
         let sleep = async {
             match wait {
                 Some(d) => tokio::time::sleep(d).await,
@@ -553,10 +670,14 @@ pub async fn run(mut inp: ReconcilerInputs) {
                 // Only on request: a dropped sender means the daemon failed, and
                 // its services are better left serving than torn down.
                 let Ok(done) = reply else { return };
-                if !owned.is_empty() {
-                    info!(services = owned.len(), "removing IPVS services");
-                    let _ = r.pass(&inp.status, Want::Nothing, &mut owned, false).await;
-                    save_owned(&owned_path, &owned);
+                let mut guard = shared.0.lock().await;
+                let core = &mut *guard;
+                // No inline write from now on: the desired table is empty.
+                core.built = None;
+                if !core.owned.is_empty() {
+                    info!(services = core.owned.len(), "removing IPVS services");
+                    let _ = core.r.pass(&inp.status, Want::Nothing, &mut core.owned, false).await;
+                    save_owned(&owned_path, &core.owned);
                 }
                 let _ = done.send(());
                 return;
@@ -698,86 +819,126 @@ impl Reconciler {
         // The desired table follows the event, and the ops are planned, on the
         // reconciler's own table: no lock between a verdict and its write (the
         // status's copy follows after the write).
-        let (ops, services, changed) = {
-            let table = &mut self.table;
-            let empty = Table::default();
-            let actual = self.written.model().unwrap_or(&empty);
-            let (ops, changed) = match want {
-                Want::Nothing => {
-                    *table = Table::default();
-                    (self.written.plan(table, owned), Changed::All)
-                }
-                Want::Full(inp) | Want::Delta(inp, _) if full => {
-                    self.desired
-                        .rebuild(table, inp.cfg, inp.roles, actual, |s, rs| inp.health(s, rs));
-                    (self.written.plan(table, owned), Changed::All)
-                }
-                Want::Delta(inp, dirty) => {
-                    let touched: Vec<Touched> = dirty
-                        .iter()
-                        .filter_map(|(name, i)| {
-                            self.desired
-                                .update(table, inp.cfg, inp.roles, name, *i, |s, rs| inp.health(s, rs))
-                        })
-                        .collect();
-                    let ops = self.written.plan_delta(table, &touched, owned).ops;
-                    (ops, Changed::Some(touched))
-                }
-                Want::Full(_) => unreachable!("full above"),
-            };
-            if full {
-                // Forget keys that are gone from both sides (deleted behind our back).
-                owned.retain(|k| actual.services.contains_key(k) || table.services.contains_key(k));
-                owned.extend(table.services.keys().copied());
+        let empty = Table::default();
+        let (ops, changed) = match want {
+            Want::Nothing => {
+                self.table = Table::default();
+                (self.written.plan(&self.table, owned), Changed::All)
             }
-            (ops, table.services.len(), changed)
+            Want::Full(inp) | Want::Delta(inp, _) if full => {
+                let actual = self.written.model().unwrap_or(&empty);
+                self.desired
+                    .rebuild(&mut self.table, inp.cfg, inp.roles, actual, |s, rs| {
+                        inp.health(s, rs)
+                    });
+                (self.written.plan(&self.table, owned), Changed::All)
+            }
+            Want::Delta(inp, dirty) => {
+                let (ops, touched) = self.plan_dirty(inp, &dirty, owned);
+                (ops, Changed::Some(touched))
+            }
+            Want::Full(_) => unreachable!("full above"),
         };
-        if ops.is_empty() {
-            self.sync_status(status, &changed);
-            pass.owned_changed = before.is_some_and(|b| b != *owned);
-            return Ok(pass);
+        if full {
+            let actual = self.written.model().unwrap_or(&empty);
+            // Forget keys that are gone from both sides (deleted behind our back).
+            owned.retain(|k| actual.services.contains_key(k) || self.table.services.contains_key(k));
+            owned.extend(self.table.services.keys().copied());
         }
-        // In plan order, in batches (see io.rs); one result per op.
+        let wrote = self.write(&ops, owned);
+        self.report(status, &changed, &ops, &wrote, resync);
+        pass.applied = wrote.applied;
+        pass.failed = wrote.failed;
+        pass.owned_changed = wrote.owned_changed || before.is_some_and(|b| b != *owned);
+        Ok(pass)
+    }
+
+    /// Plans real servers `dirty` (service name, index) alone: their entries in the
+    /// desired table follow their inputs, and the ops are what differs from the
+    /// model. Returns the ops and what the desired table changed.
+    fn plan_dirty(
+        &mut self,
+        inp: &Inputs<'_>,
+        dirty: &[(String, usize)],
+        owned: &BTreeSet<ServiceKey>,
+    ) -> (Vec<Op>, Vec<Touched>) {
+        let table = &mut self.table;
+        let touched: Vec<Touched> = dirty
+            .iter()
+            .filter_map(|(name, i)| {
+                self.desired
+                    .update(table, inp.cfg, inp.roles, name, *i, |s, rs| inp.health(s, rs))
+            })
+            .collect();
+        let ops = self.written.plan_delta(table, &touched, owned).ops;
+        (ops, touched)
+    }
+
+    /// Writes `ops` (in plan order, in batches, see io.rs) and brings the model,
+    /// `owned` and the counters up to date. A refusal is logged here; the rest of
+    /// what a write tells (status, events, summary) is `report`'s.
+    fn write(&mut self, ops: &[Op], owned: &mut BTreeSet<ServiceKey>) -> Wrote {
+        let mut wrote = Wrote::default();
+        let Some(conn) = self.ipvs.as_mut().filter(|_| !ops.is_empty()) else {
+            return wrote;
+        };
         let sent = Instant::now();
-        let results = conn.execute_all(&ops).await;
+        let results = conn.execute_all(ops);
         // The kernel's round trips alone: what an event's latency is compared with
         // (issue 16, vm-tests/bench-ipvs-keepalived.sh).
-        let write_ms = sent.elapsed().as_secs_f64() * 1e3;
-        self.sync_status(status, &changed);
+        wrote.write_ms = sent.elapsed().as_secs_f64() * 1e3;
         self.counters.writes += ops.len() as u64;
-        let mut oks = Vec::with_capacity(ops.len());
         for (op, result) in ops.iter().zip(results) {
             match result {
                 Ok(()) => {
-                    pass.applied += 1;
+                    wrote.applied += 1;
                     debug!(op = %op, "IPVS");
                     match op {
-                        Op::DelService(k) => pass.owned_changed |= owned.remove(k),
-                        Op::NewService(s) => pass.owned_changed |= owned.insert(s.key),
+                        Op::DelService(k) => wrote.owned_changed |= owned.remove(k),
+                        Op::NewService(s) => wrote.owned_changed |= owned.insert(s.key),
                         _ => {}
                     }
-                    oks.push(true);
+                    wrote.oks.push(true);
                 }
                 Err(error) => {
-                    pass.failed += 1;
+                    wrote.failed += 1;
                     warn!(service = %op.service(), %error, errno = error.errno(), "IPVS operation failed, will retry");
-                    oks.push(false);
+                    wrote.oks.push(false);
                 }
             }
         }
-        self.counters.write_failures += pass.failed as u64;
-        publish_ops(&ops, &oks, resync);
-        self.written.applied(ops.iter().zip(oks));
-        pass.owned_changed |= before.is_some_and(|b| b != *owned);
+        self.counters.write_failures += wrote.failed as u64;
+        self.written.applied(ops.iter().zip(wrote.oks.iter().copied()));
+        wrote
+    }
+
+    /// After a write (or a plan with nothing to write): the status's copy of the
+    /// desired table, the event stream, the summary line.
+    fn report(&self, status: &IpvsStatus, changed: &Changed, ops: &[Op], wrote: &Wrote, resync: bool) {
+        self.sync_status(status, changed);
+        if ops.is_empty() {
+            return;
+        }
+        publish_ops(ops, &wrote.oks, resync);
         info!(
-            applied = pass.applied,
-            failed = pass.failed,
-            services,
-            write_ms = format_args!("{write_ms:.3}"),
+            applied = wrote.applied,
+            failed = wrote.failed,
+            services = self.table.services.len(),
+            write_ms = format_args!("{:.3}", wrote.write_ms),
             "IPVS table reconciled"
         );
-        Ok(pass)
     }
+}
+
+/// What a write did.
+#[derive(Debug, Default)]
+struct Wrote {
+    /// Per op, in order: whether the kernel took it.
+    oks: Vec<bool>,
+    applied: usize,
+    failed: usize,
+    owned_changed: bool,
+    write_ms: f64,
 }
 
 /// Ops one pass reports one by one on the event stream; beyond, one summary (a
@@ -981,7 +1142,7 @@ pub async fn sync_once(cfg: &crate::config::Config, dry_run: bool) -> Result<Syn
     let t = std::time::Instant::now();
     let mut failed = 0;
     if !dry_run {
-        for (op, result) in ops.iter().zip(conn.execute_all(&ops).await) {
+        for (op, result) in ops.iter().zip(conn.execute_all(&ops)) {
             if let Err(error) = result {
                 warn!(service = %op.service(), %error, "IPVS operation failed");
                 failed += 1;
@@ -1064,6 +1225,62 @@ mod tests {
         r.table.services.remove(&key(82));
         r.sync_status(&status, &Changed::Some(vec![Touched::Service(key(82))]));
         assert_eq!(status.lock().desired, r.table);
+    }
+
+    /// The inline writer writes only for an idle, up-to-date reconciler; otherwise
+    /// it leaves the verdict unread, for the reconciler its watch wakes. (Its write
+    /// itself needs IPVS: vm-tests/ipvs.sh, step 3b.)
+    #[test]
+    fn a_verdict_the_inline_writer_cannot_write_is_left_to_the_reconciler() {
+        let (cfg_tx, config) = watch::channel(Arc::new(IpvsConfig::default()));
+        let (roles_tx, roles) = watch::channel(Roles::default());
+        let (_held_tx, vips_held) = watch::channel(VipsHeld::default());
+        let (_overrides_tx, overrides) = watch::channel(Arc::new(Overrides::default()));
+        let (checks_tx, checks) = watch::channel(Verdicts::default());
+        let shared = Shared::default();
+        let writer = InlineWriter {
+            shared: shared.clone(),
+            config: config.clone(),
+            roles,
+            vips_held,
+            overrides: overrides.clone(),
+            checks,
+        };
+        checks_tx.send_modify(|v| {
+            v.set("rs2", Health::DOWN);
+        });
+        let build = || {
+            shared.0.try_lock().expect("free").built = Some((
+                config.borrow().clone(),
+                Roles::default(),
+                overrides.borrow().clone(),
+            ))
+        };
+        // Nothing built yet: the first pass is the reconciler's, whole.
+        assert!(!writer.verdicts_changed());
+        // Built from the inputs in force, but no connection to the kernel.
+        build();
+        assert!(!writer.verdicts_changed());
+        // A pass is running.
+        {
+            let _pass = shared.0.try_lock().expect("free");
+            assert!(!writer.verdicts_changed());
+        }
+        // The configuration, then the roles, changed since the table was built.
+        cfg_tx.send_replace(Arc::new(IpvsConfig::default()));
+        assert!(!writer.verdicts_changed());
+        build();
+        roles_tx.send_replace(Roles {
+            masters: ["web".to_string()].into(),
+            ..Roles::default()
+        });
+        assert!(!writer.verdicts_changed());
+        // Each time, the verdict stayed new to the reconciler.
+        let core = shared.0.try_lock().expect("free");
+        assert_eq!(core.checks_seen, 0);
+        assert!(core.checks.is_empty());
+        assert!(core.inline.is_empty());
+        assert_eq!(core.r.counters.inline_writes, 0);
     }
 
     #[test]
