@@ -295,10 +295,13 @@ fn start_checkers(
                     up,
                     weight: weight.and_then(|w| u32::try_from(w).ok()),
                 };
+                // The reconciler's state first, then the verdict (`InlineWriter::
+                // hold` says why).
+                let held = inline.as_ref().and_then(|w| w.hold());
                 if states.send_if_modified(|v| v.set(name, health)) {
                     // The kernel's IPVS table follows here and now when the
                     // reconciler is free (one netlink round trip on this thread).
-                    let written = inline.as_ref().is_some_and(|w| w.verdicts_changed());
+                    let written = held.is_some_and(|h| h.verdicts_changed());
                     if !written {
                         // The woken reconciler is usually queued on this CPU, behind
                         // this thread's next probes and log lines (0.9 ms in the VM's

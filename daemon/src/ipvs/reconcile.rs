@@ -130,14 +130,42 @@ pub struct InlineWriter {
     checks: watch::Receiver<Verdicts>,
 }
 
+/// The reconciler's state, held by the checks' thread from before a verdict is
+/// published until it is written (`InlineWriter::hold`).
+pub struct InlineHold<'a> {
+    writer: &'a InlineWriter,
+    guard: tokio::sync::MutexGuard<'a, Core>,
+}
+
 impl InlineWriter {
+    /// Takes the reconciler's state when it is free (`None`: a pass or a dump is
+    /// running, the reconciler follows). Taken before the verdict is published:
+    /// the reconciler the verdict wakes would otherwise often preempt this thread on
+    /// its CPU (it sleeps most of the time, the scheduler favours it), take the
+    /// state first and write the verdict itself, the slow way (7-15 ms in the TCG
+    /// guest, the whole of hafront's tail there: docs/benchmarks.md).
+    pub fn hold(&self) -> Option<InlineHold<'_>> {
+        let guard = self.shared.0.try_lock().ok()?;
+        Some(InlineHold { writer: self, guard })
+    }
+
+    /// `hold`, then `InlineHold::verdicts_changed`.
+    pub fn verdicts_changed(&self) -> bool {
+        self.hold().is_some_and(InlineHold::verdicts_changed)
+    }
+}
+
+impl InlineHold<'_> {
     /// Called after a verdict changed: writes what the changed verdicts change.
     /// False when it was left to the reconciler.
-    pub fn verdicts_changed(&self) -> bool {
-        let Ok(mut guard) = self.shared.0.try_lock() else {
-            return false; // a pass (or a dump) is running: the reconciler follows
-        };
-        let core = &mut *guard;
+    pub fn verdicts_changed(mut self) -> bool {
+        let w = self.writer;
+        w.write(&mut self.guard)
+    }
+}
+
+impl InlineWriter {
+    fn write(&self, core: &mut Core) -> bool {
         let Some((cfg, roles, overrides)) = core.built.clone() else {
             return false;
         };
