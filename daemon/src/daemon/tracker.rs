@@ -295,19 +295,13 @@ fn start_checkers(
                     up,
                     weight: weight.and_then(|w| u32::try_from(w).ok()),
                 };
-                // The reconciler's state first, then the verdict (`InlineWriter::
-                // hold` says why).
-                let held = inline.as_ref().and_then(|w| w.hold());
-                if states.send_if_modified(|v| v.set(name, health)) {
-                    // The kernel's IPVS table follows here and now when the
-                    // reconciler is free (one netlink round trip on this thread).
-                    let written = held.is_some_and(|h| h.verdicts_changed());
-                    if !written {
-                        // The woken reconciler is usually queued on this CPU, behind
-                        // this thread's next probes and log lines (0.9 ms in the VM's
-                        // scheduler trace): let it write the kernel first.
-                        std::thread::yield_now();
-                    }
+                let published =
+                    crate::ipvs::reconcile::publish_verdict(&states, inline.as_ref(), name, health);
+                if published == crate::ipvs::reconcile::Published::LeftToReconciler {
+                    // The woken reconciler is usually queued on this CPU, behind
+                    // this thread's next probes and log lines (0.9 ms in the VM's
+                    // scheduler trace): let it write the kernel first.
+                    std::thread::yield_now();
                 }
             });
             let checks = spawn_forwarding(&cfg.checks, events.clone(), Some(hook))?;
