@@ -148,11 +148,6 @@ impl InlineWriter {
         let guard = self.shared.0.try_lock().ok()?;
         Some(InlineHold { writer: self, guard })
     }
-
-    /// `hold`, then `InlineHold::verdicts_changed`.
-    pub fn verdicts_changed(&self) -> bool {
-        self.hold().is_some_and(InlineHold::verdicts_changed)
-    }
 }
 
 impl InlineHold<'_> {
@@ -1302,9 +1297,6 @@ mod tests {
         assert_eq!(status.lock().desired, r.table);
     }
 
-    /// The inline writer writes only for an idle, up-to-date reconciler; otherwise
-    /// it leaves the verdict unread, for the reconciler its watch wakes. (Its write
-    /// itself needs IPVS: vm-tests/ipvs.sh, step 3b.)
     /// An inline writer over fresh inputs, with their senders.
     struct InlineRig {
         cfg_tx: watch::Sender<Arc<IpvsConfig>>,
@@ -1367,6 +1359,9 @@ mod tests {
         assert!(rig.shared.0.try_lock().is_ok());
     }
 
+    /// The inline writer writes only for an idle, up-to-date reconciler; otherwise
+    /// it leaves the verdict unread, for the reconciler its watch wakes. (Its write
+    /// itself needs IPVS: vm-tests/ipvs.sh, step 3b.)
     #[test]
     fn a_verdict_the_inline_writer_cannot_write_is_left_to_the_reconciler() {
         let InlineRig {
@@ -1378,6 +1373,7 @@ mod tests {
             ..
         } = inline_rig();
         let (config, overrides) = (writer.config.clone(), writer.overrides.clone());
+        let writes = || writer.hold().is_some_and(InlineHold::verdicts_changed);
         checks_tx.send_modify(|v| {
             v.set("rs2", Health::DOWN);
         });
@@ -1389,24 +1385,24 @@ mod tests {
             ))
         };
         // Nothing built yet: the first pass is the reconciler's, whole.
-        assert!(!writer.verdicts_changed());
+        assert!(!writes());
         // Built from the inputs in force, but no connection to the kernel.
         build();
-        assert!(!writer.verdicts_changed());
+        assert!(!writes());
         // A pass is running.
         {
             let _pass = shared.0.try_lock().expect("free");
-            assert!(!writer.verdicts_changed());
+            assert!(!writes());
         }
         // The configuration, then the roles, changed since the table was built.
         cfg_tx.send_replace(Arc::new(IpvsConfig::default()));
-        assert!(!writer.verdicts_changed());
+        assert!(!writes());
         build();
         roles_tx.send_replace(Roles {
             masters: ["web".to_string()].into(),
             ..Roles::default()
         });
-        assert!(!writer.verdicts_changed());
+        assert!(!writes());
         // Each time, the verdict stayed new to the reconciler.
         let core = shared.0.try_lock().expect("free");
         assert_eq!(core.checks_seen, 0);
